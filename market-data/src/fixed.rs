@@ -1,0 +1,448 @@
+//! Exact fixed-point numbers for prices, cash and volumes.
+//!
+//! Why fixed-point integers and not a decimal library or `f64`: every price on the wire
+//! has at most a handful of decimals, and the engine needs sums of fills and commissions
+//! to be exact and identical on every machine. Scaled integers give exactness and
+//! determinism at the cost of one integer add per operation, which is what lets the
+//! engine process tens of millions of bars per second. Eight fractional digits cover
+//! equities, FX (5 decimals) and crypto (satoshis).
+//!
+//! - [`Price`]: `i64` scaled by 10^8 (up to about 92 billion per unit).
+//! - [`Amount`]: `i128` scaled by 10^8, for cash, notionals, PnL and volumes, where
+//!   `quantity x price` must never overflow.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Number of fractional decimal digits kept by [`Price`] and [`Amount`].
+pub const FRACTION_DIGITS: u32 = 8;
+/// 10^[`FRACTION_DIGITS`]: the integer that represents 1.0.
+pub const SCALE: i64 = 100_000_000;
+
+/// Error parsing a decimal string or converting a float into a fixed-point number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FixedError {
+    /// The text is not a plain decimal number.
+    #[error("`{0}` is not a decimal number")]
+    Syntax(String),
+    /// More than [`FRACTION_DIGITS`] significant fractional digits.
+    #[error("`{0}` has more than 8 decimal places")]
+    TooPrecise(String),
+    /// The value does not fit the representation.
+    #[error("`{0}` is out of range")]
+    OutOfRange(String),
+    /// NaN or infinite float.
+    #[error("not a finite number")]
+    NotFinite,
+}
+
+/// Parses `[-+]digits[.digits][e[-+]digits]` into an integer scaled by 10^8.
+fn parse_scaled(text: &str) -> Result<i128, FixedError> {
+    let s = text.trim();
+    let syntax = || FixedError::Syntax(text.to_string());
+    let (mantissa, exp) = match s.find(['e', 'E']) {
+        Some(i) => {
+            let e: i32 = s[i + 1..].parse().map_err(|_| syntax())?;
+            (&s[..i], e)
+        }
+        None => (s, 0),
+    };
+    let (negative, digits) = match mantissa.as_bytes().first() {
+        Some(b'-') => (true, &mantissa[1..]),
+        Some(b'+') => (false, &mantissa[1..]),
+        _ => (false, mantissa),
+    };
+    let (int_part, frac_part) = match digits.find('.') {
+        Some(i) => (&digits[..i], &digits[i + 1..]),
+        None => (digits, ""),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err(syntax());
+    }
+    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(syntax());
+    }
+    // Collect all significant digits, then place the decimal point by exponent.
+    let mut value: i128 = 0;
+    let mut scale_exp: i32 = exp - frac_part.len() as i32 + FRACTION_DIGITS as i32;
+    let all = int_part.bytes().chain(frac_part.bytes());
+    let mut significant = false;
+    for b in all {
+        let d = (b - b'0') as i128;
+        if d != 0 {
+            significant = true;
+        }
+        if !significant {
+            continue;
+        }
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(d))
+            .ok_or_else(|| FixedError::OutOfRange(text.to_string()))?;
+    }
+    while scale_exp < 0 {
+        if value % 10 != 0 {
+            return Err(FixedError::TooPrecise(text.to_string()));
+        }
+        value /= 10;
+        scale_exp += 1;
+    }
+    for _ in 0..scale_exp {
+        value = value
+            .checked_mul(10)
+            .ok_or_else(|| FixedError::OutOfRange(text.to_string()))?;
+    }
+    Ok(if negative { -value } else { value })
+}
+
+/// Formats a scaled integer with trailing zeros trimmed but at least `min_frac` decimals.
+fn format_scaled(value: i128, min_frac: usize, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let scale = SCALE as i128;
+    let sign = if value < 0 { "-" } else { "" };
+    let abs = value.unsigned_abs();
+    let int = abs / scale as u128;
+    let frac = abs % scale as u128;
+    let mut frac_str = format!("{:08}", frac);
+    while frac_str.len() > min_frac && frac_str.ends_with('0') {
+        frac_str.pop();
+    }
+    if frac_str.is_empty() {
+        write!(f, "{sign}{int}")
+    } else {
+        write!(f, "{sign}{int}.{frac_str}")
+    }
+}
+
+fn float_to_scaled(x: f64) -> Result<i128, FixedError> {
+    if !x.is_finite() {
+        return Err(FixedError::NotFinite);
+    }
+    let scaled = (x * SCALE as f64).round();
+    if scaled.abs() >= 1.0e37 {
+        return Err(FixedError::OutOfRange(x.to_string()));
+    }
+    Ok(scaled as i128)
+}
+
+/// A price: exact decimal with 8 fractional digits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Price(i64);
+
+impl Price {
+    /// Zero.
+    pub const ZERO: Price = Price(0);
+
+    /// From the raw scaled integer (value x 10^8).
+    pub const fn from_raw(raw: i64) -> Self {
+        Price(raw)
+    }
+
+    /// The raw scaled integer (value x 10^8).
+    pub const fn raw(self) -> i64 {
+        self.0
+    }
+
+    /// From a whole number of units.
+    pub const fn from_int(units: i64) -> Self {
+        Price(units * SCALE)
+    }
+
+    /// Nearest representable price to a float: floats in data files are the closest
+    /// binary approximation of a short decimal, so rounding to 8 digits recovers it.
+    pub fn from_f64(x: f64) -> Result<Self, FixedError> {
+        let v = float_to_scaled(x)?;
+        i64::try_from(v).map(Price).map_err(|_| FixedError::OutOfRange(x.to_string()))
+    }
+
+    /// From an unscaled integer with `scale` fractional digits (Parquet decimal128).
+    pub fn from_unscaled(unscaled: i128, scale: u32) -> Result<Self, FixedError> {
+        let v = Amount::from_unscaled(unscaled, scale)?.raw();
+        i64::try_from(v).map(Price).map_err(|_| FixedError::OutOfRange(unscaled.to_string()))
+    }
+
+    /// Lossy conversion for statistics and indicators.
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / SCALE as f64
+    }
+
+    /// `quantity x price`, exact.
+    pub fn times(self, quantity: i64) -> Amount {
+        Amount(self.0 as i128 * quantity as i128)
+    }
+
+    /// The price moved against the trader by `bps` basis points, rounded to the
+    /// trader's disadvantage: up when `up` (a buy pays more), down otherwise.
+    pub fn slipped(self, bps: u32, up: bool) -> Price {
+        if bps == 0 {
+            return self;
+        }
+        let num = self.0 as i128 * (10_000 + if up { bps as i128 } else { -(bps as i128) });
+        let q = num.div_euclid(10_000);
+        let r = num.rem_euclid(10_000);
+        let v = if up && r != 0 { q + 1 } else { q };
+        Price(v.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        format_scaled(self.0 as i128, 2, f)
+    }
+}
+
+impl FromStr for Price {
+    type Err = FixedError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let v = parse_scaled(s)?;
+        i64::try_from(v).map(Price).map_err(|_| FixedError::OutOfRange(s.to_string()))
+    }
+}
+
+/// An amount of money or volume: exact decimal with 8 fractional digits in an `i128`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Amount(i128);
+
+impl Amount {
+    /// Zero.
+    pub const ZERO: Amount = Amount(0);
+
+    /// From the raw scaled integer (value x 10^8).
+    pub const fn from_raw(raw: i128) -> Self {
+        Amount(raw)
+    }
+
+    /// The raw scaled integer (value x 10^8).
+    pub const fn raw(self) -> i128 {
+        self.0
+    }
+
+    /// From a whole number of units.
+    pub const fn from_int(units: i64) -> Self {
+        Amount(units as i128 * SCALE as i128)
+    }
+
+    /// Nearest representable amount to a float.
+    pub fn from_f64(x: f64) -> Result<Self, FixedError> {
+        float_to_scaled(x).map(Amount)
+    }
+
+    /// From an unscaled integer with `scale` fractional digits (Parquet decimal128);
+    /// digits beyond 8 decimals must be zero.
+    pub fn from_unscaled(unscaled: i128, scale: u32) -> Result<Self, FixedError> {
+        let out = || FixedError::OutOfRange(unscaled.to_string());
+        if scale <= FRACTION_DIGITS {
+            let mul = 10i128.pow(FRACTION_DIGITS - scale);
+            unscaled.checked_mul(mul).map(Amount).ok_or_else(out)
+        } else {
+            let div = 10i128.checked_pow(scale - FRACTION_DIGITS).ok_or_else(out)?;
+            if unscaled % div != 0 {
+                return Err(FixedError::TooPrecise(unscaled.to_string()));
+            }
+            Ok(Amount(unscaled / div))
+        }
+    }
+
+    /// Lossy conversion for statistics.
+    pub fn to_f64(self) -> f64 {
+        self.0 as f64 / SCALE as f64
+    }
+
+    /// Whole units, rounded toward zero.
+    pub fn trunc_units(self) -> i128 {
+        self.0 / SCALE as i128
+    }
+
+    /// `self x num / den` rounded toward negative infinity; `den` must be non-zero.
+    pub fn mul_div_floor(self, num: i64, den: i64) -> Amount {
+        Amount((self.0 * num as i128).div_euclid(den as i128))
+    }
+
+    /// Absolute value.
+    pub fn abs(self) -> Amount {
+        Amount(self.0.abs())
+    }
+
+    /// True when negative.
+    pub fn is_negative(self) -> bool {
+        self.0 < 0
+    }
+
+    /// True when positive.
+    pub fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+
+    /// Per-unit value of `self / quantity`, rounded toward negative infinity.
+    pub fn per_unit(self, quantity: i64) -> Price {
+        if quantity == 0 {
+            return Price::ZERO;
+        }
+        let v = self.0.div_euclid(quantity as i128);
+        Price(v.clamp(i64::MIN as i128, i64::MAX as i128) as i64)
+    }
+}
+
+impl std::ops::Add for Amount {
+    type Output = Amount;
+    fn add(self, rhs: Amount) -> Amount {
+        Amount(self.0 + rhs.0)
+    }
+}
+
+impl std::ops::Sub for Amount {
+    type Output = Amount;
+    fn sub(self, rhs: Amount) -> Amount {
+        Amount(self.0 - rhs.0)
+    }
+}
+
+impl std::ops::AddAssign for Amount {
+    fn add_assign(&mut self, rhs: Amount) {
+        self.0 += rhs.0;
+    }
+}
+
+impl std::ops::SubAssign for Amount {
+    fn sub_assign(&mut self, rhs: Amount) {
+        self.0 -= rhs.0;
+    }
+}
+
+impl std::ops::Neg for Amount {
+    type Output = Amount;
+    fn neg(self) -> Amount {
+        Amount(-self.0)
+    }
+}
+
+impl std::iter::Sum for Amount {
+    fn sum<I: Iterator<Item = Amount>>(iter: I) -> Amount {
+        iter.fold(Amount::ZERO, |a, b| a + b)
+    }
+}
+
+impl From<Price> for Amount {
+    fn from(p: Price) -> Amount {
+        Amount(p.0 as i128)
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        format_scaled(self.0, 2, f)
+    }
+}
+
+impl FromStr for Amount {
+    type Err = FixedError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_scaled(s).map(Amount)
+    }
+}
+
+/// Serialises as a decimal string (the wire form); deserialises from a string or a
+/// JSON number, as PROTOCOL.md allows both in requests.
+macro_rules! serde_decimal {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.collect_str(self)
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if !d.is_human_readable() {
+                    return Deserialize::deserialize(d).map(Self);
+                }
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum Repr {
+                    Str(String),
+                    Int(i64),
+                    Float(f64),
+                }
+                match Repr::deserialize(d)? {
+                    Repr::Str(s) => s.parse().map_err(serde::de::Error::custom),
+                    Repr::Int(i) => Ok(Self::from_raw(
+                        (i as i128 * SCALE as i128)
+                            .try_into()
+                            .map_err(|_| serde::de::Error::custom("number out of range"))?,
+                    )),
+                    // Shortest round-trip text of the float is the decimal the client wrote.
+                    Repr::Float(x) => x.to_string().parse().map_err(serde::de::Error::custom),
+                }
+            }
+        }
+    };
+}
+
+serde_decimal!(Price);
+serde_decimal!(Amount);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_formats() {
+        let p: Price = "1.07219".parse().unwrap();
+        assert_eq!(p.raw(), 107_219_000);
+        assert_eq!(p.to_string(), "1.07219");
+        assert_eq!("100".parse::<Price>().unwrap().to_string(), "100.00");
+        assert_eq!("-0.5".parse::<Amount>().unwrap().to_string(), "-0.50");
+        assert_eq!("1e2".parse::<Price>().unwrap(), Price::from_int(100));
+        assert_eq!("2.5E-3".parse::<Price>().unwrap().raw(), 250_000);
+        assert_eq!(".5".parse::<Price>().unwrap().raw(), 50_000_000);
+        assert_eq!("1.100000000".parse::<Price>().unwrap().raw(), 110_000_000);
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        for bad in ["", "-", "abc", "1.2.3", "1..", "1e", "0x10", "1 2", "."] {
+            assert!(bad.parse::<Price>().is_err(), "{bad}");
+        }
+        assert!(matches!("0.000000001".parse::<Price>(), Err(FixedError::TooPrecise(_))));
+        assert!(matches!("1e30".parse::<Price>(), Err(FixedError::OutOfRange(_))));
+        assert!(Price::from_f64(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn floats_recover_their_decimal() {
+        assert_eq!(Price::from_f64(1.0716).unwrap().to_string(), "1.0716");
+        assert_eq!(Amount::from_f64(2012.25343589).unwrap().to_string(), "2012.25343589");
+    }
+
+    #[test]
+    fn unscaled_decimals() {
+        assert_eq!(Price::from_unscaled(10034, 2).unwrap().to_string(), "100.34");
+        assert_eq!(Amount::from_unscaled(12_000_000_000, 10).unwrap().to_string(), "1.20");
+        assert!(Amount::from_unscaled(12_345_678_901, 10).is_err());
+    }
+
+    #[test]
+    fn slippage_rounds_against_the_trader() {
+        let p: Price = "1.07219".parse().unwrap();
+        assert_eq!(p.slipped(5, true).to_string(), "1.07272610"); // 1.072726095 rounded up
+        assert_eq!(p.slipped(5, false).to_string(), "1.07165391"); // 1.071653905 rounded down
+        assert_eq!(Price::from_int(100).slipped(10, true), "100.1".parse().unwrap());
+        assert_eq!(Price::from_int(100).slipped(10, false), "99.9".parse().unwrap());
+    }
+
+    #[test]
+    fn serde_accepts_numbers_and_strings() {
+        let p: Price = serde_json::from_str("\"12.5\"").unwrap();
+        assert_eq!(p, "12.5".parse().unwrap());
+        let p: Price = serde_json::from_str("12.5").unwrap();
+        assert_eq!(p.raw(), 1_250_000_000);
+        let p: Price = serde_json::from_str("7").unwrap();
+        assert_eq!(p, Price::from_int(7));
+        assert_eq!(serde_json::to_string(&Amount::from_int(100000)).unwrap(), "\"100000.00\"");
+    }
+}

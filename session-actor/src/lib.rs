@@ -1,0 +1,1 @@
+//! Session actor and engine.
