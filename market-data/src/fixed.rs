@@ -429,8 +429,8 @@ mod tests {
     #[test]
     fn slippage_rounds_against_the_trader() {
         let p: Price = "1.07219".parse().unwrap();
-        assert_eq!(p.slipped(5, true).to_string(), "1.07272610"); // 1.072726095 rounded up
-        assert_eq!(p.slipped(5, false).to_string(), "1.07165391"); // 1.071653905 rounded down
+        assert_eq!(p.slipped(5, true).to_string(), "1.0727261"); // 1.072726095 rounded up
+        assert_eq!(p.slipped(5, false).to_string(), "1.0716539"); // 1.071653905 rounded down
         assert_eq!(Price::from_int(100).slipped(10, true), "100.1".parse().unwrap());
         assert_eq!(Price::from_int(100).slipped(10, false), "99.9".parse().unwrap());
     }

@@ -9,3 +9,5 @@ pub mod timeframe;
 pub use candle::{Candle, CandleError, Timestamp};
 pub use fixed::{Amount, FixedError, Price};
 pub use timeframe::{Timeframe, UnknownTimeframe};
+pub mod slice;
+pub use slice::{MarketSession, Slice, Step, SymbolBar};
