@@ -1,1 +1,5 @@
-//! Session actor and engine.
+//! The session actor and, inside it, the pure deterministic simulation engine.
+
+pub mod engine;
+
+pub use engine::{Engine, EngineConfig};

@@ -1,0 +1,342 @@
+//! The pure, deterministic simulation core: orders, fills, portfolio and metrics.
+//!
+//! No actix, no tokio, no I/O, no clock, no randomness. The engine is driven by
+//! [`Engine::on_step`] (one merged time step of bars) and by commands
+//! ([`Engine::submit`], [`Engine::cancel`]) issued between steps, and it appends
+//! [`Event`]s to a caller-owned buffer. Every collection whose iteration order is
+//! observable is ordered, so identical inputs give byte-identical outputs, and the whole
+//! state round-trips through [`Engine::snapshot`] / [`Engine::restore`].
+
+pub mod config;
+pub mod events;
+pub mod fill;
+mod matching;
+pub mod metrics;
+pub mod order;
+pub mod portfolio;
+mod snapshot;
+pub mod strategy;
+mod submit;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use market_data::{Amount, Candle, Step, SymbolBar, Timestamp};
+use serde::{Deserialize, Serialize};
+
+pub use config::{ConfigError, EngineConfig};
+pub use events::{
+    AccountSnapshot, Event, ExecutionReport, FillReason, FillStatus, OrderStatus, OrderUpdate,
+    PositionView, TickEvent,
+};
+pub use metrics::{periods_per_year, CalendarKind, Metrics};
+pub use order::{OrderRequest, OrderType, Side, TimeInForce};
+pub use portfolio::ClosedTrade;
+pub use snapshot::SnapshotError;
+pub use submit::{BatchResult, CancelResult, ExecutionMode, RejectReason};
+
+use metrics::{EquityCurve, MetricsAccumulator};
+use order::OpenOrder;
+use portfolio::Portfolio;
+
+/// Why a run ended (`simulation_end.reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// All bars processed.
+    Completed,
+    /// The client stopped it.
+    Stopped,
+    /// The maximum simulation duration was reached.
+    MaxDuration,
+    /// The session failed.
+    Error,
+}
+
+/// A closed round trip with its symbol name, for results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TradeRecord {
+    /// Symbol.
+    pub symbol: String,
+    /// `long` or `short`.
+    pub side: String,
+    /// Largest absolute position held during the trade.
+    pub quantity: i64,
+    /// Time of the first fill.
+    pub entry_time: Timestamp,
+    /// Time of the closing fill.
+    pub exit_time: Timestamp,
+    /// Average entry price.
+    pub entry_price: market_data::Price,
+    /// Average exit price.
+    pub exit_price: market_data::Price,
+    /// PnL net of commissions.
+    pub pnl: Amount,
+    /// Commissions paid.
+    pub commission: Amount,
+    /// PnL over entry notional, in percent.
+    pub return_pct: f64,
+}
+
+/// Everything a finished run produces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimulationResults {
+    /// Why the run ended.
+    pub reason: EndReason,
+    /// End-of-run metrics.
+    pub metrics: Metrics,
+    /// Closed round trips in closing order.
+    pub trades: Vec<TradeRecord>,
+    /// Sampled equity curve (bounded; always includes the first and last bar).
+    pub equity_curve: Vec<(Timestamp, Amount)>,
+    /// The account at the end.
+    pub account: AccountSnapshot,
+}
+
+/// Per-step working memory, rebuilt from the config on restore; never serialized.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    bar_of: Vec<Option<Candle>>,
+    used_volume: Vec<i64>,
+}
+
+impl Scratch {
+    fn new(symbols: usize) -> Self {
+        Scratch {
+            bar_of: vec![None; symbols],
+            used_volume: vec![0; symbols],
+        }
+    }
+}
+
+/// One simulation's state machine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Engine {
+    config: EngineConfig,
+    portfolio: Portfolio,
+    /// Working orders by acceptance sequence number.
+    orders: BTreeMap<u64, OpenOrder>,
+    /// Working order id -> sequence number.
+    ids: BTreeMap<String, u64>,
+    next_seq: u64,
+    executions: u64,
+    /// Steps processed; equals the sequence id of the last tick.
+    steps: u64,
+    last_ts: Option<Timestamp>,
+    day_start_equity: Amount,
+    metrics: MetricsAccumulator,
+    curve: EquityCurve,
+    trades: Vec<ClosedTrade>,
+    finished: bool,
+    #[serde(skip)]
+    scratch: Scratch,
+}
+
+impl PartialEq for Engine {
+    fn eq(&self, other: &Self) -> bool {
+        self.snapshot() == other.snapshot()
+    }
+}
+
+impl Engine {
+    /// A new engine at the start of a run.
+    pub fn new(config: EngineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let n = config.symbols.len();
+        Ok(Engine {
+            portfolio: Portfolio::new(config.initial_capital, n),
+            orders: BTreeMap::new(),
+            ids: BTreeMap::new(),
+            next_seq: 1,
+            executions: 0,
+            steps: 0,
+            last_ts: None,
+            day_start_equity: config.initial_capital,
+            metrics: MetricsAccumulator::new(config.initial_capital, n),
+            curve: EquityCurve::new(config.equity_curve_points),
+            trades: Vec::new(),
+            finished: false,
+            scratch: Scratch::new(n),
+            config,
+        })
+    }
+
+    /// The run's parameters.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Sequence id of the last processed bar (0 before the first).
+    pub fn sequence_id(&self) -> u64 {
+        self.steps
+    }
+
+    /// Time of the last processed bar.
+    pub fn sim_time(&self) -> Option<Timestamp> {
+        self.last_ts
+    }
+
+    /// True after [`Engine::finish`].
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Current cash.
+    pub fn cash(&self) -> Amount {
+        self.portfolio.cash
+    }
+
+    /// Current equity at the last closes.
+    pub fn equity(&self) -> Amount {
+        self.portfolio.equity()
+    }
+
+    /// Signed position in symbol `index` (0 for an unknown index).
+    pub fn position(&self, index: u32) -> i64 {
+        self.portfolio
+            .positions
+            .get(index as usize)
+            .map_or(0, |p| p.quantity)
+    }
+
+    /// Index of `symbol` in the session's symbol list.
+    pub fn symbol_index(&self, symbol: &str) -> Option<u32> {
+        self.config
+            .symbols
+            .iter()
+            .position(|s| s == symbol)
+            .map(|i| i as u32)
+    }
+
+    /// Number of working orders.
+    pub fn open_order_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Closed round trips so far.
+    pub fn closed_trades(&self) -> &[ClosedTrade] {
+        &self.trades
+    }
+
+    /// Processes one time step: fills and expiries, then marks, then metrics; appends
+    /// events to `out` with the tick last. Bars must belong to the session's symbols
+    /// (`SymbolBar::symbol` < number of symbols); steps must be in increasing time.
+    pub fn on_step(&mut self, step: &Step, bars: &[SymbolBar], out: &mut Vec<Event>) {
+        if self.finished {
+            return;
+        }
+        self.steps += 1;
+        self.last_ts = Some(step.ts);
+        let n = self.scratch.bar_of.len();
+        for b in bars {
+            let i = b.symbol as usize;
+            if i < n {
+                self.scratch.bar_of[i] = Some(b.candle);
+                self.scratch.used_volume[i] = 0;
+            }
+        }
+        let mut changed = false;
+        if !self.orders.is_empty() {
+            changed |= self.match_orders(step.ts, out);
+        }
+        for b in bars {
+            if let Some(pos) = self.portfolio.positions.get_mut(b.symbol as usize) {
+                pos.last = b.candle.close;
+                self.metrics.observe_close(b.symbol, b.candle.close);
+            }
+        }
+        if step.is_eod && !self.orders.is_empty() {
+            changed |= self.expire_day_orders(step.ts, out);
+        }
+        let equity = self.portfolio.equity();
+        self.metrics
+            .observe_equity(equity, self.portfolio.has_exposure());
+        self.curve.push(step.ts, equity);
+        let every = self.config.account_snapshot_every as u64;
+        if changed || (every > 0 && self.steps % every == 0) {
+            out.push(Event::Account(self.account_snapshot()));
+        }
+        out.push(Event::Tick(TickEvent {
+            sequence_id: self.steps,
+            sim_time: step.ts,
+            is_eod: step.is_eod,
+        }));
+        if step.is_eod {
+            self.day_start_equity = equity;
+        }
+        for b in bars {
+            if let Some(slot) = self.scratch.bar_of.get_mut(b.symbol as usize) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// The account now (`get_account`, and after bars that changed it).
+    pub fn account_snapshot(&self) -> AccountSnapshot {
+        let equity = self.portfolio.equity();
+        AccountSnapshot {
+            sim_time: self.last_ts,
+            cash: self.portfolio.cash,
+            equity,
+            positions: self
+                .portfolio
+                .positions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.quantity != 0)
+                .map(|(i, p)| PositionView {
+                    symbol: self.config.symbols[i].clone(),
+                    quantity: p.quantity,
+                    avg_cost: p.avg_cost(),
+                    market_value: p.market_value(),
+                    unrealized_pnl: p.unrealized(),
+                })
+                .collect(),
+            buying_power: self.buying_power(),
+            day_pnl: equity - self.day_start_equity,
+            realized_pnl: self.portfolio.realized,
+            open_orders: self.orders.values().map(|o| o.id.clone()).collect(),
+        }
+    }
+
+    /// Ends the run: working orders stay as they are, further commands are refused.
+    pub fn finish(&mut self, reason: EndReason) -> SimulationResults {
+        self.finished = true;
+        let equity = self.portfolio.equity();
+        let metrics = self.metrics.finish(
+            equity,
+            self.portfolio.commission,
+            self.config.periods_per_year,
+        );
+        let trades = self
+            .trades
+            .iter()
+            .map(|t| TradeRecord {
+                symbol: self.config.symbols[t.symbol as usize].clone(),
+                side: if t.direction > 0 { "long" } else { "short" }.to_string(),
+                quantity: t.quantity,
+                entry_time: t.entry_time,
+                exit_time: t.exit_time,
+                entry_price: t.entry_price,
+                exit_price: t.exit_price,
+                pnl: t.pnl,
+                commission: t.commission,
+                return_pct: t.return_pct,
+            })
+            .collect();
+        SimulationResults {
+            reason,
+            metrics,
+            trades,
+            equity_curve: self.curve.points(self.last_ts.map(|ts| (ts, equity))),
+            account: self.account_snapshot(),
+        }
+    }
+
+    /// Cash that new orders may still commit: cash minus the cost of short positions
+    /// at the last close, minus what working buy orders have reserved.
+    pub fn buying_power(&self) -> Amount {
+        self.portfolio.cash - self.portfolio.short_liability() - self.reserved_by_open_buys()
+    }
+}

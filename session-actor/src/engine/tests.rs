@@ -1,0 +1,534 @@
+//! Engine rules, one test per rule or edge, driven through the public API.
+
+use market_data::{Amount, Candle, MarketSession, Price, Step, SymbolBar};
+
+use super::*;
+
+fn p(s: &str) -> Price {
+    s.parse().unwrap()
+}
+
+fn a(s: &str) -> Amount {
+    s.parse().unwrap()
+}
+
+/// A small harness: one or two symbols, bars given as (o, h, l, c, volume).
+struct Sim {
+    engine: Engine,
+    events: Vec<Event>,
+    ts: i64,
+}
+
+impl Sim {
+    fn new(cash: i64) -> Self {
+        Self::with(EngineConfig::new(
+            vec!["AAA".into(), "BBB".into()],
+            Amount::from_int(cash),
+        ))
+    }
+
+    fn with(config: EngineConfig) -> Self {
+        Sim {
+            engine: Engine::new(config).unwrap(),
+            events: Vec::new(),
+            ts: 0,
+        }
+    }
+
+    fn bar_full(&mut self, symbol: u32, ohlc: [&str; 4], volume: i64, eod: bool) -> Vec<Event> {
+        self.ts += 3600;
+        let candle = Candle {
+            ts: self.ts,
+            open: p(ohlc[0]),
+            high: p(ohlc[1]),
+            low: p(ohlc[2]),
+            close: p(ohlc[3]),
+            volume: Amount::from_int(volume),
+        };
+        let bars = [SymbolBar { symbol, candle }];
+        let step = Step {
+            ts: self.ts,
+            start: 0,
+            len: 1,
+            is_eod: eod,
+            session: MarketSession::Regular,
+        };
+        let mut out = Vec::new();
+        self.engine.on_step(&step, &bars, &mut out);
+        self.events.extend(out.iter().cloned());
+        out
+    }
+
+    fn bar(&mut self, ohlc: [&str; 4]) -> Vec<Event> {
+        self.bar_full(0, ohlc, 1_000_000, false)
+    }
+
+    fn submit(&mut self, orders: Vec<OrderRequest>) -> BatchResult {
+        self.engine.submit(orders, ExecutionMode::BestEffort)
+    }
+}
+
+fn fills(events: &[Event]) -> Vec<(String, i64, Price, FillReason)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Execution(x) => Some((
+                x.order_id.clone(),
+                x.executed_quantity,
+                x.executed_price,
+                x.reason,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn updates(events: &[Event]) -> Vec<(String, OrderStatus, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::OrderUpdate(u) => Some((u.order_id.clone(), u.status, u.reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn market_order_fills_at_next_open_never_the_seen_bar() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100.5"]);
+    let ack = s.submit(vec![OrderRequest::market("m1", "AAA", Side::Buy, 10)]);
+    assert_eq!(ack.accepted_orders, vec!["m1"]);
+    assert_eq!(ack.estimated_fills, vec![("m1".to_string(), p("100.5"))]);
+    let ev = s.bar(["102", "103", "101", "102.5"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("m1".into(), 10, p("102"), FillReason::Entry)]
+    );
+    // Ordering: execution, then account snapshot, then the tick last.
+    assert!(matches!(ev[0], Event::Execution(_)));
+    assert!(matches!(ev[1], Event::Account(_)));
+    assert!(matches!(
+        ev[2],
+        Event::Tick(TickEvent { sequence_id: 2, .. })
+    ));
+    assert_eq!(s.engine.cash(), Amount::from_int(100_000 - 1020));
+    assert_eq!(s.engine.equity(), Amount::from_int(100_000 - 1020 + 1025));
+}
+
+#[test]
+fn commission_and_minimum_and_slippage() {
+    let mut cfg = EngineConfig::new(vec!["AAA".into()], Amount::from_int(100_000));
+    cfg.commission_per_share = p("0.005");
+    cfg.min_commission = a("1");
+    cfg.slippage_bps = 10;
+    let mut s = Sim::with(cfg);
+    s.bar(["100", "100", "100", "100"]);
+    s.submit(vec![OrderRequest::market("m1", "AAA", Side::Buy, 100)]);
+    let ev = s.bar(["200", "201", "199", "200"]);
+    let Event::Execution(x) = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        (x.executed_price, x.commission, x.slippage_bps),
+        (p("200.2"), a("1"), 10)
+    );
+    s.submit(vec![OrderRequest::market("m2", "AAA", Side::Sell, 100)]);
+    s.engine.config.min_commission = Amount::ZERO;
+    let ev = s.bar(["200", "201", "199", "200"]);
+    let Event::Execution(x) = &ev[0] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!((x.executed_price, x.commission), (p("199.8"), a("0.5")));
+    assert_eq!(
+        s.engine.cash(),
+        a("100000") - a("20020") - a("1") + a("19980") - a("0.5")
+    );
+}
+
+#[test]
+fn limit_buy_at_the_exact_low_fills_at_limit() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![OrderRequest::limit(
+        "l1",
+        "AAA",
+        Side::Buy,
+        5,
+        p("97"),
+    )
+    .with_tif(TimeInForce::Gtc)]);
+    assert!(fills(&s.bar(["99", "100", "97.01", "98"])).is_empty());
+    let ev = s.bar(["98", "99", "97", "98"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("l1".into(), 5, p("97"), FillReason::Entry)]
+    );
+}
+
+#[test]
+fn stop_gapping_through_fills_at_the_open() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![OrderRequest::market("b", "AAA", Side::Buy, 10)]);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![OrderRequest::stop(
+        "s",
+        "AAA",
+        Side::Sell,
+        10,
+        p("95"),
+    )
+    .with_tif(TimeInForce::Gtc)]);
+    let ev = s.bar(["90", "92", "88", "91"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("s".into(), 10, p("90"), FillReason::Exit)]
+    );
+    assert_eq!(s.engine.closed_trades()[0].pnl, Amount::from_int(-100));
+}
+
+#[test]
+fn bracket_with_both_exits_inside_one_bar_takes_the_stop_loss() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    let entry =
+        OrderRequest::market("e", "AAA", Side::Buy, 10).with_bracket(Some(p("95")), Some(p("110")));
+    s.submit(vec![entry]);
+    // The entry fills at the open; both exits are live for the rest of this bar.
+    let ev = s.bar(["100", "112", "94", "105"]);
+    assert_eq!(
+        fills(&ev),
+        vec![
+            ("e".into(), 10, p("100"), FillReason::Entry),
+            ("e-sl".into(), 10, p("95"), FillReason::StopLoss)
+        ]
+    );
+    assert_eq!(
+        updates(&ev),
+        vec![("e-tp".into(), OrderStatus::Cancelled, "OCO".into())]
+    );
+    assert_eq!(s.engine.position(0), 0);
+    assert_eq!(s.engine.open_order_count(), 0);
+}
+
+#[test]
+fn bracket_opening_beyond_take_profit_fills_it_at_the_open() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![
+        OrderRequest::market("e", "AAA", Side::Buy, 10).with_bracket(Some(p("95")), Some(p("110")))
+    ]);
+    s.bar(["100", "101", "99", "100"]);
+    let ev = s.bar(["115", "116", "90", "100"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("e-tp".into(), 10, p("115"), FillReason::TakeProfit)]
+    );
+    assert_eq!(
+        updates(&ev),
+        vec![("e-sl".into(), OrderStatus::Cancelled, "OCO".into())]
+    );
+}
+
+#[test]
+fn bracket_of_a_limit_entry_starts_on_the_next_bar() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    let entry = OrderRequest::limit("e", "AAA", Side::Buy, 10, p("98"))
+        .with_bracket(Some(p("96")), Some(p("104")));
+    s.submit(vec![entry.with_tif(TimeInForce::Gtc)]);
+    // Fills at 98 inside the bar; the bar also reaches 95, but the exits wait.
+    let ev = s.bar(["100", "101", "95", "97"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("e".into(), 10, p("98"), FillReason::Entry)]
+    );
+    assert_eq!(s.engine.position(0), 10);
+    let ev = s.bar(["97", "105", "96.5", "104"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("e-tp".into(), 10, p("104"), FillReason::TakeProfit)]
+    );
+}
+
+#[test]
+fn ioc_is_evaluated_on_one_bar_then_expires() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![OrderRequest::limit(
+        "i",
+        "AAA",
+        Side::Buy,
+        10,
+        p("95"),
+    )
+    .with_tif(TimeInForce::Ioc)]);
+    // A bar of another symbol does not count.
+    let ev = s.bar_full(1, ["50", "51", "49", "50"], 1000, false);
+    assert!(updates(&ev).is_empty());
+    let ev = s.bar(["100", "101", "96", "100"]);
+    assert_eq!(
+        updates(&ev),
+        vec![("i".into(), OrderStatus::Expired, "IOC_EXPIRED".into())]
+    );
+    assert_eq!(s.engine.open_order_count(), 0);
+}
+
+#[test]
+fn day_orders_expire_at_the_end_of_the_day_gtc_persist() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![
+        OrderRequest::limit("d", "AAA", Side::Buy, 1, p("90")),
+        OrderRequest::limit("g", "AAA", Side::Buy, 1, p("90")).with_tif(TimeInForce::Gtc),
+    ]);
+    assert!(updates(&s.bar(["100", "101", "99", "100"])).is_empty());
+    let ev = s.bar_full(0, ["100", "101", "99", "100"], 1000, true);
+    assert_eq!(
+        updates(&ev),
+        vec![("d".into(), OrderStatus::Expired, "DAY_EXPIRED".into())]
+    );
+    // An order sent after the day's last bar belongs to the next day.
+    s.submit(vec![OrderRequest::limit(
+        "d2",
+        "AAA",
+        Side::Buy,
+        1,
+        p("90"),
+    )]);
+    assert!(updates(&s.bar(["100", "101", "99", "100"])).is_empty());
+    let ev = s.bar_full(0, ["100", "101", "99", "100"], 1000, true);
+    assert_eq!(
+        updates(&ev),
+        vec![("d2".into(), OrderStatus::Expired, "DAY_EXPIRED".into())]
+    );
+    assert_eq!(s.engine.account_snapshot().open_orders, vec!["g"]);
+}
+
+#[test]
+fn buying_power_rejections_at_submission_and_at_fill() {
+    let mut s = Sim::new(1_000);
+    s.bar(["100", "101", "99", "100"]);
+    let ack = s.submit(vec![
+        OrderRequest::market("ok", "AAA", Side::Buy, 6),
+        OrderRequest::limit("too-much", "AAA", Side::Buy, 5, p("90")),
+    ]);
+    assert_eq!(ack.accepted_orders, vec!["ok"]);
+    assert_eq!(
+        ack.rejected_orders,
+        vec![("too-much".into(), RejectReason::InsufficientBuyingPower)]
+    );
+    // Accepted at the last close, but the next bar gaps up past the cash available.
+    s.submit(vec![OrderRequest::market("gap", "AAA", Side::Buy, 3)]);
+    let ev = s.bar(["150", "151", "149", "150"]);
+    assert_eq!(fills(&ev).len(), 1);
+    assert_eq!(
+        updates(&ev),
+        vec![(
+            "gap".into(),
+            OrderStatus::Rejected,
+            "INSUFFICIENT_BUYING_POWER".into()
+        )]
+    );
+    assert!(!s.engine.cash().is_negative());
+}
+
+#[test]
+fn atomic_batch_is_all_or_nothing() {
+    let mut s = Sim::new(1_000);
+    s.bar(["100", "101", "99", "100"]);
+    let ack = s.engine.submit(
+        vec![
+            OrderRequest::market("a", "AAA", Side::Buy, 1),
+            OrderRequest::market("b", "ZZZ", Side::Buy, 1),
+        ],
+        ExecutionMode::Atomic,
+    );
+    assert!(ack.accepted_orders.is_empty());
+    assert_eq!(
+        ack.rejected_orders,
+        vec![
+            ("a".into(), RejectReason::BatchRejected),
+            ("b".into(), RejectReason::UnknownSymbol)
+        ]
+    );
+    assert_eq!(s.engine.open_order_count(), 0);
+}
+
+#[test]
+fn validation_reasons() {
+    let mut s = Sim::new(1_000);
+    let mut no_price = OrderRequest::market("np", "AAA", Side::Buy, 1);
+    no_price.order_type = OrderType::Limit;
+    let ack = s.submit(vec![
+        OrderRequest::market("", "AAA", Side::Buy, 1),
+        OrderRequest::market("q", "AAA", Side::Buy, 0),
+        no_price,
+        OrderRequest::limit("neg", "AAA", Side::Buy, 1, p("-1")),
+        OrderRequest::market("br", "AAA", Side::Buy, 1).with_bracket(Some(p("10")), Some(p("9"))),
+        OrderRequest::market("dup", "AAA", Side::Buy, 1),
+        OrderRequest::market("dup", "AAA", Side::Buy, 1),
+        OrderRequest::market("short", "AAA", Side::Sell, 1),
+    ]);
+    let reasons: Vec<_> = ack.rejected_orders.iter().map(|(_, r)| r.code()).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "INVALID_ORDER_ID",
+            "INVALID_QUANTITY",
+            "MISSING_PRICE",
+            "INVALID_PRICE",
+            "INVALID_BRACKET",
+            "DUPLICATE_ORDER_ID",
+            "SHORT_NOT_ALLOWED"
+        ]
+    );
+    assert_eq!(ack.accepted_orders, vec!["dup"]);
+}
+
+#[test]
+fn shorting_when_allowed() {
+    let mut cfg = EngineConfig::new(vec!["AAA".into()], Amount::from_int(10_000));
+    cfg.allow_short = true;
+    let mut s = Sim::with(cfg);
+    s.bar(["100", "101", "99", "100"]);
+    assert!(s
+        .submit(vec![OrderRequest::market("s", "AAA", Side::Sell, 10)])
+        .rejected_orders
+        .is_empty());
+    s.bar(["100", "101", "99", "90"]);
+    assert_eq!(s.engine.position(0), -10);
+    let acct = s.engine.account_snapshot();
+    assert_eq!(acct.positions[0].unrealized_pnl, Amount::from_int(100));
+    assert_eq!(acct.equity, Amount::from_int(10_100));
+    // Collateral: cash 11000 minus 900 liability; a 20000 short is refused.
+    let ack = s.submit(vec![OrderRequest::market("s2", "AAA", Side::Sell, 200)]);
+    assert_eq!(
+        ack.rejected_orders[0].1,
+        RejectReason::InsufficientBuyingPower
+    );
+}
+
+#[test]
+fn volume_cap_gives_partial_fills() {
+    let mut cfg = EngineConfig::new(vec!["AAA".into()], Amount::from_int(1_000_000));
+    cfg.max_volume_participation_bps = Some(1_000); // 10% of bar volume
+    let mut s = Sim::with(cfg);
+    s.bar_full(0, ["10", "11", "9", "10"], 1000, false);
+    s.submit(vec![
+        OrderRequest::market("m", "AAA", Side::Buy, 250).with_tif(TimeInForce::Gtc)
+    ]);
+    let ev = s.bar_full(0, ["10", "11", "9", "10"], 1000, false);
+    let Event::Execution(x) = &ev[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (x.executed_quantity, x.order_status, x.leaves_quantity),
+        (100, FillStatus::PartiallyFilled, 150)
+    );
+    let ev = s.bar_full(0, ["10", "11", "9", "10"], 1000, false);
+    assert_eq!(fills(&ev)[0].1, 100);
+    let ev = s.bar_full(0, ["10", "11", "9", "10"], 1000, false);
+    let Event::Execution(x) = &ev[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (x.executed_quantity, x.order_status),
+        (50, FillStatus::Filled)
+    );
+    assert_eq!(s.engine.position(0), 250);
+}
+
+#[test]
+fn stop_limit_rests_after_trigger() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![OrderRequest::stop_limit(
+        "sl",
+        "AAA",
+        Side::Buy,
+        1,
+        p("105"),
+        p("104"),
+    )
+    .with_tif(TimeInForce::Gtc)]);
+    assert!(fills(&s.bar(["100", "106", "104.5", "106"])).is_empty());
+    let ev = s.bar(["106", "107", "103", "104"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("sl".into(), 1, p("104"), FillReason::Entry)]
+    );
+}
+
+#[test]
+fn cancel_and_day_pnl_and_periodic_snapshots() {
+    let mut cfg = EngineConfig::new(vec!["AAA".into()], Amount::from_int(10_000));
+    cfg.account_snapshot_every = 2;
+    let mut s = Sim::with(cfg);
+    let ev = s.bar(["100", "101", "99", "100"]);
+    assert_eq!(ev.len(), 1);
+    let ev = s.bar(["100", "101", "99", "100"]);
+    assert!(matches!(ev[0], Event::Account(_)));
+    s.submit(vec![OrderRequest::limit("x", "AAA", Side::Buy, 1, p("50"))]);
+    let r = s.engine.cancel(&["x".into(), "nope".into()]);
+    assert_eq!(
+        (r.cancelled, r.not_found),
+        (vec!["x".to_string()], vec!["nope".to_string()])
+    );
+    s.submit(vec![OrderRequest::market("b", "AAA", Side::Buy, 10)]);
+    s.bar_full(0, ["100", "101", "99", "100"], 1000, true);
+    s.bar(["100", "111", "99", "110"]);
+    assert_eq!(s.engine.account_snapshot().day_pnl, Amount::from_int(100));
+}
+
+#[test]
+fn snapshot_restore_continues_identically() {
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![
+        OrderRequest::market("e", "AAA", Side::Buy, 10).with_bracket(Some(p("95")), Some(p("110"))),
+        OrderRequest::limit("l", "AAA", Side::Buy, 5, p("98")).with_tif(TimeInForce::Gtc),
+    ]);
+    s.bar(["100", "101", "99", "100"]);
+    let bytes = s.engine.snapshot();
+    let mut restored = Sim {
+        engine: Engine::restore(&bytes).unwrap(),
+        events: Vec::new(),
+        ts: s.ts,
+    };
+    assert_eq!(restored.engine.snapshot(), bytes);
+    for bar in [["99", "100", "97", "98"], ["98", "111", "97", "110"]] {
+        assert_eq!(s.bar(bar), restored.bar(bar));
+    }
+    assert_eq!(
+        s.engine.finish(EndReason::Completed),
+        restored.engine.finish(EndReason::Completed)
+    );
+    assert!(matches!(
+        Engine::restore(b"nope"),
+        Err(SnapshotError::BadMagic)
+    ));
+    let mut v2 = bytes.clone();
+    v2[4] = 99;
+    assert!(matches!(
+        Engine::restore(&v2),
+        Err(SnapshotError::UnsupportedVersion { found: 99 })
+    ));
+    assert!(matches!(
+        Engine::restore(&bytes[..bytes.len() / 2]),
+        Err(SnapshotError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let mut cfg = EngineConfig::new(vec!["AAA".into()], Amount::ZERO);
+    assert_eq!(
+        Engine::new(cfg.clone()).unwrap_err().field,
+        "initial_capital"
+    );
+    cfg.initial_capital = Amount::from_int(1);
+    cfg.symbols.push("AAA".into());
+    assert_eq!(Engine::new(cfg).unwrap_err().field, "symbols");
+}
