@@ -59,7 +59,14 @@ pub enum CandleError {
 impl Candle {
     /// Checks the OHLC invariants: positive prices, low <= open, close <= high.
     pub fn validate(&self) -> Result<(), CandleError> {
-        let Candle { open, high, low, close, volume, .. } = *self;
+        let Candle {
+            open,
+            high,
+            low,
+            close,
+            volume,
+            ..
+        } = *self;
         if open.raw() <= 0 || high.raw() <= 0 || low.raw() <= 0 || close.raw() <= 0 {
             return Err(CandleError::NonPositivePrice);
         }
@@ -68,7 +75,12 @@ impl Candle {
         }
         for (field, value) in [("open", open), ("close", close)] {
             if value < low || value > high {
-                return Err(CandleError::OutsideRange { field, value, low, high });
+                return Err(CandleError::OutsideRange {
+                    field,
+                    value,
+                    low,
+                    high,
+                });
             }
         }
         if volume.is_negative() {
@@ -96,9 +108,21 @@ mod tests {
     #[test]
     fn validation() {
         assert!(c(10, 12, 9, 11).validate().is_ok());
-        assert!(matches!(c(10, 8, 9, 9).validate(), Err(CandleError::HighBelowLow { .. })));
-        assert!(matches!(c(13, 12, 9, 11).validate(), Err(CandleError::OutsideRange { field: "open", .. })));
-        assert!(matches!(c(10, 12, 9, 8).validate(), Err(CandleError::OutsideRange { field: "close", .. })));
-        assert!(matches!(c(0, 12, 0, 11).validate(), Err(CandleError::NonPositivePrice)));
+        assert!(matches!(
+            c(10, 8, 9, 9).validate(),
+            Err(CandleError::HighBelowLow { .. })
+        ));
+        assert!(matches!(
+            c(13, 12, 9, 11).validate(),
+            Err(CandleError::OutsideRange { field: "open", .. })
+        ));
+        assert!(matches!(
+            c(10, 12, 9, 8).validate(),
+            Err(CandleError::OutsideRange { field: "close", .. })
+        ));
+        assert!(matches!(
+            c(0, 12, 0, 11).validate(),
+            Err(CandleError::NonPositivePrice)
+        ));
     }
 }

@@ -61,7 +61,9 @@ fn parse_scaled(text: &str) -> Result<i128, FixedError> {
     if int_part.is_empty() && frac_part.is_empty() {
         return Err(syntax());
     }
-    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+    if !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(syntax());
     }
     // Collect all significant digits, then place the decimal point by exponent.
@@ -153,13 +155,17 @@ impl Price {
     /// binary approximation of a short decimal, so rounding to 8 digits recovers it.
     pub fn from_f64(x: f64) -> Result<Self, FixedError> {
         let v = float_to_scaled(x)?;
-        i64::try_from(v).map(Price).map_err(|_| FixedError::OutOfRange(x.to_string()))
+        i64::try_from(v)
+            .map(Price)
+            .map_err(|_| FixedError::OutOfRange(x.to_string()))
     }
 
     /// From an unscaled integer with `scale` fractional digits (Parquet decimal128).
     pub fn from_unscaled(unscaled: i128, scale: u32) -> Result<Self, FixedError> {
         let v = Amount::from_unscaled(unscaled, scale)?.raw();
-        i64::try_from(v).map(Price).map_err(|_| FixedError::OutOfRange(unscaled.to_string()))
+        i64::try_from(v)
+            .map(Price)
+            .map_err(|_| FixedError::OutOfRange(unscaled.to_string()))
     }
 
     /// Lossy conversion for statistics and indicators.
@@ -196,7 +202,9 @@ impl FromStr for Price {
     type Err = FixedError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let v = parse_scaled(s)?;
-        i64::try_from(v).map(Price).map_err(|_| FixedError::OutOfRange(s.to_string()))
+        i64::try_from(v)
+            .map(Price)
+            .map_err(|_| FixedError::OutOfRange(s.to_string()))
     }
 }
 
@@ -236,7 +244,9 @@ impl Amount {
             let mul = 10i128.pow(FRACTION_DIGITS - scale);
             unscaled.checked_mul(mul).map(Amount).ok_or_else(out)
         } else {
-            let div = 10i128.checked_pow(scale - FRACTION_DIGITS).ok_or_else(out)?;
+            let div = 10i128
+                .checked_pow(scale - FRACTION_DIGITS)
+                .ok_or_else(out)?;
             if unscaled % div != 0 {
                 return Err(FixedError::TooPrecise(unscaled.to_string()));
             }
@@ -408,21 +418,38 @@ mod tests {
         for bad in ["", "-", "abc", "1.2.3", "1..", "1e", "0x10", "1 2", "."] {
             assert!(bad.parse::<Price>().is_err(), "{bad}");
         }
-        assert!(matches!("0.000000001".parse::<Price>(), Err(FixedError::TooPrecise(_))));
-        assert!(matches!("1e30".parse::<Price>(), Err(FixedError::OutOfRange(_))));
+        assert!(matches!(
+            "0.000000001".parse::<Price>(),
+            Err(FixedError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            "1e30".parse::<Price>(),
+            Err(FixedError::OutOfRange(_))
+        ));
         assert!(Price::from_f64(f64::NAN).is_err());
     }
 
     #[test]
     fn floats_recover_their_decimal() {
         assert_eq!(Price::from_f64(1.0716).unwrap().to_string(), "1.0716");
-        assert_eq!(Amount::from_f64(2012.25343589).unwrap().to_string(), "2012.25343589");
+        assert_eq!(
+            Amount::from_f64(2012.25343589).unwrap().to_string(),
+            "2012.25343589"
+        );
     }
 
     #[test]
     fn unscaled_decimals() {
-        assert_eq!(Price::from_unscaled(10034, 2).unwrap().to_string(), "100.34");
-        assert_eq!(Amount::from_unscaled(12_000_000_000, 10).unwrap().to_string(), "1.20");
+        assert_eq!(
+            Price::from_unscaled(10034, 2).unwrap().to_string(),
+            "100.34"
+        );
+        assert_eq!(
+            Amount::from_unscaled(12_000_000_000, 10)
+                .unwrap()
+                .to_string(),
+            "1.20"
+        );
         assert!(Amount::from_unscaled(12_345_678_901, 10).is_err());
     }
 
@@ -431,8 +458,14 @@ mod tests {
         let p: Price = "1.07219".parse().unwrap();
         assert_eq!(p.slipped(5, true).to_string(), "1.0727261"); // 1.072726095 rounded up
         assert_eq!(p.slipped(5, false).to_string(), "1.0716539"); // 1.071653905 rounded down
-        assert_eq!(Price::from_int(100).slipped(10, true), "100.1".parse().unwrap());
-        assert_eq!(Price::from_int(100).slipped(10, false), "99.9".parse().unwrap());
+        assert_eq!(
+            Price::from_int(100).slipped(10, true),
+            "100.1".parse().unwrap()
+        );
+        assert_eq!(
+            Price::from_int(100).slipped(10, false),
+            "99.9".parse().unwrap()
+        );
     }
 
     #[test]
@@ -443,6 +476,9 @@ mod tests {
         assert_eq!(p.raw(), 1_250_000_000);
         let p: Price = serde_json::from_str("7").unwrap();
         assert_eq!(p, Price::from_int(7));
-        assert_eq!(serde_json::to_string(&Amount::from_int(100000)).unwrap(), "\"100000.00\"");
+        assert_eq!(
+            serde_json::to_string(&Amount::from_int(100000)).unwrap(),
+            "\"100000.00\""
+        );
     }
 }

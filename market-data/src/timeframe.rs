@@ -119,7 +119,10 @@ mod tests {
     fn names_round_trip() {
         for t in Timeframe::ALL {
             assert_eq!(t.name().parse::<Timeframe>().unwrap(), t);
-            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.name()));
+            assert_eq!(
+                serde_json::to_string(&t).unwrap(),
+                format!("\"{}\"", t.name())
+            );
         }
         assert!("1d".parse::<Timeframe>().is_err());
     }
