@@ -1,0 +1,127 @@
+//! Parsing and formatting of bar timestamps. Everything is UTC.
+
+use chrono::{DateTime, NaiveDate, Timelike};
+
+use crate::candle::Timestamp;
+use crate::error::LoadErrorKind;
+
+/// Formats a timestamp as RFC 3339 UTC (`2004-08-19T00:00:00Z`), or the raw number when
+/// it is outside chrono's range.
+pub fn format_ts(ts: Timestamp) -> String {
+    match DateTime::from_timestamp(ts, 0) {
+        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => ts.to_string(),
+    }
+}
+
+/// The UTC calendar date of a timestamp.
+pub fn utc_date(ts: Timestamp) -> Option<NaiveDate> {
+    DateTime::from_timestamp(ts, 0).map(|dt| dt.date_naive())
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` (or with `T`), both meaning UTC, or an
+/// RFC 3339 timestamp with any offset. Fractions of a second must be zero.
+pub fn parse_timestamp(text: &str) -> Result<Timestamp, LoadErrorKind> {
+    let s = text.trim();
+    let b = s.as_bytes();
+    // Fast path for the two formats data files actually use; chrono's general parser
+    // is several times slower and CSV loads parse one date per row.
+    if b.len() == 10 || (b.len() == 19 && (b[10] == b' ' || b[10] == b'T')) {
+        if let Some(ts) = parse_plain(b) {
+            return Ok(ts);
+        }
+        return Err(LoadErrorKind::BadDate(text.to_string()));
+    }
+    let rfc = DateTime::parse_from_rfc3339(s)
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
+        .map_err(|_| LoadErrorKind::BadDate(text.to_string()))?;
+    if rfc.nanosecond() != 0 {
+        return Err(LoadErrorKind::SubSecond(text.to_string()));
+    }
+    Ok(rfc.timestamp())
+}
+
+/// `YYYY-MM-DD` or `YYYY-MM-DD?HH:MM:SS`, already length-checked.
+fn parse_plain(b: &[u8]) -> Option<Timestamp> {
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b.get(range)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time = if b.len() == 19 {
+        if b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?
+    } else {
+        date.and_hms_opt(0, 0, 0)?
+    };
+    Some(time.and_utc().timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_supported_formats() {
+        assert_eq!(parse_timestamp("2004-08-19").unwrap(), 1_092_873_600);
+        assert_eq!(
+            parse_timestamp("2017-04-19 09:00:00").unwrap(),
+            1_492_592_400
+        );
+        assert_eq!(
+            parse_timestamp("2017-04-19T09:00:00").unwrap(),
+            1_492_592_400
+        );
+        assert_eq!(
+            parse_timestamp("2017-04-19T09:00:00Z").unwrap(),
+            1_492_592_400
+        );
+        assert_eq!(
+            parse_timestamp("2017-04-19T11:00:00+02:00").unwrap(),
+            1_492_592_400
+        );
+        assert_eq!(
+            parse_timestamp("2017-04-19 09:00:00+00:00").unwrap(),
+            1_492_592_400
+        );
+        assert_eq!(parse_timestamp(" 2004-08-19 ").unwrap(), 1_092_873_600);
+    }
+
+    #[test]
+    fn rejects_bad_dates() {
+        for bad in [
+            "",
+            "2004-13-01",
+            "2004-02-30",
+            "19/08/2004",
+            "2004-08-19 25:00:00",
+            "abcd-ef-gh",
+        ] {
+            assert!(
+                matches!(parse_timestamp(bad), Err(LoadErrorKind::BadDate(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            parse_timestamp("2017-04-19T09:00:00.5Z"),
+            Err(LoadErrorKind::SubSecond(_))
+        ));
+    }
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(format_ts(1_092_873_600), "2004-08-19T00:00:00Z");
+        assert_eq!(format_ts(i64::MAX), i64::MAX.to_string());
+    }
+}
