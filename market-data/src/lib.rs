@@ -2,22 +2,32 @@
 //! catalogs, resampling, multi-symbol slices and the [`MarketDataActor`] that serves
 //! them to sessions.
 
+pub mod calendar;
 pub mod candle;
+pub mod catalog;
 pub mod csv;
 pub mod datetime;
 pub mod error;
 pub mod fixed;
 pub mod layout;
 pub mod parquet;
+pub mod resample;
+pub mod series;
 pub mod slice;
+pub mod slice_builder;
 pub mod timeframe;
 mod validate;
 
+pub use calendar::Calendar;
 pub use candle::{Candle, CandleError, Timestamp};
+pub use catalog::{Catalog, SeriesSource, StoredSeries, Unservable};
 pub use csv::{load_csv, read_csv};
 pub use datetime::{format_ts, parse_timestamp};
 pub use error::{LoadError, LoadErrorKind, MarketDataError, WriteError};
 pub use fixed::{Amount, FixedError, Price};
 pub use parquet::{load_parquet, write_layout, write_parquet, PriceEncoding};
+pub use resample::resample;
+pub use series::Series;
 pub use slice::{MarketSession, Slice, Step, SymbolBar};
+pub use slice_builder::{build_slice, SliceRequest};
 pub use timeframe::{Timeframe, UnknownTimeframe};
