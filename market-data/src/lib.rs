@@ -15,6 +15,7 @@ pub mod resample;
 pub mod series;
 pub mod slice;
 pub mod slice_builder;
+pub mod synthetic;
 pub mod timeframe;
 mod validate;
 
@@ -30,4 +31,5 @@ pub use resample::resample;
 pub use series::Series;
 pub use slice::{MarketSession, Slice, Step, SymbolBar};
 pub use slice_builder::{build_slice, SliceRequest};
+pub use synthetic::{generate, SplitMix64, SyntheticSpec};
 pub use timeframe::{Timeframe, UnknownTimeframe};
