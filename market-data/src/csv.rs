@@ -3,7 +3,9 @@
 //! Header `Date,Open,High,Low,Close,Volume` in any case and order, extra columns ignored;
 //! the date column may also be the unnamed first column pandas writes for its index.
 //! Dates are `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` or RFC 3339, UTC. Prices and volumes are
-//! parsed exactly from their text, never through `f64`.
+//! parsed exactly from their text, never through `f64`; prices with more than 8 decimals
+//! are rejected, while volumes are rounded to 8 decimals because files written from
+//! floats carry tails like `397787.41249925003` (as the BTCUSD sample does).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -199,8 +201,7 @@ impl Columns {
                     source,
                 })
         };
-        let volume: Amount = cell(record, self.values[4], "volume")?
-            .parse()
+        let volume = Amount::parse_rounded(cell(record, self.values[4], "volume")?)
             .map_err(|source| LoadErrorKind::BadNumber {
                 column: "volume".into(),
                 source,

@@ -38,8 +38,9 @@ pub enum FixedError {
     NotFinite,
 }
 
-/// Parses `[-+]digits[.digits][e[-+]digits]` into an integer scaled by 10^8.
-fn parse_scaled(text: &str) -> Result<i128, FixedError> {
+/// Parses `[-+]digits[.digits][e[-+]digits]` into an integer scaled by 10^8. Digits
+/// beyond 8 decimals are an error unless `round`, which rounds half away from zero.
+fn parse_scaled(text: &str, round: bool) -> Result<i128, FixedError> {
     let s = text.trim();
     let syntax = || FixedError::Syntax(text.to_string());
     let (mantissa, exp) = match s.find(['e', 'E']) {
@@ -83,6 +84,13 @@ fn parse_scaled(text: &str) -> Result<i128, FixedError> {
             .checked_mul(10)
             .and_then(|v| v.checked_add(d))
             .ok_or_else(|| FixedError::OutOfRange(text.to_string()))?;
+    }
+    if scale_exp < 0 && round {
+        // 10^39 exceeds any i128, so longer tails round to zero.
+        let divisor = 10i128.checked_pow(scale_exp.unsigned_abs()).unwrap_or(i128::MAX);
+        let (q, r) = (value / divisor, value % divisor);
+        value = if r >= divisor - r { q + 1 } else { q };
+        scale_exp = 0;
     }
     while scale_exp < 0 {
         if value % 10 != 0 {
@@ -201,7 +209,7 @@ impl fmt::Display for Price {
 impl FromStr for Price {
     type Err = FixedError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let v = parse_scaled(s)?;
+        let v = parse_scaled(s, false)?;
         i64::try_from(v)
             .map(Price)
             .map_err(|_| FixedError::OutOfRange(s.to_string()))
@@ -252,6 +260,13 @@ impl Amount {
             }
             Ok(Amount(unscaled / div))
         }
+    }
+
+    /// Parses decimal text like `FromStr`, but rounds digits beyond 8 decimals (half away
+    /// from zero) instead of rejecting them: for volumes written from floats
+    /// (`397787.41249925003`), where the tail is a formatting artifact.
+    pub fn parse_rounded(text: &str) -> Result<Self, FixedError> {
+        parse_scaled(text, true).map(Amount)
     }
 
     /// Lossy conversion for statistics.
@@ -348,7 +363,7 @@ impl fmt::Display for Amount {
 impl FromStr for Amount {
     type Err = FixedError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_scaled(s).map(Amount)
+        parse_scaled(s, false).map(Amount)
     }
 }
 
@@ -427,6 +442,18 @@ mod tests {
             Err(FixedError::OutOfRange(_))
         ));
         assert!(Price::from_f64(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn rounded_parsing() {
+        let a = |s: &str| Amount::parse_rounded(s).unwrap().to_string();
+        assert_eq!(a("397787.41249925003"), "397787.41249925");
+        assert_eq!(a("0.000000005"), "0.00000001");
+        assert_eq!(a("-0.000000015"), "-0.00000002");
+        assert_eq!(a("0.0000000049"), "0.00");
+        assert_eq!(a("1.5"), "1.50");
+        assert_eq!(a("1e-60"), "0.00");
+        assert!(Amount::parse_rounded("x").is_err());
     }
 
     #[test]
