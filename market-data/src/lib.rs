@@ -2,6 +2,8 @@
 //! catalogs, resampling, multi-symbol slices and the [`MarketDataActor`] that serves
 //! them to sessions.
 
+pub mod actor;
+pub mod cache;
 pub mod calendar;
 pub mod candle;
 pub mod catalog;
@@ -10,6 +12,7 @@ pub mod datetime;
 pub mod error;
 pub mod fixed;
 pub mod layout;
+pub mod messages;
 pub mod parquet;
 pub mod resample;
 pub mod series;
@@ -19,6 +22,8 @@ pub mod synthetic;
 pub mod timeframe;
 mod validate;
 
+pub use actor::{MarketDataActor, MarketDataConfig};
+pub use cache::{ByteLru, CacheCounters};
 pub use calendar::Calendar;
 pub use candle::{Candle, CandleError, Timestamp};
 pub use catalog::{Catalog, SeriesSource, StoredSeries, Unservable};
@@ -26,6 +31,7 @@ pub use csv::{load_csv, read_csv};
 pub use datetime::{format_ts, parse_timestamp};
 pub use error::{LoadError, LoadErrorKind, MarketDataError, WriteError};
 pub use fixed::{Amount, FixedError, Price};
+pub use messages::{GetCatalog, GetSeries, GetSlice, GetStats, ListProviders, MarketDataStats};
 pub use parquet::{load_parquet, write_layout, write_parquet, PriceEncoding};
 pub use resample::resample;
 pub use series::Series;

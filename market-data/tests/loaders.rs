@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use common::{d, invalid_root, sample_root, t};
 use market_data::{
-    generate, load_csv, load_parquet, write_parquet, Amount, Catalog, LoadErrorKind, MarketDataError, PriceEncoding,
-    SyntheticSpec, Timeframe,
+    generate, load_csv, load_parquet, write_parquet, Amount, Catalog, LoadErrorKind,
+    MarketDataError, PriceEncoding, SyntheticSpec, Timeframe,
 };
 use parquet::data_type::{ByteArrayType, DoubleType, Int32Type, Int64Type};
 use parquet::file::writer::SerializedFileWriter;
@@ -37,10 +37,16 @@ fn eurusd_day_files_concatenate_to_the_csv() {
     let root = sample_root();
     let csv = load_csv(&root.join("ohlcv/EURUSD.csv")).unwrap();
     assert_eq!(csv.len(), 5000);
-    let mut files: Vec<_> = fs::read_dir(root.join("candles/1h/EURUSD")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = fs::read_dir(root.join("candles/1h/EURUSD"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert_eq!(files.len(), 251);
-    let concatenated: Vec<_> = files.iter().flat_map(|f| load_parquet(f).unwrap()).collect();
+    let concatenated: Vec<_> = files
+        .iter()
+        .flat_map(|f| load_parquet(f).unwrap())
+        .collect();
     assert_eq!(concatenated, csv);
     // The catalog's day-file loader agrees.
     let catalog = Catalog::open(&root).unwrap();
@@ -64,7 +70,10 @@ fn badhl_names_file_and_row_4() {
     assert!(matches!(err.kind, LoadErrorKind::InvalidBar(_)));
     let catalog = Catalog::open(&root).unwrap();
     let err = catalog.load("BADHL", Timeframe::Daily).unwrap_err();
-    assert_eq!(err.to_string(), "candles/daily/BADHL.parquet row 4: high 1.00 is below low 103.57");
+    assert_eq!(
+        err.to_string(),
+        "candles/daily/BADHL.parquet row 4: high 1.00 is below low 103.57"
+    );
 }
 
 #[test]
@@ -78,8 +87,15 @@ fn truncated_and_garbage_parquet_fail_cleanly() {
     assert!(matches!(err.kind, LoadErrorKind::Parquet(_)), "{err}");
 
     let garbage = dir.path().join("garbage.parquet");
-    fs::write(&garbage, b"PAR1 this is not parquet at all \x10\x00\x00\x00PAR1").unwrap();
-    assert!(matches!(load_parquet(&garbage).unwrap_err().kind, LoadErrorKind::Parquet(_)));
+    fs::write(
+        &garbage,
+        b"PAR1 this is not parquet at all \x10\x00\x00\x00PAR1",
+    )
+    .unwrap();
+    assert!(matches!(
+        load_parquet(&garbage).unwrap_err().kind,
+        LoadErrorKind::Parquet(_)
+    ));
 
     let empty = dir.path().join("empty.parquet");
     fs::write(&empty, b"").unwrap();
@@ -106,10 +122,22 @@ fn csv_with_a_bad_row_fails_with_its_row() {
         .unwrap();
     let err = load_csv(&path).unwrap_err();
     assert_eq!(err.row, Some(3));
-    assert!(err.to_string().ends_with("BAD.csv row 3: column `low`: `x` is not a decimal number"), "{err}");
-    fs::write(&path, "Date,Open,High,Low,Close,Volume\n2020-01-03,1,2,1,1.5,10\n2020-01-02,1,2,1,1.5,10\n").unwrap();
+    assert!(
+        err.to_string()
+            .ends_with("BAD.csv row 3: column `low`: `x` is not a decimal number"),
+        "{err}"
+    );
+    fs::write(
+        &path,
+        "Date,Open,High,Low,Close,Volume\n2020-01-03,1,2,1,1.5,10\n2020-01-02,1,2,1,1.5,10\n",
+    )
+    .unwrap();
     let err = load_csv(&path).unwrap_err();
-    assert!(err.to_string().contains("row 2: timestamp 2020-01-02T00:00:00Z is not after"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("row 2: timestamp 2020-01-02T00:00:00Z is not after"),
+        "{err}"
+    );
     let err = load_csv(&dir.path().join("nope.csv")).unwrap_err();
     assert!(matches!(err.kind, LoadErrorKind::NotFound));
 }
@@ -121,7 +149,10 @@ fn written_parquet_round_trips_in_both_encodings() {
     spec.decimals = 5;
     spec.start_price = d("1.2");
     let series = generate(&spec);
-    for (name, encoding) in [("f.parquet", PriceEncoding::Float64), ("d.parquet", PriceEncoding::Decimal128)] {
+    for (name, encoding) in [
+        ("f.parquet", PriceEncoding::Float64),
+        ("d.parquet", PriceEncoding::Decimal128),
+    ] {
         let path = dir.path().join(name);
         write_parquet(&path, &series.candles, encoding).unwrap();
         assert_eq!(load_parquet(&path).unwrap(), series.candles, "{name}");
@@ -138,17 +169,31 @@ enum Col {
 
 fn write_custom(path: &Path, schema: &str, cols: Vec<Col>) {
     let schema = Arc::new(parse_message_type(schema).unwrap());
-    let mut writer = SerializedFileWriter::new(fs::File::create(path).unwrap(), schema, Default::default()).unwrap();
+    let mut writer =
+        SerializedFileWriter::new(fs::File::create(path).unwrap(), schema, Default::default())
+            .unwrap();
     let mut group = writer.next_row_group().unwrap();
     let mut cols = cols.into_iter();
     while let Some(mut column) = group.next_column().unwrap() {
         match cols.next().unwrap() {
-            Col::I64(v) => column.typed::<Int64Type>().write_batch(&v, None, None).unwrap(),
-            Col::I32(v) => column.typed::<Int32Type>().write_batch(&v, None, None).unwrap(),
-            Col::F64(v, defs) => column.typed::<DoubleType>().write_batch(&v, defs.as_deref(), None).unwrap(),
+            Col::I64(v) => column
+                .typed::<Int64Type>()
+                .write_batch(&v, None, None)
+                .unwrap(),
+            Col::I32(v) => column
+                .typed::<Int32Type>()
+                .write_batch(&v, None, None)
+                .unwrap(),
+            Col::F64(v, defs) => column
+                .typed::<DoubleType>()
+                .write_batch(&v, defs.as_deref(), None)
+                .unwrap(),
             Col::Text(v) => {
                 let v: Vec<_> = v.into_iter().map(|s| s.into()).collect();
-                column.typed::<ByteArrayType>().write_batch(&v, None, None).unwrap()
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&v, None, None)
+                    .unwrap()
             }
         };
         column.close().unwrap();
@@ -201,7 +246,13 @@ fn other_encodings_and_units() {
 fn schema_and_value_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let day = t("2020-01-02") * 1_000_000_000;
-    let dates = || Col::I64(vec![day, day + 86_400 * 1_000_000_000, day + 2 * 86_400 * 1_000_000_000]);
+    let dates = || {
+        Col::I64(vec![
+            day,
+            day + 86_400 * 1_000_000_000,
+            day + 2 * 86_400 * 1_000_000_000,
+        ])
+    };
     let ts_col = "REQUIRED INT64 date (TIMESTAMP(NANOS,true));";
 
     let path = dir.path().join("novolume.parquet");
@@ -212,34 +263,71 @@ fn schema_and_value_errors_are_clear() {
     );
     let err = load_parquet(&path).unwrap_err();
     assert!(matches!(err.kind, LoadErrorKind::MissingColumn("volume")));
-    assert!(err.to_string().ends_with("novolume.parquet: missing column `volume`"), "{err}");
+    assert!(
+        err.to_string()
+            .ends_with("novolume.parquet: missing column `volume`"),
+        "{err}"
+    );
 
     let path = dir.path().join("text.parquet");
     write_custom(
         &path,
-        &format!("message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
-            REQUIRED BYTE_ARRAY close (UTF8); REQUIRED DOUBLE volume; }}"),
-        vec![dates(), prices(), prices(), prices(), Col::Text(vec!["a", "b", "c"]), prices()],
+        &format!(
+            "message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
+            REQUIRED BYTE_ARRAY close (UTF8); REQUIRED DOUBLE volume; }}"
+        ),
+        vec![
+            dates(),
+            prices(),
+            prices(),
+            prices(),
+            Col::Text(vec!["a", "b", "c"]),
+            prices(),
+        ],
     );
     let err = load_parquet(&path).unwrap_err();
-    assert!(matches!(&err.kind, LoadErrorKind::WrongType { column, .. } if column == "close"), "{err}");
+    assert!(
+        matches!(&err.kind, LoadErrorKind::WrongType { column, .. } if column == "close"),
+        "{err}"
+    );
 
     let path = dir.path().join("nulls.parquet");
     write_custom(
         &path,
-        &format!("message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
-            OPTIONAL DOUBLE close; REQUIRED DOUBLE volume; }}"),
-        vec![dates(), prices(), prices(), prices(), Col::F64(vec![1.5, 1.5], Some(vec![1, 1, 0])), prices()],
+        &format!(
+            "message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
+            OPTIONAL DOUBLE close; REQUIRED DOUBLE volume; }}"
+        ),
+        vec![
+            dates(),
+            prices(),
+            prices(),
+            prices(),
+            Col::F64(vec![1.5, 1.5], Some(vec![1, 1, 0])),
+            prices(),
+        ],
     );
     let err = load_parquet(&path).unwrap_err();
-    assert_eq!((err.row, err.kind.to_string()), (Some(3), "column `close` is null".to_string()));
+    assert_eq!(
+        (err.row, err.kind.to_string()),
+        (Some(3), "column `close` is null".to_string())
+    );
 
     let path = dir.path().join("subsecond.parquet");
     write_custom(
         &path,
-        &format!("message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
-            REQUIRED DOUBLE close; REQUIRED DOUBLE volume; }}"),
-        vec![Col::I64(vec![day, day + 1_500_000_000, day + 3_000_000_000]), prices(), prices(), prices(), prices(), prices()],
+        &format!(
+            "message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
+            REQUIRED DOUBLE close; REQUIRED DOUBLE volume; }}"
+        ),
+        vec![
+            Col::I64(vec![day, day + 1_500_000_000, day + 3_000_000_000]),
+            prices(),
+            prices(),
+            prices(),
+            prices(),
+            prices(),
+        ],
     );
     let err = load_parquet(&path).unwrap_err();
     assert_eq!(err.row, Some(2));
@@ -248,9 +336,18 @@ fn schema_and_value_errors_are_clear() {
     let path = dir.path().join("dup.parquet");
     write_custom(
         &path,
-        &format!("message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
-            REQUIRED DOUBLE close; REQUIRED DOUBLE volume; }}"),
-        vec![Col::I64(vec![day, day, day]), prices(), prices(), prices(), prices(), prices()],
+        &format!(
+            "message m {{ {ts_col} REQUIRED DOUBLE open; REQUIRED DOUBLE high; REQUIRED DOUBLE low;
+            REQUIRED DOUBLE close; REQUIRED DOUBLE volume; }}"
+        ),
+        vec![
+            Col::I64(vec![day, day, day]),
+            prices(),
+            prices(),
+            prices(),
+            prices(),
+            prices(),
+        ],
     );
     let err = load_parquet(&path).unwrap_err();
     assert_eq!(err.row, Some(2));
@@ -260,5 +357,8 @@ fn schema_and_value_errors_are_clear() {
 #[test]
 fn catalog_load_errors_are_market_data_errors() {
     let catalog = Catalog::open(invalid_root()).unwrap();
-    assert!(matches!(catalog.load("BADHL", Timeframe::Daily), Err(MarketDataError::Load(_))));
+    assert!(matches!(
+        catalog.load("BADHL", Timeframe::Daily),
+        Err(MarketDataError::Load(_))
+    ));
 }
