@@ -201,10 +201,12 @@ impl Columns {
                     source,
                 })
         };
-        let volume = Amount::parse_rounded(cell(record, self.values[4], "volume")?)
-            .map_err(|source| LoadErrorKind::BadNumber {
-                column: "volume".into(),
-                source,
+        let volume =
+            Amount::parse_rounded(cell(record, self.values[4], "volume")?).map_err(|source| {
+                LoadErrorKind::BadNumber {
+                    column: "volume".into(),
+                    source,
+                }
             })?;
         Ok(Candle {
             ts,

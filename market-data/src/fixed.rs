@@ -87,7 +87,9 @@ fn parse_scaled(text: &str, round: bool) -> Result<i128, FixedError> {
     }
     if scale_exp < 0 && round {
         // 10^39 exceeds any i128, so longer tails round to zero.
-        let divisor = 10i128.checked_pow(scale_exp.unsigned_abs()).unwrap_or(i128::MAX);
+        let divisor = 10i128
+            .checked_pow(scale_exp.unsigned_abs())
+            .unwrap_or(i128::MAX);
         let (q, r) = (value / divisor, value % divisor);
         value = if r >= divisor - r { q + 1 } else { q };
         scale_exp = 0;
