@@ -27,7 +27,8 @@ impl Engine {
         let mut changed = false;
         let mut cursor = 0u64;
         let mut handled_pair: Option<u64> = None;
-        while let Some((&seq, order)) = self.orders.range(cursor..).next() {
+        while let Some(order) = self.orders.first_from(cursor) {
+            let seq = order.seq;
             cursor = seq + 1;
             if handled_pair == Some(seq) || order.active_from > self.steps {
                 continue;
@@ -44,7 +45,7 @@ impl Engine {
             let sibling = match order.role {
                 Role::StopLoss { sibling: Some(s) } | Role::TakeProfit { sibling: Some(s) } => self
                     .orders
-                    .get(&s)
+                    .get(s)
                     .filter(|o| o.active_from <= self.steps)
                     .map(|_| s),
                 _ => None,
@@ -61,7 +62,7 @@ impl Engine {
             let is_ioc = order.tif == TimeInForce::Ioc;
             let outcome = self.match_one(seq, &bar, ts, out);
             changed |= !matches!(outcome, Outcome::None);
-            if is_ioc && !matches!(outcome, Outcome::Closed) && self.orders.contains_key(&seq) {
+            if is_ioc && !matches!(outcome, Outcome::Closed) && self.orders.contains(seq) {
                 self.close_order(seq, OrderStatus::Expired, "IOC_EXPIRED", ts, out);
                 changed = true;
             }
@@ -81,7 +82,7 @@ impl Engine {
     ) -> bool {
         let tp_at_open = self
             .orders
-            .get(&tp)
+            .get(tp)
             .is_some_and(|o| o.limit.is_some_and(|l| limit_at_open(o.side, l, bar)));
         if tp_at_open {
             return !matches!(self.match_one(tp, bar, ts, out), Outcome::None);
@@ -101,7 +102,7 @@ impl Engine {
         out: &mut Vec<Event>,
     ) -> Outcome {
         let slippage = self.config.slippage_bps;
-        let Some(order) = self.orders.get_mut(&seq) else {
+        let Some(order) = self.orders.get_mut(seq) else {
             return Outcome::None;
         };
         let was_triggered = order.triggered;
@@ -219,7 +220,7 @@ impl Engine {
                 Role::Client { .. } => FillReason::Exit,
             },
         }));
-        if let Some(o) = self.orders.get_mut(&order.seq) {
+        if let Some(o) = self.orders.get_mut(order.seq) {
             o.filled = filled;
         }
         match order.role {
@@ -239,7 +240,7 @@ impl Engine {
             }
             Role::StopLoss { sibling: Some(s) } | Role::TakeProfit { sibling: Some(s) } => {
                 // One-cancels-other: the sibling shrinks by what this leg filled.
-                if let Some(sib) = self.orders.get_mut(&s) {
+                if let Some(sib) = self.orders.get_mut(s) {
                     sib.quantity -= qty;
                     if sib.remaining() <= 0 {
                         self.close_order(s, OrderStatus::Cancelled, "OCO", ts, out);
@@ -258,7 +259,7 @@ impl Engine {
 
     /// Creates the bracket legs of entry `seq`, or grows them by `qty`.
     fn attach_exits(&mut self, seq: u64, qty: i64, active_from: u64) {
-        let Some(entry) = self.orders.get(&seq) else {
+        let Some(entry) = self.orders.get(seq) else {
             return;
         };
         let Role::Client {
@@ -271,14 +272,14 @@ impl Engine {
         };
         let (symbol, side, id) = (entry.symbol, entry.side.opposite(), entry.id.clone());
         let mut legs = [
-            exits.0.filter(|s| self.orders.contains_key(s)),
-            exits.1.filter(|s| self.orders.contains_key(s)),
+            exits.0.filter(|s| self.orders.contains(*s)),
+            exits.1.filter(|s| self.orders.contains(*s)),
         ];
         for (i, price) in [stop_loss, take_profit].into_iter().enumerate() {
             let Some(price) = price else { continue };
             match legs[i] {
                 Some(s) => {
-                    if let Some(leg) = self.orders.get_mut(&s) {
+                    if let Some(leg) = self.orders.get_mut(s) {
                         leg.quantity += qty;
                     }
                 }
@@ -305,7 +306,7 @@ impl Engine {
                     // Leg ids are `<entry>-sl` / `<entry>-tp`, made unique if a client
                     // order already uses that id.
                     let mut leg_id = format!("{id}-{suffix}");
-                    if self.ids.contains_key(&leg_id) {
+                    if self.orders.seq_of(&leg_id).is_some() {
                         leg_id = format!("{leg_id}-{leg_seq}");
                     }
                     let leg = OpenOrder {
@@ -323,21 +324,20 @@ impl Engine {
                         active_from,
                         role,
                     };
-                    self.ids.insert(leg.id.clone(), leg_seq);
-                    self.orders.insert(leg_seq, leg);
+                    self.orders.insert(leg);
                     legs[i] = Some(leg_seq);
                 }
             }
         }
         if let (Some(sl), Some(tp)) = (legs[0], legs[1]) {
-            if let Some(o) = self.orders.get_mut(&sl) {
+            if let Some(o) = self.orders.get_mut(sl) {
                 o.role = Role::StopLoss { sibling: Some(tp) };
             }
-            if let Some(o) = self.orders.get_mut(&tp) {
+            if let Some(o) = self.orders.get_mut(tp) {
                 o.role = Role::TakeProfit { sibling: Some(sl) };
             }
         }
-        if let Some(entry) = self.orders.get_mut(&seq) {
+        if let Some(entry) = self.orders.get_mut(seq) {
             if let Role::Client { exits, .. } = &mut entry.role {
                 *exits = (legs[0], legs[1]);
             }
@@ -348,7 +348,7 @@ impl Engine {
     pub(super) fn expire_day_orders(&mut self, ts: Timestamp, out: &mut Vec<Event>) -> bool {
         let expiring: Vec<u64> = self
             .orders
-            .values()
+            .iter()
             .filter(|o| o.tif == TimeInForce::Day)
             .map(|o| o.seq)
             .collect();
@@ -379,13 +379,10 @@ impl Engine {
 
     /// Removes an order from the book and unlinks bracket references to it.
     pub(super) fn remove_order(&mut self, seq: u64) -> Option<OpenOrder> {
-        let o = self.orders.remove(&seq)?;
-        if self.ids.get(&o.id) == Some(&seq) {
-            self.ids.remove(&o.id);
-        }
+        let o = self.orders.remove(seq)?;
         if let Role::StopLoss { sibling: Some(s) } | Role::TakeProfit { sibling: Some(s) } = o.role
         {
-            if let Some(sib) = self.orders.get_mut(&s) {
+            if let Some(sib) = self.orders.get_mut(s) {
                 match &mut sib.role {
                     Role::StopLoss { sibling } | Role::TakeProfit { sibling } => *sibling = None,
                     Role::Client { .. } => {}

@@ -7,6 +7,7 @@
 //! observable is ordered, so identical inputs give byte-identical outputs, and the whole
 //! state round-trips through [`Engine::snapshot`] / [`Engine::restore`].
 
+mod book;
 pub mod config;
 pub mod events;
 pub mod fill;
@@ -19,8 +20,6 @@ pub mod strategy;
 mod submit;
 #[cfg(test)]
 mod tests;
-
-use std::collections::BTreeMap;
 
 use market_data::{Amount, Candle, Step, SymbolBar, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -36,8 +35,8 @@ pub use portfolio::ClosedTrade;
 pub use snapshot::SnapshotError;
 pub use submit::{BatchResult, CancelResult, ExecutionMode, RejectReason};
 
+use book::OrderBook;
 use metrics::{EquityCurve, MetricsAccumulator};
-use order::OpenOrder;
 use portfolio::Portfolio;
 
 /// Why a run ended (`simulation_end.reason`).
@@ -115,10 +114,8 @@ impl Scratch {
 pub struct Engine {
     config: EngineConfig,
     portfolio: Portfolio,
-    /// Working orders by acceptance sequence number.
-    orders: BTreeMap<u64, OpenOrder>,
-    /// Working order id -> sequence number.
-    ids: BTreeMap<String, u64>,
+    /// Working orders in acceptance order.
+    orders: OrderBook,
     next_seq: u64,
     executions: u64,
     /// Steps processed; equals the sequence id of the last tick.
@@ -146,8 +143,7 @@ impl Engine {
         let n = config.symbols.len();
         Ok(Engine {
             portfolio: Portfolio::new(config.initial_capital, n),
-            orders: BTreeMap::new(),
-            ids: BTreeMap::new(),
+            orders: OrderBook::default(),
             next_seq: 1,
             executions: 0,
             steps: 0,
@@ -296,7 +292,7 @@ impl Engine {
             buying_power: self.buying_power(),
             day_pnl: equity - self.day_start_equity,
             realized_pnl: self.portfolio.realized,
-            open_orders: self.orders.values().map(|o| o.id.clone()).collect(),
+            open_orders: self.orders.iter().map(|o| o.id.clone()).collect(),
         }
     }
 

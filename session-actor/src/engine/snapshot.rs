@@ -63,7 +63,8 @@ impl Engine {
             .map_err(|e| SnapshotError::Corrupt(e.to_string()))?;
         let n = engine.config.symbols.len();
         let consistent = engine.portfolio.positions.len() == n
-            && engine.orders.values().all(|o| (o.symbol as usize) < n)
+            && engine.orders.is_consistent()
+            && engine.orders.iter().all(|o| (o.symbol as usize) < n)
             && engine.trades.iter().all(|t| (t.symbol as usize) < n)
             && engine.metrics.symbol_count() == n
             && engine.curve.is_valid();

@@ -118,7 +118,7 @@ impl Engine {
         let mut batch_ids = BTreeSet::new();
         let mut reserved = self.reserved_by_open_buys();
         let mut pending_sells = vec![0i64; self.config.symbols.len()];
-        for o in self.orders.values() {
+        for o in self.orders.iter() {
             if o.side == Side::Sell && matches!(o.role, Role::Client { .. }) {
                 pending_sells[o.symbol as usize] += o.remaining();
             }
@@ -145,8 +145,7 @@ impl Engine {
                     if let Some(p) = c.estimate {
                         result.estimated_fills.push((order.id.clone(), p));
                     }
-                    self.ids.insert(order.id.clone(), order.seq);
-                    self.orders.insert(order.seq, order);
+                    self.orders.insert(order);
                 }
                 Ok(c) => result
                     .rejected_orders
@@ -162,7 +161,7 @@ impl Engine {
     pub fn cancel(&mut self, order_ids: &[String]) -> CancelResult {
         let mut result = CancelResult::default();
         for id in order_ids {
-            match self.ids.get(id).copied() {
+            match self.orders.seq_of(id) {
                 Some(seq) if !self.finished => {
                     self.remove_order(seq);
                     result.cancelled.push(id.clone());
@@ -187,7 +186,7 @@ impl Engine {
         if req.order_id.is_empty() || req.order_id.len() > MAX_ORDER_ID_LEN {
             return Err(InvalidOrderId);
         }
-        if self.ids.contains_key(&req.order_id) || batch_ids.contains(&req.order_id) {
+        if self.orders.seq_of(&req.order_id).is_some() || batch_ids.contains(&req.order_id) {
             return Err(DuplicateOrderId);
         }
         let symbol = self.symbol_index(&req.symbol).ok_or(UnknownSymbol)?;
@@ -309,7 +308,7 @@ impl Engine {
     /// Cash committed by working client buy orders that open or increase a long.
     pub(super) fn reserved_by_open_buys(&self) -> Amount {
         let mut total = Amount::ZERO;
-        for o in self.orders.values() {
+        for o in self.orders.iter() {
             if o.side != Side::Buy || !matches!(o.role, Role::Client { .. }) {
                 continue;
             }
