@@ -6,15 +6,16 @@ use serde::{Deserialize, Serialize};
 use super::order::Side;
 
 /// Everything a bar causes, in the order it must reach the client: execution reports
-/// and order updates as they happen, then the account snapshot, then the tick.
+/// and order updates as they happen, then the account snapshot, then the tick. The
+/// large, rare variants are boxed so the per-bar tick stays a small move.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     /// A fill.
-    Execution(ExecutionReport),
+    Execution(Box<ExecutionReport>),
     /// An order left the book without (completely) filling, or was rejected on fill.
-    OrderUpdate(OrderUpdate),
+    OrderUpdate(Box<OrderUpdate>),
     /// The account after the bar.
-    Account(AccountSnapshot),
+    Account(Box<AccountSnapshot>),
     /// The bar itself, always last.
     Tick(TickEvent),
 }

@@ -197,7 +197,7 @@ impl Engine {
         let filled = order.filled + qty;
         let leaves = order.quantity - filled;
         self.executions += 1;
-        out.push(Event::Execution(ExecutionReport {
+        out.push(Event::Execution(Box::new(ExecutionReport {
             execution_id: format!("E{}", self.executions),
             order_id: order.id.clone(),
             symbol: self.config.symbols[sym].clone(),
@@ -219,7 +219,7 @@ impl Engine {
                 Role::Client { .. } if effect.opening => FillReason::Entry,
                 Role::Client { .. } => FillReason::Exit,
             },
-        }));
+        })));
         if let Some(o) = self.orders.get_mut(order.seq) {
             o.filled = filled;
         }
@@ -368,12 +368,12 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         if let Some(o) = self.remove_order(seq) {
-            out.push(Event::OrderUpdate(OrderUpdate {
+            out.push(Event::OrderUpdate(Box::new(OrderUpdate {
                 order_id: o.id,
                 status,
                 reason: reason.to_string(),
                 timestamp: ts,
-            }));
+            })));
         }
     }
 

@@ -23,33 +23,37 @@
 //!   is no losing trade); `best/worst/avg_trade_pct` use each trade's PnL over its entry
 //!   notional.
 
-use market_data::{Amount, Price, Timeframe, Timestamp};
+use market_data::{Amount, Calendar, Price, Timeframe, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::portfolio::ClosedTrade;
 
-/// Which trading calendar a session's bars follow, for annualisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CalendarKind {
-    /// 252 trading days; intraday bars cover the 6.5-hour regular session.
-    Equity,
-    /// 260 trading days of 24 hours (FX).
-    Fx,
-    /// 365 days of 24 hours (crypto).
-    Continuous,
-}
-
-/// Bars per year for annualising Sharpe, Sortino, volatility and CAGR.
-pub fn periods_per_year(timeframe: Timeframe, calendar: CalendarKind) -> f64 {
+/// Bars per year for annualising Sharpe, Sortino, volatility and CAGR: 252 trading
+/// days of 6.5 regular hours for US equities, 260 days of 24 hours for FX, 365 days of
+/// 24 hours for crypto.
+pub fn periods_per_year(timeframe: Timeframe, calendar: Calendar) -> f64 {
     let (days, hours) = match calendar {
-        CalendarKind::Equity => (252.0, 6.5),
-        CalendarKind::Fx => (260.0, 24.0),
-        CalendarKind::Continuous => (365.0, 24.0),
+        Calendar::UsEquity => (252.0, 6.5),
+        Calendar::Fx => (260.0, 24.0),
+        Calendar::Crypto => (365.0, 24.0),
     };
     match timeframe {
         Timeframe::Daily => days,
         t => days * hours * 3600.0 / t.seconds() as f64,
     }
+}
+
+/// The calendar that sets a multi-symbol session's year: US equity hours if any symbol
+/// trades them (their bars are the scarcest), else FX if any, else crypto.
+pub fn session_calendar<S: AsRef<str>>(symbols: &[S]) -> Calendar {
+    let cals: Vec<Calendar> = symbols
+        .iter()
+        .map(|s| Calendar::for_symbol(s.as_ref()))
+        .collect();
+    [Calendar::UsEquity, Calendar::Fx]
+        .into_iter()
+        .find(|c| cals.contains(c))
+        .unwrap_or(Calendar::Crypto)
 }
 
 /// Running statistics over bars. Floating point is used only here, for ratios; the
@@ -385,18 +389,18 @@ mod tests {
     #[test]
     fn annualisation() {
         assert_eq!(
-            periods_per_year(Timeframe::Daily, CalendarKind::Equity),
+            periods_per_year(Timeframe::Daily, Calendar::UsEquity),
             252.0
         );
+        assert_eq!(periods_per_year(Timeframe::H1, Calendar::UsEquity), 1638.0);
+        assert_eq!(periods_per_year(Timeframe::H1, Calendar::Fx), 6240.0);
         assert_eq!(
-            periods_per_year(Timeframe::H1, CalendarKind::Equity),
-            1638.0
-        );
-        assert_eq!(periods_per_year(Timeframe::H1, CalendarKind::Fx), 6240.0);
-        assert_eq!(
-            periods_per_year(Timeframe::Min1, CalendarKind::Continuous),
+            periods_per_year(Timeframe::Min1, Calendar::Crypto),
             525_600.0
         );
+        assert_eq!(session_calendar(&["EURUSD", "BTCUSD"]), Calendar::Fx);
+        assert_eq!(session_calendar(&["BTCUSD", "GOOG"]), Calendar::UsEquity);
+        assert_eq!(session_calendar(&["BTCUSD"]), Calendar::Crypto);
     }
 
     #[test]

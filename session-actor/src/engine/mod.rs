@@ -29,7 +29,7 @@ pub use events::{
     AccountSnapshot, Event, ExecutionReport, FillReason, FillStatus, OrderStatus, OrderUpdate,
     PositionView, TickEvent,
 };
-pub use metrics::{periods_per_year, CalendarKind, Metrics};
+pub use metrics::{periods_per_year, session_calendar, Metrics};
 pub use order::{OrderRequest, OrderType, Side, TimeInForce};
 pub use portfolio::ClosedTrade;
 pub use snapshot::SnapshotError;
@@ -251,7 +251,7 @@ impl Engine {
         self.curve.push(step.ts, equity);
         let every = self.config.account_snapshot_every as u64;
         if changed || (every > 0 && self.steps % every == 0) {
-            out.push(Event::Account(self.account_snapshot()));
+            out.push(Event::Account(Box::new(self.account_snapshot())));
         }
         out.push(Event::Tick(TickEvent {
             sequence_id: self.steps,

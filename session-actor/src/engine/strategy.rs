@@ -28,6 +28,19 @@ pub trait Strategy {
     fn on_bar(&mut self, ctx: &BarContext<'_>, orders: &mut Vec<OrderRequest>);
 }
 
+/// A boxed strategy is a strategy, so one can be chosen at run time.
+impl<S: Strategy + ?Sized> Strategy for Box<S> {
+    fn on_start(&mut self, warmup: &[Vec<Candle>], engine: &Engine) {
+        (**self).on_start(warmup, engine)
+    }
+    fn on_event(&mut self, event: &Event) {
+        (**self).on_event(event)
+    }
+    fn on_bar(&mut self, ctx: &BarContext<'_>, orders: &mut Vec<OrderRequest>) {
+        (**self).on_bar(ctx, orders)
+    }
+}
+
 /// Runs `strategy` over every step of `slice` from the engine's current position and
 /// finishes the run. `sink` sees every event in order.
 pub fn run_with_events<S: Strategy>(
