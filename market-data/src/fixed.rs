@@ -127,26 +127,30 @@ fn format_scaled(value: i128, min_frac: usize, f: &mut fmt::Formatter<'_>) -> fm
     }
 }
 
+/// `y` rounded half away from zero, exactly like `f64::round`, for `|y| < 9e18`.
+///
+/// Bulk Parquet loads convert millions of floats, and `f64::round` (a libm call on
+/// baseline x86-64) plus the software `f64 -> i128` conversion dominated them. `y -
+/// trunc(y)` is exact in this range, so comparing it with one half decides the rounding
+/// exactly, without branches.
+#[inline]
+pub(crate) fn round_half_away(y: f64) -> i64 {
+    let t = y as i64;
+    let frac = y - t as f64;
+    t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5)
+}
+
+/// Largest magnitude of `x * 10^8` that [`round_half_away`] handles.
+pub(crate) const FAST_LIMIT: f64 = 9.0e18;
+
+#[inline]
 fn float_to_scaled(x: f64) -> Result<i128, FixedError> {
     if !x.is_finite() {
         return Err(FixedError::NotFinite);
     }
     let y = x * SCALE as f64;
-    // Fast path for everything that fits an i64, which is every realistic price: Parquet
-    // loads convert millions of floats, and `f64::round` (a libm call on baseline
-    // x86-64) plus the software f64 -> i128 conversion dominated them. `y - trunc(y)` is
-    // exact, so this rounds half away from zero exactly like `round`.
-    if y.abs() < 9.0e18 {
-        let t = y as i64;
-        let frac = y - t as f64;
-        let r = if frac >= 0.5 {
-            t + 1
-        } else if frac <= -0.5 {
-            t - 1
-        } else {
-            t
-        };
-        return Ok(r as i128);
+    if y.abs() < FAST_LIMIT {
+        return Ok(i128::from(round_half_away(y)));
     }
     let scaled = y.round();
     if scaled.abs() >= 1.0e37 {
@@ -180,6 +184,7 @@ impl Price {
 
     /// Nearest representable price to a float: floats in data files are the closest
     /// binary approximation of a short decimal, so rounding to 8 digits recovers it.
+    #[inline]
     pub fn from_f64(x: f64) -> Result<Self, FixedError> {
         let v = float_to_scaled(x)?;
         i64::try_from(v)
@@ -259,6 +264,7 @@ impl Amount {
     }
 
     /// Nearest representable amount to a float.
+    #[inline]
     pub fn from_f64(x: f64) -> Result<Self, FixedError> {
         float_to_scaled(x).map(Amount)
     }
@@ -484,7 +490,7 @@ mod tests {
     #[test]
     fn fast_float_rounding_matches_round() {
         let mut z = 0x2545_f491_4f6c_dd1du64;
-        let mut check = |x: f64| {
+        let check = |x: f64| {
             let expected = (x * SCALE as f64).round() as i128;
             assert_eq!(float_to_scaled(x).unwrap(), expected, "{x:e}");
         };
@@ -493,7 +499,7 @@ mod tests {
             -0.5e-8,
             1.5e-8,
             2.5e-8,
-            0.49999999999999994e-8,
+            f64::from_bits(0.5f64.to_bits() - 1) * 1e-8,
             1e10,
             -1e10,
             8.9e10,

@@ -11,7 +11,10 @@ use market_data::{
     generate, load_csv, load_parquet, write_parquet, Amount, Catalog, LoadErrorKind,
     MarketDataError, PriceEncoding, SyntheticSpec, Timeframe,
 };
-use parquet::data_type::{ByteArrayType, DoubleType, Int32Type, Int64Type};
+use parquet::data_type::{
+    ByteArray, ByteArrayType, DoubleType, FixedLenByteArrayType, Int32Type, Int64Type,
+};
+use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
@@ -165,13 +168,18 @@ enum Col {
     I32(Vec<i32>),
     F64(Vec<f64>, Option<Vec<i16>>),
     Text(Vec<&'static str>),
+    /// Big-endian decimal bytes with optional definition levels.
+    Fixed(Vec<Vec<u8>>, Option<Vec<i16>>),
 }
 
 fn write_custom(path: &Path, schema: &str, cols: Vec<Col>) {
+    write_with(path, schema, cols, WriterProperties::default())
+}
+
+fn write_with(path: &Path, schema: &str, cols: Vec<Col>, props: WriterProperties) {
     let schema = Arc::new(parse_message_type(schema).unwrap());
-    let mut writer =
-        SerializedFileWriter::new(fs::File::create(path).unwrap(), schema, Default::default())
-            .unwrap();
+    let file = fs::File::create(path).unwrap();
+    let mut writer = SerializedFileWriter::new(file, schema, Arc::new(props)).unwrap();
     let mut group = writer.next_row_group().unwrap();
     let mut cols = cols.into_iter();
     while let Some(mut column) = group.next_column().unwrap() {
@@ -193,6 +201,13 @@ fn write_custom(path: &Path, schema: &str, cols: Vec<Col>) {
                 column
                     .typed::<ByteArrayType>()
                     .write_batch(&v, None, None)
+                    .unwrap()
+            }
+            Col::Fixed(v, defs) => {
+                let v: Vec<_> = v.into_iter().map(|b| ByteArray::from(b).into()).collect();
+                column
+                    .typed::<FixedLenByteArrayType>()
+                    .write_batch(&v, defs.as_deref(), None)
                     .unwrap()
             }
         };
@@ -361,4 +376,90 @@ fn catalog_load_errors_are_market_data_errors() {
         catalog.load("BADHL", Timeframe::Daily),
         Err(MarketDataError::Load(_))
     ));
+}
+
+/// Decimal(9,2) as 4 big-endian bytes.
+fn cents(v: i32) -> Vec<u8> {
+    v.to_be_bytes().to_vec()
+}
+
+#[test]
+fn decimal_pages_the_fast_path_skips_still_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 30_000usize;
+    let day = t("2020-01-02") * 1_000_000_000;
+    let dates = || Col::I64((0..rows as i64).map(|i| day + i * 60_000_000_000).collect());
+    let price = |cents_of: fn(usize) -> i32| {
+        Col::Fixed((0..rows).map(|i| cents(cents_of(i))).collect(), None)
+    };
+    let schema = |close: &str| {
+        format!(
+            "message m {{ REQUIRED INT64 date (TIMESTAMP(NANOS,true));
+              REQUIRED FIXED_LEN_BYTE_ARRAY(4) open (DECIMAL(9,2)); REQUIRED FIXED_LEN_BYTE_ARRAY(4) high (DECIMAL(9,2));
+              REQUIRED FIXED_LEN_BYTE_ARRAY(4) low (DECIMAL(9,2)); {close} FIXED_LEN_BYTE_ARRAY(4) close (DECIMAL(9,2));
+              REQUIRED INT64 volume; }}"
+        )
+    };
+    let small_pages = || {
+        WriterProperties::builder()
+            .set_dictionary_enabled(false)
+            .set_data_page_row_count_limit(1000)
+            .build()
+    };
+
+    // Dictionary-encoded (the parquet crate's default): handled by the generic reader.
+    let path = dir.path().join("dict.parquet");
+    let cols = vec![
+        dates(),
+        price(|i| 1000 + (i % 7) as i32),
+        price(|_| 2000),
+        price(|_| 500),
+        price(|i| 1000 + (i % 3) as i32),
+        Col::I64(vec![5; rows]),
+    ];
+    write_custom(&path, &schema("REQUIRED"), cols);
+    let bars = load_parquet(&path).unwrap();
+    assert_eq!(bars.len(), rows);
+    assert_eq!(bars[9].open, d("10.02"));
+    assert_eq!(bars[9].close, d("10.00"));
+
+    // Many plain pages, all present, nullable column: the fast path end to end.
+    let path = dir.path().join("plain.parquet");
+    let close = Col::Fixed(
+        (0..rows).map(|i| cents(1000 + (i % 3) as i32)).collect(),
+        Some(vec![1; rows]),
+    );
+    let cols = vec![
+        dates(),
+        price(|_| 1000),
+        price(|_| 2000),
+        price(|_| 500),
+        close,
+        Col::I64(vec![5; rows]),
+    ];
+    write_with(&path, &schema("OPTIONAL"), cols, small_pages());
+    let bars = load_parquet(&path).unwrap();
+    assert_eq!(bars.len(), rows);
+    assert_eq!(bars[rows - 1].close, d("10.02")); // (30000 - 1) % 3 == 2
+
+    // A null deep inside the column, after many clean pages and batches: the fast path
+    // hands over mid-column and the error still names the exact row.
+    let path = dir.path().join("null.parquet");
+    let mut defs = vec![1i16; rows];
+    defs[20_000] = 0;
+    let close = Col::Fixed((0..rows - 1).map(|_| cents(1000)).collect(), Some(defs));
+    let cols = vec![
+        dates(),
+        price(|_| 1000),
+        price(|_| 2000),
+        price(|_| 500),
+        close,
+        Col::I64(vec![5; rows]),
+    ];
+    write_with(&path, &schema("OPTIONAL"), cols, small_pages());
+    let err = load_parquet(&path).unwrap_err();
+    assert_eq!(
+        (err.row, err.kind.to_string()),
+        (Some(20_001), "column `close` is null".to_string())
+    );
 }

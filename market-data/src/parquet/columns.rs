@@ -19,16 +19,6 @@ pub(crate) enum TimeKind {
     Date32,
 }
 
-impl TimeKind {
-    /// Converts a raw INT64 value to whole seconds; `None` when not a whole second.
-    pub(crate) fn int64_to_seconds(self, v: i64) -> Option<i64> {
-        match self {
-            TimeKind::Int64 { per_second } if v % per_second == 0 => Some(v / per_second),
-            _ => None,
-        }
-    }
-}
-
 /// How a price or volume column encodes numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ValueKind {
@@ -40,8 +30,10 @@ pub(crate) enum ValueKind {
     Int32 { scale: u32 },
     /// INT64 unscaled decimal (scale 0 for plain integers).
     Int64 { scale: u32 },
-    /// Big-endian two's complement bytes (FIXED_LEN_BYTE_ARRAY or BYTE_ARRAY decimal).
-    Bytes { scale: u32 },
+    /// FIXED_LEN_BYTE_ARRAY decimal: big-endian two's complement, `width` bytes.
+    Fixed { scale: u32, width: usize },
+    /// BYTE_ARRAY decimal: big-endian two's complement of any length up to 16.
+    Variable { scale: u32 },
 }
 
 /// A located column: index in the schema, name as written, decoding.
@@ -160,9 +152,12 @@ fn value_kind(col: &ColumnDescriptor) -> Option<ValueKind> {
         PhysicalType::INT64 if decimal || plain_int => Some(ValueKind::Int64 { scale }),
         // More than 16 bytes cannot fit an i128.
         PhysicalType::FIXED_LEN_BYTE_ARRAY if decimal && (1..=16).contains(&col.type_length()) => {
-            Some(ValueKind::Bytes { scale })
+            Some(ValueKind::Fixed {
+                scale,
+                width: col.type_length() as usize,
+            })
         }
-        PhysicalType::BYTE_ARRAY if decimal => Some(ValueKind::Bytes { scale }),
+        PhysicalType::BYTE_ARRAY if decimal => Some(ValueKind::Variable { scale }),
         _ => None,
     }
 }
@@ -220,7 +215,13 @@ mod tests {
         assert_eq!(l.values[0].kind, ValueKind::Double);
         assert_eq!(l.values[1].kind, ValueKind::Int64 { scale: 4 });
         assert_eq!(l.values[2].kind, ValueKind::Int32 { scale: 2 });
-        assert_eq!(l.values[3].kind, ValueKind::Bytes { scale: 10 });
+        assert_eq!(
+            l.values[3].kind,
+            ValueKind::Fixed {
+                scale: 10,
+                width: 16
+            }
+        );
         assert_eq!(l.values[4].kind, ValueKind::Int64 { scale: 0 });
     }
 

@@ -6,6 +6,8 @@
 //! FIXED_LEN_BYTE_ARRAY or BYTE_ARRAY, or plain integers.
 
 mod columns;
+mod decode;
+mod flba;
 mod read;
 mod stats;
 mod write;

@@ -1,24 +1,26 @@
-//! Bulk Parquet reader: each column chunk is decoded in one call into a reused buffer
-//! and then copied into the candles, so a million-row file costs a handful of
-//! allocations, not one per row.
+//! Bulk Parquet reader. All six column readers of a row group advance together in
+//! batches of [`BATCH_ROWS`]: each column's batch is decoded in one call into a reused
+//! buffer, then the candles are assembled row by row while those buffers are still in
+//! cache. No allocation per row; the output is written exactly once.
 
 use std::any::Any;
 use std::fs::File;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
-use ::parquet::column::reader::{ColumnReader, ColumnReaderImpl};
-use ::parquet::data_type::{ByteArray, DataType, FixedLenByteArray, Int96};
-use ::parquet::errors::ParquetError;
 use ::parquet::file::reader::FileReader;
 use ::parquet::file::serialized_reader::SerializedFileReader;
 
-use super::columns::{layout, Located, TimeKind, ValueKind};
+use super::columns::{layout, Layout, ValueKind};
+use super::decode::{decode_dates, decode_values, parquet_fault, Fault, Scratch, Source};
+use super::flba::FlbaPages;
 use crate::candle::{Candle, Timestamp};
-use crate::datetime::format_ts;
 use crate::error::{LoadError, LoadErrorKind};
-use crate::fixed::{Amount, FixedError, Price};
+use crate::fixed::{Amount, Price};
 use crate::validate::check_bars;
+
+/// Rows decoded per batch: the six columns' buffers (about 400 KB) stay in L2 cache.
+const BATCH_ROWS: usize = 8192;
 
 /// Loads and validates every bar of one Parquet file.
 pub fn load_parquet(path: &Path) -> Result<Vec<Candle>, LoadError> {
@@ -60,22 +62,6 @@ fn panic_text(payload: Box<dyn Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// An error at a 0-based offset within the current row group, or about the whole file.
-type Fault = (Option<usize>, LoadErrorKind);
-
-fn parquet_fault(e: ParquetError) -> Fault {
-    (None, LoadErrorKind::Parquet(e.to_string()))
-}
-
-const BLANK: Candle = Candle {
-    ts: 0,
-    open: Price::ZERO,
-    high: Price::ZERO,
-    low: Price::ZERO,
-    close: Price::ZERO,
-    volume: Amount::ZERO,
-};
-
 fn read_file(
     path: &Path,
     out: &mut Vec<Candle>,
@@ -89,312 +75,114 @@ fn read_file(
     let layout = layout(meta.file_metadata().schema_descr()).map_err(whole)?;
     let bad_count = || whole(LoadErrorKind::Parquet("negative row count".into()));
     out.reserve(usize::try_from(meta.file_metadata().num_rows()).map_err(|_| bad_count())?);
-    let mut buffers = Buffers::default();
+    let mut batch = Batch::default();
     let mut first_row = 1u64;
     for group in 0..meta.num_row_groups() {
         let rows = usize::try_from(meta.row_group(group).num_rows()).map_err(|_| bad_count())?;
-        let base = out.len();
-        out.resize(base + rows, BLANK);
-        let bars = &mut out[base..];
-        read_group(&reader, group, &layout, bars, &mut buffers).map_err(|(offset, kind)| {
-            match offset {
-                Some(i) => LoadError::row(path, first_row + i as u64, kind),
-                None => whole(kind),
-            }
+        read_group(
+            &reader, group, rows, &layout, out, &mut batch, first_row, prev,
+        )
+        .map_err(|(row, kind)| match row {
+            Some(row) => LoadError::row(path, row, kind),
+            None => whole(kind),
         })?;
-        check_bars(bars, first_row, prev).map_err(|(row, kind)| LoadError::row(path, row, kind))?;
         first_row += rows as u64;
     }
     Ok(())
 }
 
+/// One batch of decoded columns, reused across batches and row groups.
+#[derive(Default)]
+struct Batch {
+    ts: Vec<Timestamp>,
+    /// open, high, low, close.
+    prices: [Vec<Price>; 4],
+    volume: Vec<Amount>,
+    scratch: Scratch,
+}
+
+/// Reads one row group; errors carry the 1-based file row.
+#[allow(clippy::too_many_arguments)]
 fn read_group(
     reader: &SerializedFileReader<File>,
     group: usize,
-    layout: &super::columns::Layout,
-    bars: &mut [Candle],
-    buffers: &mut Buffers,
-) -> Result<(), Fault> {
-    let group = reader.get_row_group(group).map_err(parquet_fault)?;
-    let column = group
-        .get_column_reader(layout.date.index)
-        .map_err(parquet_fault)?;
-    read_dates(column, &layout.date, bars, buffers)?;
-    for (field, located) in layout.values.iter().enumerate() {
-        let column = group
-            .get_column_reader(located.index)
-            .map_err(parquet_fault)?;
-        read_values(column, located, field, bars, buffers)?;
-    }
-    Ok(())
-}
-
-/// Decode buffers reused across columns and row groups.
-#[derive(Default)]
-struct Buffers {
-    defs: Vec<i16>,
-    i32s: Vec<i32>,
-    i64s: Vec<i64>,
-    i96s: Vec<Int96>,
-    f32s: Vec<f32>,
-    f64s: Vec<f64>,
-    fixed: Vec<FixedLenByteArray>,
-    bytes: Vec<ByteArray>,
-}
-
-/// Decodes a whole column chunk of `rows` rows; nulls are errors.
-fn read_column<T: DataType>(
-    mut reader: ColumnReaderImpl<T>,
     rows: usize,
-    max_def: i16,
-    name: &str,
-    values: &mut Vec<T::T>,
-    defs: &mut Vec<i16>,
-) -> Result<(), Fault> {
-    values.clear();
-    defs.clear();
-    let mut records = 0;
-    while records < rows {
-        let (read, _, _) = reader
-            .read_records(rows - records, Some(defs), None, values)
-            .map_err(parquet_fault)?;
-        if read == 0 {
-            return Err((
-                None,
-                LoadErrorKind::Parquet(format!("column `{name}` has fewer values than rows")),
-            ));
-        }
-        records += read;
-    }
-    if values.len() != rows {
-        // Only present values are decoded; the first missing one is the first short level.
-        let row = defs
-            .iter()
-            .position(|&d| d < max_def)
-            .unwrap_or(values.len());
-        return Err((Some(row), LoadErrorKind::Null(name.to_string())));
-    }
-    Ok(())
-}
-
-fn mismatch(name: &str) -> Fault {
-    (
-        None,
-        LoadErrorKind::WrongType {
-            column: name.to_string(),
-            found: "a different physical type".into(),
-        },
-    )
-}
-
-fn read_dates(
-    column: ColumnReader,
-    at: &Located<TimeKind>,
-    bars: &mut [Candle],
-    buf: &mut Buffers,
-) -> Result<(), Fault> {
-    let (rows, name) = (bars.len(), at.name.as_str());
-    match (at.kind, column) {
-        (TimeKind::Int64 { per_second }, ColumnReader::Int64ColumnReader(r)) => {
-            read_column(r, rows, at.max_def, name, &mut buf.i64s, &mut buf.defs)?;
-            for (i, (bar, &v)) in bars.iter_mut().zip(&buf.i64s).enumerate() {
-                bar.ts = at.kind.int64_to_seconds(v).ok_or_else(|| {
-                    let text = format!(
-                        "{} + {}/{per_second} s",
-                        format_ts(v.div_euclid(per_second)),
-                        v.rem_euclid(per_second)
-                    );
-                    (Some(i), LoadErrorKind::SubSecond(text))
-                })?;
-            }
-        }
-        (TimeKind::Int96, ColumnReader::Int96ColumnReader(r)) => {
-            read_column(r, rows, at.max_def, name, &mut buf.i96s, &mut buf.defs)?;
-            for (i, (bar, v)) in bars.iter_mut().zip(&buf.i96s).enumerate() {
-                bar.ts = int96_seconds(v).map_err(|kind| (Some(i), kind))?;
-            }
-        }
-        (TimeKind::Date32, ColumnReader::Int32ColumnReader(r)) => {
-            read_column(r, rows, at.max_def, name, &mut buf.i32s, &mut buf.defs)?;
-            for (bar, &days) in bars.iter_mut().zip(&buf.i32s) {
-                bar.ts = i64::from(days) * 86_400;
-            }
-        }
-        _ => return Err(mismatch(name)),
-    }
-    Ok(())
-}
-
-/// INT96: nanoseconds of day in the first 8 bytes, Julian day number in the last 4.
-fn int96_seconds(v: &Int96) -> Result<Timestamp, LoadErrorKind> {
-    const JULIAN_DAY_OF_EPOCH: i64 = 2_440_588;
-    let d = v.data();
-    let nanos = (i64::from(d[1]) << 32) | i64::from(d[0]);
-    let days = i64::from(d[2]) - JULIAN_DAY_OF_EPOCH;
-    let secs = days * 86_400 + nanos.div_euclid(1_000_000_000);
-    if nanos % 1_000_000_000 != 0 {
-        return Err(LoadErrorKind::SubSecond(format!(
-            "{} + {} ns",
-            format_ts(secs),
-            nanos.rem_euclid(1_000_000_000)
-        )));
-    }
-    Ok(secs)
-}
-
-fn read_values(
-    column: ColumnReader,
-    at: &Located<ValueKind>,
-    field: usize,
-    bars: &mut [Candle],
-    buf: &mut Buffers,
-) -> Result<(), Fault> {
-    let (rows, name, def) = (bars.len(), at.name.as_str(), at.max_def);
-    match (at.kind, column) {
-        (ValueKind::Double, ColumnReader::DoubleColumnReader(r)) => {
-            read_column(r, rows, def, name, &mut buf.f64s, &mut buf.defs)?;
-            store(
-                bars,
-                field,
-                name,
-                buf.f64s.iter().map(|&x| Amount::from_f64(x)),
-            )
-        }
-        (ValueKind::Float, ColumnReader::FloatColumnReader(r)) => {
-            read_column(r, rows, def, name, &mut buf.f32s, &mut buf.defs)?;
-            // Via the shortest decimal text: the f32 nearest to 1.1 is not the f64 nearest.
-            store(
-                bars,
-                field,
-                name,
-                buf.f32s.iter().map(|x| x.to_string().parse::<Amount>()),
-            )
-        }
-        (ValueKind::Int32 { scale }, ColumnReader::Int32ColumnReader(r)) => {
-            read_column(r, rows, def, name, &mut buf.i32s, &mut buf.defs)?;
-            store(
-                bars,
-                field,
-                name,
-                buf.i32s
-                    .iter()
-                    .map(|&v| Amount::from_unscaled(i128::from(v), scale)),
-            )
-        }
-        (ValueKind::Int64 { scale }, ColumnReader::Int64ColumnReader(r)) => {
-            read_column(r, rows, def, name, &mut buf.i64s, &mut buf.defs)?;
-            store(
-                bars,
-                field,
-                name,
-                buf.i64s
-                    .iter()
-                    .map(|&v| Amount::from_unscaled(i128::from(v), scale)),
-            )
-        }
-        (ValueKind::Bytes { scale }, ColumnReader::FixedLenByteArrayColumnReader(r)) => {
-            read_column(r, rows, def, name, &mut buf.fixed, &mut buf.defs)?;
-            store(
-                bars,
-                field,
-                name,
-                buf.fixed.iter().map(|b| be_decimal(b.data(), scale)),
-            )
-        }
-        (ValueKind::Bytes { scale }, ColumnReader::ByteArrayColumnReader(r)) => {
-            read_column(r, rows, def, name, &mut buf.bytes, &mut buf.defs)?;
-            store(
-                bars,
-                field,
-                name,
-                buf.bytes.iter().map(|b| be_decimal(b.data(), scale)),
-            )
-        }
-        _ => Err(mismatch(name)),
-    }
-}
-
-/// A big-endian two's complement decimal of 1 to 16 bytes.
-fn be_decimal(bytes: &[u8], scale: u32) -> Result<Amount, FixedError> {
-    let Some(&first) = bytes.first().filter(|_| bytes.len() <= 16) else {
-        return Err(FixedError::OutOfRange(format!(
-            "{}-byte decimal",
-            bytes.len()
-        )));
+    layout: &Layout,
+    out: &mut Vec<Candle>,
+    batch: &mut Batch,
+    first_row: u64,
+    prev: &mut Option<Timestamp>,
+) -> Result<(), (Option<u64>, LoadErrorKind)> {
+    let whole = |(_, kind): Fault| (None, kind);
+    let group = reader
+        .get_row_group(group)
+        .map_err(|e| whole(parquet_fault(e)))?;
+    let column = |i: usize| {
+        group
+            .get_column_reader(i)
+            .map_err(|e| whole(parquet_fault(e)))
     };
-    let mut wide = if first & 0x80 != 0 {
-        [0xff; 16]
-    } else {
-        [0; 16]
-    };
-    wide[16 - bytes.len()..].copy_from_slice(bytes);
-    Amount::from_unscaled(i128::from_be_bytes(wide), scale)
-}
-
-/// Writes converted values into field `field` (open, high, low, close, volume).
-fn store(
-    bars: &mut [Candle],
-    field: usize,
-    name: &str,
-    values: impl Iterator<Item = Result<Amount, FixedError>>,
-) -> Result<(), Fault> {
-    for (i, (bar, value)) in bars.iter_mut().zip(values).enumerate() {
-        let fault = |source| {
-            (
-                Some(i),
-                LoadErrorKind::BadNumber {
-                    column: name.to_string(),
-                    source,
-                },
-            )
-        };
-        let value = value.map_err(fault)?;
-        if field == 4 {
-            bar.volume = value;
-            continue;
+    let mut date = column(layout.date.index)?;
+    let mut values: Vec<Source> = layout
+        .values
+        .iter()
+        .map(|v| match v.kind {
+            ValueKind::Fixed { width, .. } => {
+                let pages = group
+                    .get_column_page_reader(v.index)
+                    .map_err(|e| whole(parquet_fault(e)))?;
+                Ok(Source::FlbaPages(FlbaPages::new(pages, width, v.max_def)))
+            }
+            _ => column(v.index).map(|c| Source::Generic(Box::new(c))),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut done = 0;
+    while done < rows {
+        let n = BATCH_ROWS.min(rows - done);
+        let batch_first = first_row + done as u64;
+        let at = |(offset, kind): Fault| (offset.map(|i| batch_first + i as u64), kind);
+        let Batch {
+            ts,
+            prices,
+            volume,
+            scratch,
+        } = &mut *batch;
+        decode_dates(&mut date, &layout.date, n, ts, scratch).map_err(at)?;
+        for (field, source) in values.iter_mut().enumerate() {
+            let located = &layout.values[field];
+            let reopen = || {
+                group
+                    .get_column_reader(located.index)
+                    .map_err(parquet_fault)
+            };
+            match prices.get_mut(field) {
+                Some(out) => decode_values(source, located, n, out, scratch, done, &reopen),
+                None => decode_values(source, located, n, volume, scratch, done, &reopen),
+            }
+            .map_err(at)?;
         }
-        let price = i64::try_from(value.raw())
-            .map(Price::from_raw)
-            .map_err(|_| fault(FixedError::OutOfRange(value.to_string())))?;
-        match field {
-            0 => bar.open = price,
-            1 => bar.high = price,
-            2 => bar.low = price,
-            _ => bar.close = price,
-        }
+        let base = out.len();
+        let [open, high, low, close] = &*prices;
+        out.extend(
+            ts.iter()
+                .zip(open)
+                .zip(high)
+                .zip(low)
+                .zip(close)
+                .zip(volume.iter())
+                .map(
+                    |(((((&ts, &open), &high), &low), &close), &volume)| Candle {
+                        ts,
+                        open,
+                        high,
+                        low,
+                        close,
+                        volume,
+                    },
+                ),
+        );
+        check_bars(&out[base..], batch_first, prev).map_err(|(row, kind)| (Some(row), kind))?;
+        done += n;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn big_endian_decimals() {
-        assert_eq!(
-            be_decimal(&[0x00, 0x27, 0x2e], 2).unwrap(),
-            "100.30".parse().unwrap()
-        );
-        assert_eq!(be_decimal(&[0xff], 0).unwrap(), Amount::from_int(-1));
-        assert_eq!(
-            be_decimal(&[0x80, 0x00], 0).unwrap(),
-            Amount::from_int(-32768)
-        );
-        assert!(be_decimal(&[], 0).is_err());
-        assert!(be_decimal(&[0; 17], 0).is_err());
-    }
-
-    #[test]
-    fn int96_timestamps() {
-        let mut v = Int96::new();
-        // 1970-01-02T00:00:01Z
-        v.set_data(1_000_000_000, 0, 2_440_589);
-        assert_eq!(int96_seconds(&v).unwrap(), 86_401);
-        v.set_data(1, 0, 2_440_589);
-        assert!(matches!(
-            int96_seconds(&v),
-            Err(LoadErrorKind::SubSecond(_))
-        ));
-    }
 }
