@@ -99,7 +99,10 @@ impl RollingSum {
     fn push(&mut self, v: i64) {
         self.sum += v as i128 - self.window[self.next] as i128;
         self.window[self.next] = v;
-        self.next = (self.next + 1) % self.window.len();
+        self.next += 1;
+        if self.next == self.window.len() {
+            self.next = 0;
+        }
         self.filled = (self.filled + 1).min(self.window.len());
     }
 
