@@ -18,6 +18,7 @@ use crate::cache::ByteLru;
 use crate::catalog::Catalog;
 use crate::error::MarketDataError;
 use crate::messages::{GetCatalog, GetSeries, GetSlice, GetStats, ListProviders, MarketDataStats};
+use crate::resample::resample;
 use crate::series::Series;
 use crate::slice_builder::build_slice;
 use crate::timeframe::Timeframe;
@@ -117,9 +118,10 @@ impl MarketDataActor {
         timeframe: Timeframe,
         ctx: &mut Context<Self>,
     ) -> Pending {
-        if let Err(e) = catalog.resolve(symbol, timeframe) {
-            return Pending::Ready(Err(e));
-        }
+        let stored = match catalog.resolve(symbol, timeframe) {
+            Ok(stored) => stored.timeframe,
+            Err(e) => return Pending::Ready(Err(e)),
+        };
         let key = SeriesKey {
             provider: provider.to_string(),
             symbol: symbol.to_string(),
@@ -136,13 +138,30 @@ impl MarketDataActor {
             return Pending::Wait(rx);
         }
         self.in_flight.insert(key.clone(), vec![tx]);
-        self.stats.loads += 1;
+        // A coarser timeframe is resampled from the cached stored series when there is
+        // one, instead of reading the files again.
+        let source_key = SeriesKey {
+            timeframe: stored,
+            ..key.clone()
+        };
+        let source = if stored == timeframe {
+            None
+        } else {
+            self.cache.get(&source_key)
+        };
+        match source {
+            Some(_) => self.stats.derived += 1,
+            None => self.stats.loads += 1,
+        }
         let catalog = Arc::clone(catalog);
         let symbol = symbol.to_string();
         let load = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = catalog.load(&symbol, timeframe).map(Arc::new);
-            (result, started.elapsed())
+            let result = match source {
+                Some(source) => derive(&source, timeframe),
+                None => catalog.load(&symbol, timeframe),
+            };
+            (result.map(Arc::new), started.elapsed())
         });
         ctx.spawn(
             wrap_future::<_, Self>(load)
@@ -186,6 +205,22 @@ impl MarketDataActor {
             let _ = waiter.send(result.clone());
         }
     }
+}
+
+/// Resamples an already loaded series to a coarser timeframe.
+fn derive(source: &Series, timeframe: Timeframe) -> Result<Series, MarketDataError> {
+    let candles = resample(&source.candles, source.timeframe, timeframe).ok_or_else(|| {
+        MarketDataError::TimeframeTooFine {
+            symbol: source.symbol.clone(),
+            requested: timeframe,
+            finest: source.timeframe,
+        }
+    })?;
+    Ok(Series {
+        symbol: source.symbol.clone(),
+        timeframe,
+        candles,
+    })
 }
 
 impl Actor for MarketDataActor {

@@ -248,6 +248,9 @@ impl Catalog {
     fn scan_parquet(&mut self) -> io::Result<()> {
         let candles = self.root.join(CANDLES_DIR);
         for tf_dir in sorted_entries(&candles)? {
+            if !tf_dir.is_dir() {
+                continue;
+            }
             let Some(timeframe) = tf_dir
                 .file_name()
                 .and_then(|n| n.to_str())

@@ -2,6 +2,8 @@
 //! catalogs, resampling, multi-symbol slices and the [`MarketDataActor`] that serves
 //! them to sessions.
 
+#![warn(missing_docs)]
+
 pub mod actor;
 pub mod cache;
 pub mod calendar;

@@ -50,8 +50,10 @@ pub struct GetStats;
 /// Load and cache counters of a [`crate::MarketDataActor`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MarketDataStats {
-    /// Series loads started (from files).
+    /// Series loads started from files.
     pub loads: u64,
+    /// Series resampled from a cached finer series instead of loaded from files.
+    pub derived: u64,
     /// Requests answered from the cache.
     pub hits: u64,
     /// Requests that joined a load already in flight.

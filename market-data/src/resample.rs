@@ -8,6 +8,9 @@ use crate::timeframe::Timeframe;
 /// [`Timeframe::bucket`] (UTC) and stamped with the bucket start. Partial buckets (at the
 /// edges or around gaps) are kept: they hold real trades. Returns `None` when `to`
 /// cannot be built from `from` (finer, or not a multiple).
+///
+/// Daily buckets are UTC days, like stored daily bars; for US equities this puts
+/// after-hours bars past 19:00 New York (winter) into the next UTC day.
 pub fn resample(bars: &[Candle], from: Timeframe, to: Timeframe) -> Option<Vec<Candle>> {
     if !to.can_resample_from(from) {
         return None;

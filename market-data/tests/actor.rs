@@ -85,20 +85,33 @@ async fn concurrent_requests_load_once_and_share_the_series() {
 #[actix::test]
 async fn resampled_timeframes_are_cached_separately() {
     let addr = start(64 << 20);
-    let h1 = addr
-        .send(get("EURUSD", Timeframe::H1))
-        .await
-        .unwrap()
-        .unwrap();
+    // Nothing cached: 4h comes from the files.
     let h4 = addr
         .send(get("EURUSD", Timeframe::H4))
         .await
         .unwrap()
         .unwrap();
+    let h1 = addr
+        .send(get("EURUSD", Timeframe::H1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((h1.candles.len(), h4.candles.len()), (5000, 1292));
+    // The stored 1h series is cached now: daily is resampled from it, not from files.
+    let daily = addr
+        .send(get("EURUSD", Timeframe::Daily))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(daily.candles.len(), 251);
     let stats = addr.send(GetStats).await.unwrap();
-    assert_eq!((stats.loads, stats.cache.entries), (2, 2));
-    assert_eq!(stats.cache.bytes, h1.bytes() + h4.bytes());
+    assert_eq!((stats.loads, stats.derived, stats.cache.entries), (2, 1, 3));
+    assert_eq!(stats.cache.bytes, h1.bytes() + h4.bytes() + daily.bytes());
+    let from_files = Catalog::open(sample_root())
+        .unwrap()
+        .load("EURUSD", Timeframe::Daily)
+        .unwrap();
+    assert_eq!(daily.candles, from_files.candles);
 }
 
 #[actix::test]
