@@ -303,11 +303,15 @@ impl Engine {
                             Role::TakeProfit { sibling: None },
                         )
                     };
-                    // Leg ids are `<entry>-sl` / `<entry>-tp`, made unique if a client
-                    // order already uses that id.
-                    let mut leg_id = format!("{id}-{suffix}");
-                    if self.orders.seq_of(&leg_id).is_some() {
-                        leg_id = format!("{leg_id}-{leg_seq}");
+                    // Leg ids are `<entry>-sl` / `<entry>-tp`, made unique if a working
+                    // order already uses that id: `-<seq>` appended, counting up while
+                    // that is taken too (a client may have picked it).
+                    let base = format!("{id}-{suffix}");
+                    let mut leg_id = base.clone();
+                    let mut n = leg_seq;
+                    while self.orders.seq_of(&leg_id).is_some() {
+                        leg_id = format!("{base}-{n}");
+                        n += 1;
                     }
                     let leg = OpenOrder {
                         seq: leg_seq,

@@ -532,3 +532,35 @@ fn config_errors_name_the_field() {
     cfg.symbols.push("AAA".into());
     assert_eq!(Engine::new(cfg).unwrap_err().field, "symbols");
 }
+
+#[test]
+fn bracket_leg_ids_never_collide_with_working_orders() {
+    // Found by the property tests: client orders held `e-sl` and `e-sl-4`, the fallback
+    // id of the stop-loss leg of `e` (sequence number 4), so two working orders shared
+    // `e-sl-4`. Removing one dropped the id from the index: the other became
+    // uncancellable, and a restore (which rebuilds the index) then behaved differently.
+    let mut s = Sim::new(100_000);
+    s.bar(["100", "101", "99", "100"]);
+    let ack = s.submit(vec![
+        OrderRequest::limit("e-sl", "AAA", Side::Buy, 1, p("50")).with_tif(TimeInForce::Gtc),
+        OrderRequest::limit("e-sl-4", "AAA", Side::Buy, 1, p("50")).with_tif(TimeInForce::Gtc),
+        OrderRequest::market("e", "AAA", Side::Buy, 10).with_bracket(Some(p("90")), None),
+    ]);
+    assert_eq!(ack.accepted_orders.len(), 3);
+    let ev = s.bar(["100", "101", "99", "100"]);
+    assert_eq!(
+        fills(&ev),
+        vec![("e".into(), 10, p("100"), FillReason::Entry)]
+    );
+    let open = s.engine.account_snapshot().open_orders;
+    assert_eq!(open, vec!["e-sl", "e-sl-4", "e-sl-5"]);
+    // Every working order stays reachable by its id, before and after a restore.
+    let mut restored = Engine::restore(&s.engine.snapshot()).unwrap();
+    for id in &open {
+        let live = s.engine.cancel(std::slice::from_ref(id));
+        assert_eq!(live.cancelled, vec![id.clone()]);
+        assert_eq!(live, restored.cancel(std::slice::from_ref(id)));
+    }
+    assert_eq!(s.engine.open_order_count(), 0);
+    assert_eq!(s.engine.snapshot(), restored.snapshot());
+}
