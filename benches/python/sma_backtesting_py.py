@@ -10,7 +10,7 @@ No commission; market orders fill at the next bar's open (`trade_on_close=False`
 Modes:
   synthetic N   SYNTHETIC 1-minute geometric random walk of N bars (numpy, seeded);
                 times only `Backtest(...).run()` with time.perf_counter().
-  goog          /work/main/sample-data/ohlcv/GOOG.csv (daily bars), cash 100000;
+  goog          sample-data/ohlcv/GOOG.csv (daily bars), cash 100000;
                 prints closed trades and final equity (open position marked at last close).
 
 The synthetic bars are NOT real prices. They follow the same recipe as
