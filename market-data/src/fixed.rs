@@ -305,11 +305,6 @@ impl Amount {
         }
     }
 
-    /// Whole units, rounded toward zero.
-    pub fn trunc_units(self) -> i128 {
-        self.0 / SCALE as i128
-    }
-
     /// `self x num / den` rounded toward negative infinity; `den` must be non-zero.
     pub fn mul_div_floor(self, num: i64, den: i64) -> Amount {
         Amount((self.0 * num as i128).div_euclid(den as i128))

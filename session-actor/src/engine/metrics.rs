@@ -179,11 +179,6 @@ impl MetricsAccumulator {
         self.first_close.len().min(self.last_close.len())
     }
 
-    /// Number of bars observed.
-    pub fn bars(&self) -> u64 {
-        self.bars
-    }
-
     /// The metrics so far, with `final_equity` the current equity.
     pub fn finish(
         &self,
