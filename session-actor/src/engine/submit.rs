@@ -6,22 +6,13 @@ use std::collections::BTreeSet;
 use market_data::{Amount, Price};
 use serde::{Deserialize, Serialize};
 
+pub use protocol::orders::ExecutionMode;
+
 use super::order::{OpenOrder, OrderRequest, OrderType, Role, Side};
 use super::Engine;
 
 /// Longest accepted order id, in bytes.
 pub const MAX_ORDER_ID_LEN: usize = 128;
-
-/// `order_batch.execution_mode`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutionMode {
-    /// One rejection rejects the whole batch.
-    Atomic,
-    /// Valid orders are accepted, invalid ones rejected individually.
-    #[default]
-    BestEffort,
-}
 
 /// Why an order was rejected (`batch_ack.rejected_orders` values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
