@@ -1,0 +1,260 @@
+//! Messages a connection sends to a session actor, and their replies.
+
+use std::sync::Arc;
+
+use actix::{ActorContext, Context, Handler, Message, MessageResult};
+use market_data::{Slice, Timestamp};
+use protocol::orders::{ExecutionMode, OrderRequest};
+use tokio::sync::mpsc;
+
+use super::{Pacing, SessionActor, SessionOutput, SessionState};
+use crate::engine::{AccountSnapshot, BatchResult, CancelResult, EndReason};
+
+/// Why a session refused a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The request does not fit the session's state (e.g. start twice).
+    #[error("{0}")]
+    InvalidState(String),
+    /// The session cannot be resumed from where the client is.
+    #[error("{0}")]
+    ResumeFailed(String),
+}
+
+/// A session's state as reported by `get_simulation_state`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateView {
+    /// Session id.
+    pub session_id: String,
+    /// Lifecycle state.
+    pub state: SessionState,
+    /// Last tick produced.
+    pub sequence_id: u64,
+    /// Time of the last processed bar.
+    pub sim_time: Option<Timestamp>,
+    /// Share of the bars processed, in percent.
+    pub progress_pct: f64,
+    /// Number of bars in the run.
+    pub ticks_total: u64,
+    /// Stored-state epoch (PROTOCOL.md section 4).
+    pub epoch: u64,
+}
+
+/// What a connection learns when it attaches.
+#[derive(Clone, Debug)]
+pub struct AttachInfo {
+    /// The slice ticks refer to.
+    pub slice: Arc<Slice>,
+    /// State at attach time.
+    pub view: StateView,
+}
+
+/// Connects a connection's bounded output channel; with `resume_from`, re-sends the
+/// outputs after that tick.
+#[derive(Message)]
+#[rtype(result = "Result<AttachInfo, SessionError>")]
+pub struct Attach {
+    /// Where outputs go.
+    pub sink: mpsc::Sender<SessionOutput>,
+    /// `resume_session.last_sequence_id`.
+    pub resume_from: Option<u64>,
+}
+
+/// The connection went away: stop producing, keep state for the grace period.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach;
+
+/// Starts the run: history first, then ticks paced as asked.
+#[derive(Message)]
+#[rtype(result = "Result<StateView, SessionError>")]
+pub struct Start {
+    /// How ticks are paced.
+    pub pacing: Pacing,
+}
+
+/// `tick_ack`: releases lock-step credit up to `sequence_id`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ack {
+    /// Highest tick the client has processed.
+    pub sequence_id: u64,
+}
+
+/// `order_batch`.
+#[derive(Message)]
+#[rtype(result = "BatchResult")]
+pub struct Submit {
+    /// Orders in batch order.
+    pub orders: Vec<OrderRequest>,
+    /// Atomic or best effort.
+    pub mode: ExecutionMode,
+}
+
+/// `cancel_orders`.
+#[derive(Message)]
+#[rtype(result = "CancelResult")]
+pub struct Cancel {
+    /// Order ids.
+    pub order_ids: Vec<String>,
+}
+
+/// `pause_simulation`.
+#[derive(Message)]
+#[rtype(result = "Result<StateView, SessionError>")]
+pub struct Pause;
+
+/// `resume_simulation`.
+#[derive(Message)]
+#[rtype(result = "Result<StateView, SessionError>")]
+pub struct Resume;
+
+/// `stop_simulation`: ends the run with reason `stopped`.
+#[derive(Message)]
+#[rtype(result = "StateView")]
+pub struct Stop;
+
+/// `get_simulation_state`.
+#[derive(Message)]
+#[rtype(result = "StateView")]
+pub struct GetState;
+
+/// `get_account`.
+#[derive(Message)]
+#[rtype(result = "AccountSnapshot")]
+pub struct GetAccount;
+
+/// `close_session`: drops the session now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Close;
+
+impl Handler<Attach> for SessionActor {
+    type Result = Result<AttachInfo, SessionError>;
+    fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
+        let info = self.attach(msg.sink, msg.resume_from)?;
+        self.pump(ctx);
+        Ok(info)
+    }
+}
+
+impl Handler<Detach> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, _: Detach, ctx: &mut Context<Self>) {
+        self.detach(ctx);
+    }
+}
+
+impl Handler<Start> for SessionActor {
+    type Result = Result<StateView, SessionError>;
+    fn handle(&mut self, msg: Start, ctx: &mut Context<Self>) -> Self::Result {
+        if self.state != SessionState::Ready {
+            return Err(SessionError::InvalidState(format!(
+                "session is {:?}, not ready",
+                self.state
+            )));
+        }
+        self.pacing = match msg.pacing {
+            Pacing::LockStep { window } => Pacing::LockStep {
+                window: window.max(1),
+            },
+            p => p,
+        };
+        self.state = SessionState::Running;
+        self.emit(SessionOutput::History);
+        self.pump(ctx);
+        Ok(self.view())
+    }
+}
+
+impl Handler<Ack> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: Ack, ctx: &mut Context<Self>) {
+        // Acks beyond what was produced cannot release credit for ticks not yet sent.
+        let ack = msg.sequence_id.min(self.engine.sequence_id());
+        if ack > self.acked {
+            self.acked = ack;
+            self.pump(ctx);
+        }
+    }
+}
+
+impl Handler<Submit> for SessionActor {
+    type Result = MessageResult<Submit>;
+    fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.engine.submit(msg.orders, msg.mode))
+    }
+}
+
+impl Handler<Cancel> for SessionActor {
+    type Result = MessageResult<Cancel>;
+    fn handle(&mut self, msg: Cancel, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.engine.cancel(&msg.order_ids))
+    }
+}
+
+impl Handler<Pause> for SessionActor {
+    type Result = Result<StateView, SessionError>;
+    fn handle(&mut self, _: Pause, ctx: &mut Context<Self>) -> Self::Result {
+        match self.state {
+            SessionState::Running | SessionState::Paused => {
+                self.state = SessionState::Paused;
+                self.persist(ctx);
+                Ok(self.view())
+            }
+            s => Err(SessionError::InvalidState(format!(
+                "cannot pause a session that is {s:?}"
+            ))),
+        }
+    }
+}
+
+impl Handler<Resume> for SessionActor {
+    type Result = Result<StateView, SessionError>;
+    fn handle(&mut self, _: Resume, ctx: &mut Context<Self>) -> Self::Result {
+        match self.state {
+            SessionState::Paused | SessionState::Running => {
+                self.state = SessionState::Running;
+                self.pump(ctx);
+                Ok(self.view())
+            }
+            s => Err(SessionError::InvalidState(format!(
+                "cannot resume a session that is {s:?}"
+            ))),
+        }
+    }
+}
+
+impl Handler<Stop> for SessionActor {
+    type Result = MessageResult<Stop>;
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) -> Self::Result {
+        self.finish(EndReason::Stopped, ctx);
+        MessageResult(self.view())
+    }
+}
+
+impl Handler<GetState> for SessionActor {
+    type Result = MessageResult<GetState>;
+    fn handle(&mut self, _: GetState, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.view())
+    }
+}
+
+impl Handler<GetAccount> for SessionActor {
+    type Result = MessageResult<GetAccount>;
+    fn handle(&mut self, _: GetAccount, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.engine.account_snapshot())
+    }
+}
+
+impl Handler<Close> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
+        let store = std::sync::Arc::clone(&self.store);
+        let id = self.config.session_id.clone();
+        actix::spawn(async move {
+            let _ = store.delete(&id).await;
+        });
+        ctx.stop();
+    }
+}

@@ -1,0 +1,375 @@
+//! The session actor on a real actix system, driven the way a connection drives it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use market_data::{Amount, Catalog, Slice, SliceRequest, Timeframe};
+use protocol::orders::{ExecutionMode, OrderRequest, Side};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::engine::strategy::{run, SmaCrossover};
+use crate::engine::{EngineConfig, SimulationResults};
+use crate::store::MemoryStore;
+
+fn goog() -> Arc<Slice> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data");
+    let catalog = Catalog::open(root).unwrap();
+    let request = SliceRequest {
+        provider: None,
+        symbols: vec!["GOOG".into()],
+        timeframe: Timeframe::Daily,
+        start: 0,
+        end: 2_000_000_000,
+        warmup_bars: 0,
+    };
+    Arc::new(catalog.slice(&request).unwrap())
+}
+
+fn config() -> EngineConfig {
+    EngineConfig::new(vec!["GOOG".into()], Amount::from_int(100_000))
+}
+
+fn session(slice: &Arc<Slice>, max_duration: Duration) -> Addr<SessionActor> {
+    let cfg = SessionConfig {
+        session_id: "s1".into(),
+        user_id: "u1".into(),
+        params: "{}".into(),
+        grace: Duration::from_secs(60),
+        max_duration,
+        batch_steps: 64,
+        replay_outputs: 4096,
+    };
+    let engine = Engine::new(config()).unwrap();
+    SessionActor::new(cfg, engine, Arc::clone(slice), Arc::new(MemoryStore::new())).start()
+}
+
+/// The client side of SMA(10,20): exact integer sums of closes, position from fills.
+#[derive(Default)]
+struct SmaClient {
+    closes: Vec<i64>,
+    prev: Option<std::cmp::Ordering>,
+    position: i64,
+    orders: u64,
+}
+
+impl SmaClient {
+    fn on_output(&mut self, out: &SessionOutput, slice: &Slice) -> Option<OrderRequest> {
+        match out {
+            SessionOutput::Engine(Event::Execution(x)) => {
+                self.position += x.executed_quantity * x.side.sign();
+                None
+            }
+            SessionOutput::Engine(Event::Tick(t)) => {
+                let step = &slice.steps[t.sequence_id as usize - 1];
+                let close = slice.bars_of(step)[0].candle.close.raw();
+                self.closes.push(close);
+                let n = self.closes.len();
+                if n < 20 {
+                    return None;
+                }
+                let fast: i128 = self.closes[n - 10..].iter().map(|&c| c as i128).sum();
+                let slow: i128 = self.closes[n - 20..].iter().map(|&c| c as i128).sum();
+                let now = (fast * 20).cmp(&(slow * 10));
+                let prev = self.prev.replace(now);
+                use std::cmp::Ordering::*;
+                let side = match (prev?, now) {
+                    (Less, Greater) if self.position == 0 => Side::Buy,
+                    (Greater, Less) if self.position > 0 => Side::Sell,
+                    _ => return None,
+                };
+                self.orders += 1;
+                let qty = if side == Side::Buy {
+                    100
+                } else {
+                    self.position
+                };
+                Some(OrderRequest::market(
+                    format!("sma-{}", self.orders),
+                    "GOOG",
+                    side,
+                    qty,
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Drives a lock-step session like a client: orders, then the ack, for every tick.
+/// Stops after `stop_after` ticks if given (returning None).
+async fn drive(
+    addr: &Addr<SessionActor>,
+    rx: &mut mpsc::Receiver<SessionOutput>,
+    slice: &Slice,
+    client: &mut SmaClient,
+    stop_after: Option<u64>,
+) -> Option<SimulationResults> {
+    while let Some(out) = rx.recv().await {
+        if let Some(order) = client.on_output(&out, slice) {
+            let ack = addr
+                .send(Submit {
+                    orders: vec![order],
+                    mode: ExecutionMode::BestEffort,
+                })
+                .await
+                .unwrap();
+            assert_eq!(ack.accepted_orders.len(), 1, "{ack:?}");
+        }
+        match out {
+            SessionOutput::Engine(Event::Tick(t)) => {
+                if stop_after == Some(t.sequence_id) {
+                    return None;
+                }
+                addr.send(Ack {
+                    sequence_id: t.sequence_id,
+                })
+                .await
+                .unwrap();
+            }
+            SessionOutput::End(r) => return Some(*r),
+            SessionOutput::Failed { message, .. } => panic!("session failed: {message}"),
+            _ => {}
+        }
+    }
+    panic!("session output closed before the end");
+}
+
+fn in_process(slice: &Slice) -> SimulationResults {
+    let mut engine = Engine::new(config()).unwrap();
+    run(&mut engine, slice, &mut SmaCrossover::new(10, 20, 100))
+}
+
+#[actix::test]
+async fn lock_step_run_equals_the_in_process_engine() {
+    let slice = goog();
+    let addr = session(&slice, Duration::from_secs(600));
+    let (tx, mut rx) = mpsc::channel(8);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: None,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let view = addr
+        .send(Start {
+            pacing: Pacing::LockStep { window: 1 },
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.state, SessionState::Running);
+    assert!(matches!(rx.recv().await, Some(SessionOutput::History)));
+    let got = drive(&addr, &mut rx, &slice, &mut SmaClient::default(), None)
+        .await
+        .unwrap();
+    let want = in_process(&slice);
+    assert_eq!(got.trades, want.trades);
+    assert_eq!(got.metrics, want.metrics);
+    assert_eq!(got.metrics.final_equity, "194777.00".parse().unwrap());
+    let state = addr.send(GetState).await.unwrap();
+    assert_eq!(
+        (state.state, state.sequence_id),
+        (SessionState::Completed, 2148)
+    );
+}
+
+#[actix::test]
+async fn streaming_through_a_tiny_channel_delivers_every_tick_in_order() {
+    let slice = goog();
+    let addr = session(&slice, Duration::from_secs(600));
+    let (tx, mut rx) = mpsc::channel(2);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: None,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    addr.send(Start {
+        pacing: Pacing::Stream { interval_ms: 0 },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut expected = 1;
+    loop {
+        // A slow reader: the session has to wait for room instead of buffering.
+        tokio::time::sleep(Duration::from_micros(10)).await;
+        match rx.recv().await.unwrap() {
+            SessionOutput::Engine(Event::Tick(t)) => {
+                assert_eq!(t.sequence_id, expected);
+                expected += 1;
+            }
+            SessionOutput::End(r) => {
+                assert_eq!(r.metrics.ticks_processed, 2148);
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(expected, 2149);
+}
+
+#[actix::test]
+async fn detach_and_resume_continue_exactly_where_the_client_was() {
+    let slice = goog();
+    let addr = session(&slice, Duration::from_secs(600));
+    let (tx, mut rx) = mpsc::channel(8);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: None,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    addr.send(Start {
+        pacing: Pacing::LockStep { window: 1 },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut client = SmaClient::default();
+    // The client sees tick 700 and disconnects before acknowledging it.
+    assert!(drive(&addr, &mut rx, &slice, &mut client, Some(700))
+        .await
+        .is_none());
+    drop(rx);
+    addr.send(Detach).await.unwrap();
+    let state = addr.send(GetState).await.unwrap();
+    assert_eq!(state.sequence_id, 700);
+
+    // Asking for more than the session produced is refused.
+    let (tx, _rx) = mpsc::channel(8);
+    let err = addr
+        .send(Attach {
+            sink: tx,
+            resume_from: Some(701),
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, SessionError::ResumeFailed(_)));
+
+    // Resume from the last tick seen: nothing to re-send, and the run goes on from 701.
+    let (tx, mut rx) = mpsc::channel(8);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: Some(700),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    addr.send(Ack { sequence_id: 700 }).await.unwrap();
+    let got = drive(&addr, &mut rx, &slice, &mut client, None)
+        .await
+        .unwrap();
+    let want = in_process(&slice);
+    assert_eq!(got.trades, want.trades);
+    assert_eq!(got.metrics, want.metrics);
+}
+
+#[actix::test]
+async fn resume_resends_missed_outputs() {
+    let slice = goog();
+    let addr = session(&slice, Duration::from_secs(600));
+    let (tx, mut rx) = mpsc::channel(64);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: None,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    addr.send(Start {
+        pacing: Pacing::LockStep { window: 5 },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        if let Some(SessionOutput::Engine(Event::Tick(t))) = rx.recv().await {
+            seen.push(t.sequence_id);
+        }
+    }
+    assert_eq!(seen, vec![1, 2, 3, 4, 5]);
+    addr.send(Detach).await.unwrap();
+    // The client only processed up to tick 2: ticks 3..5 come again, then 6 after acks.
+    let (tx, mut rx) = mpsc::channel(64);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: Some(2),
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut again = Vec::new();
+    while again.len() < 3 {
+        if let Some(SessionOutput::Engine(Event::Tick(t))) = rx.recv().await {
+            again.push(t.sequence_id);
+        }
+    }
+    assert_eq!(again, vec![3, 4, 5]);
+    addr.send(Ack { sequence_id: 5 }).await.unwrap();
+    loop {
+        if let Some(SessionOutput::Engine(Event::Tick(t))) = rx.recv().await {
+            assert_eq!(t.sequence_id, 6);
+            break;
+        }
+    }
+}
+
+#[actix::test]
+async fn lifecycle_rules() {
+    let slice = goog();
+    let addr = session(&slice, Duration::from_millis(200));
+    assert!(matches!(
+        addr.send(Pause).await.unwrap(),
+        Err(SessionError::InvalidState(_))
+    ));
+    let (tx, mut rx) = mpsc::channel(8);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: None,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    addr.send(Start {
+        pacing: Pacing::LockStep { window: 1 },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(addr
+        .send(Start {
+            pacing: Pacing::LockStep { window: 1 }
+        })
+        .await
+        .unwrap()
+        .is_err());
+    assert_eq!(
+        addr.send(Pause).await.unwrap().unwrap().state,
+        SessionState::Paused
+    );
+    assert_eq!(
+        addr.send(Resume).await.unwrap().unwrap().state,
+        SessionState::Running
+    );
+    // Nobody acks: the wall-clock limit ends the run with reason max_duration.
+    let end = loop {
+        if let Some(SessionOutput::End(r)) = rx.recv().await {
+            break r;
+        }
+    };
+    assert_eq!(end.reason, EndReason::MaxDuration);
+    assert_eq!(end.metrics.ticks_processed, 1);
+    assert_eq!(
+        addr.send(GetState).await.unwrap().state,
+        SessionState::Completed
+    );
+}
