@@ -1,0 +1,429 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `SIMUTRADOR__*`
+//! environment variables (`SIMUTRADOR__SERVER__PORT=9000` sets `server.port`). One
+//! source for everything the gateway enforces and advertises; validated at start with
+//! an error that names the offending key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// How the server runs; production refuses insecure defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Embedded defaults allowed (generated JWT secret, sample data).
+    Development,
+    /// Secrets must be configured.
+    Production,
+}
+
+/// HTTP and WebSocket listener.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// REST and WebSocket port (0 picks a free port).
+    pub port: u16,
+    /// Second port serving the same routes, where the Python SDK looks for
+    /// `/auth/token`; 0 disables it.
+    pub compat_port: u16,
+    /// Largest accepted WebSocket frame, in bytes.
+    pub max_frame_bytes: usize,
+    /// Close a connection after this long without a client message.
+    pub idle_timeout_sec: u64,
+    /// Frames queued per connection before its session pauses.
+    pub outbound_queue: usize,
+    /// Seconds to finish in-flight work on shutdown.
+    pub shutdown_timeout_sec: u64,
+}
+
+/// The user database.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite:` file URL or `postgres://` URL; empty for `<data_dir>/simutrador.db`.
+    pub url: String,
+}
+
+/// Token signing.
+#[derive(Clone, Debug, Deserialize)]
+pub struct JwtSettings {
+    /// HS256 secret; empty in development generates one under the data directory.
+    pub secret: String,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `aud` claim.
+    pub audience: String,
+    /// Token lifetime in seconds.
+    pub lifetime_sec: u64,
+}
+
+/// Market data providers.
+#[derive(Clone, Debug, Deserialize)]
+pub struct MarketDataSettings {
+    /// Provider name -> data root; the provider named `default_provider` serves
+    /// requests without `data_provider`.
+    pub roots: BTreeMap<String, PathBuf>,
+    /// Provider used when a request names none.
+    pub default_provider: String,
+    /// Byte budget of the series cache.
+    pub cache_bytes: usize,
+}
+
+/// Simulation defaults and limits.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SimulationSettings {
+    /// Seconds a disconnected session is kept for `resume_session`.
+    pub resume_grace_sec: u64,
+    /// Commission per share when a request gives none.
+    pub default_commission_per_share: String,
+    /// Minimum commission per fill.
+    pub min_commission: String,
+    /// Slippage when a request gives none.
+    pub default_slippage_bps: u32,
+    /// Cap on fills per bar as basis points of bar volume; 0 disables it.
+    pub max_volume_participation_bps: u32,
+    /// Largest `warmup_bars` accepted.
+    pub max_warmup_bars: usize,
+    /// Largest number of bars one session may run.
+    pub max_bars: usize,
+}
+
+/// Limits of one plan, advertised in `connection_ready` and enforced.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PlanLimits {
+    /// Open WebSocket connections per user.
+    pub concurrent_connections: u32,
+    /// Live simulation sessions per user.
+    pub concurrent_sessions: u32,
+    /// Client messages per second per connection.
+    pub messages_per_second: u32,
+    /// Wall-clock limit of one simulation.
+    pub max_simulation_duration_sec: u64,
+}
+
+/// Per-plan limits.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PlanSettings {
+    /// `free`.
+    pub free: PlanLimits,
+    /// `professional`.
+    pub professional: PlanLimits,
+    /// `enterprise`.
+    pub enterprise: PlanLimits,
+}
+
+/// All gateway settings.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Settings {
+    /// Development or production.
+    pub mode: Mode,
+    /// Directory for the SQLite file and generated secrets.
+    pub data_dir: PathBuf,
+    /// Listener.
+    pub server: ServerSettings,
+    /// User database.
+    pub database: DatabaseSettings,
+    /// Tokens.
+    pub jwt: JwtSettings,
+    /// Market data.
+    pub market_data: MarketDataSettings,
+    /// Simulations.
+    pub simulation: SimulationSettings,
+    /// Plans.
+    pub plans: PlanSettings,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error at `{key}`: {message}")]
+pub struct ConfigError {
+    /// Dotted key, e.g. `server.port`.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+const DEFAULTS: &str = r#"
+mode = "development"
+data_dir = "./data"
+
+[server]
+host = "127.0.0.1"
+port = 8003
+compat_port = 8001
+max_frame_bytes = 1048576
+idle_timeout_sec = 300
+outbound_queue = 256
+shutdown_timeout_sec = 30
+
+[database]
+url = ""
+
+[jwt]
+secret = ""
+issuer = "simutrador"
+audience = "simutrador-clients"
+lifetime_sec = 3600
+
+[market_data]
+default_provider = "default"
+cache_bytes = 536870912
+[market_data.roots]
+default = "sample-data"
+
+[simulation]
+resume_grace_sec = 300
+default_commission_per_share = "0"
+min_commission = "0"
+default_slippage_bps = 0
+max_volume_participation_bps = 0
+max_warmup_bars = 10000
+max_bars = 5000000
+
+[plans.free]
+concurrent_connections = 2
+concurrent_sessions = 1
+messages_per_second = 50
+max_simulation_duration_sec = 3600
+
+[plans.professional]
+concurrent_connections = 10
+concurrent_sessions = 5
+messages_per_second = 500
+max_simulation_duration_sec = 14400
+
+[plans.enterprise]
+concurrent_connections = 100
+concurrent_sessions = 50
+messages_per_second = 5000
+max_simulation_duration_sec = 86400
+"#;
+
+impl Settings {
+    /// Defaults, then `file` if given (it must exist), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let vars: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("SIMUTRADOR__"))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("SIMUTRADOR")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+        let settings: Settings =
+            builder
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|e| ConfigError {
+                    key: error_key(&e),
+                    message: e.to_string(),
+                })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        if self.server.host.trim().is_empty() {
+            return bad("server.host", "must not be empty");
+        }
+        if self.server.max_frame_bytes < 1024 {
+            return bad("server.max_frame_bytes", "must be at least 1024");
+        }
+        if self.server.outbound_queue == 0 {
+            return bad("server.outbound_queue", "must be at least 1");
+        }
+        if self.server.idle_timeout_sec == 0 {
+            return bad("server.idle_timeout_sec", "must be at least 1");
+        }
+        let url = self.database.url.trim();
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return bad("database.url", "must be a sqlite: or postgres:// URL");
+        }
+        if self.mode == Mode::Production && self.jwt.secret.len() < 32 {
+            return bad(
+                "jwt.secret",
+                "production mode needs a secret of at least 32 bytes (SIMUTRADOR__JWT__SECRET)",
+            );
+        }
+        if self.jwt.lifetime_sec < 60 {
+            return bad("jwt.lifetime_sec", "must be at least 60");
+        }
+        if !self
+            .market_data
+            .roots
+            .contains_key(&self.market_data.default_provider)
+        {
+            return bad(
+                "market_data.default_provider",
+                "must name one of market_data.roots",
+            );
+        }
+        for (key, value) in [
+            (
+                "simulation.default_commission_per_share",
+                &self.simulation.default_commission_per_share,
+            ),
+            ("simulation.min_commission", &self.simulation.min_commission),
+        ] {
+            match value.parse::<market_data::Amount>() {
+                Ok(a) if !a.is_negative() => {}
+                _ => return bad(key, "must be a non-negative decimal"),
+            }
+        }
+        if self.simulation.default_slippage_bps > 10_000 {
+            return bad("simulation.default_slippage_bps", "must be at most 10000");
+        }
+        if self.simulation.max_volume_participation_bps > 10_000 {
+            return bad(
+                "simulation.max_volume_participation_bps",
+                "must be at most 10000",
+            );
+        }
+        for (name, plan) in [
+            ("free", &self.plans.free),
+            ("professional", &self.plans.professional),
+            ("enterprise", &self.plans.enterprise),
+        ] {
+            if plan.concurrent_connections == 0
+                || plan.concurrent_sessions == 0
+                || plan.messages_per_second == 0
+            {
+                return bad(&format!("plans.{name}"), "limits must be at least 1");
+            }
+            if plan.max_simulation_duration_sec == 0 {
+                return bad(
+                    &format!("plans.{name}.max_simulation_duration_sec"),
+                    "must be at least 1",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.trim();
+        if url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("simutrador.db").display()
+            )
+        } else {
+            url.to_string()
+        }
+    }
+}
+
+/// The key named in a `config` error message (`... for key `server.port``), if any.
+fn error_key(e: &config::ConfigError) -> String {
+    let text = e.to_string();
+    text.split("key `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .map(|k| k.trim_start_matches("SIMUTRADOR__").to_lowercase())
+        .unwrap_or_else(|| "configuration".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!((s.server.port, s.server.compat_port), (8003, 8001));
+        assert_eq!(s.mode, Mode::Development);
+        assert!(s
+            .database_url()
+            .starts_with("sqlite://./data/simutrador.db"));
+        assert_eq!(s.plans.free.concurrent_sessions, 1);
+    }
+
+    #[test]
+    fn environment_overrides() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SIMUTRADOR__SERVER__PORT", "9100"),
+                ("SIMUTRADOR__DATA_DIR", "/tmp/x"),
+                ("SIMUTRADOR__DATABASE__URL", "postgres://u@h/db"),
+                ("SIMUTRADOR__PLANS__FREE__CONCURRENT_SESSIONS", "3"),
+                ("OTHER__SERVER__PORT", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.port, 9100);
+        assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(s.database_url(), "postgres://u@h/db");
+        assert_eq!(s.plans.free.concurrent_sessions, 3);
+    }
+
+    #[test]
+    fn toml_file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, "[server]\nport = 7000\nidle_timeout_sec = 10\n").unwrap();
+        let s =
+            Settings::load_from(Some(&path), env(&[("SIMUTRADOR__SERVER__PORT", "7001")])).unwrap();
+        assert_eq!((s.server.port, s.server.idle_timeout_sec), (7001, 10));
+        assert!(Settings::load_from(Some(&dir.path().join("missing.toml")), env(&[])).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Settings::load_from(None, env(&[("SIMUTRADOR__SERVER__PORT", "not-a-port")]))
+            .unwrap_err();
+        assert_eq!(e.key, "server.port", "{e}");
+        let e = Settings::load_from(None, env(&[("SIMUTRADOR__MODE", "production")])).unwrap_err();
+        assert_eq!(e.key, "jwt.secret");
+        let e = Settings::load_from(None, env(&[("SIMUTRADOR__DATABASE__URL", "mysql://x")]))
+            .unwrap_err();
+        assert_eq!(e.key, "database.url");
+        let e = Settings::load_from(
+            None,
+            env(&[("SIMUTRADOR__SIMULATION__MIN_COMMISSION", "-1")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "simulation.min_commission");
+        let e = Settings::load_from(
+            None,
+            env(&[("SIMUTRADOR__PLANS__FREE__MESSAGES_PER_SECOND", "0")]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "plans.free");
+    }
+}

@@ -1,0 +1,3 @@
+//! The SimuTrador gateway: REST and WebSocket front end over the session actors.
+
+pub mod config;
