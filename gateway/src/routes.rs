@@ -1,0 +1,18 @@
+//! HTTP routes.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health));
+}
+
+/// Liveness: the process answers. Readiness (database, session store) is `/ready`.
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "server_time": market_data::format_ts(chrono::Utc::now().timestamp()),
+        "server_version": env!("CARGO_PKG_VERSION"),
+    }))
+}
