@@ -38,6 +38,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let host = settings.server.host.clone();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -46,12 +47,11 @@ async fn main() -> ExitCode {
         }
     };
     println!(
-        "SimuTrador gateway listening on http://{}:{}",
-        "127.0.0.1",
+        "SimuTrador gateway listening on http://{host}:{}",
         app.port()
     );
     if let Some(p) = app.compat_port() {
-        println!("Python SDK compatibility port: http://127.0.0.1:{p}");
+        println!("Python SDK compatibility port: http://{host}:{p}");
     }
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
