@@ -1,0 +1,104 @@
+//! The one error type of this crate.
+//!
+//! Display strings are safe to show to clients: they never contain SQL, database
+//! URLs, paths or secrets. The underlying cause, when there is one, is kept as the
+//! error's `source()` for logs.
+
+use crate::model::UserStatus;
+
+/// Everything that can go wrong in `auth`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No such user or key (or the key belongs to someone else).
+    #[error("not found")]
+    NotFound,
+    /// A unique value is already taken; the text says which, in client-safe words.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// A caller-supplied value was rejected before touching the database.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The offending field.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The presented API key does not authenticate. Every reason shares one message so
+    /// clients cannot tell a wrong secret from a revoked key; the reason is for logs.
+    #[error("invalid API key")]
+    InvalidKey(KeyRejection),
+    /// The credentials were right but the account is disabled or locked.
+    #[error("account is not active")]
+    AccountInactive(UserStatus),
+    /// The presented JWT does not verify; the reason is for logs.
+    #[error("invalid token")]
+    InvalidToken(TokenRejection),
+    /// A configuration value is unusable; the text names the setting.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+    /// The database URL has no supported scheme or does not parse.
+    #[error("invalid database url")]
+    InvalidDatabaseUrl(#[source] Option<sqlx::Error>),
+    /// The directory for the SQLite file could not be created.
+    #[error("could not create the database directory")]
+    DatabaseDirectory(#[source] std::io::Error),
+    /// The database failed or returned something unexpected.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("database migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    /// Signing a token failed (only a broken crypto backend does this).
+    #[error("could not issue token")]
+    TokenEncoding(#[source] jsonwebtoken::errors::Error),
+    /// The operating system's random number generator failed.
+    #[error("random number generator failed")]
+    Random(#[source] getrandom::Error),
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(error: sqlx::Error) -> Self {
+        AuthError::Database(error)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for AuthError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        AuthError::Migration(error)
+    }
+}
+
+/// Why an API key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRejection {
+    /// Not of the form `stk_<8 chars>_<40 chars>`.
+    Malformed,
+    /// No key with that prefix.
+    UnknownPrefix,
+    /// The prefix exists but the secret does not match.
+    WrongSecret,
+    /// The key was revoked.
+    Revoked,
+    /// The key's expiry has passed.
+    Expired,
+}
+
+/// Why a JWT was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// Not a well-formed JWT with our claims.
+    Malformed,
+    /// The header names an algorithm other than the pinned one (including `none`).
+    WrongAlgorithm,
+    /// The signature does not match.
+    BadSignature,
+    /// `exp` has passed.
+    Expired,
+    /// `iat` lies in the future beyond the allowed leeway.
+    IssuedInFuture,
+    /// `iss` is not ours.
+    WrongIssuer,
+    /// `aud` is not ours.
+    WrongAudience,
+}

@@ -1,0 +1,34 @@
+//! SimuTrador identity: users, API keys and access tokens.
+//!
+//! - [`store`]: the [`UserStore`] trait with SQLite and Postgres implementations;
+//!   [`connect`] picks one from the database URL and applies `migrations/`.
+//! - [`api_key`]: the `stk_<prefix>_<secret>` format and its peppered HMAC.
+//! - [`jwt`]: HS256 access tokens ([`Jwt::issue`], [`Jwt::verify`]).
+//! - [`Secret`]: wraps anything that must not reach a log.
+//!
+//! Time comes from a [`Clock`], so expiry is testable without sleeping.
+
+pub mod api_key;
+pub mod clock;
+pub mod email;
+pub mod error;
+pub mod jwt;
+pub mod model;
+pub mod secret;
+pub mod store;
+
+pub use api_key::ApiKeyHasher;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use email::normalise_email;
+pub use error::{AuthError, KeyRejection, TokenRejection};
+pub use jwt::{Claims, IssuedToken, Jwt, JwtConfig};
+pub use model::{
+    ApiKey, AuthenticatedKey, CreatedApiKey, NewApiKey, NewUser, Page, Role, UnknownVariant, User,
+    UserStatus,
+};
+pub use protocol::Plan;
+pub use secret::Secret;
+pub use store::{
+    connect, Backend, Database, PostgresStore, SqliteStore, StoreOptions, UserStore,
+    DEFAULT_DATABASE_URL,
+};

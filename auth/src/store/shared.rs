@@ -1,0 +1,187 @@
+//! Policy both backends share, so the SQLite and Postgres stores differ only in SQL.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use uuid::Uuid;
+
+use super::StoreOptions;
+use crate::api_key::{self, ApiKeyHasher};
+use crate::clock::Clock;
+use crate::email::normalise_email;
+use crate::error::{AuthError, KeyRejection};
+use crate::model::{ApiKey, CreatedApiKey, NewApiKey, NewUser, User, UserStatus};
+
+/// Longest accepted API-key name, in characters.
+pub const MAX_KEY_NAME_CHARS: usize = 100;
+
+/// How often key creation retries after a (very unlikely) prefix collision.
+pub(super) const KEY_INSERT_ATTEMPTS: usize = 4;
+
+/// Hasher, clock and settings held by each backend.
+#[derive(Debug, Clone)]
+pub(super) struct StoreCore {
+    hasher: ApiKeyHasher,
+    clock: Arc<dyn Clock>,
+    last_used_interval: TimeDelta,
+}
+
+impl StoreCore {
+    pub(super) fn new(options: &StoreOptions) -> Result<Self, AuthError> {
+        if options.max_connections == 0 {
+            return Err(AuthError::Config(
+                "database max_connections must be at least 1",
+            ));
+        }
+        let last_used_interval = TimeDelta::from_std(options.last_used_interval)
+            .map_err(|_| AuthError::Config("last_used_interval is too large"))?;
+        Ok(Self {
+            hasher: ApiKeyHasher::new(&options.api_key_pepper)?,
+            clock: Arc::clone(&options.clock),
+            last_used_interval,
+        })
+    }
+
+    /// Now, at the microsecond precision both databases store, so values read back
+    /// compare equal to values written.
+    pub(super) fn now(&self) -> DateTime<Utc> {
+        self.clock.now().trunc_subsecs(6)
+    }
+
+    /// The row for a new user, with a normalised email.
+    pub(super) fn new_user(&self, new: NewUser) -> Result<User, AuthError> {
+        let now = self.now();
+        Ok(User {
+            id: Uuid::new_v4(),
+            email: normalise_email(&new.email)?,
+            plan: new.plan,
+            role: new.role,
+            status: UserStatus::Active,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Validates `new` before any key material is generated.
+    pub(super) fn check_new_key(&self, new: &NewApiKey) -> Result<(), AuthError> {
+        let invalid = |field, reason| AuthError::InvalidInput { field, reason };
+        if new.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if new.name.chars().count() > MAX_KEY_NAME_CHARS {
+            return Err(invalid("name", "is too long"));
+        }
+        if new.expires_at.is_some_and(|at| at <= self.now()) {
+            return Err(invalid("expires_at", "must lie in the future"));
+        }
+        Ok(())
+    }
+
+    /// A fresh key for `user_id`: the record, the hash to store and the secret.
+    pub(super) fn new_key(
+        &self,
+        user_id: Uuid,
+        new: &NewApiKey,
+    ) -> Result<(CreatedApiKey, Vec<u8>), AuthError> {
+        let generated = api_key::generate()?;
+        let hash = self.hasher.hash(generated.full.expose());
+        let key = ApiKey {
+            id: Uuid::new_v4(),
+            user_id,
+            name: new.name.clone(),
+            prefix: generated.prefix,
+            created_at: self.now(),
+            last_used_at: None,
+            expires_at: new.expires_at.map(|at| at.trunc_subsecs(6)),
+            revoked_at: None,
+        };
+        Ok((
+            CreatedApiKey {
+                key,
+                secret: generated.full,
+            },
+            hash,
+        ))
+    }
+
+    /// Decides whether a key found by its prefix lets `presented` in.
+    ///
+    /// The secret is checked first, so a caller without it learns nothing about
+    /// the key's state, not even in logs.
+    pub(super) fn check_key(
+        &self,
+        presented: &str,
+        stored_hash: &[u8],
+        key: &ApiKey,
+        user: &User,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        if !self.hasher.verify(presented, stored_hash) {
+            return Err(AuthError::InvalidKey(KeyRejection::WrongSecret));
+        }
+        if key.revoked_at.is_some() {
+            return Err(AuthError::InvalidKey(KeyRejection::Revoked));
+        }
+        if key.expires_at.is_some_and(|at| at <= now) {
+            return Err(AuthError::InvalidKey(KeyRejection::Expired));
+        }
+        if user.status != UserStatus::Active {
+            return Err(AuthError::AccountInactive(user.status));
+        }
+        Ok(())
+    }
+
+    /// If `key.last_used_at` is stale at `now`, the cut-off for a conditional update
+    /// (`... WHERE last_used_at IS NULL OR last_used_at < cutoff`), so that of many
+    /// concurrent requests only the first writes.
+    pub(super) fn touch_cutoff(&self, key: &ApiKey, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let cutoff = now - self.last_used_interval;
+        match key.last_used_at {
+            Some(last) if last > cutoff => None,
+            _ => Some(cutoff),
+        }
+    }
+}
+
+/// Parses the prefix of a presented key, or refuses it without a lookup.
+pub(super) fn presented_prefix(presented: &str) -> Result<&str, AuthError> {
+    api_key::parse_prefix(presented).map_err(AuthError::InvalidKey)
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`, anything else to `Database`.
+pub(super) fn conflict_or(error: sqlx::Error, what: &'static str) -> AuthError {
+    if is_unique_violation(&error) {
+        AuthError::Conflict(what)
+    } else {
+        AuthError::Database(error)
+    }
+}
+
+pub(super) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+pub(super) fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_foreign_key_violation())
+}
+
+/// Parses a stored enumeration; a value outside the CHECK constraint means a
+/// newer schema or a hand-edited row, reported as a decode error.
+pub(super) fn decode_enum<T>(column: &str, value: &str) -> Result<T, AuthError>
+where
+    T: FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    T::from_str(value).map_err(|e| {
+        AuthError::Database(sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(e),
+        })
+    })
+}
+
+/// Logs a failed `last_used_at` update: bookkeeping must not fail a login.
+pub(super) fn log_touch_failure(key_id: Uuid, error: &sqlx::Error) {
+    tracing::warn!(%key_id, error = %error, "could not record api key use");
+}

@@ -1,0 +1,376 @@
+//! [`UserStore`] on an embedded SQLite file (the single-node default).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use protocol::Plan;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+use uuid::fmt::Hyphenated;
+use uuid::Uuid;
+
+use super::shared::{
+    conflict_or, decode_enum, is_foreign_key_violation, is_unique_violation, log_touch_failure,
+    presented_prefix, StoreCore, KEY_INSERT_ATTEMPTS,
+};
+use super::{StoreOptions, UserStore};
+use crate::email::normalise_email;
+use crate::error::{AuthError, KeyRejection};
+use crate::model::{
+    ApiKey, AuthenticatedKey, CreatedApiKey, NewApiKey, NewUser, Page, User, UserStatus,
+};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+macro_rules! user_columns {
+    () => {
+        "id, email, plan, role, status, created_at, updated_at"
+    };
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, user_id, name, prefix, created_at, last_used_at, expires_at, revoked_at"
+    };
+}
+
+const EMAIL_TAKEN: &str = "a user with this email already exists";
+
+/// SQLite-backed store. Cheap to clone: clones share one pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    core: StoreCore,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at a `sqlite:` URL, in WAL mode, and
+    /// applies migrations. `sqlite::memory:` gives a private in-memory database.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, AuthError> {
+        let core = StoreCore::new(&options)?;
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let mut connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| AuthError::InvalidDatabaseUrl(Some(e)))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let mut pool = SqlitePoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        if in_memory {
+            // The database lives only as long as a connection to it: keep exactly one.
+            pool = pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        } else {
+            if let Some(dir) = connect.get_filename().parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(AuthError::DatabaseDirectory)?;
+                }
+            }
+            // WAL lets readers (every token exchange) proceed while a write commits;
+            // NORMAL sync is durable across crashes of the process in WAL mode.
+            connect = connect
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal);
+            pool = pool.max_connections(options.max_connections);
+        }
+        let pool = pool.connect_with(connect).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool, core })
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The underlying pool, for other tables that share this database.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// Timestamps are stored as fixed-width text so that text order is time order.
+fn ts(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn id(uuid: Uuid) -> Hyphenated {
+    uuid.hyphenated()
+}
+
+fn get_id(row: &SqliteRow, column: &str) -> Result<Uuid, AuthError> {
+    Ok(row.try_get::<Hyphenated, _>(column)?.into_uuid())
+}
+
+/// Column names of a user in a result row.
+struct UserColumns {
+    id: &'static str,
+    email: &'static str,
+    plan: &'static str,
+    role: &'static str,
+    status: &'static str,
+    created_at: &'static str,
+    updated_at: &'static str,
+}
+
+const USER: UserColumns = UserColumns {
+    id: "id",
+    email: "email",
+    plan: "plan",
+    role: "role",
+    status: "status",
+    created_at: "created_at",
+    updated_at: "updated_at",
+};
+
+const JOINED_USER: UserColumns = UserColumns {
+    id: "user_id",
+    email: "u_email",
+    plan: "u_plan",
+    role: "u_role",
+    status: "u_status",
+    created_at: "u_created_at",
+    updated_at: "u_updated_at",
+};
+
+fn user_from_row(row: &SqliteRow, c: &UserColumns) -> Result<User, AuthError> {
+    Ok(User {
+        id: get_id(row, c.id)?,
+        email: row.try_get(c.email)?,
+        plan: decode_enum(c.plan, row.try_get(c.plan)?)?,
+        role: decode_enum(c.role, row.try_get(c.role)?)?,
+        status: decode_enum(c.status, row.try_get(c.status)?)?,
+        created_at: row.try_get(c.created_at)?,
+        updated_at: row.try_get(c.updated_at)?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKey, AuthError> {
+    Ok(ApiKey {
+        id: get_id(row, "id")?,
+        user_id: get_id(row, "user_id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl UserStore for SqliteStore {
+    async fn create_user(&self, new: NewUser) -> Result<User, AuthError> {
+        let user = self.core.new_user(new)?;
+        sqlx::query(concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(id(user.id))
+        .bind(&user.email)
+        .bind(user.plan.as_str())
+        .bind(user.role.as_str())
+        .bind(user.status.as_str())
+        .bind(ts(user.created_at))
+        .bind(ts(user.updated_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| conflict_or(e, EMAIL_TAKEN))?;
+        Ok(user)
+    }
+
+    async fn user_by_id(&self, user_id: Uuid) -> Result<User, AuthError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = ?"
+        ))
+        .bind(id(user_id))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::NotFound)
+        .and_then(|row| user_from_row(&row, &USER))
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<User, AuthError> {
+        // An address that cannot be normalised cannot have been stored.
+        let Ok(email) = normalise_email(email) else {
+            return Err(AuthError::NotFound);
+        };
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE email = ?"
+        ))
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::NotFound)
+        .and_then(|row| user_from_row(&row, &USER))
+    }
+
+    async fn list_users(&self, page: Page) -> Result<Vec<User>, AuthError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users ORDER BY created_at, id LIMIT ? OFFSET ?"
+        ))
+        .bind(page.sql_limit())
+        .bind(page.sql_offset())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| user_from_row(row, &USER))
+        .collect()
+    }
+
+    async fn count_users(&self) -> Result<u64, AuthError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn set_plan(&self, user_id: Uuid, plan: Plan) -> Result<User, AuthError> {
+        sqlx::query(concat!(
+            "UPDATE users SET plan = ?, updated_at = ? WHERE id = ? RETURNING ",
+            user_columns!()
+        ))
+        .bind(plan.as_str())
+        .bind(ts(self.core.now()))
+        .bind(id(user_id))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::NotFound)
+        .and_then(|row| user_from_row(&row, &USER))
+    }
+
+    async fn set_status(&self, user_id: Uuid, status: UserStatus) -> Result<User, AuthError> {
+        sqlx::query(concat!(
+            "UPDATE users SET status = ?, updated_at = ? WHERE id = ? RETURNING ",
+            user_columns!()
+        ))
+        .bind(status.as_str())
+        .bind(ts(self.core.now()))
+        .bind(id(user_id))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::NotFound)
+        .and_then(|row| user_from_row(&row, &USER))
+    }
+
+    async fn create_api_key(
+        &self,
+        user_id: Uuid,
+        new: NewApiKey,
+    ) -> Result<CreatedApiKey, AuthError> {
+        self.core.check_new_key(&new)?;
+        let mut attempt = 1;
+        loop {
+            let (created, hash) = self.core.new_key(user_id, &new)?;
+            let key = &created.key;
+            let inserted = sqlx::query(
+                "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id(key.id))
+            .bind(id(key.user_id))
+            .bind(&key.name)
+            .bind(&key.prefix)
+            .bind(hash)
+            .bind(ts(key.created_at))
+            .bind(key.expires_at.map(ts))
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                Ok(_) => return Ok(created),
+                Err(e) if is_foreign_key_violation(&e) => return Err(AuthError::NotFound),
+                // A prefix collision: draw a new key.
+                Err(e) if is_unique_violation(&e) && attempt < KEY_INSERT_ATTEMPTS => attempt += 1,
+                Err(e) => return Err(AuthError::Database(e)),
+            }
+        }
+    }
+
+    async fn list_api_keys(&self, user_id: Uuid) -> Result<Vec<ApiKey>, AuthError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE user_id = ? ORDER BY created_at, id"
+        ))
+        .bind(id(user_id))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(key_from_row)
+        .collect()
+    }
+
+    async fn revoke_api_key(&self, user_id: Uuid, key_id: Uuid) -> Result<ApiKey, AuthError> {
+        sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) \
+             WHERE id = ? AND user_id = ? RETURNING ",
+            key_columns!()
+        ))
+        .bind(ts(self.core.now()))
+        .bind(id(key_id))
+        .bind(id(user_id))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::NotFound)
+        .and_then(|row| key_from_row(&row))
+    }
+
+    async fn authenticate_api_key(&self, presented: &str) -> Result<AuthenticatedKey, AuthError> {
+        let prefix = presented_prefix(presented)?;
+        let row = sqlx::query(
+            "SELECT k.id, k.user_id, k.name, k.prefix, k.key_hash, k.created_at, \
+                    k.last_used_at, k.expires_at, k.revoked_at, \
+                    u.email AS u_email, u.plan AS u_plan, u.role AS u_role, \
+                    u.status AS u_status, u.created_at AS u_created_at, \
+                    u.updated_at AS u_updated_at \
+             FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE k.prefix = ?",
+        )
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::InvalidKey(KeyRejection::UnknownPrefix))?;
+        let key = key_from_row(&row)?;
+        let user = user_from_row(&row, &JOINED_USER)?;
+        let hash: &[u8] = row.try_get("key_hash")?;
+        let now = self.core.now();
+        self.core.check_key(presented, hash, &key, &user, now)?;
+
+        if let Some(cutoff) = self.core.touch_cutoff(&key, now) {
+            let touched = sqlx::query(
+                "UPDATE api_keys SET last_used_at = ? \
+                 WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+            )
+            .bind(ts(now))
+            .bind(id(key.id))
+            .bind(ts(cutoff))
+            .execute(&self.pool)
+            .await;
+            if let Err(e) = touched {
+                log_touch_failure(key.id, &e);
+            }
+        }
+        Ok(AuthenticatedKey {
+            user,
+            key_id: key.id,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), AuthError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
