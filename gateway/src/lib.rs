@@ -2,4 +2,5 @@
 
 pub mod app;
 pub mod config;
+pub mod registry;
 pub mod routes;

@@ -1,5 +1,6 @@
 //! Messages a connection sends to a session actor, and their replies.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use actix::{ActorContext, Context, Handler, Message, MessageResult};
@@ -181,8 +182,15 @@ impl Handler<Ack> for SessionActor {
 
 impl Handler<Submit> for SessionActor {
     type Result = MessageResult<Submit>;
-    fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.engine.submit(msg.orders, msg.mode))
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Self::Result {
+        let engine = &mut self.engine;
+        match catch_unwind(AssertUnwindSafe(|| engine.submit(msg.orders, msg.mode))) {
+            Ok(result) => MessageResult(result),
+            Err(_) => {
+                self.fail("engine failure while accepting orders", ctx);
+                MessageResult(BatchResult::default())
+            }
+        }
     }
 }
 

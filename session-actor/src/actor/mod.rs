@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::fut::wrap_future;
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, SpawnHandle};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, SpawnHandle,
+};
 use market_data::Slice;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -75,6 +77,25 @@ pub enum SessionOutput {
     },
 }
 
+/// A change in a session's life, reported to its supervisor.
+#[derive(Clone, Debug, PartialEq, Eq, Message)]
+#[rtype(result = "()")]
+pub struct Lifecycle {
+    /// Session id.
+    pub session_id: String,
+    /// What happened.
+    pub kind: LifecycleKind,
+}
+
+/// See [`Lifecycle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LifecycleKind {
+    /// The run ended (results emitted); the session no longer counts as live.
+    Finished,
+    /// The actor stopped (closed, grace period over, or failed).
+    Stopped,
+}
+
 /// Fixed parameters of a session actor.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -92,6 +113,8 @@ pub struct SessionConfig {
     pub batch_steps: usize,
     /// Outputs kept for re-sending after a reconnect.
     pub replay_outputs: usize,
+    /// Supervisor told about finish and stop.
+    pub observer: Option<Recipient<Lifecycle>>,
 }
 
 /// One simulation.
@@ -309,6 +332,7 @@ impl SessionActor {
         }
         let results = self.engine.finish(reason);
         self.state = SessionState::Completed;
+        self.notify_observer(LifecycleKind::Finished);
         self.emit(SessionOutput::End(Box::new(results)));
         if !self.flush_backlog() {
             self.wait_for_room(ctx);
@@ -325,6 +349,15 @@ impl SessionActor {
         });
         self.flush_backlog();
         ctx.stop();
+    }
+
+    fn notify_observer(&self, kind: LifecycleKind) {
+        if let Some(o) = &self.config.observer {
+            o.do_send(Lifecycle {
+                session_id: self.config.session_id.clone(),
+                kind,
+            });
+        }
     }
 
     /// Writes the current state to the store without blocking the actor.
@@ -366,6 +399,7 @@ impl Actor for SessionActor {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         debug!(session_id = %self.config.session_id, "session actor stopped");
+        self.notify_observer(LifecycleKind::Stopped);
     }
 }
 

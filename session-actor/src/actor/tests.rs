@@ -41,6 +41,7 @@ fn session(slice: &Arc<Slice>, max_duration: Duration) -> Addr<SessionActor> {
         max_duration,
         batch_steps: 64,
         replay_outputs: 4096,
+        observer: None,
     };
     let engine = Engine::new(config()).unwrap();
     SessionActor::new(cfg, engine, Arc::clone(slice), Arc::new(MemoryStore::new())).start()

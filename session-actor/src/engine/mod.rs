@@ -250,7 +250,7 @@ impl Engine {
             .observe_equity(equity, self.portfolio.has_exposure());
         self.curve.push(step.ts, equity);
         let every = self.config.account_snapshot_every as u64;
-        if changed || (every > 0 && self.steps % every == 0) {
+        if changed || (every > 0 && self.steps.is_multiple_of(every)) {
             out.push(Event::Account(Box::new(self.account_snapshot())));
         }
         out.push(Event::Tick(TickEvent {
