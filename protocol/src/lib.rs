@@ -50,6 +50,6 @@ pub use session::{
 };
 pub use time::{format_wire_time, parse_wire_time, TimeError};
 pub use trading::{
-    AccountSnapshotData, BatchAckData, ExecutionReportData, FillReason, FillStatus,
-    OrderStatus, OrderUpdateData, OrdersCancelledData, PositionData,
+    AccountSnapshotData, BatchAckData, ExecutionReportData, FillReason, FillStatus, OrderStatus,
+    OrderUpdateData, OrdersCancelledData, PositionData,
 };

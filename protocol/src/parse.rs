@@ -1,0 +1,308 @@
+//! Frame text -> typed message, classifying every failure the way PROTOCOL.md section 5
+//! asks: not a JSON object -> `INVALID_JSON`; bad `type` or `data` shape -> `INVALID_PARAMS`;
+//! unknown type -> `UNKNOWN_TYPE`; well-formed but unacceptable values ->
+//! `VALIDATION_ERROR`. The `request_id` is read first, so every error can echo it.
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::client::{ClientMessage, CreateSessionData, OptionalSessionId};
+use crate::errors::{ErrorCode, ProtocolError};
+use crate::server::ServerMessage;
+use crate::time::truncate;
+
+/// Longest `type` echoed back in an `UNKNOWN_TYPE` message.
+const MAX_ECHOED_TYPE_LEN: usize = 64;
+
+/// Largest decimal exponent accepted in a decimal string (`"1.5e3"`). Far beyond any
+/// price, and it keeps the fixed-point parser's exponent arithmetic small.
+const MAX_DECIMAL_EXPONENT: i64 = 64;
+
+/// A parsed server frame, for the Rust client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerFrame {
+    /// The message.
+    pub message: ServerMessage,
+    /// The echoed `request_id`, if any.
+    pub request_id: Option<String>,
+    /// The server's send time (RFC 3339), if any.
+    pub timestamp: Option<String>,
+}
+
+/// Parses a client frame into its message and `request_id`. Never panics; every
+/// failure is a [`ProtocolError`] carrying the code, a message naming the field, and
+/// the frame's `request_id` and `type` when they could be read.
+pub fn parse_client_frame(text: &str) -> Result<(ClientMessage, Option<String>), ProtocolError> {
+    let (message_type, data, request_id) = split_envelope(text)?;
+    let attach = |mut e: ProtocolError| {
+        e.request_id.clone_from(&request_id);
+        e.message_type = Some(message_type.clone());
+        e
+    };
+    if !ClientMessage::TYPES.contains(&message_type.as_str()) {
+        return Err(attach(unknown_type(&message_type)));
+    }
+    let data = data_object(data).map_err(attach)?;
+    check_decimal_fields(&message_type, &data).map_err(attach)?;
+    let message = typed_client_message(&message_type, data).map_err(attach)?;
+    message.validate().map_err(attach)?;
+    Ok((message, request_id))
+}
+
+/// Parses a server frame. A type this crate does not know is an `UNKNOWN_TYPE` error,
+/// which clients should ignore (PROTOCOL.md: "Clients ignore message types they do not
+/// know").
+pub fn parse_server_frame(text: &str) -> Result<ServerFrame, ProtocolError> {
+    let value: Value = serde_json::from_str(text).map_err(not_json)?;
+    let Value::Object(mut obj) = value else {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidJson,
+            "frame must be a JSON object",
+        ));
+    };
+    let request_id = optional_string(&mut obj, "request_id")?;
+    let timestamp = optional_string(&mut obj, "timestamp")?;
+    let message_type = required_type(&mut obj).map_err(|mut e| {
+        e.request_id.clone_from(&request_id);
+        e
+    })?;
+    let attach = |mut e: ProtocolError| {
+        e.request_id.clone_from(&request_id);
+        e.message_type = Some(message_type.clone());
+        e
+    };
+    if !ServerMessage::TYPES.contains(&message_type.as_str()) {
+        return Err(attach(unknown_type(&message_type)));
+    }
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    let mut tagged = Map::new();
+    tagged.insert("type".to_string(), Value::String(message_type.clone()));
+    tagged.insert("data".to_string(), data);
+    let message: ServerMessage = typed(Value::Object(tagged), "data").map_err(attach)?;
+    Ok(ServerFrame {
+        message,
+        request_id,
+        timestamp,
+    })
+}
+
+/// `(type, data, request_id)` of a client frame.
+fn split_envelope(text: &str) -> Result<(String, Option<Value>, Option<String>), ProtocolError> {
+    let value: Value = serde_json::from_str(text).map_err(not_json)?;
+    let Value::Object(mut obj) = value else {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidJson,
+            "frame must be a JSON object",
+        ));
+    };
+    let request_id = optional_string(&mut obj, "request_id")?;
+    let message_type = required_type(&mut obj).map_err(|mut e| {
+        e.request_id.clone_from(&request_id);
+        e
+    })?;
+    Ok((message_type, obj.remove("data"), request_id))
+}
+
+fn not_json(e: serde_json::Error) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::InvalidJson,
+        format!("frame is not valid JSON: {e}"),
+    )
+}
+
+fn unknown_type(t: &str) -> ProtocolError {
+    let shown = truncate(t, MAX_ECHOED_TYPE_LEN);
+    let ellipsis = if shown.len() < t.len() { "..." } else { "" };
+    ProtocolError::new(
+        ErrorCode::UnknownType,
+        format!("unknown message type `{shown}{ellipsis}`"),
+    )
+    .with_field("type")
+}
+
+/// A string-or-null envelope field; anything else is `INVALID_PARAMS`.
+fn optional_string(
+    obj: &mut Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, ProtocolError> {
+    match obj.remove(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ProtocolError::new(
+            ErrorCode::InvalidParams,
+            format!("`{key}` must be a string or null"),
+        )
+        .with_field(key)),
+    }
+}
+
+fn required_type(obj: &mut Map<String, Value>) -> Result<String, ProtocolError> {
+    match obj.remove("type") {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(ProtocolError::new(
+            ErrorCode::InvalidParams,
+            "missing field `type`",
+        )
+        .with_field("type")),
+        Some(_) => Err(
+            ProtocolError::new(ErrorCode::InvalidParams, "`type` must be a string")
+                .with_field("type"),
+        ),
+    }
+}
+
+/// Missing or `null` data is an empty object, so required fields are reported by name.
+fn data_object(data: Option<Value>) -> Result<Value, ProtocolError> {
+    match data {
+        None | Some(Value::Null) => Ok(Value::Object(Map::new())),
+        Some(v @ Value::Object(_)) => Ok(v),
+        Some(_) => Err(
+            ProtocolError::new(ErrorCode::InvalidParams, "`data` must be an object")
+                .with_field("data"),
+        ),
+    }
+}
+
+/// Deserialises `value`, turning a serde error into `INVALID_PARAMS` with the path of
+/// the offending field. `strip` is a leading path segment to drop (`data` for server
+/// frames, whose payload sits under it).
+fn typed<T: DeserializeOwned>(value: Value, strip: &str) -> Result<T, ProtocolError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = match path.strip_prefix(strip) {
+            Some(rest) if !strip.is_empty() => rest.trim_start_matches('.').to_string(),
+            _ => path,
+        };
+        let path = if path == "." { String::new() } else { path };
+        let mut inner = e.into_inner().to_string();
+        if inner.contains("untagged enum Repr") {
+            // market_data's decimal visitor reports a wrong JSON type this way.
+            inner = "expected a decimal string or number".to_string();
+        }
+        let (field, message) = match missing_field(&inner) {
+            Some(name) => {
+                let field = join(&path, name);
+                let message = format!("missing field `{field}`");
+                (field, message)
+            }
+            None if path.is_empty() => (String::new(), inner),
+            None => (path.clone(), format!("invalid `{path}`: {inner}")),
+        };
+        let err = ProtocolError::new(ErrorCode::InvalidParams, message);
+        if field.is_empty() {
+            err
+        } else {
+            err.with_field(field)
+        }
+    })
+}
+
+/// The field name of serde's "missing field `x`" message.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn typed_client_message(message_type: &str, data: Value) -> Result<ClientMessage, ProtocolError> {
+    use ClientMessage as M;
+    Ok(match message_type {
+        "start_simulation" => M::StartSimulation(typed(data, "")?),
+        "create_session" => {
+            let id: OptionalSessionId = typed(data.clone(), "")?;
+            M::CreateSession(CreateSessionData {
+                session_id: id.session_id,
+                params: typed(data, "")?,
+            })
+        }
+        "simulation_start" => M::SimulationStart(typed(data, "")?),
+        "tick_ack" => M::TickAck(typed(data, "")?),
+        "order_batch" => M::OrderBatch(typed(data, "")?),
+        "cancel_orders" => M::CancelOrders(typed(data, "")?),
+        "pause_simulation" => M::PauseSimulation(typed(data, "")?),
+        "resume_simulation" => M::ResumeSimulation(typed(data, "")?),
+        "get_simulation_state" => M::GetSimulationState(typed(data, "")?),
+        "stop_simulation" => M::StopSimulation(typed(data, "")?),
+        "get_account" => M::GetAccount(typed(data, "")?),
+        "list_sessions" => M::ListSessions(typed(data, "")?),
+        "close_session" => M::CloseSession(typed(data, "")?),
+        "resume_session" => M::ResumeSession(typed(data, "")?),
+        "ping" => M::Ping(typed(data, "")?),
+        other => return Err(unknown_type(other)),
+    })
+}
+
+/// Rejects decimal strings with an absurd exponent before the fixed-point parser sees
+/// them: `market_data`'s parser does plain `i32` arithmetic on the exponent (an
+/// overflow panic in debug builds) and loops once per power of ten (seconds of CPU for
+/// `"0e-2000000000"`), and both are reachable from any client.
+fn check_decimal_fields(message_type: &str, data: &Value) -> Result<(), ProtocolError> {
+    let check = |field: String, v: Option<&Value>| match v {
+        Some(Value::String(s)) if !decimal_text_is_safe(s) => Err(ProtocolError::new(
+            ErrorCode::InvalidParams,
+            format!("invalid `{field}`: exponent out of range"),
+        )
+        .with_field(field)),
+        _ => Ok(()),
+    };
+    match message_type {
+        "start_simulation" | "create_session" => {
+            for key in ["initial_capital", "commission_per_share"] {
+                check(key.to_string(), data.get(key))?;
+            }
+        }
+        "order_batch" => {
+            if let Some(Value::Array(orders)) = data.get("orders") {
+                for (i, order) in orders.iter().enumerate() {
+                    for key in ["price", "stop_price", "stop_loss", "take_profit"] {
+                        check(format!("orders[{i}].{key}"), order.get(key))?;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// False for decimal text whose exponent is beyond [`MAX_DECIMAL_EXPONENT`].
+fn decimal_text_is_safe(s: &str) -> bool {
+    match s.find(['e', 'E']) {
+        None => true,
+        Some(i) => match s[i + 1..].trim().parse::<i64>() {
+            Ok(exp) => exp.abs() <= MAX_DECIMAL_EXPONENT,
+            // Not an integer exponent at all: the decimal parser rejects it cleanly.
+            Err(_) => true,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_exponent_guard() {
+        assert!(decimal_text_is_safe("1.5"));
+        assert!(decimal_text_is_safe("1.5e3"));
+        assert!(decimal_text_is_safe("1E-64"));
+        assert!(!decimal_text_is_safe("0e2147483647"));
+        assert!(!decimal_text_is_safe("1.5e-2147483648"));
+        assert!(!decimal_text_is_safe("0E-65"));
+        assert!(decimal_text_is_safe("1e99999999999999999999"));
+    }
+
+    #[test]
+    fn missing_field_names() {
+        assert_eq!(missing_field("missing field `symbols`"), Some("symbols"));
+        assert_eq!(missing_field("invalid type"), None);
+    }
+}

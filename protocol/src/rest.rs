@@ -1,0 +1,80 @@
+//! REST bodies of PROTOCOL.md section 1 (token issue and validation) and the common
+//! REST error body.
+
+use market_data::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::errors::ErrorCode;
+use crate::plan::Plan;
+
+/// `POST /auth/token` 200 body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub access_token: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// The key owner's user id.
+    pub user_id: String,
+    /// The user's plan.
+    pub plan: Plan,
+}
+
+impl TokenResponse {
+    /// A `Bearer` token response.
+    pub fn bearer(
+        access_token: impl Into<String>,
+        expires_in: u64,
+        user_id: impl Into<String>,
+        plan: Plan,
+    ) -> Self {
+        TokenResponse {
+            access_token: access_token.into(),
+            expires_in,
+            token_type: "Bearer".to_string(),
+            user_id: user_id.into(),
+            plan,
+        }
+    }
+}
+
+/// `POST /auth/validate` 200 body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidateResponse {
+    /// Always true in a 200 answer.
+    pub valid: bool,
+    /// The token's subject.
+    pub user_id: String,
+    /// The token's plan.
+    pub plan: Plan,
+    /// When the token expires (RFC 3339 on the wire).
+    #[serde(with = "crate::time::rfc3339")]
+    pub expires_at: Timestamp,
+}
+
+/// Every REST error body (and the 401/429 bodies of the WebSocket handshake):
+/// `{"error": CODE, "message"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Machine-readable code, e.g. `AUTH_FAILED`, `RATE_LIMITED`.
+    pub error: String,
+    /// Human-readable text, safe to show.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error body with any code (REST has codes beyond [`ErrorCode`], e.g. `NOT_FOUND`).
+    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            error: error.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An error body with one of the protocol's codes.
+    pub fn from_code(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::new(code.as_str(), message)
+    }
+}
