@@ -45,7 +45,12 @@ fn parse_scaled(text: &str, round: bool) -> Result<i128, FixedError> {
     let syntax = || FixedError::Syntax(text.to_string());
     let (mantissa, exp) = match s.find(['e', 'E']) {
         Some(i) => {
-            let e: i32 = s[i + 1..].parse().map_err(|_| syntax())?;
+            let e: i64 = s[i + 1..].parse().map_err(|_| syntax())?;
+            // Any representable value needs |exponent| well under 64; bounding it here
+            // keeps the arithmetic below from overflowing or looping on hostile input.
+            if e.abs() > 64 {
+                return Err(FixedError::OutOfRange(text.to_string()));
+            }
             (&s[..i], e)
         }
         None => (s, 0),
@@ -69,7 +74,7 @@ fn parse_scaled(text: &str, round: bool) -> Result<i128, FixedError> {
     }
     // Collect all significant digits, then place the decimal point by exponent.
     let mut value: i128 = 0;
-    let mut scale_exp: i32 = exp - frac_part.len() as i32 + FRACTION_DIGITS as i32;
+    let mut scale_exp: i64 = exp - frac_part.len() as i64 + FRACTION_DIGITS as i64;
     let all = int_part.bytes().chain(frac_part.bytes());
     let mut significant = false;
     for b in all {
@@ -85,10 +90,13 @@ fn parse_scaled(text: &str, round: bool) -> Result<i128, FixedError> {
             .and_then(|v| v.checked_add(d))
             .ok_or_else(|| FixedError::OutOfRange(text.to_string()))?;
     }
+    if value == 0 {
+        return Ok(0);
+    }
     if scale_exp < 0 && round {
         // 10^39 exceeds any i128, so longer tails round to zero.
         let divisor = 10i128
-            .checked_pow(scale_exp.unsigned_abs())
+            .checked_pow(u32::try_from(scale_exp.unsigned_abs()).unwrap_or(u32::MAX))
             .unwrap_or(i128::MAX);
         let (q, r) = (value / divisor, value % divisor);
         value = if r >= divisor - r { q + 1 } else { q };
@@ -452,6 +460,32 @@ mod tests {
         assert_eq!("2.5E-3".parse::<Price>().unwrap().raw(), 250_000);
         assert_eq!(".5".parse::<Price>().unwrap().raw(), 50_000_000);
         assert_eq!("1.100000000".parse::<Price>().unwrap().raw(), 110_000_000);
+    }
+
+    #[test]
+    fn hostile_exponents_fail_fast() {
+        for text in [
+            "1e2147483647",
+            "1e-2147483648",
+            "0e-2000000000",
+            "1e99999999999999999999",
+            "5e65",
+        ] {
+            let started = std::time::Instant::now();
+            assert!(text.parse::<Amount>().is_err(), "{text}");
+            assert!(Amount::parse_rounded(text).is_err(), "{text}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(50),
+                "{text}"
+            );
+        }
+        assert_eq!("0e-64".parse::<Amount>().unwrap(), Amount::ZERO);
+        let zeros = format!("0.{}", "0".repeat(100_000));
+        assert_eq!(zeros.parse::<Amount>().unwrap(), Amount::ZERO);
+        assert_eq!(
+            "1e20".parse::<Amount>().unwrap(),
+            Amount::from_raw(10i128.pow(28))
+        );
     }
 
     #[test]
