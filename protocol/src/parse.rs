@@ -14,10 +14,6 @@ use crate::time::truncate;
 /// Longest `type` echoed back in an `UNKNOWN_TYPE` message.
 const MAX_ECHOED_TYPE_LEN: usize = 64;
 
-/// Largest decimal exponent accepted in a decimal string (`"1.5e3"`). Far beyond any
-/// price, and it keeps the fixed-point parser's exponent arithmetic small.
-const MAX_DECIMAL_EXPONENT: i64 = 64;
-
 /// A parsed server frame, for the Rust client.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerFrame {
@@ -43,7 +39,6 @@ pub fn parse_client_frame(text: &str) -> Result<(ClientMessage, Option<String>),
         return Err(attach(unknown_type(&message_type)));
     }
     let data = data_object(data).map_err(attach)?;
-    check_decimal_fields(&message_type, &data).map_err(attach)?;
     let message = typed_client_message(&message_type, data).map_err(attach)?;
     message.validate().map_err(attach)?;
     Ok((message, request_id))
@@ -240,65 +235,9 @@ fn typed_client_message(message_type: &str, data: Value) -> Result<ClientMessage
     })
 }
 
-/// Rejects decimal strings with an absurd exponent before the fixed-point parser sees
-/// them: `market_data`'s parser does plain `i32` arithmetic on the exponent (an
-/// overflow panic in debug builds) and loops once per power of ten (seconds of CPU for
-/// `"0e-2000000000"`), and both are reachable from any client.
-fn check_decimal_fields(message_type: &str, data: &Value) -> Result<(), ProtocolError> {
-    let check = |field: String, v: Option<&Value>| match v {
-        Some(Value::String(s)) if !decimal_text_is_safe(s) => Err(ProtocolError::new(
-            ErrorCode::InvalidParams,
-            format!("invalid `{field}`: exponent out of range"),
-        )
-        .with_field(field)),
-        _ => Ok(()),
-    };
-    match message_type {
-        "start_simulation" | "create_session" => {
-            for key in ["initial_capital", "commission_per_share"] {
-                check(key.to_string(), data.get(key))?;
-            }
-        }
-        "order_batch" => {
-            if let Some(Value::Array(orders)) = data.get("orders") {
-                for (i, order) in orders.iter().enumerate() {
-                    for key in ["price", "stop_price", "stop_loss", "take_profit"] {
-                        check(format!("orders[{i}].{key}"), order.get(key))?;
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// False for decimal text whose exponent is beyond [`MAX_DECIMAL_EXPONENT`].
-fn decimal_text_is_safe(s: &str) -> bool {
-    match s.find(['e', 'E']) {
-        None => true,
-        Some(i) => match s[i + 1..].trim().parse::<i64>() {
-            Ok(exp) => exp.abs() <= MAX_DECIMAL_EXPONENT,
-            // Not an integer exponent at all: the decimal parser rejects it cleanly.
-            Err(_) => true,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal_exponent_guard() {
-        assert!(decimal_text_is_safe("1.5"));
-        assert!(decimal_text_is_safe("1.5e3"));
-        assert!(decimal_text_is_safe("1E-64"));
-        assert!(!decimal_text_is_safe("0e2147483647"));
-        assert!(!decimal_text_is_safe("1.5e-2147483648"));
-        assert!(!decimal_text_is_safe("0E-65"));
-        assert!(decimal_text_is_safe("1e99999999999999999999"));
-    }
 
     #[test]
     fn missing_field_names() {
