@@ -7,10 +7,14 @@ use std::sync::Arc;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use auth::{Database, Jwt, JwtConfig, Secret, StoreOptions};
 use market_data::{Catalog, MarketDataActor, MarketDataConfig};
+use session_actor::store::MemoryStore;
 
+use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
-use crate::routes;
+use crate::registry::SessionRegistry;
+use crate::{routes, secrets};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +27,17 @@ pub enum StartError {
         /// What went wrong.
         message: String,
     },
+    /// The data directory or a generated secret could not be written.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The user database could not be opened or migrated.
+    #[error("user database: {0}")]
+    Database(#[source] auth::AuthError),
     /// A port could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -36,9 +51,15 @@ pub enum StartError {
 /// Shared, read-mostly state of all handlers.
 pub struct AppState {
     /// Validated settings.
-    pub settings: Settings,
+    pub settings: Arc<Settings>,
     /// Market data for sessions.
     pub market: Addr<MarketDataActor>,
+    /// Users and API keys.
+    pub db: Database,
+    /// Token issuer and verifier.
+    pub jwt: Jwt,
+    /// This node's sessions.
+    pub registry: Addr<SessionRegistry>,
 }
 
 /// A bound, not yet running gateway.
@@ -46,16 +67,60 @@ pub struct Application {
     port: u16,
     compat_port: Option<u16>,
     server: Server,
+    bootstrap: Option<Bootstrap>,
 }
 
 impl Application {
     /// Opens the data providers and binds the listeners. Must run inside an actix
     /// system (`#[actix_web::main]` or `#[actix_web::test]`).
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let data_dir = settings.data_dir.clone();
+        let dir_error = |source| StartError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+        let secret = |configured: &str, file: &str| -> Result<String, StartError> {
+            if configured.is_empty() {
+                secrets::load_or_create(&data_dir.join(file), 32).map_err(dir_error)
+            } else {
+                Ok(configured.to_string())
+            }
+        };
+        let jwt_secret = secret(&settings.jwt.secret, "jwt_secret")?;
+        let pepper = secret(&settings.auth.api_key_pepper, "api_key_pepper")?;
+        let db = auth::connect(
+            &settings.database_url(),
+            StoreOptions::new(Secret::new(pepper.into_bytes())),
+        )
+        .await
+        .map_err(StartError::Database)?;
+        let bootstrap = first_start(&db, &settings.auth.admin_email)
+            .await
+            .map_err(StartError::Database)?;
+        let mut jwt_config = JwtConfig::new(
+            Secret::new(jwt_secret),
+            &settings.jwt.issuer,
+            &settings.jwt.audience,
+        );
+        jwt_config.lifetime = std::time::Duration::from_secs(settings.jwt.lifetime_sec);
+        let jwt = Jwt::new(jwt_config).map_err(StartError::Database)?;
         let market = start_market_data(&settings)?;
+        let settings = Arc::new(settings);
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let registry = SessionRegistry::new(
+            Arc::clone(&settings),
+            market.clone(),
+            Arc::new(MemoryStore::new()),
+            workers,
+        )
+        .start();
         let state = web::Data::new(AppState {
-            settings: settings.clone(),
+            settings: Arc::clone(&settings),
             market,
+            db,
+            jwt,
+            registry,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
@@ -90,6 +155,7 @@ impl Application {
             port,
             compat_port,
             server: server.run(),
+            bootstrap,
         })
     }
 
@@ -101,6 +167,11 @@ impl Application {
     /// The second port for the Python SDK, if enabled.
     pub fn compat_port(&self) -> Option<u16> {
         self.compat_port
+    }
+
+    /// Credentials created on this first start, to show once.
+    pub fn bootstrap(&self) -> Option<&Bootstrap> {
+        self.bootstrap.as_ref()
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).

@@ -58,6 +58,16 @@ pub struct JwtSettings {
     pub lifetime_sec: u64,
 }
 
+/// API keys and the first start.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AuthSettings {
+    /// Server-side key for hashing API keys (at least 32 bytes); empty in development
+    /// generates one under the data directory. All nodes must share it.
+    pub api_key_pepper: String,
+    /// Email of the admin user created on an empty database.
+    pub admin_email: String,
+}
+
 /// Market data providers.
 #[derive(Clone, Debug, Deserialize)]
 pub struct MarketDataSettings {
@@ -126,6 +136,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Tokens.
     pub jwt: JwtSettings,
+    /// API keys and bootstrap.
+    pub auth: AuthSettings,
     /// Market data.
     pub market_data: MarketDataSettings,
     /// Simulations.
@@ -165,6 +177,10 @@ secret = ""
 issuer = "simutrador"
 audience = "simutrador-clients"
 lifetime_sec = 3600
+
+[auth]
+api_key_pepper = ""
+admin_email = "admin@simutrador.local"
 
 [market_data]
 default_provider = "default"
@@ -271,6 +287,20 @@ impl Settings {
                 "jwt.secret",
                 "production mode needs a secret of at least 32 bytes (SIMUTRADOR__JWT__SECRET)",
             );
+        }
+        if self.mode == Mode::Production && self.auth.api_key_pepper.len() < 32 {
+            return bad(
+                "auth.api_key_pepper",
+                "production mode needs a pepper of at least 32 bytes (SIMUTRADOR__AUTH__API_KEY_PEPPER)",
+            );
+        }
+        for (key, value) in [
+            ("jwt.secret", &self.jwt.secret),
+            ("auth.api_key_pepper", &self.auth.api_key_pepper),
+        ] {
+            if !value.is_empty() && value.len() < 32 {
+                return bad(key, "must be at least 32 bytes when set");
+            }
         }
         if self.jwt.lifetime_sec < 60 {
             return bad("jwt.lifetime_sec", "must be at least 60");

@@ -1,6 +1,9 @@
 //! The SimuTrador gateway: REST and WebSocket front end over the session actors.
 
 pub mod app;
+pub mod bootstrap;
 pub mod config;
+pub mod errors;
 pub mod registry;
 pub mod routes;
+pub mod secrets;

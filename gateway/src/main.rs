@@ -1,21 +1,35 @@
-//! `simutrador-gateway`: `serve` (the default) runs the gateway.
+//! `simutrador-gateway`: `serve` (the default) runs the gateway; `admin ...` manages
+//! users and API keys in the configured database; `migrate` applies migrations.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use auth::{AuthError, NewApiKey, NewUser, Plan, Role, Secret, StoreOptions, UserStore};
 use gateway::app::Application;
 use gateway::config::Settings;
+use gateway::secrets;
 
 const USAGE: &str = "\
-usage: simutrador-gateway [--config FILE] [serve]
+usage: simutrador-gateway [--config FILE] [COMMAND]
+
+commands:
+  serve                                   run the gateway (default)
+  migrate                                 create or upgrade the database schema
+  admin create-user --email E [--plan P] [--role user|admin]
+  admin create-key  --email E [--plan P] [--name N]
+                                          creates the user if needed; prints the key
+                                          alone on the last line
+  admin revoke-key  --email E --prefix PREFIX
+                                          PREFIX: the key's visible part, e.g. stk_AbCd1234
 
 Settings come from built-in defaults, then FILE (TOML), then SIMUTRADOR__* environment
-variables, e.g. SIMUTRADOR__SERVER__PORT=9000.
+variables, e.g. SIMUTRADOR__SERVER__PORT=9000. Plans: free, professional, enterprise.
 ";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     let mut config_file: Option<PathBuf> = None;
+    let mut rest = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -23,43 +37,155 @@ async fn main() -> ExitCode {
                 Some(f) => config_file = Some(PathBuf::from(f)),
                 None => return usage_error("--config needs a file"),
             },
-            "serve" => {}
             "-h" | "--help" => {
                 print!("{USAGE}");
                 return ExitCode::SUCCESS;
             }
-            other => return usage_error(&format!("unknown argument `{other}`")),
+            _ => rest.push(arg),
         }
     }
     let settings = match Settings::load(config_file.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("simutrador-gateway: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e),
     };
+    let words: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        [] | ["serve"] => serve(settings).await,
+        ["migrate"] => match open_db(&settings).await {
+            Ok(_) => {
+                println!("database is up to date");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        ["admin", command, options @ ..] => match admin(&settings, command, options).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&*e),
+        },
+        _ => usage_error(&format!("unknown command `{}`", rest.join(" "))),
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     let host = settings.server.host.clone();
     let app = match Application::build(settings).await {
         Ok(app) => app,
-        Err(e) => {
-            eprintln!("simutrador-gateway: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&e),
     };
-    println!(
-        "SimuTrador gateway listening on http://{host}:{}",
-        app.port()
-    );
+    let base = format!("http://{host}:{}", app.port());
+    println!("SimuTrador gateway listening on {base}");
     if let Some(p) = app.compat_port() {
         println!("Python SDK compatibility port: http://{host}:{p}");
     }
+    if let Some(b) = app.bootstrap() {
+        println!(
+            "\nFirst start: created admin user {} and a demo API key (shown only now):",
+            b.email
+        );
+        println!("  {}", b.api_key);
+        println!("Exchange it for a token:");
+        println!(
+            "  curl -s -X POST -H 'X-API-Key: {}' {base}/auth/token",
+            b.api_key
+        );
+        println!(
+            "More keys: simutrador-gateway admin create-key --email you@example.com --plan free\n"
+        );
+    }
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("simutrador-gateway: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
+}
+
+async fn open_db(settings: &Settings) -> Result<auth::Database, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let pepper = if settings.auth.api_key_pepper.is_empty() {
+        secrets::load_or_create(&settings.data_dir.join("api_key_pepper"), 32)?
+    } else {
+        settings.auth.api_key_pepper.clone()
+    };
+    let options = StoreOptions::new(Secret::new(pepper.into_bytes()));
+    Ok(auth::connect(&settings.database_url(), options).await?)
+}
+
+/// Value of `--name` in `options`.
+fn option<'a>(options: &[&'a str], name: &str) -> Option<&'a str> {
+    options.windows(2).find(|w| w[0] == name).map(|w| w[1])
+}
+
+async fn admin(
+    settings: &Settings,
+    command: &str,
+    options: &[&str],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let email = option(options, "--email").ok_or("--email is required")?;
+    let plan: Option<Plan> = option(options, "--plan").map(str::parse).transpose()?;
+    let db = open_db(settings).await?;
+    match command {
+        "create-user" => {
+            let role: Role = option(options, "--role").unwrap_or("user").parse()?;
+            let mut new = NewUser::new(email);
+            new.plan = plan.unwrap_or(Plan::Free);
+            new.role = role;
+            let user = db.create_user(new).await?;
+            println!(
+                "created user {} ({}, plan {}, role {:?})",
+                user.email,
+                user.id,
+                user.plan.as_str(),
+                user.role
+            );
+            println!("{}", user.id);
+        }
+        "create-key" => {
+            let user = match db.user_by_email(email).await {
+                Ok(u) => match plan {
+                    Some(p) if p != u.plan => db.set_plan(u.id, p).await?,
+                    _ => u,
+                },
+                Err(AuthError::NotFound) => {
+                    let mut new = NewUser::new(email);
+                    new.plan = plan.unwrap_or(Plan::Free);
+                    db.create_user(new).await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let name = option(options, "--name").unwrap_or("cli");
+            let key = db.create_api_key(user.id, NewApiKey::new(name)).await?;
+            println!(
+                "API key for {} (plan {}), shown only now:",
+                user.email,
+                user.plan.as_str()
+            );
+            println!("{}", key.secret.expose());
+        }
+        "revoke-key" => {
+            // Accepts the visible part as listed (`AbCd1234`), with `stk_`, or the whole key.
+            let given = option(options, "--prefix").ok_or("--prefix is required")?;
+            let prefix = given
+                .strip_prefix("stk_")
+                .unwrap_or(given)
+                .split('_')
+                .next()
+                .unwrap_or_default();
+            let user = db.user_by_email(email).await?;
+            let keys = db.list_api_keys(user.id).await?;
+            let key = keys
+                .iter()
+                .find(|k| k.prefix == prefix)
+                .ok_or("no key with that prefix for this user")?;
+            db.revoke_api_key(user.id, key.id).await?;
+            println!("revoked key {} of {}", key.prefix, user.email);
+        }
+        other => return Err(format!("unknown admin command `{other}`").into()),
+    }
+    Ok(())
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("simutrador-gateway: {e}");
+    ExitCode::FAILURE
 }
 
 fn usage_error(message: &str) -> ExitCode {

@@ -3,23 +3,19 @@
 use gateway::app::Application;
 use gateway::config::Settings;
 
-fn settings() -> Settings {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-data");
-    Settings::load_from(
-        None,
-        [
-            ("SIMUTRADOR__SERVER__PORT", "0"),
-            ("SIMUTRADOR__SERVER__COMPAT_PORT", "0"),
-            ("SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT", root),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string())),
+mod support;
+
+fn settings(dir: &tempfile::TempDir) -> Settings {
+    support::base_settings(
+        dir.path(),
+        &format!("sqlite://{}/u.db?mode=rwc", dir.path().display()),
     )
-    .unwrap()
 }
 
 #[actix_web::test]
 async fn health_answers_on_a_random_port() {
-    let app = Application::build(settings()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = Application::build(settings(&dir)).await.unwrap();
     let port = app.port();
     assert_ne!(port, 0);
     assert_eq!(app.compat_port(), None);
@@ -37,7 +33,8 @@ async fn health_answers_on_a_random_port() {
 
 #[actix_web::test]
 async fn a_bad_data_root_is_a_start_error() {
-    let mut s = settings();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(&dir);
     s.market_data
         .roots
         .insert("default".into(), "/nonexistent/root".into());

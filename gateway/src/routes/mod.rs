@@ -1,11 +1,15 @@
 //! HTTP routes.
 
+mod auth;
+
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health));
+    cfg.route("/health", web::get().to(health))
+        .route("/auth/token", web::post().to(auth::token))
+        .route("/auth/validate", web::post().to(auth::validate));
 }
 
 /// Liveness: the process answers. Readiness (database, session store) is `/ready`.

@@ -1,0 +1,99 @@
+//! The one mapping from domain errors to HTTP statuses and wire error codes. Causes are
+//! logged here with their chain; clients only ever see the code and a safe message.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use auth::AuthError;
+use protocol::ApiError;
+
+/// An error answered over REST (`{"error": CODE, "message"}`).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct HttpError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// `AUTH_FAILED`, `SERVICE_UNAVAILABLE`, ...
+    pub code: &'static str,
+    /// Safe to show.
+    pub message: String,
+}
+
+impl HttpError {
+    /// 401 `AUTH_FAILED`.
+    pub fn auth_failed(message: impl Into<String>) -> Self {
+        HttpError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "AUTH_FAILED",
+            message: message.into(),
+        }
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ApiError::new(self.code, self.message.clone()))
+    }
+}
+
+impl From<AuthError> for HttpError {
+    fn from(e: AuthError) -> Self {
+        match &e {
+            AuthError::InvalidKey(_)
+            | AuthError::InvalidToken(_)
+            | AuthError::AccountInactive(_) => {
+                tracing::info!(reason = %e, "authentication refused");
+                // One message for every refusal: which part was wrong is not the client's business.
+                HttpError::auth_failed("invalid, revoked or expired credentials")
+            }
+            AuthError::NotFound => HttpError {
+                status: StatusCode::NOT_FOUND,
+                code: "NOT_FOUND",
+                message: "not found".into(),
+            },
+            AuthError::Conflict(what) => HttpError {
+                status: StatusCode::CONFLICT,
+                code: "CONFLICT",
+                message: format!("{what} already exists"),
+            },
+            AuthError::InvalidInput { .. } => HttpError {
+                status: StatusCode::BAD_REQUEST,
+                code: "INVALID_PARAMS",
+                message: e.to_string(),
+            },
+            AuthError::Database(_)
+            | AuthError::InvalidDatabaseUrl(_)
+            | AuthError::DatabaseDirectory(_) => {
+                log_chain(&e);
+                HttpError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "SERVICE_UNAVAILABLE",
+                    message: "the user database is unavailable; try again shortly".into(),
+                }
+            }
+            _ => {
+                log_chain(&e);
+                HttpError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "INTERNAL_ERROR",
+                    message: "internal error".into(),
+                }
+            }
+        }
+    }
+}
+
+/// Logs an error with its whole source chain.
+pub fn log_chain(e: &dyn std::error::Error) {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(error = %chain, "request failed");
+}

@@ -1,0 +1,59 @@
+//! Token exchange (PROTOCOL.md section 1).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use auth::UserStore;
+use protocol::{TokenResponse, ValidateResponse};
+
+use crate::app::AppState;
+use crate::errors::HttpError;
+
+/// `POST /auth/token` with `X-API-Key`: a JWT for the key's owner.
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let key = req
+        .headers()
+        .get("X-API-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| HttpError::auth_failed("missing X-API-Key header"))?;
+    let authenticated = state.db.authenticate_api_key(key).await?;
+    let user = authenticated.user;
+    let issued = state.jwt.issue(user.id, user.plan)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(TokenResponse::bearer(
+            issued.access_token.expose().clone(),
+            issued.expires_in,
+            user.id.to_string(),
+            user.plan,
+        )))
+}
+
+/// `POST /auth/validate` with `Authorization: Bearer`: whether the token is good.
+pub async fn validate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let token = bearer(&req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
+    let claims = state.jwt.verify(token)?;
+    Ok(HttpResponse::Ok().json(ValidateResponse {
+        valid: true,
+        user_id: claims.sub.to_string(),
+        plan: claims.plan,
+        expires_at: claims.exp,
+    }))
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}

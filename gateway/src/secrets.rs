@@ -1,0 +1,57 @@
+//! Secrets the embedded default generates on first start and keeps under the data
+//! directory, readable by the owner only.
+
+use std::fs::OpenOptions;
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Reads the secret stored at `path`, or creates it with `bytes` random bytes (hex) and
+/// mode 0600.
+pub fn load_or_create(path: &Path, bytes: usize) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("{} is empty", path.display()),
+            ))
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut raw = vec![0u8; bytes];
+    getrandom::fill(&mut raw).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(hex.as_bytes())?;
+    file.sync_all()?;
+    Ok(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn created_once_owner_only_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwt_secret");
+        let a = load_or_create(&path, 32).unwrap();
+        assert_eq!(a.len(), 64);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(load_or_create(&path, 32).unwrap(), a);
+        assert_ne!(load_or_create(&dir.path().join("other"), 32).unwrap(), a);
+        std::fs::write(&path, "").unwrap();
+        assert!(load_or_create(&path, 32).is_err());
+    }
+}

@@ -1,0 +1,178 @@
+//! Starting a real gateway on free ports against SQLite or a fresh Postgres database.
+
+#![allow(dead_code)]
+
+use auth::{Database, NewApiKey, NewUser, Plan, Secret, StoreOptions, UserStore};
+use gateway::app::Application;
+use gateway::config::Settings;
+use sqlx::{Connection, Executor, PgConnection};
+
+/// Which user database a test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const PEPPER: &str = "test-pepper-test-pepper-test-pepper-0123";
+pub const JWT_SECRET: &str = "test-jwt-secret-test-jwt-secret-0123456789";
+
+pub struct TestApp {
+    pub port: u16,
+    pub compat_port: Option<u16>,
+    /// The bootstrap admin's demo key.
+    pub admin_key: String,
+    /// Direct access to the same database.
+    pub db: Database,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A fresh database on the test server; (admin url, database name, url).
+async fn fresh_postgres() -> (String, String, String) {
+    let admin = postgres_admin_url();
+    let name = format!("gw_test_{}", random_suffix());
+    let mut conn = PgConnection::connect(&admin)
+        .await
+        .expect("Postgres must be reachable at TEST_POSTGRES_URL");
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+    (admin, name.clone(), format!("{base}/{name}"))
+}
+
+pub fn base_settings(dir: &std::path::Path, database_url: &str) -> Settings {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-data");
+    Settings::load_from(
+        None,
+        [
+            ("SIMUTRADOR__SERVER__PORT", "0"),
+            ("SIMUTRADOR__SERVER__COMPAT_PORT", "0"),
+            ("SIMUTRADOR__DATA_DIR", dir.to_str().unwrap()),
+            ("SIMUTRADOR__DATABASE__URL", database_url),
+            ("SIMUTRADOR__AUTH__API_KEY_PEPPER", PEPPER),
+            ("SIMUTRADOR__JWT__SECRET", JWT_SECRET),
+            ("SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT", root),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .unwrap()
+}
+
+/// Starts a gateway; `tweak` adjusts the settings first.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg) = match backend {
+        Backend::Sqlite => (
+            format!("sqlite://{}/users.db?mode=rwc", dir.path().display()),
+            None,
+        ),
+        Backend::Postgres => {
+            let (admin, name, url) = fresh_postgres().await;
+            (url, Some((admin, name)))
+        }
+    };
+    let mut settings = base_settings(dir.path(), &url);
+    tweak(&mut settings);
+    let app = Application::build(settings).await.unwrap();
+    let admin_key = app
+        .bootstrap()
+        .expect("empty database bootstraps")
+        .api_key
+        .clone();
+    let (port, compat_port) = (app.port(), app.compat_port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let db = auth::connect(
+        &url,
+        StoreOptions::new(Secret::new(PEPPER.as_bytes().to_vec())),
+    )
+    .await
+    .unwrap();
+    TestApp {
+        port,
+        compat_port,
+        admin_key,
+        db,
+        _dir: dir,
+        pg,
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A new user with `plan` and an API key for it.
+    pub async fn user_with_key(&self, email: &str, plan: Plan) -> String {
+        let mut new = NewUser::new(email);
+        new.plan = plan;
+        let user = self.db.create_user(new).await.unwrap();
+        self.db
+            .create_api_key(user.id, NewApiKey::new("test"))
+            .await
+            .unwrap()
+            .secret
+            .expose()
+            .clone()
+    }
+
+    /// Exchanges an API key for a JWT.
+    pub async fn token(&self, key: &str) -> String {
+        let mut res = awc::Client::new()
+            .post(self.url("/auth/token"))
+            .insert_header(("X-API-Key", key))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Drops the Postgres database of this test.
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if let Some((admin, name)) = &self.pg {
+            if let Ok(mut conn) = PgConnection::connect(admin).await {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+            }
+        }
+    }
+}
+
+/// Runs one async test body against both backends.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[actix_web::test]
+            async fn sqlite() {
+                $body(support::Backend::Sqlite).await;
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                $body(support::Backend::Postgres).await;
+            }
+        }
+    };
+}
