@@ -85,14 +85,14 @@ fn random_base62(len: usize) -> Result<String, AuthError> {
 
 /// Computes and checks the stored form of keys: HMAC-SHA256 under the pepper.
 #[derive(Clone)]
-pub struct ApiKeyHasher {
+pub(crate) struct ApiKeyHasher {
     // Keyed once; cloning the keyed state is cheaper than re-keying per request.
     mac: Hmac<Sha256>,
 }
 
 impl ApiKeyHasher {
     /// A hasher keyed with `pepper`, which must be at least [`MIN_PEPPER_LEN`] bytes.
-    pub fn new(pepper: &Secret<Vec<u8>>) -> Result<Self, AuthError> {
+    pub(crate) fn new(pepper: &Secret<Vec<u8>>) -> Result<Self, AuthError> {
         if pepper.expose().len() < MIN_PEPPER_LEN {
             return Err(AuthError::Config(
                 "api key pepper must be at least 32 bytes",

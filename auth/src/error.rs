@@ -8,7 +8,6 @@ use crate::model::UserStatus;
 
 /// Everything that can go wrong in `auth`.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum AuthError {
     /// No such user or key (or the key belongs to someone else).
     #[error("not found")]

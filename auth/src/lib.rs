@@ -17,7 +17,6 @@ pub mod model;
 pub mod secret;
 pub mod store;
 
-pub use api_key::ApiKeyHasher;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::normalise_email;
 pub use error::{AuthError, KeyRejection, TokenRejection};

@@ -6,9 +6,10 @@ use serde::{Deserialize, Deserializer};
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
 ///
-/// Deliberately not `Serialize`, so a secret cannot leak into a JSON response or a
-/// config dump by accident; read it with [`Secret::expose`] where it is really used.
-#[derive(Clone, PartialEq, Eq, Default)]
+/// Deliberately neither `Serialize` (a secret cannot leak into a JSON response or a
+/// config dump by accident) nor `PartialEq` (`==` on secrets is not constant-time);
+/// read it with [`Secret::expose`] where it is really used.
+#[derive(Clone, Default)]
 pub struct Secret<T>(T);
 
 impl<T> Secret<T> {

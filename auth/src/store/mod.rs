@@ -1,6 +1,20 @@
 //! Where users and API keys live: the [`UserStore`] trait, its SQLite and Postgres
 //! implementations, and [`connect`], which picks one from the database URL.
 
+// Column lists shared by both backends' queries, as macros so `concat!` can build
+// each query string at compile time.
+macro_rules! user_columns {
+    () => {
+        "id, email, plan, role, status, created_at, updated_at"
+    };
+}
+
+macro_rules! key_columns {
+    () => {
+        "id, user_id, name, prefix, created_at, last_used_at, expires_at, revoked_at"
+    };
+}
+
 mod postgres;
 mod shared;
 mod sqlite;

@@ -16,6 +16,9 @@ use crate::model::{ApiKey, CreatedApiKey, NewApiKey, NewUser, User, UserStatus};
 /// Longest accepted API-key name, in characters.
 pub const MAX_KEY_NAME_CHARS: usize = 100;
 
+/// The conflict message for a taken email.
+pub(super) const EMAIL_TAKEN: &str = "a user with this email already exists";
+
 /// How often key creation retries after a (very unlikely) prefix collision.
 pub(super) const KEY_INSERT_ATTEMPTS: usize = 4;
 
@@ -72,7 +75,10 @@ impl StoreCore {
         if new.name.chars().count() > MAX_KEY_NAME_CHARS {
             return Err(invalid("name", "is too long"));
         }
-        if new.expires_at.is_some_and(|at| at <= self.now()) {
+        if new
+            .expires_at
+            .is_some_and(|at| at.trunc_subsecs(6) <= self.now())
+        {
             return Err(invalid("expires_at", "must lie in the future"));
         }
         Ok(())
@@ -185,3 +191,34 @@ where
 pub(super) fn log_touch_failure(key_id: Uuid, error: &sqlx::Error) {
     tracing::warn!(%key_id, error = %error, "could not record api key use");
 }
+
+/// Column names of a user in a result row.
+pub(super) struct UserColumns {
+    pub id: &'static str,
+    pub email: &'static str,
+    pub plan: &'static str,
+    pub role: &'static str,
+    pub status: &'static str,
+    pub created_at: &'static str,
+    pub updated_at: &'static str,
+}
+
+pub(super) const USER: UserColumns = UserColumns {
+    id: "id",
+    email: "email",
+    plan: "plan",
+    role: "role",
+    status: "status",
+    created_at: "created_at",
+    updated_at: "updated_at",
+};
+
+pub(super) const JOINED_USER: UserColumns = UserColumns {
+    id: "user_id",
+    email: "u_email",
+    plan: "u_plan",
+    role: "u_role",
+    status: "u_status",
+    created_at: "u_created_at",
+    updated_at: "u_updated_at",
+};

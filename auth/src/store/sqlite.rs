@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use super::shared::{
     conflict_or, decode_enum, is_foreign_key_violation, is_unique_violation, log_touch_failure,
-    presented_prefix, StoreCore, KEY_INSERT_ATTEMPTS,
+    presented_prefix, StoreCore, UserColumns, EMAIL_TAKEN, JOINED_USER, KEY_INSERT_ATTEMPTS, USER,
 };
-use super::{StoreOptions, UserStore};
+use super::{Backend, StoreOptions, UserStore};
 use crate::email::normalise_email;
 use crate::error::{AuthError, KeyRejection};
 use crate::model::{
@@ -26,20 +26,6 @@ use crate::model::{
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
-
-macro_rules! user_columns {
-    () => {
-        "id, email, plan, role, status, created_at, updated_at"
-    };
-}
-
-macro_rules! key_columns {
-    () => {
-        "id, user_id, name, prefix, created_at, last_used_at, expires_at, revoked_at"
-    };
-}
-
-const EMAIL_TAKEN: &str = "a user with this email already exists";
 
 /// SQLite-backed store. Cheap to clone: clones share one pool.
 #[derive(Debug, Clone)]
@@ -52,6 +38,9 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at a `sqlite:` URL, in WAL mode, and
     /// applies migrations. `sqlite::memory:` gives a private in-memory database.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, AuthError> {
+        if Backend::from_url(url)? != Backend::Sqlite {
+            return Err(AuthError::InvalidDatabaseUrl(None));
+        }
         let core = StoreCore::new(&options)?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut connect = SqliteConnectOptions::from_str(url)
@@ -108,37 +97,6 @@ fn id(uuid: Uuid) -> Hyphenated {
 fn get_id(row: &SqliteRow, column: &str) -> Result<Uuid, AuthError> {
     Ok(row.try_get::<Hyphenated, _>(column)?.into_uuid())
 }
-
-/// Column names of a user in a result row.
-struct UserColumns {
-    id: &'static str,
-    email: &'static str,
-    plan: &'static str,
-    role: &'static str,
-    status: &'static str,
-    created_at: &'static str,
-    updated_at: &'static str,
-}
-
-const USER: UserColumns = UserColumns {
-    id: "id",
-    email: "email",
-    plan: "plan",
-    role: "role",
-    status: "status",
-    created_at: "created_at",
-    updated_at: "updated_at",
-};
-
-const JOINED_USER: UserColumns = UserColumns {
-    id: "user_id",
-    email: "u_email",
-    plan: "u_plan",
-    role: "u_role",
-    status: "u_status",
-    created_at: "u_created_at",
-    updated_at: "u_updated_at",
-};
 
 fn user_from_row(row: &SqliteRow, c: &UserColumns) -> Result<User, AuthError> {
     Ok(User {
