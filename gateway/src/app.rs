@@ -60,6 +60,8 @@ pub struct AppState {
     pub jwt: Jwt,
     /// This node's sessions.
     pub registry: Addr<SessionRegistry>,
+    /// Open WebSocket connections per user.
+    pub slots: crate::ws::slots::ConnectionSlots,
 }
 
 /// A bound, not yet running gateway.
@@ -121,6 +123,7 @@ impl Application {
             db,
             jwt,
             registry,
+            slots: Default::default(),
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);

@@ -54,10 +54,10 @@ impl From<AuthError> for HttpError {
                 code: "NOT_FOUND",
                 message: "not found".into(),
             },
-            AuthError::Conflict(what) => HttpError {
+            AuthError::Conflict(_) => HttpError {
                 status: StatusCode::CONFLICT,
                 code: "CONFLICT",
-                message: format!("{what} already exists"),
+                message: e.to_string(),
             },
             AuthError::InvalidInput { .. } => HttpError {
                 status: StatusCode::BAD_REQUEST,

@@ -7,3 +7,4 @@ pub mod errors;
 pub mod registry;
 pub mod routes;
 pub mod secrets;
+pub mod ws;

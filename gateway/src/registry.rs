@@ -76,6 +76,14 @@ pub struct SessionHandle {
     pub config: EngineConfig,
     /// Bars in the run.
     pub ticks_total: u64,
+    /// Bar duration.
+    pub timeframe: Timeframe,
+    /// Requested start.
+    pub start: Timestamp,
+    /// Requested end.
+    pub end: Timestamp,
+    /// Creation time (Unix seconds).
+    pub created_at: Timestamp,
 }
 
 struct Entry {
@@ -292,6 +300,10 @@ impl Handler<CreateSession> for SessionRegistry {
                     addr,
                     config,
                     ticks_total,
+                    timeframe: spec.timeframe,
+                    start: spec.start,
+                    end: spec.end,
+                    created_at: chrono::Utc::now().timestamp(),
                 };
                 act.sessions.insert(
                     session_id,

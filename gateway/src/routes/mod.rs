@@ -2,6 +2,8 @@
 
 mod auth;
 
+pub use auth::bearer;
+
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
@@ -9,7 +11,8 @@ use serde_json::json;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/auth/token", web::post().to(auth::token))
-        .route("/auth/validate", web::post().to(auth::validate));
+        .route("/auth/validate", web::post().to(auth::validate))
+        .route("/ws/simulate", web::get().to(crate::ws::simulate));
 }
 
 /// Liveness: the process answers. Readiness (database, session store) is `/ready`.

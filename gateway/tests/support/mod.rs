@@ -176,3 +176,71 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A WebSocket client speaking the wire protocol.
+pub struct WsClient {
+    framed: actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>,
+}
+
+impl WsClient {
+    pub async fn connect(app: &TestApp, token: &str) -> WsClient {
+        let (res, framed) = awc::Client::new()
+            .ws(format!(
+                "ws://127.0.0.1:{}/ws/simulate?token={token}",
+                app.port
+            ))
+            .max_frame_size(16 << 20)
+            .connect()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 101);
+        WsClient { framed }
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        use futures_util::SinkExt;
+        self.framed
+            .send(awc::ws::Message::Text(text.into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send(
+        &mut self,
+        msg_type: &str,
+        data: serde_json::Value,
+        request_id: Option<&str>,
+    ) {
+        let frame = serde_json::json!({"type": msg_type, "data": data, "request_id": request_id});
+        self.send_text(frame.to_string()).await;
+    }
+
+    /// The next server message as JSON (type, data, request_id), or None when closed.
+    pub async fn recv(&mut self) -> Option<serde_json::Value> {
+        use futures_util::StreamExt;
+        loop {
+            let frame =
+                tokio::time::timeout(std::time::Duration::from_secs(20), self.framed.next())
+                    .await
+                    .expect("server answered within 20 s")?;
+            match frame.ok()? {
+                awc::ws::Frame::Text(t) => return Some(serde_json::from_slice(&t).unwrap()),
+                awc::ws::Frame::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads until a message of `msg_type` arrives, returning it.
+    pub async fn until(&mut self, msg_type: &str) -> serde_json::Value {
+        loop {
+            let m = self
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("closed while waiting for {msg_type}"));
+            if m["type"] == msg_type {
+                return m;
+            }
+        }
+    }
+}

@@ -1,0 +1,711 @@
+//! One actor per WebSocket: reads frames, turns them into session commands, and queues
+//! replies for the writer. Requests of one connection are handled one at a time, in
+//! order, so an `order_batch` sent before a `tick_ack` always reaches the session first.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use actix::fut::wrap_future;
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, StreamHandler};
+use actix_web::web;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError as WsError};
+use protocol::{
+    parse_client_frame, ClientMessage, CloseReason, ConnectionClosingData, ConnectionReadyData,
+    ErrorCode, ErrorData, OrdersCancelledData, Plan, PongData, ServerMessage, SessionCreatedData,
+    SessionErrorData, SessionParams, SessionRef, SessionResumedData, SessionSummary, SessionsData,
+    SimulationStartedData, SimulationState,
+};
+use session_actor::actor::{
+    Ack, Attach, Cancel, Close, Detach, GetAccount, GetState, Pacing, Pause, Resume, SessionActor,
+    Start, Stop, Submit,
+};
+use tokio::sync::mpsc;
+
+use super::slots::ConnectionSlot;
+use super::translate::{self, SessionContext};
+use super::writer::WriterCmd;
+use crate::app::AppState;
+use crate::config::PlanLimits;
+use crate::registry::{
+    CreateError, CreateSession, GetSession, ListSessions, LookupError, SessionHandle, SessionSpec,
+};
+
+/// Who is connected, from the verified token.
+pub struct Identity {
+    /// User id (token `sub`).
+    pub user_id: String,
+    /// Plan at token issue.
+    pub plan: Plan,
+    /// Token expiry: the connection closes then.
+    pub expires_at: i64,
+}
+
+/// The actor behind one `/ws/simulate` socket.
+pub struct ConnectionActor {
+    app: web::Data<AppState>,
+    who: Identity,
+    limits: PlanLimits,
+    writer: mpsc::Sender<WriterCmd>,
+    sessions: HashMap<String, actix::Addr<SessionActor>>,
+    last_activity: Instant,
+    _slot: ConnectionSlot,
+}
+
+impl ConnectionActor {
+    /// A connection for `who`, writing through `writer`.
+    pub fn new(
+        app: web::Data<AppState>,
+        who: Identity,
+        limits: PlanLimits,
+        writer: mpsc::Sender<WriterCmd>,
+        slot: ConnectionSlot,
+    ) -> Self {
+        ConnectionActor {
+            app,
+            who,
+            limits,
+            writer,
+            sessions: HashMap::new(),
+            last_activity: Instant::now(),
+            _slot: slot,
+        }
+    }
+
+    fn now() -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+
+    /// Queues a message; a full queue means the client is not reading, so it is dropped.
+    fn send(&self, msg: ServerMessage, request_id: Option<&str>) {
+        let frame = msg.to_frame(request_id, Self::now());
+        if self.writer.try_send(WriterCmd::Frame(frame)).is_err() {
+            tracing::warn!(user_id = %self.who.user_id, "outbound queue full; reply dropped");
+        }
+    }
+
+    fn error(&self, code: ErrorCode, message: impl Into<String>, request_id: Option<&str>) {
+        self.send(
+            ServerMessage::Error(ErrorData::new(code, message)),
+            request_id,
+        );
+    }
+
+    fn session_error(
+        &self,
+        session_id: Option<String>,
+        code: ErrorCode,
+        message: String,
+        request_id: Option<&str>,
+    ) {
+        self.send(
+            ServerMessage::SessionError(SessionErrorData {
+                session_id,
+                error_code: code,
+                message,
+            }),
+            request_id,
+        );
+    }
+
+    fn closing(
+        &self,
+        reason: CloseReason,
+        message: &str,
+        code: CloseCode,
+        reconnect_allowed: bool,
+    ) {
+        let close_code = u16::from(code);
+        self.send(
+            ServerMessage::ConnectionClosing(ConnectionClosingData {
+                reason,
+                message: message.to_string(),
+                close_code,
+                reconnect_allowed,
+                session_state: None,
+            }),
+            None,
+        );
+        let _ = self
+            .writer
+            .try_send(WriterCmd::Close(code, message.to_string()));
+    }
+
+    fn dispatch(&mut self, msg: ClientMessage, rid: Option<String>, ctx: &mut Context<Self>) {
+        match msg {
+            ClientMessage::Ping(_) => self.send(
+                ServerMessage::Pong(PongData {
+                    server_time: Self::now(),
+                }),
+                rid.as_deref(),
+            ),
+            ClientMessage::StartSimulation(params) => self.create(None, params, true, rid, ctx),
+            ClientMessage::CreateSession(data) => {
+                self.create(data.session_id, data.params, false, rid, ctx)
+            }
+            ClientMessage::SimulationStart(data) => {
+                let pacing = pacing(data.flow_control, data.max_pending_ticks, 0);
+                self.with_session(
+                    data.session_id.clone(),
+                    rid,
+                    ctx,
+                    move |act, handle, rid, ctx| act.start(handle, pacing, true, rid, ctx),
+                )
+            }
+            ClientMessage::TickAck(ack) => match self.sessions.get(&ack.session_id) {
+                Some(addr) => addr.do_send(Ack {
+                    sequence_id: ack.sequence_id,
+                }),
+                None => self.session_error(
+                    Some(ack.session_id),
+                    ErrorCode::SessionNotFound,
+                    "session is not running on this connection".into(),
+                    rid.as_deref(),
+                ),
+            },
+            ClientMessage::OrderBatch(batch) => {
+                let batch_id = batch.batch_id.clone();
+                self.with_session(batch.session_id.clone(), rid, ctx, move |_, h, rid, ctx| {
+                    let fut = wrap_future::<_, Self>(h.addr.send(Submit {
+                        orders: batch.orders,
+                        mode: batch.execution_mode,
+                    }))
+                    .map(move |res, act, _| match res {
+                        Ok(r) => act.send(translate::batch_ack(batch_id, r), rid.as_deref()),
+                        Err(_) => {
+                            act.error(ErrorCode::SessionNotFound, "session ended", rid.as_deref())
+                        }
+                    });
+                    ctx.wait(fut);
+                })
+            }
+            ClientMessage::CancelOrders(c) => {
+                self.with_session(c.session_id.clone(), rid, ctx, move |_, h, rid, ctx| {
+                    let fut = wrap_future::<_, Self>(h.addr.send(Cancel {
+                        order_ids: c.order_ids,
+                    }))
+                    .map(move |res, act, _| match res {
+                        Ok(r) => act.send(
+                            ServerMessage::OrdersCancelled(OrdersCancelledData {
+                                cancelled: r.cancelled,
+                                not_found: r.not_found,
+                            }),
+                            rid.as_deref(),
+                        ),
+                        Err(_) => {
+                            act.error(ErrorCode::SessionNotFound, "session ended", rid.as_deref())
+                        }
+                    });
+                    ctx.wait(fut);
+                })
+            }
+            ClientMessage::PauseSimulation(r) => self.control(r, rid, ctx, Control::Pause),
+            ClientMessage::ResumeSimulation(r) => self.control(r, rid, ctx, Control::Resume),
+            ClientMessage::StopSimulation(r) => self.control(r, rid, ctx, Control::Stop),
+            ClientMessage::GetSimulationState(r) => self.control(r, rid, ctx, Control::State),
+            ClientMessage::GetAccount(r) => self.control(r, rid, ctx, Control::Account),
+            ClientMessage::CloseSession(r) => self.control(r, rid, ctx, Control::Close),
+            ClientMessage::ListSessions(_) => {
+                let registry = self.app.registry.clone();
+                let user_id = self.who.user_id.clone();
+                let fut = wrap_future::<_, Self>(async move {
+                    let ids = registry
+                        .send(ListSessions {
+                            user_id: user_id.clone(),
+                        })
+                        .await
+                        .unwrap_or_default();
+                    let mut out = Vec::new();
+                    for (id, _) in ids {
+                        let Ok(Ok(h)) = registry
+                            .send(GetSession {
+                                session_id: id,
+                                user_id: user_id.clone(),
+                            })
+                            .await
+                        else {
+                            continue;
+                        };
+                        if let Ok(view) = h.addr.send(GetState).await {
+                            out.push(summary(&h, &view));
+                        }
+                    }
+                    out
+                })
+                .map(move |sessions, act, _| {
+                    act.send(
+                        ServerMessage::Sessions(SessionsData { sessions }),
+                        rid.as_deref(),
+                    )
+                });
+                ctx.wait(fut);
+            }
+            ClientMessage::ResumeSession(r) => {
+                self.resume(r.session_id, r.last_sequence_id, rid, ctx)
+            }
+        }
+    }
+
+    /// Looks up a session of this user (attached here or not) and runs `then` with it.
+    fn with_session(
+        &mut self,
+        session_id: String,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, SessionHandle, Option<String>, &mut Context<Self>) + 'static,
+    ) {
+        let lookup = self.app.registry.send(GetSession {
+            session_id: session_id.clone(),
+            user_id: self.who.user_id.clone(),
+        });
+        let fut = wrap_future::<_, Self>(lookup).map(move |res, act, ctx| match res {
+            Ok(Ok(handle)) => then(act, handle, rid, ctx),
+            Ok(Err(LookupError::Forbidden)) => act.session_error(
+                Some(session_id),
+                ErrorCode::Forbidden,
+                "this session belongs to another user".into(),
+                rid.as_deref(),
+            ),
+            _ => act.session_error(
+                Some(session_id),
+                ErrorCode::SessionNotFound,
+                "session not found".into(),
+                rid.as_deref(),
+            ),
+        });
+        ctx.wait(fut);
+    }
+
+    fn create(
+        &mut self,
+        session_id: Option<String>,
+        params: SessionParams,
+        start_now: bool,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let spec = SessionSpec {
+            session_id,
+            symbols: params.symbols.clone(),
+            timeframe: params.timeframe,
+            start: params.start_date,
+            end: params.end_date,
+            warmup_bars: params.warmup_bars as usize,
+            initial_capital: params.initial_capital,
+            data_provider: params.data_provider.clone(),
+            commission_per_share: params.commission_per_share,
+            slippage_bps: params.slippage_bps,
+            allow_short: params.allow_short,
+            account_snapshot_every: params.account_snapshot_every,
+            params_json: serde_json::to_string(&params).unwrap_or_default(),
+        };
+        let request = CreateSession {
+            user_id: self.who.user_id.clone(),
+            max_sessions: self.limits.concurrent_sessions,
+            max_duration: Duration::from_secs(self.limits.max_simulation_duration_sec),
+            spec,
+        };
+        let provider = params
+            .data_provider
+            .clone()
+            .unwrap_or_else(|| self.app.settings.market_data.default_provider.clone());
+        let fut =
+            wrap_future::<_, Self>(self.app.registry.send(request)).map(move |res, act, ctx| {
+                let handle = match res {
+                    Ok(Ok(h)) => h,
+                    Ok(Err(CreateError { code, message })) => {
+                        let code = code.parse().unwrap_or(ErrorCode::SessionCreateFailed);
+                        return act.session_error(None, code, message, rid.as_deref());
+                    }
+                    Err(_) => {
+                        return act.session_error(
+                            None,
+                            ErrorCode::SessionCreateFailed,
+                            "session service unavailable".into(),
+                            rid.as_deref(),
+                        )
+                    }
+                };
+                act.send(
+                    ServerMessage::SessionCreated(SessionCreatedData {
+                        session_id: handle.session_id.clone(),
+                        status: "created".into(),
+                        symbols: params.symbols.clone(),
+                        start_date: params.start_date,
+                        end_date: params.end_date,
+                        initial_capital: params.initial_capital,
+                        state: SimulationState::Ready,
+                        created_at: Self::now(),
+                        data_provider: provider,
+                        commission_per_share: handle.config.commission_per_share,
+                        slippage_bps: handle.config.slippage_bps,
+                        estimated_ticks: handle.ticks_total,
+                        queue_position: None,
+                    }),
+                    rid.as_deref(),
+                );
+                if start_now {
+                    let pacing = pacing(
+                        params.flow_control,
+                        params.max_pending_ticks,
+                        params.tick_interval_ms,
+                    );
+                    act.start(handle, pacing, false, None, ctx);
+                }
+            });
+        ctx.wait(fut);
+    }
+
+    /// Attaches this connection to a new session and starts it.
+    fn start(
+        &mut self,
+        handle: SessionHandle,
+        pacing: Pacing,
+        announce: bool,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (tx, rx) = mpsc::channel(self.app.settings.server.outbound_queue);
+        let addr = handle.addr.clone();
+        let sid = handle.session_id.clone();
+        let attach = addr.send(Attach {
+            sink: tx,
+            resume_from: None,
+        });
+        let fut = wrap_future::<_, Self>(async move {
+            match attach.await {
+                Ok(Ok(info)) => Ok(info),
+                _ => Err(()),
+            }
+        })
+        .map(move |res, act, ctx| {
+            let Ok(info) = res else {
+                return act.session_error(
+                    Some(sid),
+                    ErrorCode::SessionNotFound,
+                    "session ended".into(),
+                    rid.as_deref(),
+                );
+            };
+            let sctx = SessionContext {
+                session_id: sid.clone(),
+                slice: info.slice,
+                started_at: Instant::now(),
+            };
+            if act
+                .writer
+                .try_send(WriterCmd::Attach {
+                    ctx: sctx,
+                    rx,
+                    held: false,
+                })
+                .is_err()
+            {
+                return;
+            }
+            if announce {
+                let (flow, interval) = match pacing {
+                    Pacing::LockStep { .. } => (true, 0),
+                    Pacing::Stream { interval_ms } => (false, interval_ms),
+                };
+                act.send(
+                    ServerMessage::SimulationStarted(SimulationStartedData {
+                        session_id: sid.clone(),
+                        started_at: Self::now(),
+                        flow_control_enabled: flow,
+                        estimated_duration_sec: None,
+                        tick_interval_ms: interval,
+                    }),
+                    rid.as_deref(),
+                );
+            }
+            act.sessions.insert(sid.clone(), addr.clone());
+            let start = addr.send(Start { pacing });
+            let fut = wrap_future::<_, Self>(start).map(move |res, act, _| {
+                if !matches!(res, Ok(Ok(_))) {
+                    act.session_error(
+                        Some(sid),
+                        ErrorCode::InvalidParams,
+                        "session was already started".into(),
+                        rid.as_deref(),
+                    );
+                }
+            });
+            ctx.wait(fut);
+        });
+        ctx.wait(fut);
+    }
+
+    fn resume(
+        &mut self,
+        session_id: String,
+        last: u64,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.with_session(session_id, rid, ctx, move |act, handle, rid, ctx| {
+            let (tx, rx) = mpsc::channel(act.app.settings.server.outbound_queue);
+            let addr = handle.addr.clone();
+            let sid = handle.session_id.clone();
+            let fut = wrap_future::<_, Self>(async move {
+                let info = addr
+                    .send(Attach {
+                        sink: tx,
+                        resume_from: Some(last),
+                    })
+                    .await;
+                let account = addr.send(GetAccount).await;
+                (info, account, addr)
+            })
+            .map(move |(info, account, addr), act, _| {
+                let info = match info {
+                    Ok(Ok(info)) => info,
+                    Ok(Err(e)) => {
+                        return act.session_error(
+                            Some(sid),
+                            ErrorCode::ResumeFailed,
+                            e.to_string(),
+                            rid.as_deref(),
+                        )
+                    }
+                    Err(_) => {
+                        return act.session_error(
+                            Some(sid),
+                            ErrorCode::SessionNotFound,
+                            "session ended".into(),
+                            rid.as_deref(),
+                        )
+                    }
+                };
+                let sctx = SessionContext {
+                    session_id: sid.clone(),
+                    slice: info.slice,
+                    started_at: Instant::now(),
+                };
+                // Hold the session's stream until the preamble is queued.
+                let _ = act.writer.try_send(WriterCmd::Attach {
+                    ctx: sctx,
+                    rx,
+                    held: true,
+                });
+                act.send(
+                    ServerMessage::SessionResumed(SessionResumedData {
+                        session_id: sid.clone(),
+                        epoch: info.view.epoch,
+                        resumed_from_sequence: last,
+                        state: translate::state(info.view.state),
+                    }),
+                    rid.as_deref(),
+                );
+                if let Ok(a) = account {
+                    act.send(translate::account(&sid, &a), None);
+                }
+                let _ = act.writer.try_send(WriterCmd::Release(sid.clone()));
+                act.sessions.insert(sid, addr);
+            });
+            ctx.wait(fut);
+        });
+    }
+
+    fn control(
+        &mut self,
+        r: SessionRef,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+        what: Control,
+    ) {
+        self.with_session(r.session_id.clone(), rid, ctx, move |_, h, rid, ctx| {
+            let addr = h.addr.clone();
+            let sid = h.session_id.clone();
+            let fut = wrap_future::<_, Self>(async move {
+                match what {
+                    Control::Pause => {
+                        addr.send(Pause).await.ok().map(|r| {
+                            r.map(|_| ServerMessage::SimulationPaused(SessionRef::new(&sid)))
+                        })
+                    }
+                    Control::Resume => addr.send(Resume).await.ok().map(|r| {
+                        r.map(|_| ServerMessage::SimulationResumed(SessionRef::new(&sid)))
+                    }),
+                    Control::Stop => addr
+                        .send(Stop)
+                        .await
+                        .ok()
+                        .map(|v| Ok(translate::state_view(&v))),
+                    Control::State => addr
+                        .send(GetState)
+                        .await
+                        .ok()
+                        .map(|v| Ok(translate::state_view(&v))),
+                    Control::Account => addr
+                        .send(GetAccount)
+                        .await
+                        .ok()
+                        .map(|a| Ok(translate::account(&sid, &a))),
+                    Control::Close => {
+                        let _ = addr.send(Close).await;
+                        Some(Ok(ServerMessage::SessionClosed(SessionRef::new(&sid))))
+                    }
+                }
+            })
+            .map(move |res, act, _| match res {
+                // `stop_simulation` answers with `simulation_end` from the session itself.
+                Some(Ok(_)) if what == Control::Stop => {}
+                Some(Ok(msg)) => {
+                    if what == Control::Close {
+                        act.sessions.remove(&r.session_id);
+                        let _ = act.writer.try_send(WriterCmd::Detach(r.session_id.clone()));
+                    }
+                    act.send(msg, rid.as_deref())
+                }
+                Some(Err(e)) => act.error(ErrorCode::InvalidParams, e.to_string(), rid.as_deref()),
+                None => act.session_error(
+                    Some(r.session_id),
+                    ErrorCode::SessionNotFound,
+                    "session ended".into(),
+                    rid.as_deref(),
+                ),
+            });
+            ctx.wait(fut);
+        });
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Pause,
+    Resume,
+    Stop,
+    State,
+    Account,
+    Close,
+}
+
+fn pacing(flow_control: bool, window: u32, interval_ms: u64) -> Pacing {
+    if flow_control {
+        Pacing::LockStep {
+            window: window.max(1),
+        }
+    } else {
+        Pacing::Stream { interval_ms }
+    }
+}
+
+fn summary(h: &SessionHandle, v: &session_actor::actor::StateView) -> SessionSummary {
+    SessionSummary {
+        session_id: h.session_id.clone(),
+        state: translate::state(v.state),
+        symbols: h.config.symbols.clone(),
+        timeframe: h.timeframe,
+        start_date: h.start,
+        end_date: h.end,
+        created_at: h.created_at,
+        sequence_id: v.sequence_id,
+        ticks_total: v.ticks_total,
+    }
+}
+
+impl Actor for ConnectionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let s = &self.app.settings;
+        self.send(
+            ServerMessage::ConnectionReady(ConnectionReadyData {
+                user_id: self.who.user_id.clone(),
+                plan: self.who.plan,
+                connection_expires_at: self.who.expires_at,
+                idle_timeout_sec: s.server.idle_timeout_sec,
+                max_simulation_duration_sec: self.limits.max_simulation_duration_sec,
+                concurrent_connections_limit: self.limits.concurrent_connections,
+                server_time: Self::now(),
+                supported_features: [
+                    "flow_control",
+                    "order_batch",
+                    "cancel_orders",
+                    "resume_session",
+                    "brackets",
+                ]
+                .map(String::from)
+                .to_vec(),
+            }),
+            None,
+        );
+        let idle = Duration::from_secs(s.server.idle_timeout_sec);
+        let check = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        ctx.run_interval(check, move |act, ctx| {
+            if act.last_activity.elapsed() >= idle {
+                act.closing(
+                    CloseReason::IdleTimeout,
+                    "no message within the idle timeout",
+                    CloseCode::Normal,
+                    true,
+                );
+                ctx.stop();
+            } else if Self::now() >= act.who.expires_at {
+                act.closing(
+                    CloseReason::MaxDuration,
+                    "the access token expired; reconnect with a new one",
+                    CloseCode::Policy,
+                    true,
+                );
+                ctx.stop();
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // Sessions outlive the connection: they pause and wait for a resume.
+        for addr in self.sessions.values() {
+            addr.do_send(Detach);
+        }
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, WsError>> for ConnectionActor {
+    fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) => {
+                if text.len() > self.app.settings.server.max_frame_bytes {
+                    let limit = self.app.settings.server.max_frame_bytes;
+                    return self.error(
+                        ErrorCode::FrameTooLarge,
+                        format!("frames are limited to {limit} bytes"),
+                        None,
+                    );
+                }
+                match parse_client_frame(&text) {
+                    Ok((msg, rid)) => self.dispatch(msg, rid, ctx),
+                    Err(e) => {
+                        let rid = e.request_id.clone();
+                        self.send(e.to_server_message(), rid.as_deref());
+                    }
+                }
+            }
+            Ok(AggregatedMessage::Binary(_)) => self.error(
+                ErrorCode::InvalidJson,
+                "binary frames are not supported; send JSON text",
+                None,
+            ),
+            Ok(AggregatedMessage::Ping(b)) => {
+                let _ = self.writer.try_send(WriterCmd::Pong(b.to_vec()));
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => ctx.stop(),
+            Err(WsError::Overflow) => {
+                self.closing(
+                    CloseReason::RateLimit,
+                    "frame exceeds the hard size limit",
+                    CloseCode::Size,
+                    false,
+                );
+                ctx.stop();
+            }
+            Err(_) => ctx.stop(),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,99 @@
+//! `/ws/simulate`: the handshake (token, plan connection cap) before the upgrade, then a
+//! [`connection::ConnectionActor`] per socket.
+
+pub mod connection;
+pub mod slots;
+pub mod translate;
+pub mod writer;
+
+use actix::{Actor, AsyncContext};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use protocol::{ApiError, Plan};
+
+use crate::app::AppState;
+use crate::config::PlanLimits;
+use crate::errors::HttpError;
+use crate::routes::bearer;
+use connection::{ConnectionActor, Identity};
+
+/// The limits of `plan` from the one configuration source.
+pub fn plan_limits(state: &AppState, plan: Plan) -> PlanLimits {
+    let p = &state.settings.plans;
+    match plan {
+        Plan::Free => p.free.clone(),
+        Plan::Professional => p.professional.clone(),
+        Plan::Enterprise => p.enterprise.clone(),
+    }
+}
+
+/// The `token` query parameter.
+fn query_token(req: &HttpRequest) -> Option<&str> {
+    req.query_string()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .filter(|t| !t.is_empty())
+}
+
+/// `GET /ws/simulate?token=<jwt>` (or `Authorization: Bearer`).
+pub async fn simulate(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let token = query_token(&req)
+        .or_else(|| bearer(&req))
+        .ok_or_else(|| HttpError::auth_failed("missing token"))?;
+    let claims = state.jwt.verify(token)?;
+    let limits = plan_limits(&state, claims.plan);
+    let user_id = claims.sub.to_string();
+    let slot = match state.slots.acquire(&user_id, limits.concurrent_connections) {
+        Ok(slot) => slot,
+        Err(open) => return Ok(too_many_connections(limits.concurrent_connections, open)),
+    };
+    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| HttpError {
+        status: StatusCode::BAD_REQUEST,
+        code: "INVALID_PARAMS",
+        message: "a WebSocket upgrade is required".into(),
+    })?;
+    let max = state.settings.server.max_frame_bytes;
+    // Frames up to 4x the limit are read and answered with FRAME_TOO_LARGE; beyond that
+    // the socket is closed, so no client can make us buffer without bound.
+    let hard_limit = max.saturating_mul(4).max(64 * 1024);
+    let stream = stream
+        .max_frame_size(hard_limit)
+        .aggregate_continuations()
+        .max_continuation_size(hard_limit);
+    let writer = writer::spawn(session, state.settings.server.outbound_queue);
+    let who = Identity {
+        user_id,
+        plan: claims.plan,
+        expires_at: claims.exp,
+    };
+    let app = state.clone();
+    ConnectionActor::create(move |ctx| {
+        ctx.add_stream(stream);
+        ConnectionActor::new(app, who, limits, writer, slot)
+    });
+    Ok(response)
+}
+
+/// 429 for a user at the plan's connection cap, with the PROTOCOL.md section 7 headers.
+fn too_many_connections(limit: u32, open: u32) -> HttpResponse {
+    let retry = 5;
+    let reset = chrono::Utc::now().timestamp() + retry;
+    HttpResponse::TooManyRequests()
+        .insert_header(("Retry-After", retry.to_string()))
+        .insert_header(("X-RateLimit-Limit", limit.to_string()))
+        .insert_header((
+            "X-RateLimit-Remaining",
+            limit.saturating_sub(open).to_string(),
+        ))
+        .insert_header(("X-RateLimit-Reset", reset.to_string()))
+        .insert_header(("X-RateLimit-Period", "concurrent"))
+        .insert_header(("X-RateLimit-Type", "ws_connections"))
+        .json(ApiError::new(
+            "RATE_LIMITED",
+            format!("at most {limit} concurrent connections on this plan"),
+        ))
+}

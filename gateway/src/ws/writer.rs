@@ -1,0 +1,100 @@
+//! The one task that writes to a socket. It takes frames from the connection actor and
+//! outputs from the sessions relayed on this connection, through bounded channels: a
+//! slow client fills them, which pauses its sessions rather than growing a buffer.
+
+use std::collections::HashMap;
+
+use actix_ws::{CloseCode, CloseReason, Session};
+use session_actor::actor::SessionOutput;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{StreamExt, StreamMap};
+
+use super::translate::{self, SessionContext};
+
+/// Work for the writer, in order.
+pub enum WriterCmd {
+    /// A serialized frame.
+    Frame(String),
+    /// Answer a WebSocket ping.
+    Pong(Vec<u8>),
+    /// Relay a session's outputs. While `held`, nothing is read from it until
+    /// [`WriterCmd::Release`] (so preamble frames can be written first).
+    Attach {
+        /// How to translate the outputs.
+        ctx: SessionContext,
+        /// The session's output channel.
+        rx: mpsc::Receiver<SessionOutput>,
+        /// Wait for `Release`.
+        held: bool,
+    },
+    /// Start reading a held session.
+    Release(String),
+    /// Stop relaying a session.
+    Detach(String),
+    /// Send a close frame and stop.
+    Close(CloseCode, String),
+}
+
+/// Spawns the writer on the current runtime; commands queue up to `capacity`.
+pub fn spawn(session: Session, capacity: usize) -> mpsc::Sender<WriterCmd> {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    actix_web::rt::spawn(run(session, rx));
+    tx
+}
+
+async fn run(mut ws: Session, mut cmds: mpsc::Receiver<WriterCmd>) {
+    let mut streams: StreamMap<String, ReceiverStream<SessionOutput>> = StreamMap::new();
+    let mut contexts: HashMap<String, SessionContext> = HashMap::new();
+    let mut held: HashMap<String, mpsc::Receiver<SessionOutput>> = HashMap::new();
+    loop {
+        tokio::select! {
+            // Commands first: a preamble queued before a release must go out first.
+            biased;
+            cmd = cmds.recv() => {
+                let Some(cmd) = cmd else { break };
+                let sent = match cmd {
+                    WriterCmd::Frame(f) => ws.text(f).await.is_ok(),
+                    WriterCmd::Pong(b) => ws.pong(&b).await.is_ok(),
+                    WriterCmd::Attach { ctx, rx, held: wait } => {
+                        let id = ctx.session_id.clone();
+                        contexts.insert(id.clone(), ctx);
+                        if wait {
+                            held.insert(id, rx);
+                        } else {
+                            streams.insert(id, ReceiverStream::new(rx));
+                        }
+                        true
+                    }
+                    WriterCmd::Release(id) => {
+                        if let Some(rx) = held.remove(&id) {
+                            streams.insert(id, ReceiverStream::new(rx));
+                        }
+                        true
+                    }
+                    WriterCmd::Detach(id) => {
+                        streams.remove(&id);
+                        held.remove(&id);
+                        contexts.remove(&id);
+                        true
+                    }
+                    WriterCmd::Close(code, description) => {
+                        let _ = ws.close(Some(CloseReason { code, description: Some(description) })).await;
+                        return;
+                    }
+                };
+                if !sent {
+                    break;
+                }
+            }
+            Some((id, out)) = streams.next(), if !streams.is_empty() => {
+                let Some(ctx) = contexts.get(&id) else { continue };
+                let frame = translate::output(ctx, &out).to_frame(None, chrono::Utc::now().timestamp());
+                if ws.text(frame).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = ws.close(None).await;
+}

@@ -1,0 +1,393 @@
+//! End to end over real sockets: authenticate, run simulations, and every error path.
+
+mod support;
+
+use std::path::Path;
+
+use auth::Plan;
+use market_data::{Amount, Catalog, SliceRequest, Timeframe};
+use serde_json::{json, Value};
+use session_actor::engine::strategy::{run, SmaCrossover};
+use session_actor::{Engine, EngineConfig};
+use support::{spawn_app, Backend, WsClient};
+
+fn goog_start() -> Value {
+    json!({
+        "symbols": ["GOOG"], "start_date": "2004-01-01", "end_date": "2014-01-01",
+        "initial_capital": "100000", "timeframe": "daily", "flow_control": true, "max_pending_ticks": 1
+    })
+}
+
+/// SMA(10,20) from ticks and fills, as a remote client computes it.
+#[derive(Default)]
+struct Sma {
+    closes: Vec<i128>,
+    prev: Option<std::cmp::Ordering>,
+    position: i64,
+    n: u64,
+}
+
+impl Sma {
+    fn on_tick(&mut self, tick: &Value) -> Option<Value> {
+        let close: market_data::Price = tick["data"]["candles"]["GOOG"]["close"]
+            .as_str()?
+            .parse()
+            .ok()?;
+        self.closes.push(close.raw() as i128);
+        let n = self.closes.len();
+        if n < 20 {
+            return None;
+        }
+        let fast: i128 = self.closes[n - 10..].iter().sum();
+        let slow: i128 = self.closes[n - 20..].iter().sum();
+        let now = (fast * 20).cmp(&(slow * 10));
+        let prev = self.prev.replace(now);
+        use std::cmp::Ordering::*;
+        let (side, qty) = match (prev?, now) {
+            (Less, Greater) if self.position == 0 => ("buy", 100),
+            (Greater, Less) if self.position > 0 => ("sell", self.position),
+            _ => return None,
+        };
+        self.n += 1;
+        Some(
+            json!({"order_id": format!("sma-{}", self.n), "symbol": "GOOG", "side": side, "type": "market", "quantity": qty}),
+        )
+    }
+}
+
+fn in_process() -> session_actor::engine::SimulationResults {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data");
+    let request = SliceRequest {
+        provider: None,
+        symbols: vec!["GOOG".into()],
+        timeframe: Timeframe::Daily,
+        start: market_data::parse_timestamp("2004-01-01").unwrap(),
+        end: market_data::parse_timestamp("2014-01-01").unwrap(),
+        warmup_bars: 0,
+    };
+    let slice = Catalog::open(root).unwrap().slice(&request).unwrap();
+    let mut engine = Engine::new(EngineConfig::new(
+        vec!["GOOG".into()],
+        Amount::from_int(100_000),
+    ))
+    .unwrap();
+    run(&mut engine, &slice, &mut SmaCrossover::new(10, 20, 100))
+}
+
+async fn lock_step_sma(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = app.token(&app.admin_key).await;
+    let mut ws = WsClient::connect(&app, &token).await;
+    let ready = ws.recv().await.unwrap();
+    assert_eq!(ready["type"], "connection_ready");
+    assert_eq!(ready["data"]["plan"], "enterprise");
+    assert_eq!(ready["data"]["concurrent_connections_limit"], 100);
+
+    ws.send("start_simulation", goog_start(), Some("r1")).await;
+    let created = ws.recv().await.unwrap();
+    assert_eq!(
+        (created["type"].as_str(), created["request_id"].as_str()),
+        (Some("session_created"), Some("r1"))
+    );
+    assert_eq!(created["data"]["estimated_ticks"], 2148);
+    let sid = created["data"]["session_id"].as_str().unwrap().to_string();
+    let history = ws.recv().await.unwrap();
+    assert_eq!(history["type"], "history_snapshot");
+
+    let mut sma = Sma::default();
+    let mut expected_seq = 1;
+    let mut batches = 0;
+    let end = loop {
+        let m = ws.recv().await.unwrap();
+        match m["type"].as_str().unwrap() {
+            "execution_report" => {
+                let q = m["data"]["executed_quantity"].as_i64().unwrap();
+                sma.position += if m["data"]["side"] == "buy" { q } else { -q };
+            }
+            "tick" => {
+                let seq = m["data"]["sequence_id"].as_u64().unwrap();
+                assert_eq!(seq, expected_seq);
+                expected_seq += 1;
+                if let Some(order) = sma.on_tick(&m) {
+                    batches += 1;
+                    let rid = format!("b{batches}");
+                    ws.send(
+                        "order_batch",
+                        json!({"session_id": sid, "batch_id": rid, "orders": [order]}),
+                        Some(&rid),
+                    )
+                    .await;
+                    let ack = ws.until("batch_ack").await;
+                    assert_eq!(
+                        ack["data"]["accepted_orders"].as_array().unwrap().len(),
+                        1,
+                        "{ack}"
+                    );
+                }
+                ws.send(
+                    "tick_ack",
+                    json!({"session_id": sid, "sequence_id": seq}),
+                    None,
+                )
+                .await;
+            }
+            "simulation_end" => break m,
+            "account_snapshot" | "order_update" => {}
+            other => panic!("unexpected {other}: {m}"),
+        }
+    };
+    let want = in_process();
+    assert_eq!(
+        end["data"]["final_equity"],
+        want.metrics.final_equity.to_string()
+    );
+    assert_eq!(end["data"]["final_equity"], "194777.00");
+    assert_eq!(end["data"]["total_trades"], want.metrics.total_trades);
+    assert_eq!(end["data"]["ticks_processed"], 2148);
+    assert_eq!(end["data"]["reason"], "completed");
+    assert!(
+        (end["data"]["sharpe_ratio"].as_f64().unwrap() - want.metrics.sharpe_ratio).abs() < 1e-12
+    );
+    app.cleanup().await;
+}
+both_backends!(lock_step_sma_equals_the_in_process_engine, lock_step_sma);
+
+#[actix_web::test]
+async fn streaming_delivers_every_tick_in_order() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.token(&app.admin_key).await;
+    let mut ws = WsClient::connect(&app, &token).await;
+    ws.until("connection_ready").await;
+    let mut start = goog_start();
+    start["flow_control"] = json!(false);
+    ws.send("start_simulation", start, None).await;
+    let mut seq = 0;
+    loop {
+        let m = ws.recv().await.unwrap();
+        match m["type"].as_str().unwrap() {
+            "tick" => {
+                seq += 1;
+                assert_eq!(m["data"]["sequence_id"], seq);
+                assert!(m["data"]["is_eod"].as_bool().unwrap());
+                assert_eq!(m["data"]["symbols_trading"], json!(["GOOG"]));
+            }
+            "simulation_end" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(seq, 2148);
+}
+
+#[actix_web::test]
+async fn every_error_path_answers_and_the_connection_stays_usable() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.token(&app.admin_key).await;
+    let mut ws = WsClient::connect(&app, &token).await;
+    ws.until("connection_ready").await;
+    let code = |m: &Value| {
+        m["data"]["error_code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    ws.send_text("{not json".into()).await;
+    assert_eq!(code(&ws.recv().await.unwrap()), "INVALID_JSON");
+    ws.send("launch_rockets", json!({}), Some("x1")).await;
+    let m = ws.recv().await.unwrap();
+    assert_eq!(
+        (code(&m).as_str(), m["request_id"].as_str()),
+        ("UNKNOWN_TYPE", Some("x1"))
+    );
+    ws.send("start_simulation", json!({"symbols": ["GOOG"]}), Some("x2"))
+        .await;
+    let m = ws.recv().await.unwrap();
+    assert_eq!(
+        (m["type"].as_str(), code(&m).as_str()),
+        (Some("session_error"), "INVALID_PARAMS")
+    );
+    let mut s = goog_start();
+    s["initial_capital"] = json!("abc");
+    ws.send("start_simulation", s, None).await;
+    assert_eq!(code(&ws.recv().await.unwrap()), "INVALID_PARAMS");
+    let mut s = goog_start();
+    s["end_date"] = json!("2003-01-01");
+    ws.send("start_simulation", s, None).await;
+    assert_eq!(code(&ws.recv().await.unwrap()), "VALIDATION_ERROR");
+    let mut s = goog_start();
+    s["symbols"] = json!(["NOPE"]);
+    ws.send("start_simulation", s, None).await;
+    assert_eq!(code(&ws.recv().await.unwrap()), "DATA_FETCH_FAILED");
+    let mut s = goog_start();
+    s["start_date"] = json!("1990-01-01");
+    s["end_date"] = json!("1991-01-01");
+    ws.send("start_simulation", s, None).await;
+    assert_eq!(code(&ws.recv().await.unwrap()), "DATA_FETCH_FAILED");
+    // A frame over the configured limit (1 MiB by default) is refused, not fatal.
+    ws.send_text(format!(
+        "{{\"type\":\"ping\",\"data\":{{\"pad\":\"{}\"}}}}",
+        "x".repeat(1_100_000)
+    ))
+    .await;
+    assert_eq!(code(&ws.recv().await.unwrap()), "FRAME_TOO_LARGE");
+    // Orders for an unknown session, and for a symbol outside the session.
+    ws.send(
+        "order_batch",
+        json!({"session_id": "nope", "batch_id": "b", "orders": []}),
+        None,
+    )
+    .await;
+    assert_eq!(code(&ws.recv().await.unwrap()), "SESSION_NOT_FOUND");
+    ws.send("create_session", goog_start(), Some("c")).await;
+    let created = ws.until("session_created").await;
+    let sid = created["data"]["session_id"].as_str().unwrap().to_string();
+    let order =
+        json!({"order_id": "o1", "symbol": "MSFT", "side": "buy", "type": "market", "quantity": 1});
+    ws.send(
+        "order_batch",
+        json!({"session_id": sid, "batch_id": "b1", "orders": [order]}),
+        Some("b1"),
+    )
+    .await;
+    let ack = ws.until("batch_ack").await;
+    assert_eq!(ack["data"]["rejected_orders"]["o1"], "UNKNOWN_SYMBOL");
+    // Still usable.
+    ws.send("ping", json!({}), Some("p")).await;
+    let pong = ws.until("pong").await;
+    assert_eq!(pong["request_id"], "p");
+
+    // Another user cannot touch this session.
+    let other_key = app.user_with_key("mallory@example.com", Plan::Free).await;
+    let other = app.token(&other_key).await;
+    let mut ws2 = WsClient::connect(&app, &other).await;
+    ws2.until("connection_ready").await;
+    ws2.send("get_simulation_state", json!({"session_id": sid}), None)
+        .await;
+    assert_eq!(code(&ws2.recv().await.unwrap()), "FORBIDDEN");
+    ws2.send(
+        "resume_session",
+        json!({"session_id": sid, "last_sequence_id": 0}),
+        None,
+    )
+    .await;
+    assert_eq!(code(&ws2.recv().await.unwrap()), "FORBIDDEN");
+}
+
+#[actix_web::test]
+async fn handshake_rejections_happen_before_the_upgrade() {
+    let app =
+        support::spawn_app_with(Backend::Sqlite, |s| s.plans.free.concurrent_connections = 1).await;
+    let client = awc::Client::new();
+    for url in [
+        format!("ws://127.0.0.1:{}/ws/simulate", app.port),
+        format!("ws://127.0.0.1:{}/ws/simulate?token=garbage", app.port),
+    ] {
+        let err = client.ws(url).connect().await.err().unwrap();
+        assert!(
+            err.to_string().contains("401") || format!("{err:?}").contains("401"),
+            "{err:?}"
+        );
+    }
+    let key = app.user_with_key("free@example.com", Plan::Free).await;
+    let token = app.token(&key).await;
+    let mut first = WsClient::connect(&app, &token).await;
+    first.until("connection_ready").await;
+    let res = client
+        .get(app.url(&format!("/ws/simulate?token={token}")))
+        .insert_header(("Connection", "Upgrade"))
+        .insert_header(("Upgrade", "websocket"))
+        .insert_header(("Sec-WebSocket-Version", "13"))
+        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    for h in [
+        "Retry-After",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+        "X-RateLimit-Period",
+    ] {
+        assert!(res.headers().contains_key(h), "missing {h}");
+    }
+    assert_eq!(
+        res.headers().get("X-RateLimit-Type").unwrap(),
+        "ws_connections"
+    );
+    // Closing the first connection frees the slot.
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut again = WsClient::connect(&app, &token).await;
+    again.until("connection_ready").await;
+}
+
+#[actix_web::test]
+async fn reconnect_and_resume_give_the_same_results() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.token(&app.admin_key).await;
+    let mut ws = WsClient::connect(&app, &token).await;
+    ws.until("connection_ready").await;
+    ws.send("start_simulation", goog_start(), None).await;
+    let sid = ws.until("session_created").await["data"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut sma = Sma::default();
+    let mut last_seen = 0;
+    let mut dropped = false;
+    let end = loop {
+        let m = ws.recv().await.unwrap();
+        match m["type"].as_str().unwrap() {
+            "execution_report" => {
+                let q = m["data"]["executed_quantity"].as_i64().unwrap();
+                sma.position += if m["data"]["side"] == "buy" { q } else { -q };
+            }
+            "tick" => {
+                let seq = m["data"]["sequence_id"].as_u64().unwrap();
+                assert_eq!(seq, last_seen + 1);
+                last_seen = seq;
+                let order = sma.on_tick(&m);
+                if seq == 1000 && !dropped {
+                    // The socket dies mid-run; reconnect and resume from the last tick.
+                    dropped = true;
+                    drop(ws);
+                    ws = WsClient::connect(&app, &token).await;
+                    ws.until("connection_ready").await;
+                    ws.send(
+                        "resume_session",
+                        json!({"session_id": sid, "last_sequence_id": seq}),
+                        Some("rs"),
+                    )
+                    .await;
+                    let resumed = ws.until("session_resumed").await;
+                    assert_eq!(resumed["data"]["resumed_from_sequence"], seq);
+                    assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
+                }
+                if let Some(order) = order {
+                    ws.send(
+                        "order_batch",
+                        json!({"session_id": sid, "batch_id": "b", "orders": [order]}),
+                        None,
+                    )
+                    .await;
+                    ws.until("batch_ack").await;
+                }
+                ws.send(
+                    "tick_ack",
+                    json!({"session_id": sid, "sequence_id": seq}),
+                    None,
+                )
+                .await;
+            }
+            "simulation_end" => break m,
+            _ => {}
+        }
+    };
+    assert!(dropped);
+    assert_eq!(end["data"]["final_equity"], "194777.00");
+    assert_eq!(
+        end["data"]["total_trades"],
+        in_process().metrics.total_trades
+    );
+}
