@@ -9,7 +9,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use auth::{Database, Jwt, JwtConfig, Secret, StoreOptions};
 use market_data::{Catalog, MarketDataActor, MarketDataConfig};
-use session_actor::store::MemoryStore;
+use session_actor::store::{MemoryStore, SessionStore};
 
 use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
@@ -62,6 +62,8 @@ pub struct AppState {
     pub registry: Addr<SessionRegistry>,
     /// Open WebSocket connections per user.
     pub slots: crate::ws::slots::ConnectionSlots,
+    /// Where session state is kept between connections.
+    pub session_store: Arc<dyn SessionStore>,
 }
 
 /// A bound, not yet running gateway.
@@ -110,10 +112,11 @@ impl Application {
         let market = start_market_data(&settings)?;
         let settings = Arc::new(settings);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let session_store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
         let registry = SessionRegistry::new(
             Arc::clone(&settings),
             market.clone(),
-            Arc::new(MemoryStore::new()),
+            Arc::clone(&session_store),
             workers,
         )
         .start();
@@ -124,6 +127,7 @@ impl Application {
             jwt,
             registry,
             slots: Default::default(),
+            session_store,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
