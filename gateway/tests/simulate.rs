@@ -391,3 +391,59 @@ async fn reconnect_and_resume_give_the_same_results() {
         in_process().metrics.total_trades
     );
 }
+
+#[actix_web::test]
+async fn message_rate_limits_requests_but_not_acks() {
+    let app =
+        support::spawn_app_with(Backend::Sqlite, |s| s.plans.free.messages_per_second = 5).await;
+    let key = app.user_with_key("slow@example.com", Plan::Free).await;
+    let token = app.token(&key).await;
+
+    // A whole lock-step year: 252 acks in well under a second, none refused.
+    let mut ws = WsClient::connect(&app, &token).await;
+    ws.until("connection_ready").await;
+    let mut start = goog_start();
+    start["start_date"] = json!("2010-01-01");
+    start["end_date"] = json!("2011-01-01");
+    ws.send("start_simulation", start, None).await;
+    let sid = ws.until("session_created").await["data"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    loop {
+        let m = ws.recv().await.unwrap();
+        match m["type"].as_str().unwrap() {
+            "tick" => {
+                ws.send(
+                    "tick_ack",
+                    json!({"session_id": sid, "sequence_id": m["data"]["sequence_id"]}),
+                    None,
+                )
+                .await
+            }
+            "simulation_end" => break,
+            "error" => panic!("{m}"),
+            _ => {}
+        }
+    }
+
+    // Requests beyond 5 per second are refused, the connection stays; a flood closes it.
+    let mut limited = 0;
+    for i in 0..8 {
+        ws.send("ping", json!({}), Some(&format!("p{i}"))).await;
+    }
+    for _ in 0..8 {
+        let m = ws.recv().await.unwrap();
+        if m["type"] == "error" {
+            assert_eq!(m["data"]["error_code"], "RATE_LIMITED");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 2, "{limited}");
+    for _ in 0..20 {
+        ws.send("ping", json!({}), None).await;
+    }
+    let closing = ws.until("connection_closing").await;
+    assert_eq!(closing["data"]["reason"], "rate_limit");
+    assert!(ws.recv().await.is_none() || ws.recv().await.is_none());
+}

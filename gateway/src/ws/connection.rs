@@ -21,6 +21,7 @@ use session_actor::actor::{
 };
 use tokio::sync::mpsc;
 
+use super::rate::{MessageRate, Verdict};
 use super::slots::ConnectionSlot;
 use super::translate::{self, SessionContext};
 use super::writer::WriterCmd;
@@ -48,6 +49,7 @@ pub struct ConnectionActor {
     writer: mpsc::Sender<WriterCmd>,
     sessions: HashMap<String, actix::Addr<SessionActor>>,
     last_activity: Instant,
+    rate: MessageRate,
     _slot: ConnectionSlot,
 }
 
@@ -60,9 +62,11 @@ impl ConnectionActor {
         writer: mpsc::Sender<WriterCmd>,
         slot: ConnectionSlot,
     ) -> Self {
+        let rate = MessageRate::new(limits.messages_per_second, Instant::now());
         ConnectionActor {
             app,
             who,
+            rate,
             limits,
             writer,
             sessions: HashMap::new(),
@@ -675,7 +679,33 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for ConnectionActor {
                     );
                 }
                 match parse_client_frame(&text) {
-                    Ok((msg, rid)) => self.dispatch(msg, rid, ctx),
+                    Ok((msg, rid)) => {
+                        if !matches!(msg, ClientMessage::TickAck(_)) {
+                            match self.rate.check(Instant::now()) {
+                                Verdict::Allowed => {}
+                                Verdict::Limited => {
+                                    let limit = self.rate.per_second();
+                                    return self.error(
+                                        ErrorCode::RateLimited,
+                                        format!(
+                                            "more than {limit} messages per second on this plan"
+                                        ),
+                                        rid.as_deref(),
+                                    );
+                                }
+                                Verdict::Flood => {
+                                    self.closing(
+                                        CloseReason::RateLimit,
+                                        "sustained message flood",
+                                        CloseCode::Policy,
+                                        true,
+                                    );
+                                    return ctx.stop();
+                                }
+                            }
+                        }
+                        self.dispatch(msg, rid, ctx)
+                    }
                     Err(e) => {
                         let rid = e.request_id.clone();
                         self.send(e.to_server_message(), rid.as_deref());

@@ -2,6 +2,7 @@
 //! [`connection::ConnectionActor`] per socket.
 
 pub mod connection;
+pub mod rate;
 pub mod slots;
 pub mod translate;
 pub mod writer;
