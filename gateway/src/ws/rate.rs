@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 /// Outcome of one message.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Within the rate.
     Allowed,
