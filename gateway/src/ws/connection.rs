@@ -50,6 +50,8 @@ pub struct ConnectionActor {
     sessions: HashMap<String, actix::Addr<SessionActor>>,
     last_activity: Instant,
     rate: MessageRate,
+    /// Set when the outbound queue overflowed; the actor stops at the next turn.
+    stalled: bool,
     _slot: ConnectionSlot,
 }
 
@@ -67,6 +69,7 @@ impl ConnectionActor {
             app,
             who,
             rate,
+            stalled: false,
             limits,
             writer,
             sessions: HashMap::new(),
@@ -79,15 +82,17 @@ impl ConnectionActor {
         chrono::Utc::now().timestamp()
     }
 
-    /// Queues a message; a full queue means the client is not reading, so it is dropped.
-    fn send(&self, msg: ServerMessage, request_id: Option<&str>) {
+    /// Queues a message. A full queue means the client stopped reading: rather than drop
+    /// a reply and carry on, the connection is closed (its sessions wait for a resume).
+    fn send(&mut self, msg: ServerMessage, request_id: Option<&str>) {
         let frame = msg.to_frame(request_id, Self::now());
-        if self.writer.try_send(WriterCmd::Frame(frame)).is_err() {
-            tracing::warn!(user_id = %self.who.user_id, "outbound queue full; reply dropped");
+        if self.writer.try_send(WriterCmd::Frame(frame)).is_err() && !self.stalled {
+            tracing::warn!(user_id = %self.who.user_id, "client is not reading its replies; closing");
+            self.stalled = true;
         }
     }
 
-    fn error(&self, code: ErrorCode, message: impl Into<String>, request_id: Option<&str>) {
+    fn error(&mut self, code: ErrorCode, message: impl Into<String>, request_id: Option<&str>) {
         self.send(
             ServerMessage::Error(ErrorData::new(code, message)),
             request_id,
@@ -95,7 +100,7 @@ impl ConnectionActor {
     }
 
     fn session_error(
-        &self,
+        &mut self,
         session_id: Option<String>,
         code: ErrorCode,
         message: String,
@@ -112,7 +117,7 @@ impl ConnectionActor {
     }
 
     fn closing(
-        &self,
+        &mut self,
         reason: CloseReason,
         message: &str,
         code: CloseCode,
@@ -612,7 +617,8 @@ impl Actor for ConnectionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let s = &self.app.settings;
+        let app = self.app.clone();
+        let s = &app.settings;
         self.send(
             ServerMessage::ConnectionReady(ConnectionReadyData {
                 user_id: self.who.user_id.clone(),
@@ -668,6 +674,19 @@ impl Actor for ConnectionActor {
 impl StreamHandler<Result<AggregatedMessage, WsError>> for ConnectionActor {
     fn handle(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
+        self.handle_frame(item, ctx);
+        if self.stalled {
+            ctx.stop();
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl ConnectionActor {
+    fn handle_frame(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
         match item {
             Ok(AggregatedMessage::Text(text)) => {
                 if text.len() > self.app.settings.server.max_frame_bytes {
@@ -733,9 +752,5 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for ConnectionActor {
             }
             Err(_) => ctx.stop(),
         }
-    }
-
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
     }
 }
