@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: the [`UserStore`] trait with SQLite and Postgres implementations;
 //!   [`connect`] picks one from the database URL and applies `migrations/`.
+//!   [`ResultStore`] keeps finished simulations ([`simulation`]) in the same database.
 //! - [`api_key`]: the `stk_<prefix>_<secret>` format and its peppered HMAC.
 //! - [`jwt`]: HS256 access tokens ([`Jwt::issue`], [`Jwt::verify`]).
 //! - [`Secret`]: wraps anything that must not reach a log.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod jwt;
 pub mod model;
 pub mod secret;
+pub mod simulation;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -27,7 +29,8 @@ pub use model::{
 };
 pub use protocol::Plan;
 pub use secret::Secret;
+pub use simulation::{SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES};
 pub use store::{
-    connect, Backend, Database, PostgresStore, SqliteStore, StoreOptions, UserStore,
+    connect, Backend, Database, PostgresStore, ResultStore, SqliteStore, StoreOptions, UserStore,
     DEFAULT_DATABASE_URL,
 };

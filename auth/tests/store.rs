@@ -174,10 +174,18 @@ store_suite!(
     data_survives_reconnect_and_pepper_matters,
     concurrent_authentications_all_succeed,
     database_errors_do_not_leak_details,
+    results_round_trip_and_stay_with_their_owner,
+    results_list_newest_first_in_pages,
+    results_can_be_deleted,
+    sql_injection_strings_in_session_ids_are_plain_ids,
+    results_that_no_backend_can_hold_are_refused_alike,
 );
 
 mod suite {
     use super::*;
+
+    mod results;
+    pub use results::*;
 
     fn invalid_key(result: Result<auth::AuthenticatedKey, AuthError>) -> KeyRejection {
         match result {

@@ -119,6 +119,7 @@ impl Application {
             Arc::clone(&session_store),
             workers,
         )
+        .with_results(db.clone())
         .start();
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),

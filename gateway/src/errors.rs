@@ -27,6 +27,47 @@ impl HttpError {
             message: message.into(),
         }
     }
+
+    /// 404 `SESSION_NOT_FOUND`: also the answer for another user's session, so that
+    /// nobody learns which session ids exist.
+    pub fn session_not_found() -> Self {
+        HttpError {
+            status: StatusCode::NOT_FOUND,
+            code: "SESSION_NOT_FOUND",
+            message: "session not found".into(),
+        }
+    }
+
+    /// 400 `INVALID_PARAMS`.
+    pub fn invalid_params(message: impl Into<String>) -> Self {
+        HttpError {
+            status: StatusCode::BAD_REQUEST,
+            code: "INVALID_PARAMS",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<actix::MailboxError> for HttpError {
+    fn from(e: actix::MailboxError) -> Self {
+        log_chain(&e);
+        HttpError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "SERVICE_UNAVAILABLE",
+            message: "the session service is unavailable; try again shortly".into(),
+        }
+    }
+}
+
+impl From<crate::results::StoredDataError> for HttpError {
+    fn from(e: crate::results::StoredDataError) -> Self {
+        log_chain(&e);
+        HttpError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "INTERNAL_ERROR",
+            message: "internal error".into(),
+        }
+    }
 }
 
 impl ResponseError for HttpError {

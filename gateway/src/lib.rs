@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod errors;
 pub mod registry;
+pub mod results;
 pub mod routes;
 pub mod secrets;
 pub mod ws;

@@ -4,6 +4,11 @@
 //! Session actors run on a small pool of arbiters (one per core), not on the registry's
 //! thread or on the connection's worker, so sessions use every core and a connection
 //! dropping does not take its session with it.
+//!
+//! When a run finishes, the registry stores its results through [`ResultStore`] in a
+//! spawned future, so neither the session nor the registry waits for the database. Until
+//! the write has committed, the results are served from memory ([`FindSession`]), so a
+//! client that asks over REST right after `simulation_end` always finds them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,15 +19,20 @@ use actix::{
     Actor, ActorFutureExt, Addr, Arbiter, AsyncContext, Context, Handler, Message,
     ResponseActFuture,
 };
+use auth::{AuthError, Database, ResultStore, SimulationRecord};
+use chrono::{DateTime, Utc};
 use market_data::{
     Amount, GetSlice, MarketDataActor, MarketDataError, Price, SliceRequest, Timeframe, Timestamp,
 };
-use session_actor::actor::{Lifecycle, LifecycleKind, SessionActor, SessionConfig};
-use session_actor::engine::{periods_per_year, session_calendar};
+use session_actor::actor::{Close, Lifecycle, LifecycleKind, SessionActor, SessionConfig};
+use session_actor::engine::{periods_per_year, session_calendar, SimulationResults};
 use session_actor::store::SessionStore;
 use session_actor::{Engine, EngineConfig};
+use uuid::Uuid;
 
 use crate::config::Settings;
+use crate::errors::log_chain;
+use crate::results::{finished_record, SessionFacts};
 
 /// What a client asked for, already parsed (`start_simulation` / `create_session`).
 #[derive(Clone, Debug, PartialEq)]
@@ -90,7 +100,27 @@ struct Entry {
     user_id: String,
     handle: SessionHandle,
     live: bool,
+    /// Deleted by its owner: hidden from lookups, results not stored; the entry goes
+    /// when the actor has stopped, so the id stays taken until then.
+    closing: bool,
+    /// The start request as JSON.
+    params_json: String,
+    /// Creation time, more precise than `handle.created_at`.
+    created: DateTime<Utc>,
 }
+
+/// Results on their way to the database.
+struct PendingSave {
+    record: Arc<SimulationRecord>,
+    /// Deleted by its owner meanwhile: delete the row once it has been written.
+    deleted: bool,
+    /// Tells a save from a later one of the same (user, session id).
+    generation: u64,
+}
+
+/// How often a failed results write is tried in all, and the pause before each retry.
+const SAVE_ATTEMPTS: u32 = 3;
+const SAVE_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// Supervisor of this node's sessions.
 pub struct SessionRegistry {
@@ -101,6 +131,10 @@ pub struct SessionRegistry {
     next_arbiter: usize,
     sessions: HashMap<String, Entry>,
     created: u64,
+    results: Option<Database>,
+    /// Keyed by (user id, session id).
+    pending: HashMap<(String, String), PendingSave>,
+    saves: u64,
 }
 
 impl SessionRegistry {
@@ -119,7 +153,17 @@ impl SessionRegistry {
             next_arbiter: 0,
             sessions: HashMap::new(),
             created: 0,
+            results: None,
+            pending: HashMap::new(),
+            saves: 0,
         }
+    }
+
+    /// Stores the results of finished runs in `db`; without it they are only sent to
+    /// the connection.
+    pub fn with_results(mut self, db: Database) -> Self {
+        self.results = Some(db);
+        self
     }
 
     fn live_sessions_of(&self, user_id: &str) -> usize {
@@ -197,10 +241,17 @@ impl Handler<CreateSession> for SessionRegistry {
                 });
             }
             if let Some(id) = &spec.session_id {
-                if id.is_empty() || id.len() > 128 {
+                if id.is_empty() || id.len() > auth::MAX_SESSION_ID_BYTES {
                     return Err(CreateError {
                         code: "INVALID_PARAMS",
                         message: "session_id must be 1 to 128 bytes".into(),
+                    });
+                }
+                // Ids are echoed in logs and URLs, and Postgres cannot store NUL.
+                if id.chars().any(char::is_control) {
+                    return Err(CreateError {
+                        code: "INVALID_PARAMS",
+                        message: "session_id must not contain control characters".into(),
                     });
                 }
                 if self.sessions.contains_key(id) {
@@ -281,7 +332,7 @@ impl Handler<CreateSession> for SessionRegistry {
                 let session_config = SessionConfig {
                     session_id: session_id.clone(),
                     user_id: user_id.clone(),
-                    params: spec.params_json,
+                    params: spec.params_json.clone(),
                     grace: Duration::from_secs(act.settings.simulation.resume_grace_sec),
                     max_duration,
                     batch_steps: 256,
@@ -295,6 +346,7 @@ impl Handler<CreateSession> for SessionRegistry {
                 let addr = SessionActor::start_in_arbiter(&arbiter.handle(), move |_| {
                     SessionActor::new(session_config, engine, slice, store)
                 });
+                let created = Utc::now();
                 let handle = SessionHandle {
                     session_id: session_id.clone(),
                     addr,
@@ -303,7 +355,7 @@ impl Handler<CreateSession> for SessionRegistry {
                     timeframe: spec.timeframe,
                     start: spec.start,
                     end: spec.end,
-                    created_at: chrono::Utc::now().timestamp(),
+                    created_at: created.timestamp(),
                 };
                 act.sessions.insert(
                     session_id,
@@ -311,6 +363,9 @@ impl Handler<CreateSession> for SessionRegistry {
                         user_id,
                         handle: handle.clone(),
                         live: true,
+                        closing: false,
+                        params_json: spec.params_json,
+                        created,
                     },
                 );
                 Ok(handle)
@@ -375,6 +430,7 @@ impl Handler<GetSession> for SessionRegistry {
     fn handle(&mut self, msg: GetSession, _ctx: &mut Context<Self>) -> Self::Result {
         match self.sessions.get(&msg.session_id) {
             None => Err(LookupError::NotFound),
+            Some(e) if e.closing => Err(LookupError::NotFound),
             Some(e) if e.user_id != msg.user_id => Err(LookupError::Forbidden),
             Some(e) => Ok(e.handle.clone()),
         }
@@ -395,7 +451,7 @@ impl Handler<ListSessions> for SessionRegistry {
         let mut v: Vec<(String, bool)> = self
             .sessions
             .iter()
-            .filter(|(_, e)| e.user_id == msg.user_id)
+            .filter(|(_, e)| e.user_id == msg.user_id && !e.closing)
             .map(|(id, e)| (id.clone(), e.live))
             .collect();
         v.sort();
@@ -405,16 +461,225 @@ impl Handler<ListSessions> for SessionRegistry {
 
 impl Handler<Lifecycle> for SessionRegistry {
     type Result = ();
-    fn handle(&mut self, msg: Lifecycle, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Lifecycle, ctx: &mut Context<Self>) {
         match msg.kind {
-            LifecycleKind::Finished => {
-                if let Some(e) = self.sessions.get_mut(&msg.session_id) {
-                    e.live = false;
+            LifecycleKind::Finished(results) => {
+                let Some(e) = self.sessions.get_mut(&msg.session_id) else {
+                    return;
+                };
+                e.live = false;
+                if !e.closing {
+                    self.store_results(&msg.session_id, &results, ctx);
                 }
             }
             LifecycleKind::Stopped => {
                 self.sessions.remove(&msg.session_id);
             }
         }
+    }
+}
+
+impl SessionRegistry {
+    /// Starts writing the results of a finished run; they stay readable from memory
+    /// until the write has committed.
+    fn store_results(
+        &mut self,
+        session_id: &str,
+        results: &SimulationResults,
+        ctx: &mut Context<Self>,
+    ) {
+        let (Some(db), Some(e)) = (self.results.clone(), self.sessions.get(session_id)) else {
+            return;
+        };
+        let Ok(user_id) = e.user_id.parse::<Uuid>() else {
+            tracing::warn!(session_id, user_id = %e.user_id, "results not stored: user id is not a UUID");
+            return;
+        };
+        let h = &e.handle;
+        let facts = SessionFacts {
+            session_id: session_id.to_string(),
+            user_id,
+            params_json: e.params_json.clone(),
+            symbols: h.config.symbols.clone(),
+            timeframe: h.timeframe,
+            start: h.start,
+            end: h.end,
+            initial_capital: h.config.initial_capital,
+            created_at: e.created,
+        };
+        let record = match finished_record(&facts, results, Utc::now()) {
+            Ok(r) => Arc::new(r),
+            Err(err) => {
+                tracing::error!(session_id, user_id = %user_id, error = %err, "results not stored: cannot encode them");
+                return;
+            }
+        };
+        let key = (e.user_id.clone(), session_id.to_string());
+        self.saves += 1;
+        let generation = self.saves;
+        self.pending.insert(
+            key.clone(),
+            PendingSave {
+                record: Arc::clone(&record),
+                deleted: false,
+                generation,
+            },
+        );
+        let write = {
+            let db = db.clone();
+            async move { save_with_retries(&db, &record).await }
+        };
+        let fut = wrap_future::<_, Self>(write).map(move |outcome, act, ctx| {
+            let (user, sid) = &key;
+            if act.pending.get(&key).map(|p| p.generation) != Some(generation) {
+                return;
+            }
+            let Some(pending) = act.pending.remove(&key) else {
+                return;
+            };
+            match outcome {
+                Ok(()) => {
+                    tracing::debug!(session_id = %sid, user_id = %user, "results stored");
+                    if pending.deleted {
+                        // Deleted while the write was in flight: delete the row too.
+                        let (sid, user) = (sid.clone(), user_id);
+                        ctx.spawn(wrap_future(async move {
+                            match db.delete_result(user, &sid).await {
+                                Ok(()) | Err(AuthError::NotFound) => {}
+                                Err(e) => {
+                                    tracing::error!(session_id = %sid, user_id = %user, "could not delete results deleted during their write");
+                                    log_chain(&e);
+                                }
+                            }
+                        }));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(session_id = %sid, user_id = %user, "could not store session results");
+                    log_chain(&e);
+                }
+            }
+        });
+        ctx.spawn(fut);
+    }
+}
+
+/// Writes `record`, retrying when the database itself failed (not when it refused the
+/// record).
+async fn save_with_retries(db: &Database, record: &SimulationRecord) -> Result<(), AuthError> {
+    let mut attempt = 1;
+    loop {
+        match db.save_result(record.clone()).await {
+            Err(AuthError::Database(e)) if attempt < SAVE_ATTEMPTS => {
+                tracing::warn!(session_id = %record.summary.session_id, attempt, error = %e, "storing session results failed; retrying");
+                tokio::time::sleep(SAVE_RETRY_PAUSE * attempt).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// What this node holds of one user's session.
+#[derive(Clone, Debug)]
+pub enum LocalSession {
+    /// Created and not finished (ready, running or paused).
+    Live {
+        /// The session.
+        handle: Box<SessionHandle>,
+        /// The start request as JSON.
+        params_json: String,
+    },
+    /// Finished; its results are still being written to the database.
+    Finished(Arc<SimulationRecord>),
+}
+
+/// Finds a session of `user_id` that only this node can answer for: live here, or
+/// finished with results not yet in the database. `None` means: ask the database.
+/// Another user's session is `None` too.
+#[derive(Message)]
+#[rtype(result = "Option<LocalSession>")]
+pub struct FindSession {
+    /// Session id.
+    pub session_id: String,
+    /// Who asks.
+    pub user_id: String,
+}
+
+impl Handler<FindSession> for SessionRegistry {
+    type Result = Option<LocalSession>;
+    fn handle(&mut self, msg: FindSession, _ctx: &mut Context<Self>) -> Self::Result {
+        match self.sessions.get(&msg.session_id) {
+            Some(e) if e.user_id == msg.user_id && e.live && !e.closing => {
+                return Some(LocalSession::Live {
+                    handle: Box::new(e.handle.clone()),
+                    params_json: e.params_json.clone(),
+                })
+            }
+            _ => {}
+        }
+        self.pending
+            .get(&(msg.user_id, msg.session_id))
+            .filter(|p| !p.deleted)
+            .map(|p| LocalSession::Finished(Arc::clone(&p.record)))
+    }
+}
+
+/// Every session of `user_id` that only this node can answer for (see [`FindSession`]).
+#[derive(Message)]
+#[rtype(result = "Vec<LocalSession>")]
+pub struct LocalSessions {
+    /// Owner.
+    pub user_id: String,
+}
+
+impl Handler<LocalSessions> for SessionRegistry {
+    type Result = actix::MessageResult<LocalSessions>;
+    fn handle(&mut self, msg: LocalSessions, _ctx: &mut Context<Self>) -> Self::Result {
+        let live = self
+            .sessions
+            .values()
+            .filter(|e| e.user_id == msg.user_id && e.live && !e.closing)
+            .map(|e| LocalSession::Live {
+                handle: Box::new(e.handle.clone()),
+                params_json: e.params_json.clone(),
+            });
+        let finished = self
+            .pending
+            .iter()
+            .filter(|((user, _), p)| *user == msg.user_id && !p.deleted)
+            .map(|(_, p)| LocalSession::Finished(Arc::clone(&p.record)));
+        actix::MessageResult(live.chain(finished).collect())
+    }
+}
+
+/// Closes a session of `user_id` on this node (live, or finished and kept for resume)
+/// and forgets results not yet written. Answers whether there was anything to delete;
+/// the caller deletes stored results itself.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct DeleteSession {
+    /// Session id.
+    pub session_id: String,
+    /// Who asks.
+    pub user_id: String,
+}
+
+impl Handler<DeleteSession> for SessionRegistry {
+    type Result = bool;
+    fn handle(&mut self, msg: DeleteSession, _ctx: &mut Context<Self>) -> bool {
+        let mut found = false;
+        if let Some(e) = self.sessions.get_mut(&msg.session_id) {
+            if e.user_id == msg.user_id && !e.closing {
+                e.closing = true;
+                e.handle.addr.do_send(Close);
+                found = true;
+            }
+        }
+        if let Some(p) = self.pending.get_mut(&(msg.user_id, msg.session_id)) {
+            found |= !p.deleted;
+            p.deleted = true;
+        }
+        found
     }
 }

@@ -6,7 +6,8 @@
 //!   [`parse_server_frame`] reads it back.
 //! - [`connection`], [`session`], [`market`], [`trading`]: server payloads by topic.
 //! - [`errors`]: error codes and the `error` / `session_error` payloads.
-//! - [`rest`], [`plan`]: the token endpoints' bodies and the plan names.
+//! - [`rest`], [`plan`]: the token endpoints' bodies and the plan names; [`results`]:
+//!   the `/api/sessions` bodies.
 //! - [`time`]: RFC 3339 / bare-date handling; [`orders`]: the order vocabulary.
 
 pub mod client;
@@ -18,6 +19,7 @@ pub mod orders;
 pub mod parse;
 pub mod plan;
 pub mod rest;
+pub mod results;
 pub mod server;
 pub mod session;
 pub mod time;
@@ -43,6 +45,7 @@ pub use orders::{ExecutionMode, OrderRequest, OrderType, Side, TimeInForce};
 pub use parse::{parse_client_frame, parse_server_frame, ServerFrame};
 pub use plan::{Plan, UnknownPlan};
 pub use rest::{ApiError, TokenResponse, ValidateResponse};
+pub use results::{EquityPoint, SessionDetail, SessionEntry, SessionListResponse, TradeData};
 pub use server::ServerMessage;
 pub use session::{
     EndReason, SessionCreatedData, SessionResumedData, SessionSummary, SessionsData,

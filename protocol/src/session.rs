@@ -175,7 +175,7 @@ pub struct SimulationEndData {
 /// Writes a non-finite float as `null` and reads `null` back as NaN, so results with
 /// an undefined ratio (no variance, no drawdown) still round-trip instead of failing
 /// the whole `simulation_end`.
-mod finite_or_null {
+pub(crate) mod finite_or_null {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {

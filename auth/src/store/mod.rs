@@ -1,5 +1,6 @@
 //! Where users and API keys live: the [`UserStore`] trait, its SQLite and Postgres
-//! implementations, and [`connect`], which picks one from the database URL.
+//! implementations, and [`connect`], which picks one from the database URL. Finished
+//! simulations share the database through [`ResultStore`].
 
 // Column lists shared by both backends' queries, as macros so `concat!` can build
 // each query string at compile time.
@@ -16,8 +17,11 @@ macro_rules! key_columns {
 }
 
 mod postgres;
+mod postgres_results;
+mod results;
 mod shared;
 mod sqlite;
+mod sqlite_results;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,6 +38,7 @@ use crate::model::{
 use crate::secret::Secret;
 
 pub use self::postgres::PostgresStore;
+pub use self::results::ResultStore;
 pub use self::sqlite::SqliteStore;
 
 /// The embedded single-node default.

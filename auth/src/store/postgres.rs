@@ -59,7 +59,7 @@ impl PostgresStore {
     }
 }
 
-fn get_id(row: &PgRow, column: &str) -> Result<Uuid, AuthError> {
+pub(super) fn get_id(row: &PgRow, column: &str) -> Result<Uuid, AuthError> {
     Ok(row.try_get(column)?)
 }
 

@@ -187,6 +187,23 @@ where
     })
 }
 
+/// Like [`decode_enum`] for a type with a parsing function instead of `FromStr`.
+pub(super) fn decode_enum_with<T, E>(
+    column: &str,
+    value: &str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<T, AuthError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    parse(value).map_err(|e| {
+        AuthError::Database(sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(e),
+        })
+    })
+}
+
 /// Logs a failed `last_used_at` update: bookkeeping must not fail a login.
 pub(super) fn log_touch_failure(key_id: Uuid, error: &sqlx::Error) {
     tracing::warn!(%key_id, error = %error, "could not record api key use");

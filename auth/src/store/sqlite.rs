@@ -86,15 +86,15 @@ impl SqliteStore {
 }
 
 /// Timestamps are stored as fixed-width text so that text order is time order.
-fn ts(at: DateTime<Utc>) -> String {
+pub(super) fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-fn id(uuid: Uuid) -> Hyphenated {
+pub(super) fn id(uuid: Uuid) -> Hyphenated {
     uuid.hyphenated()
 }
 
-fn get_id(row: &SqliteRow, column: &str) -> Result<Uuid, AuthError> {
+pub(super) fn get_id(row: &SqliteRow, column: &str) -> Result<Uuid, AuthError> {
     Ok(row.try_get::<Hyphenated, _>(column)?.into_uuid())
 }
 

@@ -2,6 +2,7 @@
 
 mod auth;
 mod health;
+mod sessions;
 
 pub use auth::bearer;
 
@@ -14,5 +15,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ws/health", web::get().to(health::ws_health))
         .route("/auth/token", web::post().to(auth::token))
         .route("/auth/validate", web::post().to(auth::validate))
+        .route("/api/sessions", web::get().to(sessions::list))
+        .route("/api/sessions/{id}", web::get().to(sessions::get))
+        .route("/api/sessions/{id}", web::delete().to(sessions::delete))
         .route("/ws/simulate", web::get().to(crate::ws::simulate));
 }

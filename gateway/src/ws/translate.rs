@@ -160,16 +160,25 @@ pub fn account(session_id: &str, a: &AccountSnapshot) -> ServerMessage {
 
 /// `simulation_end` with every metric.
 pub fn end(ctx: &SessionContext, r: &SimulationResults) -> ServerMessage {
+    ServerMessage::SimulationEnd(end_data(
+        &ctx.session_id,
+        r,
+        ctx.started_at.elapsed().as_secs(),
+    ))
+}
+
+/// The `simulation_end` data, also stored as a finished session's metrics.
+pub fn end_data(session_id: &str, r: &SimulationResults, duration_sec: u64) -> SimulationEndData {
     let m = &r.metrics;
-    ServerMessage::SimulationEnd(SimulationEndData {
-        session_id: ctx.session_id.clone(),
+    SimulationEndData {
+        session_id: session_id.to_string(),
         final_equity: m.final_equity,
         total_trades: m.total_trades,
         sharpe_ratio: m.sharpe_ratio,
         total_return_pct: m.total_return_pct,
         win_rate: m.win_rate,
         max_drawdown_pct: m.max_drawdown_pct,
-        simulation_duration_sec: ctx.started_at.elapsed().as_secs(),
+        simulation_duration_sec: duration_sec,
         reason: match r.reason {
             EndReason::Completed => protocol::EndReason::Completed,
             EndReason::Stopped => protocol::EndReason::Stopped,
@@ -189,7 +198,7 @@ pub fn end(ctx: &SessionContext, r: &SimulationResults) -> ServerMessage {
         max_drawdown_duration_bars: m.max_drawdown_duration_bars,
         total_commission: m.total_commission,
         ticks_processed: m.ticks_processed,
-    })
+    }
 }
 
 /// `batch_ack`.

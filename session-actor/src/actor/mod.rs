@@ -78,7 +78,7 @@ pub enum SessionOutput {
 }
 
 /// A change in a session's life, reported to its supervisor.
-#[derive(Clone, Debug, PartialEq, Eq, Message)]
+#[derive(Clone, Debug, PartialEq, Message)]
 #[rtype(result = "()")]
 pub struct Lifecycle {
     /// Session id.
@@ -88,10 +88,12 @@ pub struct Lifecycle {
 }
 
 /// See [`Lifecycle`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LifecycleKind {
-    /// The run ended (results emitted); the session no longer counts as live.
-    Finished,
+    /// The run ended (results emitted); the session no longer counts as live. Carries
+    /// the same results as the connection's `End`, so the supervisor can store them
+    /// whether or not a client is attached.
+    Finished(Box<SimulationResults>),
     /// The actor stopped (closed, grace period over, or failed).
     Stopped,
 }
@@ -330,10 +332,12 @@ impl SessionActor {
         if matches!(self.state, SessionState::Completed | SessionState::Error) {
             return;
         }
-        let results = self.engine.finish(reason);
+        let results = Box::new(self.engine.finish(reason));
         self.state = SessionState::Completed;
-        self.notify_observer(LifecycleKind::Finished);
-        self.emit(SessionOutput::End(Box::new(results)));
+        if self.config.observer.is_some() {
+            self.notify_observer(LifecycleKind::Finished(results.clone()));
+        }
+        self.emit(SessionOutput::End(results));
         if !self.flush_backlog() {
             self.wait_for_room(ctx);
         }

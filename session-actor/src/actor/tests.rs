@@ -33,6 +33,14 @@ fn config() -> EngineConfig {
 }
 
 fn session(slice: &Arc<Slice>, max_duration: Duration) -> Addr<SessionActor> {
+    observed_session(slice, max_duration, None)
+}
+
+fn observed_session(
+    slice: &Arc<Slice>,
+    max_duration: Duration,
+    observer: Option<Recipient<Lifecycle>>,
+) -> Addr<SessionActor> {
     let cfg = SessionConfig {
         session_id: "s1".into(),
         user_id: "u1".into(),
@@ -41,7 +49,7 @@ fn session(slice: &Arc<Slice>, max_duration: Duration) -> Addr<SessionActor> {
         max_duration,
         batch_steps: 64,
         replay_outputs: 4096,
-        observer: None,
+        observer,
     };
     let engine = Engine::new(config()).unwrap();
     SessionActor::new(cfg, engine, Arc::clone(slice), Arc::new(MemoryStore::new())).start()
@@ -373,4 +381,72 @@ async fn lifecycle_rules() {
         addr.send(GetState).await.unwrap().state,
         SessionState::Completed
     );
+}
+
+/// Forwards lifecycle notices to a channel, as the registry would receive them.
+struct Observer(mpsc::UnboundedSender<Lifecycle>);
+
+impl Actor for Observer {
+    type Context = Context<Self>;
+}
+
+impl actix::Handler<Lifecycle> for Observer {
+    type Result = ();
+    fn handle(&mut self, msg: Lifecycle, _ctx: &mut Context<Self>) {
+        let _ = self.0.send(msg);
+    }
+}
+
+#[actix::test]
+async fn the_supervisor_gets_the_results_the_client_gets() {
+    let slice = goog();
+    let (notices, mut lifecycle) = mpsc::unbounded_channel();
+    let observer = Observer(notices).start().recipient();
+    let addr = observed_session(&slice, Duration::from_secs(600), Some(observer));
+    let (tx, mut rx) = mpsc::channel(8);
+    addr.send(Attach {
+        sink: tx,
+        resume_from: None,
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    addr.send(Start {
+        pacing: Pacing::LockStep { window: 1 },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let got = drive(&addr, &mut rx, &slice, &mut SmaClient::default(), None)
+        .await
+        .unwrap();
+    let notice = lifecycle.recv().await.unwrap();
+    assert_eq!(notice.session_id, "s1");
+    match notice.kind {
+        LifecycleKind::Finished(results) => {
+            assert_eq!(*results, got);
+            assert_eq!(results.reason, EndReason::Completed);
+            assert!(!results.trades.is_empty());
+        }
+        other => panic!("expected Finished, got {other:?}"),
+    }
+    addr.send(Close).await.unwrap();
+    assert_eq!(lifecycle.recv().await.unwrap().kind, LifecycleKind::Stopped);
+}
+
+#[actix::test]
+async fn results_reach_the_supervisor_without_a_connection() {
+    let slice = goog();
+    let (notices, mut lifecycle) = mpsc::unbounded_channel();
+    let observer = Observer(notices).start().recipient();
+    // Never attached or started: the wall-clock limit still ends it with results.
+    let _addr = observed_session(&slice, Duration::from_millis(50), Some(observer));
+    match lifecycle.recv().await.unwrap().kind {
+        LifecycleKind::Finished(results) => {
+            assert_eq!(results.reason, EndReason::MaxDuration);
+            assert_eq!(results.metrics.ticks_processed, 0);
+            assert_eq!(results.metrics.final_equity, Amount::from_int(100_000));
+        }
+        other => panic!("expected Finished, got {other:?}"),
+    }
 }
