@@ -1,9 +1,11 @@
 //! Where sessions are created, found and supervised.
 //!
 //! The registry is one actor that knows every live session of this node and its owner.
-//! Session actors run on a small pool of arbiters (one per core), not on the registry's
-//! thread or on the connection's worker, so sessions use every core and a connection
-//! dropping does not take its session with it.
+//! A session actor runs on the arbiter of the connection that created it (an actix-web
+//! worker thread; connections are spread over one worker per core), so ticks and acks
+//! never cross threads; sessions created without a connection use a pool of arbiters.
+//! Either way the session is its own actor: the connection dropping does not take it
+//! along.
 //!
 //! When a run finishes, the registry stores its results through [`ResultStore`] in a
 //! spawned future, so neither the session nor the registry waits for the database. Until
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use actix::fut::wrap_future;
 use actix::{
-    Actor, ActorFutureExt, Addr, Arbiter, AsyncContext, Context, Handler, Message,
+    Actor, ActorFutureExt, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message,
     ResponseActFuture,
 };
 use auth::{AuthError, Database, ResultStore, SimulationRecord};
@@ -221,6 +223,9 @@ pub struct CreateSession {
     pub max_duration: Duration,
     /// What to run.
     pub spec: SessionSpec,
+    /// Run the session on this arbiter (the caller's thread, so a connection and its
+    /// session exchange ticks without crossing threads); None picks from the pool.
+    pub arbiter: Option<ArbiterHandle>,
 }
 
 impl Handler<CreateSession> for SessionRegistry {
@@ -232,6 +237,7 @@ impl Handler<CreateSession> for SessionRegistry {
             max_sessions,
             max_duration,
             spec,
+            arbiter,
         } = msg;
         let early = (|| {
             if self.live_sessions_of(&user_id) >= max_sessions as usize {
@@ -339,11 +345,16 @@ impl Handler<CreateSession> for SessionRegistry {
                     replay_outputs: act.settings.server.outbound_queue * 8,
                     observer: Some(ctx.address().recipient()),
                 };
-                let arbiter = &act.arbiters[act.next_arbiter % act.arbiters.len()];
-                act.next_arbiter += 1;
+                let arbiter = match arbiter {
+                    Some(a) => a,
+                    None => {
+                        act.next_arbiter += 1;
+                        act.arbiters[act.next_arbiter % act.arbiters.len()].handle()
+                    }
+                };
                 let store = Arc::clone(&act.store);
                 let ticks_total = slice.steps.len() as u64;
-                let addr = SessionActor::start_in_arbiter(&arbiter.handle(), move |_| {
+                let addr = SessionActor::start_in_arbiter(&arbiter, move |_| {
                     SessionActor::new(session_config, engine, slice, store)
                 });
                 let created = Utc::now();

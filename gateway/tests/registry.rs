@@ -52,6 +52,7 @@ fn create(user: &str, max: u32, spec: SessionSpec) -> CreateSession {
         max_sessions: max,
         max_duration: Duration::from_secs(60),
         spec,
+        arbiter: None,
     }
 }
 

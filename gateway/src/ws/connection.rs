@@ -312,6 +312,7 @@ impl ConnectionActor {
             max_sessions: self.limits.concurrent_sessions,
             max_duration: Duration::from_secs(self.limits.max_simulation_duration_sec),
             spec,
+            arbiter: Some(actix::Arbiter::current()),
         };
         let provider = params
             .data_provider
