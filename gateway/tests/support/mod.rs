@@ -146,16 +146,35 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_string()
     }
 
-    /// Drops the Postgres database of this test.
+    /// Closes the pool; dropping the app then drops its Postgres database.
     pub async fn cleanup(self) {
         self.db.close().await;
-        if let Some((admin, name)) = &self.pg {
-            if let Ok(mut conn) = PgConnection::connect(admin).await {
-                let _ = conn
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await;
-            }
-        }
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops the test's Postgres database even when the test panicked, so databases
+    /// never pile up on the shared server.
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.pg.take() else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let _ = conn
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                }
+            });
+        })
+        .join();
     }
 }
 
