@@ -24,7 +24,8 @@ use actix::{
 use auth::{AuthError, Database, ResultStore, SimulationRecord};
 use chrono::{DateTime, Utc};
 use market_data::{
-    Amount, GetSlice, MarketDataActor, MarketDataError, Price, SliceRequest, Timeframe, Timestamp,
+    filter_market_hours, Amount, GetSlice, MarketDataActor, MarketDataError, MarketHours, Price,
+    SliceRequest, Timeframe, Timestamp,
 };
 use session_actor::actor::{Close, Lifecycle, LifecycleKind, SessionActor, SessionConfig};
 use session_actor::engine::{periods_per_year, session_calendar, SimulationResults};
@@ -65,6 +66,8 @@ pub struct SessionSpec {
     pub account_snapshot_every: u32,
     /// The request as JSON, stored with the session.
     pub params_json: String,
+    /// Which intraday equity bars the session sees.
+    pub market_hours: MarketHours,
 }
 
 /// Why a session could not be created; `code` is the PROTOCOL.md `error_code`.
@@ -294,7 +297,17 @@ impl Handler<CreateSession> for SessionRegistry {
         let fut = wrap_future::<_, Self>(async move { market.send(GetSlice(request)).await }).map(
             move |reply, act, ctx| {
                 let slice = match reply {
-                    Ok(Ok(slice)) => slice,
+                    Ok(Ok(slice)) if spec.market_hours == MarketHours::All => slice,
+                    Ok(Ok(slice)) => {
+                        let filtered = filter_market_hours(&slice, spec.market_hours);
+                        if filtered.steps.is_empty() {
+                            return Err(CreateError {
+                                code: "DATA_FETCH_FAILED",
+                                message: "no bars in the requested range within the requested market hours".into(),
+                            });
+                        }
+                        Arc::new(filtered)
+                    }
                     Ok(Err(e)) => return Err(slice_error(e)),
                     Err(_) => {
                         return Err(CreateError {

@@ -43,6 +43,7 @@ fn spec(symbols: &[&str], start: &str, end: &str) -> SessionSpec {
         allow_short: false,
         account_snapshot_every: 0,
         params_json: "{}".into(),
+        market_hours: market_data::MarketHours::All,
     }
 }
 
@@ -199,4 +200,17 @@ async fn sessions_belong_to_their_owner_and_ids_are_unique() {
         .await
         .unwrap();
     assert_eq!(got.unwrap().session_id, "mine");
+}
+
+#[actix::test]
+async fn market_hours_leave_24_hour_markets_whole() {
+    let reg = registry();
+    let mut all = spec(&["EURUSD"], "2017-05-01", "2017-05-08");
+    all.timeframe = Timeframe::H1;
+    let mut regular = all.clone();
+    regular.market_hours = market_data::MarketHours::Regular;
+    let a = reg.send(create("u", 5, all)).await.unwrap().unwrap();
+    let r = reg.send(create("u", 5, regular)).await.unwrap().unwrap();
+    assert!(a.ticks_total > 100);
+    assert_eq!(a.ticks_total, r.ticks_total);
 }

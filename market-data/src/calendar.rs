@@ -37,6 +37,8 @@ const CRYPTO_QUOTES: &[&str] = &["USD", "USDT", "USDC", "EUR"];
 /// after-hours until New York midnight and as pre-market after it.
 const REGULAR_OPEN: i64 = 9 * 60 + 30;
 const REGULAR_CLOSE: i64 = 16 * 60;
+const EXTENDED_OPEN: i64 = 4 * 60;
+const EXTENDED_CLOSE: i64 = 20 * 60;
 
 /// A market's trading calendar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,6 +144,21 @@ impl LocalClock {
         } else {
             MarketSession::AfterHours
         }
+    }
+
+    /// True when an intraday equity bar opening at `ts` overlaps the extended session
+    /// (04:00-20:00 New York); daily bars and 24-hour markets always do.
+    pub(crate) fn in_extended_hours(
+        &mut self,
+        calendar: Calendar,
+        ts: Timestamp,
+        timeframe: Timeframe,
+    ) -> bool {
+        if calendar.is_24h() || timeframe == Timeframe::Daily {
+            return true;
+        }
+        let minute = self.new_york(ts).rem_euclid(86_400) / 60;
+        minute < EXTENDED_CLOSE && minute + timeframe.seconds() / 60 > EXTENDED_OPEN
     }
 
     /// See [`Calendar::trading_day`].

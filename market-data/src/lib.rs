@@ -38,6 +38,6 @@ pub use parquet::{load_parquet, write_layout, write_parquet, PriceEncoding};
 pub use resample::resample;
 pub use series::Series;
 pub use slice::{MarketSession, Slice, Step, SymbolBar};
-pub use slice_builder::{build_slice, SliceRequest};
+pub use slice_builder::{build_slice, filter_market_hours, MarketHours, SliceRequest};
 pub use synthetic::{generate, SplitMix64, SyntheticSpec};
 pub use timeframe::{Timeframe, UnknownTimeframe};

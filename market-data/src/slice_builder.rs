@@ -117,6 +117,83 @@ pub fn build_slice<S: Borrow<Series>>(
     Ok(slice)
 }
 
+/// Which trading hours a session sees (`market_hours` in PROTOCOL.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarketHours {
+    /// Every bar.
+    #[default]
+    All,
+    /// US-equity bars overlapping 09:30-16:00 New York only.
+    Regular,
+    /// US-equity bars overlapping 04:00-20:00 New York only.
+    Extended,
+}
+
+/// `slice` without the bars outside `hours` (warm-up included). Daily bars and 24-hour
+/// markets are never removed. Steps left without bars disappear; sessions and
+/// end-of-day marks are recomputed, so `day` orders still expire on the last bar a
+/// session actually sees.
+pub fn filter_market_hours(slice: &Slice, hours: MarketHours) -> Slice {
+    if hours == MarketHours::All || slice.timeframe == Timeframe::Daily {
+        return slice.clone();
+    }
+    let tf = slice.timeframe;
+    let calendars: Vec<Calendar> = slice
+        .symbols
+        .iter()
+        .map(|s| Calendar::for_symbol(s))
+        .collect();
+    let mut clock = LocalClock::default();
+    let mut keep = |symbol: usize, ts: Timestamp| {
+        let calendar = calendars[symbol];
+        match hours {
+            MarketHours::All => true,
+            MarketHours::Regular => clock.session(calendar, ts, tf) == MarketSession::Regular,
+            MarketHours::Extended => clock.in_extended_hours(calendar, ts, tf),
+        }
+    };
+    let warmup = slice
+        .warmup
+        .iter()
+        .enumerate()
+        .map(|(i, bars)| bars.iter().filter(|c| keep(i, c.ts)).copied().collect())
+        .collect();
+    let mut steps = Vec::with_capacity(slice.steps.len());
+    let mut bars = Vec::with_capacity(slice.bars.len());
+    for step in &slice.steps {
+        let start = bars.len();
+        bars.extend(
+            slice
+                .bars_of(step)
+                .iter()
+                .filter(|b| keep(b.symbol as usize, step.ts))
+                .copied(),
+        );
+        let len = bars.len() - start;
+        if len > 0 {
+            steps.push(Step {
+                start: start as u32,
+                len: len as u32,
+                ..*step
+            });
+        }
+    }
+    let day_calendar = if calendars.iter().any(|c| !c.is_24h()) {
+        Calendar::UsEquity
+    } else {
+        Calendar::Fx
+    };
+    mark_end_of_day(&mut steps, day_calendar, tf);
+    Slice {
+        timeframe: tf,
+        symbols: slice.symbols.clone(),
+        warmup,
+        steps,
+        bars,
+    }
+}
+
 /// k-way merge of time-ordered ranges into steps; within a step bars are in symbol order.
 fn merge(
     ranges: &[&[Candle]],

@@ -340,3 +340,74 @@ fn fx_days_end_at_utc_midnight() {
     .collect();
     assert_eq!(eod, expected);
 }
+
+mod market_hours {
+    use market_data::{
+        build_slice, filter_market_hours, generate, MarketHours, MarketSession, SliceRequest,
+        SyntheticSpec, Timeframe,
+    };
+
+    const MON: i64 = 1_704_672_000; // 2024-01-08T00:00:00Z, New York is UTC-5
+
+    fn slice(symbols: &[&str]) -> market_data::Slice {
+        let series: Vec<_> = symbols
+            .iter()
+            .map(|s| generate(&SyntheticSpec::new(*s, Timeframe::H1, MON - 86_400, 4 * 24)))
+            .collect();
+        let request = SliceRequest {
+            provider: None,
+            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            timeframe: Timeframe::H1,
+            start: MON,
+            end: MON + 3 * 86_400,
+            warmup_bars: 24,
+        };
+        build_slice(&request, &series).unwrap()
+    }
+
+    #[test]
+    fn regular_hours_keep_bars_overlapping_the_session_and_end_days_on_them() {
+        let all = slice(&["AAPL"]);
+        assert_eq!(all.steps.len(), 72);
+        let regular = filter_market_hours(&all, MarketHours::Regular);
+        // 1h bars opening 09:00..15:00 New York overlap 09:30-16:00: 7 a day.
+        assert_eq!(regular.steps.len(), 21);
+        assert!(regular
+            .steps
+            .iter()
+            .all(|s| s.session == MarketSession::Regular));
+        let eods: Vec<i64> = regular
+            .steps
+            .iter()
+            .filter(|s| s.is_eod)
+            .map(|s| s.ts)
+            .collect();
+        // The 15:00 New York bar (20:00 UTC) ends each day.
+        assert_eq!(
+            eods,
+            vec![
+                MON + 20 * 3600,
+                MON + 86_400 + 20 * 3600,
+                MON + 2 * 86_400 + 20 * 3600
+            ]
+        );
+        assert!(regular.warmup[0].len() == 7 && regular.warmup[0].iter().all(|c| c.ts < MON));
+        // Bars are the same candles, just fewer.
+        let first = regular.bars_of(&regular.steps[0])[0];
+        assert_eq!(first.candle.ts, MON + 14 * 3600);
+        assert!(all.bars.contains(&first));
+    }
+
+    #[test]
+    fn extended_hours_and_24h_markets() {
+        let all = slice(&["AAPL", "EURUSD"]);
+        let extended = filter_market_hours(&all, MarketHours::Extended);
+        // EURUSD keeps all 72 hours; AAPL keeps bars opening 04:00..19:00 (16 a day).
+        let aapl = extended.bars.iter().filter(|b| b.symbol == 0).count();
+        let fx = extended.bars.iter().filter(|b| b.symbol == 1).count();
+        assert_eq!((aapl, fx, extended.steps.len()), (48, 72, 72));
+        let regular = filter_market_hours(&all, MarketHours::Regular);
+        assert_eq!(regular.bars.iter().filter(|b| b.symbol == 1).count(), 72);
+        assert_eq!(filter_market_hours(&all, MarketHours::All), all);
+    }
+}

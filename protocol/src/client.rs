@@ -18,17 +18,7 @@ fn one() -> u32 {
 }
 
 /// Which intraday equity bars a session sees (extension `market_hours`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MarketHours {
-    /// Every bar.
-    #[default]
-    All,
-    /// Only bars of the regular session.
-    Regular,
-    /// Pre-market, regular and after-hours bars.
-    Extended,
-}
+pub use market_data::MarketHours;
 
 /// Parameters of a new session: `start_simulation` data, and `create_session` data
 /// without its `session_id`.

@@ -306,6 +306,7 @@ impl ConnectionActor {
             allow_short: params.allow_short,
             account_snapshot_every: params.account_snapshot_every,
             params_json: serde_json::to_string(&params).unwrap_or_default(),
+            market_hours: params.market_hours,
         };
         let request = CreateSession {
             user_id: self.who.user_id.clone(),
