@@ -118,21 +118,62 @@ fn parse_scaled(text: &str, round: bool) -> Result<i128, FixedError> {
 }
 
 /// Formats a scaled integer with trailing zeros trimmed but at least `min_frac` decimals.
+/// Every price on the wire goes through here, so it writes from a stack buffer
+/// instead of allocating.
 fn format_scaled(value: i128, min_frac: usize, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    let scale = SCALE as i128;
-    let sign = if value < 0 { "-" } else { "" };
     let abs = value.unsigned_abs();
-    let int = abs / scale as u128;
-    let frac = abs % scale as u128;
-    let mut frac_str = format!("{:08}", frac);
-    while frac_str.len() > min_frac && frac_str.ends_with('0') {
-        frac_str.pop();
+    let mut buf = [0u8; 41 + 1 + FRACTION_DIGITS as usize];
+    let mut pos = 41;
+    // 128-bit division is a software routine: use 64-bit arithmetic when the value fits,
+    // which is every realistic price and cash amount.
+    let frac = match u64::try_from(abs) {
+        Ok(a) => {
+            let mut int = a / SCALE as u64;
+            loop {
+                pos -= 1;
+                buf[pos] = b'0' + (int % 10) as u8;
+                int /= 10;
+                if int == 0 {
+                    break;
+                }
+            }
+            a % SCALE as u64
+        }
+        Err(_) => {
+            let mut int = abs / SCALE as u128;
+            loop {
+                pos -= 1;
+                buf[pos] = b'0' + (int % 10) as u8;
+                int /= 10;
+                if int == 0 {
+                    break;
+                }
+            }
+            (abs % SCALE as u128) as u64
+        }
+    };
+    if value < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
     }
-    if frac_str.is_empty() {
-        write!(f, "{sign}{int}")
-    } else {
-        write!(f, "{sign}{int}.{frac_str}")
+    let mut end = 41;
+    let mut digits = [b'0'; FRACTION_DIGITS as usize];
+    let mut x = frac;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (x % 10) as u8;
+        x /= 10;
     }
+    let mut len = digits.len();
+    while len > min_frac && digits[len - 1] == b'0' {
+        len -= 1;
+    }
+    if len > 0 {
+        buf[end] = b'.';
+        buf[end + 1..end + 1 + len].copy_from_slice(&digits[..len]);
+        end += 1 + len;
+    }
+    // Only ASCII digits, '-' and '.' were written.
+    f.write_str(std::str::from_utf8(&buf[pos..end]).map_err(|_| fmt::Error)?)
 }
 
 /// `y` rounded half away from zero, exactly like `f64::round`, for `|y| < 9e18`.
@@ -485,6 +526,36 @@ mod tests {
         assert_eq!(
             "1e20".parse::<Amount>().unwrap(),
             Amount::from_raw(10i128.pow(28))
+        );
+    }
+
+    #[test]
+    fn formatting_matches_the_plain_definition() {
+        let reference = |v: i128| {
+            let sign = if v < 0 { "-" } else { "" };
+            let (int, frac) = (
+                v.unsigned_abs() / SCALE as u128,
+                v.unsigned_abs() % SCALE as u128,
+            );
+            let mut f = format!("{frac:08}");
+            while f.len() > 2 && f.ends_with('0') {
+                f.pop();
+            }
+            format!("{sign}{int}.{f}")
+        };
+        let mut v: i128 = 1;
+        for _ in 0..400 {
+            for x in [v, -v, v.saturating_add(1), v - 1, v.saturating_mul(7) / 3] {
+                assert_eq!(Amount::from_raw(x).to_string(), reference(x), "{x}");
+            }
+            v = v.saturating_mul(3) / 2 + 1;
+        }
+        for x in [0, i128::MAX, i128::MIN + 1, i128::MIN] {
+            assert_eq!(Amount::from_raw(x).to_string(), reference(x), "{x}");
+        }
+        assert_eq!(
+            Price::from_raw(i64::MIN).to_string(),
+            reference(i64::MIN as i128)
         );
     }
 
