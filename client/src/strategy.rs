@@ -3,7 +3,7 @@
 //! decisions as the engine's built-in `SmaCrossover` and `BuyAndHold`, so a lock-step
 //! remote run reproduces an in-process run exactly.
 
-use std::cmp::Ordering;
+use market_data::{Cross, SmaCrossSignal};
 
 use protocol::{
     AccountSnapshotData, ExecutionReportData, HistorySnapshotData, OrderRequest, OrderUpdateData,
@@ -64,55 +64,13 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
     }
 }
 
-/// Sum of the last `len` values, exact on the raw fixed-point integers.
-#[derive(Clone, Debug)]
-struct RollingSum {
-    window: Vec<i64>,
-    next: usize,
-    filled: usize,
-    sum: i128,
-}
-
-impl RollingSum {
-    fn new(len: usize) -> Self {
-        RollingSum {
-            window: vec![0; len.max(1)],
-            next: 0,
-            filled: 0,
-            sum: 0,
-        }
-    }
-
-    fn push(&mut self, v: i64) {
-        self.sum += v as i128 - self.window[self.next] as i128;
-        self.window[self.next] = v;
-        self.next = (self.next + 1) % self.window.len();
-        self.filled = (self.filled + 1).min(self.window.len());
-    }
-
-    fn ready(&self) -> bool {
-        self.filled == self.window.len()
-    }
-}
-
-#[derive(Clone, Debug)]
-struct SmaState {
-    fast: RollingSum,
-    slow: RollingSum,
-    /// Sign of fast - slow at the previous bar.
-    prev: Option<Ordering>,
-}
-
 /// SMA crossover: buys `quantity` at market when the fast average crosses above the
 /// slow one while flat, sells the whole position when it crosses below while long.
 /// Averages are compared exactly (`sum_fast * slow_len` against `sum_slow * fast_len`).
 #[derive(Clone, Debug)]
 pub struct SmaCross {
-    fast_len: usize,
-    slow_len: usize,
+    signal: SmaCrossSignal,
     quantity: i64,
-    /// Per symbol, in the session's symbol order.
-    state: Vec<SmaState>,
     orders: u64,
 }
 
@@ -120,39 +78,9 @@ impl SmaCross {
     /// A crossover of `fast` and `slow` bar averages trading `quantity` units.
     pub fn new(fast: usize, slow: usize, quantity: i64) -> Self {
         SmaCross {
-            fast_len: fast.max(1),
-            slow_len: slow.max(1),
+            signal: SmaCrossSignal::new(fast, slow),
             quantity,
-            state: Vec::new(),
             orders: 0,
-        }
-    }
-
-    fn state_for(&mut self, symbol: usize) -> &mut SmaState {
-        while self.state.len() <= symbol {
-            self.state.push(SmaState {
-                fast: RollingSum::new(self.fast_len),
-                slow: RollingSum::new(self.slow_len),
-                prev: None,
-            });
-        }
-        &mut self.state[symbol]
-    }
-
-    /// Feeds one close; the crossing direction, if the averages crossed.
-    fn update(&mut self, symbol: usize, close: i64) -> Option<Side> {
-        let (fast_len, slow_len) = (self.fast_len as i128, self.slow_len as i128);
-        let s = self.state_for(symbol);
-        s.fast.push(close);
-        s.slow.push(close);
-        if !(s.fast.ready() && s.slow.ready()) {
-            return None;
-        }
-        let now = (s.fast.sum * slow_len).cmp(&(s.slow.sum * fast_len));
-        match (s.prev.replace(now)?, now) {
-            (Ordering::Less, Ordering::Greater) => Some(Side::Buy),
-            (Ordering::Greater, Ordering::Less) => Some(Side::Sell),
-            _ => None,
         }
     }
 }
@@ -161,7 +89,7 @@ impl Strategy for SmaCross {
     fn on_start(&mut self, symbols: &[String], history: &HistorySnapshotData) {
         for (i, symbol) in symbols.iter().enumerate() {
             for c in history.candles.get(symbol).into_iter().flatten() {
-                self.update(i, c.close.raw());
+                self.signal.update(i, c.close.raw());
             }
         }
     }
@@ -171,11 +99,11 @@ impl Strategy for SmaCross {
             let Some(candle) = ctx.tick.candles.get(symbol) else {
                 continue;
             };
-            let signal = self.update(i, candle.close.raw());
+            let signal = self.signal.update(i, candle.close.raw());
             let position = ctx.position(symbol);
             let (side, qty) = match signal {
-                Some(Side::Buy) if position == 0 => (Side::Buy, self.quantity),
-                Some(Side::Sell) if position > 0 => (Side::Sell, position),
+                Some(Cross::Up) if position == 0 => (Side::Buy, self.quantity),
+                Some(Cross::Down) if position > 0 => (Side::Sell, position),
                 _ => continue,
             };
             self.orders += 1;

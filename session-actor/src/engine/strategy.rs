@@ -1,7 +1,7 @@
 //! Running a Rust strategy in-process: the fastest way to use the engine, and what the
 //! tests and benchmarks use.
 
-use market_data::{Candle, Slice, Step, SymbolBar};
+use market_data::{Candle, Cross, Slice, SmaCrossSignal, Step, SymbolBar};
 
 use super::events::Event;
 use super::order::{OrderRequest, Side};
@@ -76,60 +76,14 @@ pub fn run<S: Strategy>(engine: &mut Engine, slice: &Slice, strategy: &mut S) ->
     run_with_events(engine, slice, strategy, |_| {})
 }
 
-/// Rolling sum of the last `len` closes, exact in fixed-point integers.
-#[derive(Clone, Debug)]
-struct RollingSum {
-    window: Vec<i64>,
-    next: usize,
-    filled: usize,
-    sum: i128,
-}
-
-impl RollingSum {
-    fn new(len: usize) -> Self {
-        RollingSum {
-            window: vec![0; len.max(1)],
-            next: 0,
-            filled: 0,
-            sum: 0,
-        }
-    }
-
-    #[inline]
-    fn push(&mut self, v: i64) {
-        self.sum += v as i128 - self.window[self.next] as i128;
-        self.window[self.next] = v;
-        self.next += 1;
-        if self.next == self.window.len() {
-            self.next = 0;
-        }
-        self.filled = (self.filled + 1).min(self.window.len());
-    }
-
-    fn ready(&self) -> bool {
-        self.filled == self.window.len()
-    }
-}
-
-/// Per-symbol moving-average state.
-#[derive(Clone, Debug)]
-struct SmaState {
-    fast: RollingSum,
-    slow: RollingSum,
-    /// Sign of fast - slow at the previous bar (None until both averages exist).
-    prev: Option<std::cmp::Ordering>,
-}
-
 /// SMA crossover: buy `quantity` at market when the fast SMA crosses above the slow
 /// one while flat; sell the whole position at market when it crosses below while long.
 /// A cross needs `fast < slow` on the previous bar and `fast > slow` now (and mirrored).
 /// Averages are compared exactly (`sum_fast x slow_len` vs `sum_slow x fast_len`).
 #[derive(Clone, Debug)]
 pub struct SmaCrossover {
-    fast_len: usize,
-    slow_len: usize,
+    signal: SmaCrossSignal,
     quantity: i64,
-    state: Vec<SmaState>,
     orders: u64,
 }
 
@@ -137,41 +91,9 @@ impl SmaCrossover {
     /// A crossover of `fast` and `slow` bar averages trading `quantity` units.
     pub fn new(fast: usize, slow: usize, quantity: i64) -> Self {
         SmaCrossover {
-            fast_len: fast.max(1),
-            slow_len: slow.max(1),
+            signal: SmaCrossSignal::new(fast, slow),
             quantity,
-            state: Vec::new(),
             orders: 0,
-        }
-    }
-
-    fn state_for(&mut self, symbol: usize) -> &mut SmaState {
-        while self.state.len() <= symbol {
-            self.state.push(SmaState {
-                fast: RollingSum::new(self.fast_len),
-                slow: RollingSum::new(self.slow_len),
-                prev: None,
-            });
-        }
-        &mut self.state[symbol]
-    }
-
-    /// Feeds one close; returns the crossing direction, if any.
-    fn update(&mut self, symbol: usize, close: i64) -> Option<Side> {
-        let (fast_len, slow_len) = (self.fast_len as i128, self.slow_len as i128);
-        let s = self.state_for(symbol);
-        s.fast.push(close);
-        s.slow.push(close);
-        if !(s.fast.ready() && s.slow.ready()) {
-            return None;
-        }
-        let now = (s.fast.sum * slow_len).cmp(&(s.slow.sum * fast_len));
-        let prev = s.prev.replace(now);
-        use std::cmp::Ordering::*;
-        match (prev?, now) {
-            (Less, Greater) => Some(Side::Buy),
-            (Greater, Less) => Some(Side::Sell),
-            _ => None,
         }
     }
 }
@@ -180,7 +102,7 @@ impl Strategy for SmaCrossover {
     fn on_start(&mut self, warmup: &[Vec<Candle>], _engine: &Engine) {
         for (i, bars) in warmup.iter().enumerate() {
             for c in bars {
-                self.update(i, c.close.raw());
+                self.signal.update(i, c.close.raw());
             }
         }
     }
@@ -188,11 +110,11 @@ impl Strategy for SmaCrossover {
     fn on_bar(&mut self, ctx: &BarContext<'_>, orders: &mut Vec<OrderRequest>) {
         for b in ctx.bars {
             let i = b.symbol as usize;
-            let signal = self.update(i, b.candle.close.raw());
+            let signal = self.signal.update(i, b.candle.close.raw());
             let position = ctx.engine.position(b.symbol);
             let (side, qty) = match signal {
-                Some(Side::Buy) if position == 0 => (Side::Buy, self.quantity),
-                Some(Side::Sell) if position > 0 => (Side::Sell, position),
+                Some(Cross::Up) if position == 0 => (Side::Buy, self.quantity),
+                Some(Cross::Down) if position > 0 => (Side::Sell, position),
                 _ => continue,
             };
             self.orders += 1;
