@@ -8,9 +8,7 @@
 use auth::{SimulationRecord, SimulationSummary};
 use chrono::{DateTime, Utc};
 use market_data::{Amount, Timeframe, Timestamp};
-use protocol::{
-    EquityPoint, SessionDetail, SessionEntry, SimulationEndData, SimulationState, TradeData,
-};
+use protocol::{EquityPoint, SessionDetail, SessionEntry, SimulationEndData, SimulationState};
 use session_actor::actor::StateView;
 use session_actor::engine::SimulationResults;
 use uuid::Uuid;
@@ -67,22 +65,6 @@ pub fn finished_record(
 ) -> Result<SimulationRecord, serde_json::Error> {
     let duration = (finished_at - facts.created_at).num_seconds().max(0) as u64;
     let metrics = translate::end_data(&facts.session_id, results, duration);
-    let trades: Vec<TradeData> = results
-        .trades
-        .iter()
-        .map(|t| TradeData {
-            symbol: t.symbol.clone(),
-            side: t.side.clone(),
-            quantity: t.quantity,
-            entry_time: t.entry_time,
-            exit_time: t.exit_time,
-            entry_price: t.entry_price,
-            exit_price: t.exit_price,
-            pnl: t.pnl,
-            commission: t.commission,
-            return_pct: t.return_pct,
-        })
-        .collect();
     let curve: Vec<EquityPoint> = results
         .equity_curve
         .iter()
@@ -107,7 +89,7 @@ pub fn finished_record(
         },
         params: storable_params(&facts.params_json),
         metrics: serde_json::to_string(&metrics)?,
-        trades: serde_json::to_string(&trades)?,
+        trades: serde_json::to_string(&results.trades)?,
         equity_curve: serde_json::to_string(&curve)?,
     })
 }

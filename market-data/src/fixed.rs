@@ -126,32 +126,24 @@ fn format_scaled(value: i128, min_frac: usize, f: &mut fmt::Formatter<'_>) -> fm
     let mut pos = 41;
     // 128-bit division is a software routine: use 64-bit arithmetic when the value fits,
     // which is every realistic price and cash amount.
-    let frac = match u64::try_from(abs) {
-        Ok(a) => {
-            let mut int = a / SCALE as u64;
-            loop {
-                pos -= 1;
-                buf[pos] = b'0' + (int % 10) as u8;
-                int /= 10;
-                if int == 0 {
-                    break;
-                }
-            }
-            a % SCALE as u64
-        }
-        Err(_) => {
-            let mut int = abs / SCALE as u128;
-            loop {
-                pos -= 1;
-                buf[pos] = b'0' + (int % 10) as u8;
-                int /= 10;
-                if int == 0 {
-                    break;
-                }
-            }
-            (abs % SCALE as u128) as u64
-        }
+    let (mut int, frac) = match u64::try_from(abs) {
+        Ok(a) => (u128::from(a / SCALE as u64), a % SCALE as u64),
+        Err(_) => (abs / SCALE as u128, (abs % SCALE as u128) as u64),
     };
+    while u64::try_from(int).is_err() {
+        pos -= 1;
+        buf[pos] = b'0' + (int % 10) as u8;
+        int /= 10;
+    }
+    let mut small = int as u64;
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (small % 10) as u8;
+        small /= 10;
+        if small == 0 {
+            break;
+        }
+    }
     if value < 0 {
         pos -= 1;
         buf[pos] = b'-';

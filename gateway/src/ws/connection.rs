@@ -397,11 +397,7 @@ impl ConnectionActor {
                     rid.as_deref(),
                 );
             };
-            let sctx = SessionContext {
-                session_id: sid.clone(),
-                slice: info.slice,
-                started_at: Instant::now(),
-            };
+            let sctx = SessionContext::new(sid.clone(), info.slice);
             if act
                 .writer
                 .try_send(WriterCmd::Attach {
@@ -487,11 +483,7 @@ impl ConnectionActor {
                         )
                     }
                 };
-                let sctx = SessionContext {
-                    session_id: sid.clone(),
-                    slice: info.slice,
-                    started_at: Instant::now(),
-                };
+                let sctx = SessionContext::new(sid.clone(), info.slice);
                 // Hold the session's stream until the preamble is queued.
                 let _ = act.writer.try_send(WriterCmd::Attach {
                     ctx: sctx,

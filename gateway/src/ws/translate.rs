@@ -27,6 +27,15 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
+    /// The context of a session attached now.
+    pub fn new(session_id: String, slice: Arc<Slice>) -> Self {
+        SessionContext {
+            session_id,
+            slice,
+            started_at: std::time::Instant::now(),
+        }
+    }
+
     fn timeframe(&self) -> Timeframe {
         self.slice.timeframe
     }

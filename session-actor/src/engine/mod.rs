@@ -32,6 +32,8 @@ pub use events::{
 pub use metrics::{periods_per_year, session_calendar, Metrics};
 pub use order::{OrderRequest, OrderType, Side, TimeInForce};
 pub use portfolio::ClosedTrade;
+/// A closed round trip with its symbol name, as results carry it (the wire type).
+pub use protocol::TradeData;
 pub use snapshot::SnapshotError;
 pub use submit::{BatchResult, CancelResult, ExecutionMode, RejectReason};
 
@@ -53,31 +55,6 @@ pub enum EndReason {
     Error,
 }
 
-/// A closed round trip with its symbol name, for results.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TradeRecord {
-    /// Symbol.
-    pub symbol: String,
-    /// `long` or `short`.
-    pub side: String,
-    /// Largest absolute position held during the trade.
-    pub quantity: i64,
-    /// Time of the first fill.
-    pub entry_time: Timestamp,
-    /// Time of the closing fill.
-    pub exit_time: Timestamp,
-    /// Average entry price.
-    pub entry_price: market_data::Price,
-    /// Average exit price.
-    pub exit_price: market_data::Price,
-    /// PnL net of commissions.
-    pub pnl: Amount,
-    /// Commissions paid.
-    pub commission: Amount,
-    /// PnL over entry notional, in percent.
-    pub return_pct: f64,
-}
-
 /// Everything a finished run produces.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimulationResults {
@@ -86,7 +63,7 @@ pub struct SimulationResults {
     /// End-of-run metrics.
     pub metrics: Metrics,
     /// Closed round trips in closing order.
-    pub trades: Vec<TradeRecord>,
+    pub trades: Vec<TradeData>,
     /// Sampled equity curve (bounded; always includes the first and last bar).
     pub equity_curve: Vec<(Timestamp, Amount)>,
     /// The account at the end.
@@ -308,7 +285,7 @@ impl Engine {
         let trades = self
             .trades
             .iter()
-            .map(|t| TradeRecord {
+            .map(|t| TradeData {
                 symbol: self.config.symbols[t.symbol as usize].clone(),
                 side: if t.direction > 0 { "long" } else { "short" }.to_string(),
                 quantity: t.quantity,
