@@ -48,6 +48,35 @@ pub fn parse_client_frame(text: &str) -> Result<(ClientMessage, Option<String>),
 /// which clients should ignore (PROTOCOL.md: "Clients ignore message types they do not
 /// know").
 pub fn parse_server_frame(text: &str) -> Result<ServerFrame, ProtocolError> {
+    match parse_server_frame_direct(text) {
+        Some(frame) => Ok(frame),
+        None => parse_server_frame_checked(text),
+    }
+}
+
+/// A well-formed frame (nearly every frame) deserializes straight from the text, with
+/// no intermediate `Value`: one pass for the message, one for the envelope fields.
+/// Anything this route refuses goes through the checked route, which decides and
+/// classifies the error, so both routes accept exactly the same frames.
+fn parse_server_frame_direct(text: &str) -> Option<ServerFrame> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        request_id: Option<String>,
+        #[serde(default)]
+        timestamp: Option<String>,
+    }
+    let message: ServerMessage = serde_json::from_str(text).ok()?;
+    let envelope: Envelope = serde_json::from_str(text).ok()?;
+    Some(ServerFrame {
+        message,
+        request_id: envelope.request_id,
+        timestamp: envelope.timestamp,
+    })
+}
+
+/// The `Value`-based route: every failure classified per PROTOCOL.md section 5.
+fn parse_server_frame_checked(text: &str) -> Result<ServerFrame, ProtocolError> {
     let value: Value = serde_json::from_str(text).map_err(not_json)?;
     let Value::Object(mut obj) = value else {
         return Err(ProtocolError::new(
@@ -238,6 +267,34 @@ fn typed_client_message(message_type: &str, data: Value) -> Result<ClientMessage
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_and_checked_routes_agree() {
+        let tick = r#"{"session_id": "s", "sim_time": "2023-01-03T14:30:00Z", "sequence_id": 7,
+            "timeframe": "1h", "candles": {"GOOG": {"date": "2023-01-03T14:30:00Z",
+            "open": "89.5", "high": "90", "low": "89", "close": "89.7", "volume": "1200"}},
+            "symbols_trading": ["GOOG"], "market_session": "regular", "is_eod": false}"#;
+        let frames = [
+            format!(r#"{{"type": "tick", "data": {tick}, "request_id": "r", "timestamp": "t"}}"#),
+            format!(r#"{{"data": {tick}, "timestamp": null, "type": "tick", "extra": [1]}}"#),
+            r#"{"type": "pong", "data": {"server_time": "2023-01-01T00:00:00Z"}}"#.into(),
+        ];
+        for f in &frames {
+            let direct = parse_server_frame_direct(f);
+            assert!(direct.is_some(), "{f}");
+            assert_eq!(direct, parse_server_frame_checked(f).ok(), "{f}");
+        }
+        // Refused by the direct route; the checked route names the problem.
+        for f in [
+            "[1]",
+            r#"{"type": "tick", "data": {}}"#,
+            r#"{"type": "tick", "request_id": 5, "data": {}}"#,
+            r#"{"type": "nope", "data": {}}"#,
+        ] {
+            assert!(parse_server_frame_direct(f).is_none(), "{f}");
+            assert!(parse_server_frame(f).is_err(), "{f}");
+        }
+    }
 
     #[test]
     fn missing_field_names() {
