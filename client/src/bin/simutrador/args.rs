@@ -31,7 +31,7 @@ const VALUE_OPTIONS: &[&str] = &[
 ];
 
 /// Options without a value.
-const FLAG_OPTIONS: &[&str] = &["json", "help", "allow-short"];
+const FLAG_OPTIONS: &[&str] = &["json", "help", "allow-short", "busy-poll"];
 
 /// Parsed arguments.
 #[derive(Debug, Default)]

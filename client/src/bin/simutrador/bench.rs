@@ -39,12 +39,23 @@ pub struct Plan {
     pub duration: Duration,
     pub threads: usize,
     pub params: SessionParams,
+    /// Client threads poll their sockets instead of sleeping between frames, so the
+    /// generator's own wake-up latency is left out of the round trips it measures.
+    pub busy_poll: bool,
     pub json: bool,
 }
 
 impl Plan {
     pub fn from_args(args: &Args) -> Result<Plan, CliError> {
-        let mut allowed = vec!["sessions", "bars", "mode", "duration", "threads", "json"];
+        let mut allowed = vec![
+            "sessions",
+            "bars",
+            "mode",
+            "duration",
+            "threads",
+            "busy-poll",
+            "json",
+        ];
         allowed.extend_from_slice(SESSION_OPTIONS);
         args.allow("bench", &allowed)?;
         let sessions: u32 = args.parsed_or("sessions", 1)?;
@@ -89,6 +100,7 @@ impl Plan {
             duration: Duration::from_secs(secs),
             threads,
             params,
+            busy_poll: args.flag("busy-poll"),
             json: args.flag("json"),
         })
     }
@@ -151,6 +163,15 @@ pub fn execute(url: &str, token: &Token, plan: &Plan) -> Result<Summary, CliErro
             .name(format!("bench-{thread}"))
             .spawn(move || {
                 actix_rt::System::new().block_on(async move {
+                    if plan.busy_poll {
+                        // An always-ready task keeps the runtime polling the sockets
+                        // (with a zero timeout) instead of parking the thread.
+                        actix_rt::spawn(async {
+                            loop {
+                                tokio::task::yield_now().await;
+                            }
+                        });
+                    }
                     let client = Client::new(url);
                     let tasks: Vec<_> = (0..count)
                         .map(|_| {
@@ -320,7 +341,18 @@ pub fn report(s: &Summary, plan: &Plan) -> String {
             .replace("Lockstep", "lock-step")
             .replace("Stream", "streaming"),
         ),
-        ("Client threads", s.threads.to_string()),
+        (
+            "Client threads",
+            format!(
+                "{}{}",
+                s.threads,
+                if plan.busy_poll {
+                    " (busy-polling)"
+                } else {
+                    ""
+                }
+            ),
+        ),
         ("Sessions ok", format!("{}/{}", s.sessions_ok, s.sessions)),
         ("Ticks", s.ticks.to_string()),
         ("Wall time", format!("{:.3} s", s.wall_sec)),

@@ -33,7 +33,7 @@ commands:
                              (--json: one JSON document with the results and trades)
   bench [SESSION]            load generator: --sessions N (1-1000) --bars M
                              --mode lockstep|stream --duration SECS (default 120)
-                             [--threads T] [--json]
+                             [--threads T] [--busy-poll] [--json]
 
 STRATEGY: --strategy sma-cross|buy-and-hold (default sma-cross) --fast 10 --slow 20
           --quantity 100
