@@ -4,9 +4,14 @@
 //! Loads run on tokio's blocking pool so the actor's thread keeps answering (cache hits,
 //! catalogs) while files are read. A series requested again while it is loading is not
 //! loaded twice: later requesters wait on the first load's result.
+//!
+//! Slices are shared too: sessions asking for the same symbols, timeframe, range and
+//! warm-up get the same `Arc<Slice>` for as long as any of them holds it (the actor
+//! keeps only a weak reference), and identical requests arriving while it is being
+//! built wait for that build.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use actix::fut::wrap_future;
@@ -20,7 +25,8 @@ use crate::error::MarketDataError;
 use crate::messages::{GetCatalog, GetSeries, GetSlice, GetStats, ListProviders, MarketDataStats};
 use crate::resample::resample;
 use crate::series::Series;
-use crate::slice_builder::build_slice;
+use crate::slice::Slice;
+use crate::slice_builder::{build_slice, SliceRequest};
 use crate::timeframe::Timeframe;
 
 /// Settings of a [`MarketDataActor`].
@@ -47,15 +53,16 @@ struct SeriesKey {
 }
 
 type SeriesResult = Result<Arc<Series>, MarketDataError>;
+type SliceResult = Result<Arc<Slice>, MarketDataError>;
 
-/// A series request's outcome: known now, or delivered when a load finishes.
-enum Pending {
-    Ready(SeriesResult),
-    Wait(oneshot::Receiver<SeriesResult>),
+/// A request's outcome: known now, or delivered when a load or build finishes.
+enum Pending<T> {
+    Ready(Result<T, MarketDataError>),
+    Wait(oneshot::Receiver<Result<T, MarketDataError>>),
 }
 
-impl Pending {
-    async fn resolve(self) -> SeriesResult {
+impl<T> Pending<T> {
+    async fn resolve(self) -> Result<T, MarketDataError> {
         match self {
             Pending::Ready(result) => result,
             Pending::Wait(rx) => rx
@@ -65,12 +72,22 @@ impl Pending {
     }
 }
 
+/// Live slices by request (with the provider resolved), and builds in flight.
+#[derive(Default)]
+struct SharedSlices {
+    live: HashMap<SliceRequest, Weak<Slice>>,
+    in_flight: HashMap<SliceRequest, Vec<oneshot::Sender<SliceResult>>>,
+    /// `live` is swept of dead entries whenever it doubles past this size.
+    sweep_at: usize,
+}
+
 /// Serves market data of named providers (data roots) to sessions.
 pub struct MarketDataActor {
     providers: BTreeMap<String, Arc<Catalog>>,
     default_provider: String,
     cache: ByteLru<SeriesKey, Arc<Series>>,
     in_flight: HashMap<SeriesKey, Vec<oneshot::Sender<SeriesResult>>>,
+    slices: SharedSlices,
     stats: MarketDataStats,
 }
 
@@ -87,6 +104,7 @@ impl MarketDataActor {
             default_provider: name,
             cache: ByteLru::new(config.cache_bytes),
             in_flight: HashMap::new(),
+            slices: SharedSlices::default(),
             stats: MarketDataStats::default(),
         }
     }
@@ -117,7 +135,7 @@ impl MarketDataActor {
         symbol: &str,
         timeframe: Timeframe,
         ctx: &mut Context<Self>,
-    ) -> Pending {
+    ) -> Pending<Arc<Series>> {
         let stored = match catalog.resolve(symbol, timeframe) {
             Ok(stored) => stored.timeframe,
             Err(e) => return Pending::Ready(Err(e)),
@@ -242,9 +260,9 @@ impl Handler<GetSeries> for MarketDataActor {
 }
 
 impl Handler<GetSlice> for MarketDataActor {
-    type Result = ResponseFuture<Result<Arc<crate::slice::Slice>, MarketDataError>>;
+    type Result = ResponseFuture<SliceResult>;
 
-    fn handle(&mut self, GetSlice(request): GetSlice, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, GetSlice(mut request): GetSlice, ctx: &mut Context<Self>) -> Self::Result {
         let checked = request.validate().and_then(|()| {
             let (name, catalog) = self.provider(request.provider.as_deref())?;
             // Every symbol must be servable before any load starts.
@@ -257,12 +275,27 @@ impl Handler<GetSlice> for MarketDataActor {
             Ok(found) => found,
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
-        let pending: Vec<Pending> = request
+        // The key names the provider, so the default and its explicit name share.
+        request.provider = Some(name.clone());
+        if let Some(slice) = self.slices.live.get(&request).and_then(Weak::upgrade) {
+            self.stats.slices_shared += 1;
+            return Box::pin(std::future::ready(Ok(slice)));
+        }
+        let (tx, rx) = oneshot::channel();
+        if let Some(waiters) = self.slices.in_flight.get_mut(&request) {
+            waiters.push(tx);
+            self.stats.slices_shared += 1;
+            return Box::pin(Pending::Wait(rx).resolve());
+        }
+        self.slices.in_flight.insert(request.clone(), vec![tx]);
+        self.stats.slices_built += 1;
+        let pending: Vec<Pending<Arc<Series>>> = request
             .symbols
             .iter()
             .map(|symbol| self.request_series(&name, &catalog, symbol, request.timeframe, ctx))
             .collect();
-        Box::pin(async move {
+        let key = request.clone();
+        let build = async move {
             let mut series = Vec::with_capacity(pending.len());
             for p in pending {
                 series.push(p.resolve().await?);
@@ -271,7 +304,29 @@ impl Handler<GetSlice> for MarketDataActor {
             tokio::task::spawn_blocking(move || build_slice(&request, &series).map(Arc::new))
                 .await
                 .map_err(|e| MarketDataError::Worker(e.to_string()))?
-        })
+        };
+        ctx.spawn(
+            wrap_future::<_, Self>(build)
+                .map(move |result, actor, _| actor.finish_slice(key, result)),
+        );
+        Box::pin(Pending::Wait(rx).resolve())
+    }
+}
+
+impl MarketDataActor {
+    fn finish_slice(&mut self, key: SliceRequest, result: SliceResult) {
+        let shared = &mut self.slices;
+        if let Ok(slice) = &result {
+            shared.live.insert(key.clone(), Arc::downgrade(slice));
+            if shared.live.len() > shared.sweep_at {
+                shared.live.retain(|_, slice| slice.strong_count() > 0);
+                shared.sweep_at = (shared.live.len() * 2).max(64);
+            }
+        }
+        for waiter in shared.in_flight.remove(&key).unwrap_or_default() {
+            // A requester that went away no longer needs the answer.
+            let _ = waiter.send(result.clone());
+        }
     }
 }
 

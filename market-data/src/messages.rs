@@ -58,6 +58,10 @@ pub struct MarketDataStats {
     pub hits: u64,
     /// Requests that joined a load already in flight.
     pub joined: u64,
+    /// Slices built.
+    pub slices_built: u64,
+    /// Slice requests answered with a slice another session holds or is building.
+    pub slices_shared: u64,
     /// Cache occupancy and evictions.
     pub cache: CacheCounters,
 }

@@ -15,7 +15,7 @@ use crate::slice::{MarketSession, Slice, Step, SymbolBar};
 use crate::timeframe::Timeframe;
 
 /// What a session asks the market-data service for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SliceRequest {
     /// Provider (data root) name; `None` for the default provider.
     pub provider: Option<String>,

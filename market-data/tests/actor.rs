@@ -83,6 +83,48 @@ async fn concurrent_requests_load_once_and_share_the_series() {
 }
 
 #[actix::test]
+async fn identical_slices_are_shared_while_held() {
+    let addr = start(64 << 20);
+    let request = || slice_request(&["GOOG"], Timeframe::Daily, "2010-01-01", "2010-06-01");
+    // Queued together: one build, the others wait for it.
+    let pending: Vec<_> = (0..4).map(|_| addr.send(GetSlice(request()))).collect();
+    let mut slices = Vec::new();
+    for p in pending {
+        slices.push(p.await.unwrap().unwrap());
+    }
+    assert!(slices.iter().all(|s| Arc::ptr_eq(s, &slices[0])));
+    // Naming the default provider explicitly is the same request.
+    let named = SliceRequest {
+        provider: Some("sample".into()),
+        ..request()
+    };
+    let again = addr.send(GetSlice(named)).await.unwrap().unwrap();
+    assert!(Arc::ptr_eq(&again, &slices[0]));
+    let stats = addr.send(GetStats).await.unwrap();
+    assert_eq!((stats.slices_built, stats.slices_shared), (1, 4));
+
+    // A different range is a different slice.
+    let other = addr
+        .send(GetSlice(slice_request(
+            &["GOOG"],
+            Timeframe::Daily,
+            "2010-01-01",
+            "2010-03-01",
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!Arc::ptr_eq(&other, &slices[0]));
+
+    // Once nobody holds it, the next request builds a fresh one with the same content.
+    let first = (*slices[0]).clone();
+    drop((slices, again));
+    let rebuilt = addr.send(GetSlice(request())).await.unwrap().unwrap();
+    assert_eq!(*rebuilt, first);
+    assert_eq!(addr.send(GetStats).await.unwrap().slices_built, 3);
+}
+
+#[actix::test]
 async fn resampled_timeframes_are_cached_separately() {
     let addr = start(64 << 20);
     // Nothing cached: 4h comes from the files.
