@@ -3,13 +3,17 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use actix::{ActorContext, Context, Handler, Message, MessageResult};
+use actix::fut::{ready, wrap_future};
+use actix::{
+    ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, Message, MessageResult,
+};
 use market_data::{Slice, Timestamp};
 use protocol::orders::{ExecutionMode, OrderRequest};
 use tokio::sync::mpsc;
 
 use super::{Pacing, SessionActor, SessionOutput, SessionState};
 use crate::engine::{AccountSnapshot, BatchResult, CancelResult, EndReason};
+use crate::store::{Input, Write};
 
 /// Why a session refused a request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +166,8 @@ impl Handler<Start> for SessionActor {
             p => p,
         };
         self.state = SessionState::Running;
+        let meta = self.meta();
+        self.store_write(Write::Meta(meta), ctx);
         self.emit(SessionOutput::History);
         self.pump(ctx);
         Ok(self.view())
@@ -180,24 +186,44 @@ impl Handler<Ack> for SessionActor {
     }
 }
 
+// Order batches and cancels are journaled before they are answered, and the session
+// handles nothing else meanwhile, so an acknowledged input is durable and no tick is
+// produced between accepting it and acknowledging it.
 impl Handler<Submit> for SessionActor {
-    type Result = MessageResult<Submit>;
+    type Result = AtomicResponse<Self, BatchResult>;
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Self::Result {
+        let input = Input::Submit {
+            orders: msg.orders.clone(),
+            mode: msg.mode,
+        };
         let engine = &mut self.engine;
-        match catch_unwind(AssertUnwindSafe(|| engine.submit(msg.orders, msg.mode))) {
-            Ok(result) => MessageResult(result),
+        let result = match catch_unwind(AssertUnwindSafe(|| engine.submit(msg.orders, msg.mode))) {
+            Ok(result) => result,
             Err(_) => {
                 self.fail("engine failure while accepting orders", ctx);
-                MessageResult(BatchResult::default())
+                return AtomicResponse::new(Box::pin(ready(BatchResult::default())));
             }
-        }
+        };
+        let stored = wrap_future::<_, Self>(self.journal(input));
+        AtomicResponse::new(Box::pin(stored.map(move |res, act, ctx| {
+            act.store_result(res, ctx);
+            result
+        })))
     }
 }
 
 impl Handler<Cancel> for SessionActor {
-    type Result = MessageResult<Cancel>;
+    type Result = AtomicResponse<Self, CancelResult>;
     fn handle(&mut self, msg: Cancel, _ctx: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.engine.cancel(&msg.order_ids))
+        let result = self.engine.cancel(&msg.order_ids);
+        let input = Input::Cancel {
+            order_ids: msg.order_ids,
+        };
+        let stored = wrap_future::<_, Self>(self.journal(input));
+        AtomicResponse::new(Box::pin(stored.map(move |res, act, ctx| {
+            act.store_result(res, ctx);
+            result
+        })))
     }
 }
 
@@ -223,6 +249,8 @@ impl Handler<Resume> for SessionActor {
         match self.state {
             SessionState::Paused | SessionState::Running => {
                 self.state = SessionState::Running;
+                let meta = self.meta();
+                self.store_write(Write::Meta(meta), ctx);
                 self.pump(ctx);
                 Ok(self.view())
             }
@@ -258,11 +286,12 @@ impl Handler<GetAccount> for SessionActor {
 impl Handler<Close> for SessionActor {
     type Result = ();
     fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
-        let store = std::sync::Arc::clone(&self.store);
-        let id = self.config.session_id.clone();
-        actix::spawn(async move {
-            let _ = store.delete(&id).await;
-        });
+        if let Some(lease) = self.lease.take() {
+            let store = std::sync::Arc::clone(&self.store);
+            actix::spawn(async move {
+                let _ = store.delete(&lease).await;
+            });
+        }
         ctx.stop();
     }
 }

@@ -6,24 +6,35 @@
 //! is full the session stops stepping until there is room, so a slow client pauses its
 //! own session and nothing buffers without bound. Without a connection the session
 //! waits; after the grace period it stops.
+//!
+//! With an [`Ownership`] the session keeps its state in the [`SessionStore`] (see the
+//! store module for the model): inputs are journaled before they are acknowledged,
+//! checkpoints are written every `checkpoint_ticks` ticks or `checkpoint_interval`
+//! (whichever comes first) at a tick the client is known to have, the lease is renewed
+//! in the background, and a session whose lease was taken over by another node stops.
 
 mod messages;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::fut::wrap_future;
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Message, Recipient, SpawnHandle,
+    Actor, ActorContext, ActorFuture, ActorFutureExt, AsyncContext, Context, Message, Recipient,
+    SpawnHandle,
 };
 use market_data::Slice;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::engine::{EndReason, Engine, Event, SimulationResults};
-use crate::store::{SessionRecord, SessionStore};
+use crate::store::{
+    apply_due, Checkpoint, Input, JournalEntry, Lease, SessionMeta, SessionStore, StoreError,
+    StoreTtl, StoredPacing, StoredState, Write,
+};
 
 pub use messages::*;
 
@@ -117,6 +128,34 @@ pub struct SessionConfig {
     pub replay_outputs: usize,
     /// Supervisor told about finish and stop.
     pub observer: Option<Recipient<Lifecycle>>,
+    /// Lease and state lifetimes in the store.
+    pub store_ttl: StoreTtl,
+    /// Ticks between checkpoints.
+    pub checkpoint_ticks: u64,
+    /// Time between checkpoints while ticks are produced.
+    pub checkpoint_interval: Duration,
+}
+
+/// A session's stake in the store: its lease and where its stored state stands.
+#[derive(Clone, Debug)]
+pub struct Ownership {
+    /// The lease every write carries.
+    pub lease: Lease,
+    /// Stored-state epoch.
+    pub epoch: u64,
+    /// Index of the next journal entry.
+    pub journal_next: u64,
+    /// Journaled inputs still to apply, after the tick each was accepted at (a session
+    /// taken over from another node, resumed before some of its inputs).
+    pub redo: VecDeque<JournalEntry>,
+    /// Where the stored checkpoint is.
+    pub checkpointed: u64,
+    /// Run state to continue in.
+    pub state: StoredState,
+    /// Pacing to continue with, if the run had started.
+    pub pacing: Option<Pacing>,
+    /// Ticks the client has acknowledged.
+    pub acked: u64,
 }
 
 /// One simulation.
@@ -140,6 +179,14 @@ pub struct SessionActor {
     detach_generation: u64,
     events: Vec<Event>,
     epoch: u64,
+    lease: Option<Lease>,
+    journal_next: u64,
+    redo: VecDeque<JournalEntry>,
+    /// Tick and time of the last checkpoint taken.
+    checkpointed: (u64, Instant),
+    /// A checkpoint taken before the client was known to have its tick; written at
+    /// the next checkpoint (by then the client has moved past it).
+    candidate: Option<Checkpoint>,
 }
 
 impl SessionActor {
@@ -172,7 +219,212 @@ impl SessionActor {
             detach_generation: 0,
             events: Vec::with_capacity(16),
             epoch: 1,
+            lease: None,
+            journal_next: 0,
+            redo: VecDeque::new(),
+            checkpointed: (0, Instant::now()),
+            candidate: None,
         }
+    }
+
+    /// Keeps the session's state in the store under `own`.
+    pub fn with_ownership(mut self, own: Ownership) -> Self {
+        self.epoch = own.epoch;
+        self.journal_next = own.journal_next;
+        self.redo = own.redo;
+        self.checkpointed = (own.checkpointed, Instant::now());
+        self.acked = own.acked;
+        if let Some(p) = own.pacing {
+            self.pacing = p;
+        }
+        self.state = match own.state {
+            StoredState::Ready => SessionState::Ready,
+            StoredState::Running => SessionState::Running,
+            StoredState::Paused => SessionState::Paused,
+            StoredState::Completed => SessionState::Completed,
+        };
+        self.lease = Some(own.lease);
+        self
+    }
+
+    fn meta(&self) -> SessionMeta {
+        let (flow_control, window, interval_ms) = match self.pacing {
+            Pacing::LockStep { window } => (true, window, 0),
+            Pacing::Stream { interval_ms } => (false, 1, interval_ms),
+        };
+        SessionMeta {
+            user_id: self.config.user_id.clone(),
+            epoch: self.epoch,
+            params: self.config.params.clone(),
+            state: match self.state {
+                SessionState::Ready => StoredState::Ready,
+                SessionState::Running => StoredState::Running,
+                SessionState::Paused => StoredState::Paused,
+                SessionState::Completed | SessionState::Error => StoredState::Completed,
+            },
+            pacing: StoredPacing {
+                flow_control,
+                window,
+                interval_ms,
+            },
+        }
+    }
+
+    /// A checkpoint of the engine now; journal entries not yet applied stay outside it.
+    fn checkpoint_now(&self) -> Checkpoint {
+        Checkpoint {
+            sequence_id: self.engine.sequence_id(),
+            journal_next: self.redo.front().map_or(self.journal_next, |e| e.index),
+            snapshot: self.engine.snapshot(),
+        }
+    }
+
+    /// Writes to the store in the background; writes are issued in order.
+    fn store_write(&mut self, write: Write, ctx: &mut Context<Self>) {
+        if let Some(fut) = self.store_future(write) {
+            ctx.spawn(fut.map(|res, act, ctx| act.store_result(res, ctx)));
+        }
+    }
+
+    fn store_future(
+        &self,
+        write: Write,
+    ) -> Option<impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static> {
+        let lease = self.lease.clone()?;
+        let store = Arc::clone(&self.store);
+        let ttl = self.config.store_ttl;
+        Some(wrap_future::<_, Self>(async move {
+            store.write(&lease, write, ttl).await
+        }))
+    }
+
+    /// Journals an input before it is acknowledged; resolves when it is stored.
+    fn journal(&mut self, input: Input) -> impl Future<Output = Result<(), StoreError>> + 'static {
+        let entry = JournalEntry {
+            index: self.journal_next,
+            sequence_id: self.engine.sequence_id(),
+            input,
+        };
+        self.journal_next += 1;
+        let lease = self.lease.clone();
+        let store = Arc::clone(&self.store);
+        let ttl = self.config.store_ttl;
+        async move {
+            match lease {
+                Some(lease) => store.write(&lease, Write::Append(entry), ttl).await,
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn store_result(&mut self, res: Result<(), StoreError>, ctx: &mut Context<Self>) {
+        match res {
+            Ok(()) => {}
+            Err(StoreError::Fenced) => self.lost_ownership(ctx),
+            Err(StoreError::Lost) => self.reestablish(ctx),
+            Err(e) => {
+                // Degraded: the run goes on; resume on another node is not guaranteed
+                // until the store answers again (later writes carry the state).
+                warn!(session_id = %self.config.session_id, error = %e, "session state not stored");
+            }
+        }
+    }
+
+    /// Another node took the session over: stop here, leaving the state to it.
+    fn lost_ownership(&mut self, ctx: &mut Context<Self>) {
+        if self.lease.take().is_none() {
+            return;
+        }
+        warn!(session_id = %self.config.session_id, "session taken over by another node; stopping here");
+        if matches!(self.state, SessionState::Completed | SessionState::Error) {
+            ctx.stop();
+            return;
+        }
+        self.state = SessionState::Error;
+        self.backlog.clear();
+        self.emit(SessionOutput::Failed {
+            code: "SESSION_MOVED",
+            message: "the session continues on another node; resume it there".into(),
+        });
+        self.flush_backlog();
+        ctx.stop();
+    }
+
+    /// The store lost this session's state (expired or wiped): take it again under a
+    /// new epoch and write the current state, so clients learn that stored history
+    /// was lost.
+    fn reestablish(&mut self, ctx: &mut Context<Self>) {
+        let Some(old) = self.lease.take() else {
+            return;
+        };
+        warn!(session_id = %self.config.session_id, "stored session state was lost; storing it again under a new epoch");
+        self.epoch += 1;
+        self.candidate = None;
+        let store = Arc::clone(&self.store);
+        let ttl = self.config.store_ttl;
+        let (id, node) = (old.session_id.clone(), old.node_id.clone());
+        let fut = wrap_future::<_, Self>(async move { store.acquire(&id, &node, 0, ttl).await })
+        .map(|res, act, ctx| match res {
+            Ok(lease) => {
+                act.lease = Some(lease);
+                let cp = act.checkpoint_now();
+                act.checkpointed = (cp.sequence_id, Instant::now());
+                act.store_write(Write::Full(act.meta(), cp), ctx);
+            }
+            Err(StoreError::Conflict { .. }) => {
+                act.lease = Some(old);
+                act.lost_ownership(ctx);
+            }
+            Err(e) => {
+                // Still unreachable: try again at the next renewal.
+                warn!(session_id = %act.config.session_id, error = %e, "could not store the session again");
+                act.lease = Some(old);
+            }
+        });
+        ctx.spawn(fut);
+    }
+
+    /// Writes a checkpoint when one is due, at a tick the client has.
+    fn maybe_checkpoint(&mut self, ctx: &mut Context<Self>) {
+        if self.lease.is_none() {
+            return;
+        }
+        let seq = self.engine.sequence_id();
+        let (last, at) = self.checkpointed;
+        if seq == last
+            || (seq - last < self.config.checkpoint_ticks
+                && at.elapsed() < self.config.checkpoint_interval)
+        {
+            return;
+        }
+        let cp = self.checkpoint_now();
+        self.checkpointed = (seq, Instant::now());
+        let client_has_it = matches!(self.pacing, Pacing::LockStep { .. }) && self.acked >= seq;
+        let publish = if client_has_it {
+            self.candidate = None;
+            Some(cp)
+        } else {
+            self.candidate.replace(cp)
+        };
+        if let Some(cp) = publish {
+            self.store_write(Write::Checkpoint(cp), ctx);
+        }
+    }
+
+    /// Renews the lease now and then; a fenced renewal stops the session.
+    fn keep_lease(&mut self, ctx: &mut Context<Self>) {
+        let every = self.config.store_ttl.lease / 3;
+        ctx.run_interval(every, |act, ctx| {
+            let Some(lease) = act.lease.clone() else {
+                return;
+            };
+            let store = Arc::clone(&act.store);
+            let ttl = act.config.store_ttl;
+            ctx.spawn(
+                wrap_future::<_, Self>(async move { store.renew(&lease, ttl).await })
+                    .map(|res, act, ctx| act.store_result(res, ctx)),
+            );
+        });
     }
 
     fn view(&self) -> StateView {
@@ -267,6 +519,7 @@ impl SessionActor {
         if self.state != SessionState::Running || self.sink.is_none() {
             return;
         }
+        self.maybe_checkpoint(ctx);
         for _ in 0..self.config.batch_steps.max(1) {
             if let Pacing::LockStep { window } = self.pacing {
                 if self.engine.sequence_id() >= self.acked + window as u64 {
@@ -314,7 +567,9 @@ impl SessionActor {
         events.clear();
         let slice = Arc::clone(&self.slice);
         let engine = &mut self.engine;
+        let redo = &mut self.redo;
         let result = catch_unwind(AssertUnwindSafe(|| {
+            apply_due(engine, redo);
             engine.on_step(&step, slice.bars_of(&step), &mut events)
         }));
         if result.is_err() {
@@ -341,7 +596,8 @@ impl SessionActor {
         if !self.flush_backlog() {
             self.wait_for_room(ctx);
         }
-        self.persist(ctx);
+        let meta = self.meta();
+        self.store_write(Write::Meta(meta), ctx);
     }
 
     fn fail(&mut self, message: &str, ctx: &mut Context<Self>) {
@@ -364,24 +620,22 @@ impl SessionActor {
         }
     }
 
-    /// Writes the current state to the store without blocking the actor.
+    /// Stores the run state and the newest checkpoint the client is known to have.
     fn persist(&mut self, ctx: &mut Context<Self>) {
-        let record = SessionRecord {
-            session_id: self.config.session_id.clone(),
-            user_id: self.config.user_id.clone(),
-            epoch: self.epoch,
-            sequence_id: self.engine.sequence_id(),
-            params: self.config.params.clone(),
-            snapshot: self.engine.snapshot(),
-        };
-        let store = Arc::clone(&self.store);
-        let ttl = self.config.grace;
-        let id = self.config.session_id.clone();
-        ctx.spawn(wrap_future(async move {
-            if let Err(e) = store.save(record, ttl).await {
-                warn!(session_id = %id, error = %e, "could not persist session state");
-            }
-        }));
+        if self.lease.is_none() {
+            return;
+        }
+        let meta = self.meta();
+        self.store_write(Write::Meta(meta), ctx);
+        let seq = self.engine.sequence_id();
+        if self.acked >= seq && seq > self.checkpointed.0 {
+            let cp = self.checkpoint_now();
+            self.checkpointed = (seq, Instant::now());
+            self.candidate = None;
+            self.store_write(Write::Checkpoint(cp), ctx);
+        } else if let Some(cp) = self.candidate.take() {
+            self.store_write(Write::Checkpoint(cp), ctx);
+        }
     }
 }
 
@@ -390,6 +644,13 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         debug!(session_id = %self.config.session_id, "session actor started");
+        if self.lease.is_some() {
+            if self.engine.sequence_id() == 0 && self.state == SessionState::Ready {
+                let cp = self.checkpoint_now();
+                self.store_write(Write::Full(self.meta(), cp), ctx);
+            }
+            self.keep_lease(ctx);
+        }
         let limit = self.config.max_duration;
         ctx.run_later(limit, |act, ctx| {
             if matches!(
@@ -403,6 +664,13 @@ impl Actor for SessionActor {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         debug!(session_id = %self.config.session_id, "session actor stopped");
+        // The state stays stored for the rest of the grace period; any node may take it.
+        if let Some(lease) = self.lease.take() {
+            let store = Arc::clone(&self.store);
+            actix::spawn(async move {
+                let _ = store.release(&lease).await;
+            });
+        }
         self.notify_observer(LifecycleKind::Stopped);
     }
 }

@@ -50,6 +50,12 @@ fn observed_session(
         batch_steps: 64,
         replay_outputs: 4096,
         observer,
+        store_ttl: crate::store::StoreTtl {
+            lease: Duration::from_secs(3),
+            state: Duration::from_secs(60),
+        },
+        checkpoint_ticks: 100,
+        checkpoint_interval: Duration::from_secs(1),
     };
     let engine = Engine::new(config()).unwrap();
     SessionActor::new(cfg, engine, Arc::clone(slice), Arc::new(MemoryStore::new())).start()

@@ -1,17 +1,32 @@
-//! The embedded default store: a map in this process, with expiry.
+//! The embedded default store: a map in this process, with the same ownership,
+//! fencing and expiry rules as Redis (so one conformance suite covers both).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{SessionRecord, SessionStore, StoreError};
+use super::{
+    Checkpoint, JournalEntry, Lease, SessionMeta, SessionRecord, SessionStore, StoreError,
+    StoreTtl, Write,
+};
+
+/// One session's entry.
+#[derive(Debug)]
+struct Entry {
+    token: u64,
+    owner: Option<(String, Instant)>,
+    meta: Option<SessionMeta>,
+    checkpoint: Option<Checkpoint>,
+    journal: BTreeMap<u64, JournalEntry>,
+    expires: Instant,
+}
 
 /// In-process session store; state does not survive a restart of this node.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<String, (Instant, SessionRecord)>>,
+    entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl MemoryStore {
@@ -20,73 +35,120 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, SessionRecord)>> {
-        // A panic while holding the lock cannot leave a half-written entry (inserts and
-        // removes are single operations), so a poisoned lock is still consistent.
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` on the live entries, dropping expired ones first.
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> R) -> R {
+        // Every mutation below is complete before the guard drops, so a poisoned lock
+        // (a panic elsewhere while holding it) still guards consistent data.
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        map.retain(|_, e| e.expires > now);
+        f(&mut map)
+    }
+
+    /// Checks `lease` against the entry and runs `f` on it.
+    fn owned<R>(&self, lease: &Lease, f: impl FnOnce(&mut Entry) -> R) -> Result<R, StoreError> {
+        self.with(|map| match map.get_mut(&lease.session_id) {
+            None => Err(StoreError::Lost),
+            Some(e) if e.token != lease.token => Err(StoreError::Fenced),
+            Some(e) => Ok(f(e)),
+        })
     }
 }
 
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn save(&self, record: SessionRecord, ttl: Duration) -> Result<(), StoreError> {
+    async fn acquire(
+        &self,
+        session_id: &str,
+        node_id: &str,
+        expected: u64,
+        ttl: StoreTtl,
+    ) -> Result<Lease, StoreError> {
         let now = Instant::now();
-        let mut map = self.lock();
-        // Expired entries are dropped on write so the map cannot grow without bound.
-        map.retain(|_, (expires, _)| *expires > now);
-        map.insert(record.session_id.clone(), (now + ttl, record));
-        Ok(())
+        self.with(|map| {
+            let current = map.get(session_id).map_or(0, |e| e.token);
+            if current != expected {
+                return Err(StoreError::Conflict { current });
+            }
+            let entry = map.entry(session_id.to_string()).or_insert_with(|| Entry {
+                token: 0,
+                owner: None,
+                meta: None,
+                checkpoint: None,
+                journal: BTreeMap::new(),
+                expires: now,
+            });
+            entry.token += 1;
+            entry.owner = Some((node_id.to_string(), now + ttl.lease));
+            entry.expires = now + ttl.state;
+            Ok(Lease {
+                session_id: session_id.to_string(),
+                node_id: node_id.to_string(),
+                token: entry.token,
+            })
+        })
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: StoreTtl) -> Result<(), StoreError> {
+        let now = Instant::now();
+        self.owned(lease, |e| {
+            e.owner = Some((lease.node_id.clone(), now + ttl.lease));
+            e.expires = now + ttl.state;
+        })
+    }
+
+    async fn write(&self, lease: &Lease, write: Write, ttl: StoreTtl) -> Result<(), StoreError> {
+        let now = Instant::now();
+        self.owned(lease, |e| {
+            match write {
+                Write::Full(meta, checkpoint) => {
+                    e.meta = Some(meta);
+                    e.journal = e.journal.split_off(&checkpoint.journal_next);
+                    e.checkpoint = Some(checkpoint);
+                }
+                Write::Meta(meta) => e.meta = Some(meta),
+                Write::Checkpoint(checkpoint) => {
+                    e.journal = e.journal.split_off(&checkpoint.journal_next);
+                    e.checkpoint = Some(checkpoint);
+                }
+                Write::Append(entry) => {
+                    e.journal.insert(entry.index, entry);
+                }
+            }
+            e.expires = now + ttl.state;
+        })
     }
 
     async fn load(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let map = self.lock();
-        Ok(map
-            .get(session_id)
-            .filter(|(expires, _)| *expires > Instant::now())
-            .map(|(_, r)| r.clone()))
+        Ok(self.with(|map| {
+            let e = map.get(session_id)?;
+            Some(SessionRecord {
+                session_id: session_id.to_string(),
+                token: e.token,
+                meta: e.meta.clone()?,
+                checkpoint: e.checkpoint.clone()?,
+                journal: e.journal.values().cloned().collect(),
+            })
+        }))
     }
 
-    async fn delete(&self, session_id: &str) -> Result<(), StoreError> {
-        self.lock().remove(session_id);
-        Ok(())
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.owned(lease, |e| e.owner = None)
+    }
+
+    async fn delete(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.owned(lease, |e| {
+            // Keep a tombstone with a newer token until expiry, so the deleted
+            // session's old leases stay fenced.
+            e.token += 1;
+            e.owner = None;
+            e.meta = None;
+            e.checkpoint = None;
+            e.journal.clear();
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(id: &str) -> SessionRecord {
-        SessionRecord {
-            session_id: id.into(),
-            user_id: "u1".into(),
-            epoch: 1,
-            sequence_id: 7,
-            params: "{}".into(),
-            snapshot: vec![1, 2, 3],
-        }
-    }
-
-    #[tokio::test]
-    async fn save_load_delete_and_expiry() {
-        let store = MemoryStore::new();
-        store
-            .save(record("a"), Duration::from_secs(60))
-            .await
-            .unwrap();
-        store
-            .save(record("b"), Duration::from_millis(1))
-            .await
-            .unwrap();
-        assert_eq!(store.load("a").await.unwrap(), Some(record("a")));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(store.load("b").await.unwrap(), None);
-        store.delete("a").await.unwrap();
-        store.delete("missing").await.unwrap();
-        assert_eq!(store.load("a").await.unwrap(), None);
     }
 }
