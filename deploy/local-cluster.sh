@@ -145,7 +145,7 @@ cluster_env() {
     echo "SIMUTRADOR__JWT__SECRET=$(<"$STATE_DIR/secrets/jwt_secret")"
     echo "SIMUTRADOR__AUTH__API_KEY_PEPPER=$(<"$STATE_DIR/secrets/api_key_pepper")"
     echo "SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT=$REPO/sample-data"
-    echo "SIMUTRADOR__SESSION_STORE__URL=$REDIS_URL"
+    echo "SIMUTRADOR__SESSION_STORE__REDIS_URL=$REDIS_URL"
 }
 
 # Starts gateway N in the background (if not already running); prints its pid.

@@ -9,7 +9,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use auth::{Database, Jwt, JwtConfig, Secret, StoreOptions};
 use market_data::{Catalog, MarketDataActor, MarketDataConfig};
-use session_actor::store::{MemoryStore, SessionStore};
+use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 
 use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
@@ -38,6 +38,9 @@ pub enum StartError {
     /// The user database could not be opened or migrated.
     #[error("user database: {0}")]
     Database(#[source] auth::AuthError),
+    /// The session store (`session_store.redis_url`) could not be reached.
+    #[error("session store (session_store.redis_url): {0}")]
+    SessionStore(#[source] StoreError),
     /// A port could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -112,7 +115,16 @@ impl Application {
         let market = start_market_data(&settings)?;
         let settings = Arc::new(settings);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let session_store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+        let store_settings = &settings.session_store;
+        let session_store: Arc<dyn SessionStore> = if store_settings.redis_url.is_empty() {
+            Arc::new(MemoryStore::new())
+        } else {
+            Arc::new(
+                RedisStore::connect(&store_settings.redis_url, &store_settings.key_prefix)
+                    .await
+                    .map_err(StartError::SessionStore)?,
+            )
+        };
         let registry = SessionRegistry::new(
             Arc::clone(&settings),
             market.clone(),

@@ -36,6 +36,23 @@ pub struct ServerSettings {
     pub outbound_queue: usize,
     /// Seconds to finish in-flight work on shutdown.
     pub shutdown_timeout_sec: u64,
+    /// This node's name in the cluster (leases, logs); empty for `<hostname>-<pid>`.
+    pub node_id: String,
+}
+
+/// Where session state lives between connections and nodes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SessionStoreSettings {
+    /// Empty for this process's memory (single node); `redis://` for Redis (clusters).
+    pub redis_url: String,
+    /// Key prefix in Redis.
+    pub key_prefix: String,
+    /// A node that stops renewing its sessions' leases loses them after this long.
+    pub lease_ms: u64,
+    /// Checkpoint a running session every this many ticks...
+    pub checkpoint_every_ticks: u64,
+    /// ...or this many milliseconds, whichever comes first.
+    pub checkpoint_every_ms: u64,
 }
 
 /// The user database.
@@ -142,6 +159,8 @@ pub struct Settings {
     pub market_data: MarketDataSettings,
     /// Simulations.
     pub simulation: SimulationSettings,
+    /// Session state storage.
+    pub session_store: SessionStoreSettings,
     /// Plans.
     pub plans: PlanSettings,
 }
@@ -168,6 +187,14 @@ max_frame_bytes = 1048576
 idle_timeout_sec = 300
 outbound_queue = 256
 shutdown_timeout_sec = 30
+node_id = ""
+
+[session_store]
+redis_url = ""
+key_prefix = "st"
+lease_ms = 3000
+checkpoint_every_ticks = 10000
+checkpoint_every_ms = 5000
 
 [database]
 url = ""
@@ -217,6 +244,20 @@ max_simulation_duration_sec = 86400
 "#;
 
 impl Settings {
+    /// This node's name: `server.node_id`, or `<hostname>-<pid>` when that is empty.
+    pub fn node_id(&self) -> String {
+        if !self.server.node_id.is_empty() {
+            return self.server.node_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("{host}-{}", std::process::id())
+    }
+
     /// Defaults, then `file` if given (it must exist), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         Self::load_from(file, std::env::vars())
@@ -273,6 +314,25 @@ impl Settings {
         }
         if self.server.idle_timeout_sec == 0 {
             return bad("server.idle_timeout_sec", "must be at least 1");
+        }
+        let store = &self.session_store;
+        if !(store.redis_url.is_empty() || store.redis_url.starts_with("redis://")) {
+            return bad("session_store.redis_url", "must be empty or a redis:// URL");
+        }
+        if store.key_prefix.is_empty() || store.key_prefix.contains(['{', '}', ' ']) {
+            return bad(
+                "session_store.key_prefix",
+                "must be non-empty, without braces or spaces",
+            );
+        }
+        if store.lease_ms < 300 {
+            return bad("session_store.lease_ms", "must be at least 300");
+        }
+        if store.checkpoint_every_ticks == 0 || store.checkpoint_every_ms == 0 {
+            return bad(
+                "session_store.checkpoint_every_ticks",
+                "checkpoint intervals must be at least 1",
+            );
         }
         let url = self.database.url.trim();
         if !(url.is_empty()

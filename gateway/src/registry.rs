@@ -25,11 +25,15 @@ use auth::{AuthError, Database, ResultStore, SimulationRecord};
 use chrono::{DateTime, Utc};
 use market_data::{
     filter_market_hours, Amount, GetSlice, MarketDataActor, MarketDataError, MarketHours, Price,
-    SliceRequest, Timeframe, Timestamp,
+    Slice, SliceRequest, Timeframe, Timestamp,
 };
-use session_actor::actor::{Close, Lifecycle, LifecycleKind, SessionActor, SessionConfig};
+use session_actor::actor::{
+    Close, Lifecycle, LifecycleKind, Ownership, SessionActor, SessionConfig,
+};
 use session_actor::engine::{periods_per_year, session_calendar, SimulationResults};
-use session_actor::store::SessionStore;
+use session_actor::store::{
+    recover, Lease, RecoverError, SessionStore, StoreError, StoreTtl, StoredState,
+};
 use session_actor::{Engine, EngineConfig};
 use uuid::Uuid;
 
@@ -68,6 +72,41 @@ pub struct SessionSpec {
     pub params_json: String,
     /// Which intraday equity bars the session sees.
     pub market_hours: MarketHours,
+}
+
+impl SessionSpec {
+    /// The spec of a `start_simulation` / `create_session` request.
+    pub fn from_params(session_id: Option<String>, params: &protocol::SessionParams) -> Self {
+        SessionSpec {
+            session_id,
+            symbols: params.symbols.clone(),
+            timeframe: params.timeframe,
+            start: params.start_date,
+            end: params.end_date,
+            warmup_bars: params.warmup_bars as usize,
+            initial_capital: params.initial_capital,
+            data_provider: params.data_provider.clone(),
+            commission_per_share: params.commission_per_share,
+            slippage_bps: params.slippage_bps,
+            allow_short: params.allow_short,
+            account_snapshot_every: params.account_snapshot_every,
+            // Plain data; serializing it cannot fail.
+            params_json: serde_json::to_string(params).unwrap_or_default(),
+            market_hours: params.market_hours,
+        }
+    }
+
+    /// The market data the session runs on.
+    pub fn slice_request(&self) -> SliceRequest {
+        SliceRequest {
+            provider: self.data_provider.clone(),
+            symbols: self.symbols.clone(),
+            timeframe: self.timeframe,
+            start: self.start,
+            end: self.end,
+            warmup_bars: self.warmup_bars,
+        }
+    }
 }
 
 /// Why a session could not be created; `code` is the PROTOCOL.md `error_code`.
@@ -132,6 +171,7 @@ pub struct SessionRegistry {
     settings: Arc<Settings>,
     market: Addr<MarketDataActor>,
     store: Arc<dyn SessionStore>,
+    node_id: String,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     sessions: HashMap<String, Entry>,
@@ -151,6 +191,7 @@ impl SessionRegistry {
         workers: usize,
     ) -> Self {
         SessionRegistry {
+            node_id: settings.node_id(),
             settings,
             market,
             store,
@@ -285,117 +326,244 @@ impl Handler<CreateSession> for SessionRegistry {
             Ok(c) => c,
             Err(e) => return Box::pin(actix::fut::ready(Err(e))),
         };
-        let request = SliceRequest {
-            provider: spec.data_provider.clone(),
-            symbols: spec.symbols.clone(),
-            timeframe: spec.timeframe,
-            start: spec.start,
-            end: spec.end,
-            warmup_bars: spec.warmup_bars,
-        };
-        let market = self.market.clone();
-        let fut = wrap_future::<_, Self>(async move { market.send(GetSlice(request)).await }).map(
-            move |reply, act, ctx| {
-                let slice = match reply {
-                    Ok(Ok(slice)) if spec.market_hours == MarketHours::All => slice,
-                    Ok(Ok(slice)) => {
-                        let filtered = filter_market_hours(&slice, spec.market_hours);
-                        if filtered.steps.is_empty() {
-                            return Err(CreateError {
-                                code: "DATA_FETCH_FAILED",
-                                message: "no bars in the requested range within the requested market hours".into(),
-                            });
-                        }
-                        Arc::new(filtered)
-                    }
-                    Ok(Err(e)) => return Err(slice_error(e)),
-                    Err(_) => {
-                        return Err(CreateError {
-                            code: "SESSION_CREATE_FAILED",
-                            message: "market data unavailable".into(),
-                        })
-                    }
-                };
-                // A concurrent request may have taken the last slot or the id meanwhile.
-                if act.live_sessions_of(&user_id) >= max_sessions as usize {
-                    return Err(CreateError {
-                        code: "SERVICE_BUSY",
-                        message: format!("concurrent session limit of {max_sessions} reached"),
-                    });
-                }
-                if slice.steps.len() > act.settings.simulation.max_bars {
+        let request = spec.slice_request();
+        let max_bars = self.settings.simulation.max_bars;
+        let fut = wrap_future::<_, Self>(self.slice_for(request, spec.market_hours))
+            .map(move |slice, act, _| {
+                let slice = slice?;
+                if slice.steps.len() > max_bars {
                     return Err(CreateError {
                         code: "VALIDATION_ERROR",
                         message: format!(
-                            "the range holds {} bars; at most {} are allowed per session",
+                            "the range holds {} bars; at most {max_bars} are allowed per session",
                             slice.steps.len(),
-                            act.settings.simulation.max_bars
                         ),
                     });
                 }
                 act.created += 1;
-                let session_id = match spec.session_id {
-                    Some(id) if !act.sessions.contains_key(&id) => id,
-                    Some(id) => {
-                        return Err(CreateError {
-                            code: "INVALID_PARAMS",
-                            message: format!("session `{id}` already exists"),
-                        })
-                    }
+                let session_id = match spec.session_id.clone() {
+                    Some(id) => id,
                     None => new_session_id(act.created),
                 };
                 let engine = Engine::new(config.clone()).map_err(|e| CreateError {
                     code: "VALIDATION_ERROR",
                     message: e.to_string(),
                 })?;
-                let session_config = SessionConfig {
-                    session_id: session_id.clone(),
-                    user_id: user_id.clone(),
-                    params: spec.params_json.clone(),
-                    grace: Duration::from_secs(act.settings.simulation.resume_grace_sec),
-                    max_duration,
-                    batch_steps: 256,
-                    replay_outputs: act.settings.server.outbound_queue * 8,
-                    observer: Some(ctx.address().recipient()),
-                };
-                let arbiter = match arbiter {
-                    Some(a) => a,
-                    None => {
-                        act.next_arbiter += 1;
-                        act.arbiters[act.next_arbiter % act.arbiters.len()].handle()
-                    }
-                };
+                Ok((session_id, engine, slice, config, spec))
+            })
+            .then(move |prepared, act, _| {
+                // Ownership in the store also makes client-chosen ids unique across
+                // the cluster.
                 let store = Arc::clone(&act.store);
-                let ticks_total = slice.steps.len() as u64;
-                let addr = SessionActor::start_in_arbiter(&arbiter, move |_| {
-                    SessionActor::new(session_config, engine, slice, store)
-                });
-                let created = Utc::now();
-                let handle = SessionHandle {
-                    session_id: session_id.clone(),
-                    addr,
-                    config,
-                    ticks_total,
+                let (node, ttl) = (act.node_id.clone(), act.store_ttl());
+                wrap_future::<_, Self>(async move {
+                    let prepared = prepared?;
+                    let lease = claim_new(store.as_ref(), &prepared.0, &node, ttl).await?;
+                    Ok((prepared, lease))
+                })
+            })
+            .map(move |claimed, act, ctx| {
+                let ((session_id, engine, slice, config, spec), lease) = claimed?;
+                // A concurrent request may have taken the last slot meanwhile.
+                if act.live_sessions_of(&user_id) >= max_sessions as usize {
+                    act.release(lease);
+                    return Err(CreateError {
+                        code: "SERVICE_BUSY",
+                        message: format!("concurrent session limit of {max_sessions} reached"),
+                    });
+                }
+                if act.sessions.contains_key(&session_id) {
+                    act.release(lease);
+                    return Err(CreateError {
+                        code: "INVALID_PARAMS",
+                        message: format!("session `{session_id}` already exists"),
+                    });
+                }
+                let ownership = Ownership {
+                    lease,
+                    epoch: 1,
+                    journal_next: 0,
+                    redo: Default::default(),
+                    checkpointed: 0,
+                    state: StoredState::Ready,
+                    pacing: None,
+                    acked: 0,
+                };
+                let facts = Started {
+                    session_id,
+                    user_id,
+                    params_json: spec.params_json,
                     timeframe: spec.timeframe,
                     start: spec.start,
                     end: spec.end,
-                    created_at: created.timestamp(),
+                    config,
+                    max_duration,
                 };
-                act.sessions.insert(
-                    session_id,
-                    Entry {
-                        user_id,
-                        handle: handle.clone(),
-                        live: true,
-                        closing: false,
-                        params_json: spec.params_json,
-                        created,
-                    },
-                );
-                Ok(handle)
+                Ok(act.start_session(facts, engine, slice, ownership, arbiter, ctx))
+            });
+        Box::pin(fut)
+    }
+}
+
+/// What a new or taken-over session actor is started with.
+struct Started {
+    session_id: String,
+    user_id: String,
+    params_json: String,
+    timeframe: Timeframe,
+    start: Timestamp,
+    end: Timestamp,
+    config: EngineConfig,
+    max_duration: Duration,
+}
+
+/// Takes a new session id in the store. A tombstone of a deleted session with the same
+/// id is taken over; a stored live session is not.
+async fn claim_new(
+    store: &dyn SessionStore,
+    session_id: &str,
+    node: &str,
+    ttl: StoreTtl,
+) -> Result<Lease, CreateError> {
+    let taken = || CreateError {
+        code: "INVALID_PARAMS",
+        message: format!("session `{session_id}` already exists"),
+    };
+    match store.acquire(session_id, node, 0, ttl).await {
+        Ok(lease) => Ok(lease),
+        Err(StoreError::Conflict { current }) => match store.load(session_id).await {
+            Ok(None) => store
+                .acquire(session_id, node, current, ttl)
+                .await
+                .map_err(|e| store_busy(&e, taken)),
+            Ok(Some(_)) => Err(taken()),
+            Err(e) => Err(store_busy(&e, taken)),
+        },
+        Err(e) => Err(store_busy(&e, taken)),
+    }
+}
+
+/// A store failure while creating: a lost race is the id's; otherwise the store is
+/// unreachable and new sessions are refused until it answers.
+fn store_busy(e: &StoreError, taken: impl Fn() -> CreateError) -> CreateError {
+    match e {
+        StoreError::Conflict { .. } => taken(),
+        e => {
+            tracing::warn!(error = %e, "session store unavailable; refusing new sessions");
+            CreateError {
+                code: "SERVICE_BUSY",
+                message: "session storage is unavailable; try again shortly".into(),
+            }
+        }
+    }
+}
+
+impl SessionRegistry {
+    fn store_ttl(&self) -> StoreTtl {
+        StoreTtl {
+            lease: Duration::from_millis(self.settings.session_store.lease_ms),
+            state: Duration::from_secs(self.settings.simulation.resume_grace_sec),
+        }
+    }
+
+    /// Gives a lease back in the background (a session that was not started after all).
+    fn release(&self, lease: Lease) {
+        let store = Arc::clone(&self.store);
+        actix::spawn(async move {
+            let _ = store.release(&lease).await;
+        });
+    }
+
+    /// The slice of a session, filtered to its market hours.
+    fn slice_for(
+        &self,
+        request: SliceRequest,
+        hours: MarketHours,
+    ) -> impl std::future::Future<Output = Result<Arc<Slice>, CreateError>> + 'static {
+        let market = self.market.clone();
+        async move {
+            match market.send(GetSlice(request)).await {
+                Ok(Ok(slice)) if hours == MarketHours::All => Ok(slice),
+                Ok(Ok(slice)) => {
+                    let filtered = filter_market_hours(&slice, hours);
+                    if filtered.steps.is_empty() {
+                        return Err(CreateError {
+                            code: "DATA_FETCH_FAILED",
+                            message:
+                                "no bars in the requested range within the requested market hours"
+                                    .into(),
+                        });
+                    }
+                    Ok(Arc::new(filtered))
+                }
+                Ok(Err(e)) => Err(slice_error(e)),
+                Err(_) => Err(CreateError {
+                    code: "SESSION_CREATE_FAILED",
+                    message: "market data unavailable".into(),
+                }),
+            }
+        }
+    }
+
+    /// Starts a session actor and registers it.
+    fn start_session(
+        &mut self,
+        facts: Started,
+        engine: Engine,
+        slice: Arc<Slice>,
+        ownership: Ownership,
+        arbiter: Option<ArbiterHandle>,
+        ctx: &mut Context<Self>,
+    ) -> SessionHandle {
+        let store_settings = &self.settings.session_store;
+        let session_config = SessionConfig {
+            session_id: facts.session_id.clone(),
+            user_id: facts.user_id.clone(),
+            params: facts.params_json.clone(),
+            grace: Duration::from_secs(self.settings.simulation.resume_grace_sec),
+            max_duration: facts.max_duration,
+            batch_steps: 256,
+            replay_outputs: self.settings.server.outbound_queue * 8,
+            observer: Some(ctx.address().recipient()),
+            store_ttl: self.store_ttl(),
+            checkpoint_ticks: store_settings.checkpoint_every_ticks,
+            checkpoint_interval: Duration::from_millis(store_settings.checkpoint_every_ms),
+        };
+        let arbiter = match arbiter {
+            Some(a) => a,
+            None => {
+                self.next_arbiter += 1;
+                self.arbiters[self.next_arbiter % self.arbiters.len()].handle()
+            }
+        };
+        let store = Arc::clone(&self.store);
+        let ticks_total = slice.steps.len() as u64;
+        let addr = SessionActor::start_in_arbiter(&arbiter, move |_| {
+            SessionActor::new(session_config, engine, slice, store).with_ownership(ownership)
+        });
+        let created = Utc::now();
+        let handle = SessionHandle {
+            session_id: facts.session_id.clone(),
+            addr,
+            config: facts.config,
+            ticks_total,
+            timeframe: facts.timeframe,
+            start: facts.start,
+            end: facts.end,
+            created_at: created.timestamp(),
+        };
+        self.sessions.insert(
+            facts.session_id,
+            Entry {
+                user_id: facts.user_id,
+                handle: handle.clone(),
+                live: true,
+                closing: false,
+                params_json: facts.params_json,
+                created,
             },
         );
-        Box::pin(fut)
+        handle
     }
 }
 
@@ -458,6 +626,159 @@ impl Handler<GetSession> for SessionRegistry {
             Some(e) if e.user_id != msg.user_id => Err(LookupError::Forbidden),
             Some(e) => Ok(e.handle.clone()),
         }
+    }
+}
+
+/// Finds a session to resume for `user_id`: live on this node, or stored by another
+/// node (or an earlier run of this one), in which case it is taken over and brought
+/// to `last_sequence_id` by replay before the connection attaches.
+#[derive(Message)]
+#[rtype(result = "Result<SessionHandle, ResumeError>")]
+pub struct ResumeSession {
+    /// Session id.
+    pub session_id: String,
+    /// Who asks.
+    pub user_id: String,
+    /// The client's last tick.
+    pub last_sequence_id: u64,
+    /// The user's plan limit on live sessions (for a session taken over).
+    pub max_sessions: u32,
+    /// Wall-clock limit of the run (for a session taken over).
+    pub max_duration: Duration,
+    /// Run a taken-over session on this arbiter.
+    pub arbiter: Option<ArbiterHandle>,
+}
+
+/// Why a session could not be resumed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    /// Neither live here nor stored.
+    #[error("session not found")]
+    NotFound,
+    /// The session belongs to someone else.
+    #[error("session belongs to another user")]
+    Forbidden,
+    /// Stored, but it cannot continue from where the client is (`RESUME_FAILED`).
+    #[error("{0}")]
+    Failed(String),
+    /// The store or a limit refuses for now (`SERVICE_BUSY`).
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl Handler<ResumeSession> for SessionRegistry {
+    type Result = ResponseActFuture<Self, Result<SessionHandle, ResumeError>>;
+
+    fn handle(&mut self, msg: ResumeSession, _ctx: &mut Context<Self>) -> Self::Result {
+        match self.sessions.get(&msg.session_id) {
+            Some(e) if e.closing => {}
+            Some(e) if e.user_id != msg.user_id => {
+                return Box::pin(actix::fut::ready(Err(ResumeError::Forbidden)))
+            }
+            Some(e) => return Box::pin(actix::fut::ready(Ok(e.handle.clone()))),
+            None => {}
+        }
+        if self.live_sessions_of(&msg.user_id) >= msg.max_sessions as usize {
+            let limit = msg.max_sessions;
+            return Box::pin(actix::fut::ready(Err(ResumeError::Busy(format!(
+                "concurrent session limit of {limit} reached"
+            )))));
+        }
+        let store = Arc::clone(&self.store);
+        let load = {
+            let store = Arc::clone(&store);
+            let id = msg.session_id.clone();
+            async move { store.load(&id).await }
+        };
+        let user_id = msg.user_id.clone();
+        let fut = wrap_future::<_, Self>(load)
+            .map(move |loaded, act, _| {
+                let record = match loaded {
+                    Ok(Some(r)) => r,
+                    Ok(None) => return Err(ResumeError::NotFound),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session store unavailable; cannot resume");
+                        return Err(ResumeError::Busy(
+                            "session storage is unavailable; try again shortly".into(),
+                        ));
+                    }
+                };
+                if record.meta.user_id != user_id {
+                    return Err(ResumeError::Forbidden);
+                }
+                if record.meta.state == StoredState::Completed {
+                    return Err(ResumeError::Failed(format!(
+                        "session `{}` has finished; its results are at /api/sessions/{}",
+                        record.session_id, record.session_id
+                    )));
+                }
+                let params: protocol::SessionParams = serde_json::from_str(&record.meta.params)
+                    .map_err(|e| ResumeError::Failed(format!("stored parameters are unreadable: {e}")))?;
+                let spec = SessionSpec::from_params(Some(record.session_id.clone()), &params);
+                let config = act
+                    .engine_config(&spec)
+                    .map_err(|e| ResumeError::Failed(e.message))?;
+                let request = spec.slice_request();
+                let slice = act.slice_for(request, spec.market_hours);
+                Ok((record, spec, config, slice))
+            })
+            .then(move |prepared, act, _| {
+                let (node, ttl) = (act.node_id.clone(), act.store_ttl());
+                wrap_future::<_, Self>(async move {
+                    let (record, spec, config, slice) = prepared?;
+                    let slice = slice.await.map_err(|e| ResumeError::Failed(e.message))?;
+                    let recovered = recover(
+                        store.as_ref(),
+                        record,
+                        &slice,
+                        &node,
+                        msg.last_sequence_id,
+                        ttl,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        RecoverError::Store(StoreError::Conflict { .. }) => ResumeError::Failed(
+                            "the session is being resumed on another connection".into(),
+                        ),
+                        RecoverError::Store(StoreError::Unavailable(_)) => ResumeError::Busy(
+                            "session storage is unavailable; try again shortly".into(),
+                        ),
+                        e => ResumeError::Failed(e.to_string()),
+                    })?;
+                    Ok((recovered, spec, config, slice))
+                })
+            })
+            .map(move |ready, act, ctx| {
+                let (recovered, spec, config, slice) = ready?;
+                let id = spec.session_id.clone().unwrap_or_default();
+                if act.sessions.contains_key(&id) {
+                    // Resumed twice at once on this node: the other request won.
+                    act.release(recovered.ownership.lease);
+                    return Err(ResumeError::Failed(
+                        "the session is being resumed on another connection".into(),
+                    ));
+                }
+                tracing::info!(session_id = %id, sequence_id = msg.last_sequence_id, "session taken over from the store");
+                let facts = Started {
+                    session_id: id,
+                    user_id: msg.user_id,
+                    params_json: spec.params_json,
+                    timeframe: spec.timeframe,
+                    start: spec.start,
+                    end: spec.end,
+                    config,
+                    max_duration: msg.max_duration,
+                };
+                Ok(act.start_session(
+                    facts,
+                    recovered.engine,
+                    slice,
+                    recovered.ownership,
+                    msg.arbiter,
+                    ctx,
+                ))
+            });
+        Box::pin(fut)
     }
 }
 

@@ -97,6 +97,7 @@ async fn creates_runs_and_frees_the_slot_when_finished() {
         .send(Attach {
             sink: tx,
             resume_from: None,
+            epoch: None,
         })
         .await
         .unwrap()

@@ -28,7 +28,8 @@ use super::writer::WriterCmd;
 use crate::app::AppState;
 use crate::config::PlanLimits;
 use crate::registry::{
-    CreateError, CreateSession, GetSession, ListSessions, LookupError, SessionHandle, SessionSpec,
+    CreateError, CreateSession, GetSession, ListSessions, LookupError, ResumeError, ResumeSession,
+    SessionHandle, SessionSpec,
 };
 
 /// Who is connected, from the verified token.
@@ -249,7 +250,7 @@ impl ConnectionActor {
                 ctx.wait(fut);
             }
             ClientMessage::ResumeSession(r) => {
-                self.resume(r.session_id, r.last_sequence_id, rid, ctx)
+                self.resume(r.session_id, r.last_sequence_id, r.epoch, rid, ctx)
             }
         }
     }
@@ -292,22 +293,7 @@ impl ConnectionActor {
         rid: Option<String>,
         ctx: &mut Context<Self>,
     ) {
-        let spec = SessionSpec {
-            session_id,
-            symbols: params.symbols.clone(),
-            timeframe: params.timeframe,
-            start: params.start_date,
-            end: params.end_date,
-            warmup_bars: params.warmup_bars as usize,
-            initial_capital: params.initial_capital,
-            data_provider: params.data_provider.clone(),
-            commission_per_share: params.commission_per_share,
-            slippage_bps: params.slippage_bps,
-            allow_short: params.allow_short,
-            account_snapshot_every: params.account_snapshot_every,
-            params_json: serde_json::to_string(&params).unwrap_or_default(),
-            market_hours: params.market_hours,
-        };
+        let spec = SessionSpec::from_params(session_id, &params);
         let request = CreateSession {
             user_id: self.who.user_id.clone(),
             max_sessions: self.limits.concurrent_sessions,
@@ -381,6 +367,7 @@ impl ConnectionActor {
         let attach = addr.send(Attach {
             sink: tx,
             resume_from: None,
+            epoch: None,
         });
         let fut = wrap_future::<_, Self>(async move {
             match attach.await {
@@ -446,67 +433,116 @@ impl ConnectionActor {
         &mut self,
         session_id: String,
         last: u64,
+        epoch: Option<u64>,
         rid: Option<String>,
         ctx: &mut Context<Self>,
     ) {
-        self.with_session(session_id, rid, ctx, move |act, handle, rid, ctx| {
-            let (tx, rx) = mpsc::channel(act.app.settings.server.outbound_queue);
-            let addr = handle.addr.clone();
-            let sid = handle.session_id.clone();
-            let fut = wrap_future::<_, Self>(async move {
-                let info = addr
-                    .send(Attach {
-                        sink: tx,
-                        resume_from: Some(last),
-                    })
-                    .await;
-                let account = addr.send(GetAccount).await;
-                (info, account, addr)
-            })
-            .map(move |(info, account, addr), act, _| {
-                let info = match info {
-                    Ok(Ok(info)) => info,
-                    Ok(Err(e)) => {
-                        return act.session_error(
-                            Some(sid),
-                            ErrorCode::ResumeFailed,
-                            e.to_string(),
-                            rid.as_deref(),
-                        )
-                    }
-                    Err(_) => {
-                        return act.session_error(
-                            Some(sid),
-                            ErrorCode::SessionNotFound,
-                            "session ended".into(),
-                            rid.as_deref(),
-                        )
-                    }
-                };
-                let sctx = SessionContext::new(sid.clone(), info.slice);
-                // Hold the session's stream until the preamble is queued.
-                let _ = act.writer.try_send(WriterCmd::Attach {
-                    ctx: sctx,
-                    rx,
-                    held: true,
-                });
-                act.send(
-                    ServerMessage::SessionResumed(SessionResumedData {
-                        session_id: sid.clone(),
-                        epoch: info.view.epoch,
-                        resumed_from_sequence: last,
-                        state: translate::state(info.view.state),
-                    }),
-                    rid.as_deref(),
-                );
-                if let Ok(a) = account {
-                    act.send(translate::account(&sid, &a), None);
+        let request = ResumeSession {
+            session_id: session_id.clone(),
+            user_id: self.who.user_id.clone(),
+            last_sequence_id: last,
+            max_sessions: self.limits.concurrent_sessions,
+            max_duration: Duration::from_secs(self.limits.max_simulation_duration_sec),
+            arbiter: Some(actix::Arbiter::current()),
+        };
+        let lookup = wrap_future::<_, Self>(self.app.registry.send(request));
+        let fut = lookup.map(move |res, act, ctx| {
+            let handle = match res {
+                Ok(Ok(handle)) => handle,
+                Ok(Err(e)) => {
+                    let code = match e {
+                        ResumeError::NotFound => ErrorCode::SessionNotFound,
+                        ResumeError::Forbidden => ErrorCode::Forbidden,
+                        ResumeError::Failed(_) => ErrorCode::ResumeFailed,
+                        ResumeError::Busy(_) => ErrorCode::ServiceBusy,
+                    };
+                    let message = match e {
+                        ResumeError::Forbidden => "this session belongs to another user".into(),
+                        e => e.to_string(),
+                    };
+                    return act.session_error(Some(session_id), code, message, rid.as_deref());
                 }
-                let _ = act.writer.try_send(WriterCmd::Release(sid.clone()));
-                act.sessions.insert(sid, addr);
-            });
-            ctx.wait(fut);
+                Err(_) => {
+                    return act.session_error(
+                        Some(session_id),
+                        ErrorCode::SessionNotFound,
+                        "session not found".into(),
+                        rid.as_deref(),
+                    )
+                }
+            };
+            act.attach_resumed(handle, last, epoch, rid, ctx);
         });
+        ctx.wait(fut);
+    }
+
+    /// Attaches a session being resumed: `session_resumed`, the account, then the
+    /// ticks after `last`.
+    fn attach_resumed(
+        &mut self,
+        handle: SessionHandle,
+        last: u64,
+        epoch: Option<u64>,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (tx, rx) = mpsc::channel(self.app.settings.server.outbound_queue);
+        let addr = handle.addr.clone();
+        let sid = handle.session_id.clone();
+        let fut = wrap_future::<_, Self>(async move {
+            let info = addr
+                .send(Attach {
+                    sink: tx,
+                    resume_from: Some(last),
+                    epoch,
+                })
+                .await;
+            let account = addr.send(GetAccount).await;
+            (info, account, addr)
+        })
+        .map(move |(info, account, addr), act, _| {
+            let info = match info {
+                Ok(Ok(info)) => info,
+                Ok(Err(e)) => {
+                    return act.session_error(
+                        Some(sid),
+                        ErrorCode::ResumeFailed,
+                        e.to_string(),
+                        rid.as_deref(),
+                    )
+                }
+                Err(_) => {
+                    return act.session_error(
+                        Some(sid),
+                        ErrorCode::SessionNotFound,
+                        "session ended".into(),
+                        rid.as_deref(),
+                    )
+                }
+            };
+            let sctx = SessionContext::new(sid.clone(), info.slice);
+            // Hold the session's stream until the preamble is queued.
+            let _ = act.writer.try_send(WriterCmd::Attach {
+                ctx: sctx,
+                rx,
+                held: true,
+            });
+            act.send(
+                ServerMessage::SessionResumed(SessionResumedData {
+                    session_id: sid.clone(),
+                    epoch: info.view.epoch,
+                    resumed_from_sequence: last,
+                    state: translate::state(info.view.state),
+                }),
+                rid.as_deref(),
+            );
+            if let Ok(a) = account {
+                act.send(translate::account(&sid, &a), None);
+            }
+            let _ = act.writer.try_send(WriterCmd::Release(sid.clone()));
+            act.sessions.insert(sid, addr);
+        });
+        ctx.wait(fut);
     }
 
     fn control(

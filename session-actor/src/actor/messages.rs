@@ -63,6 +63,8 @@ pub struct Attach {
     pub sink: mpsc::Sender<SessionOutput>,
     /// `resume_session.last_sequence_id`.
     pub resume_from: Option<u64>,
+    /// `resume_session.epoch`: refused unless it is the session's epoch.
+    pub epoch: Option<u64>,
 }
 
 /// The connection went away: stop producing, keep state for the grace period.
@@ -137,6 +139,13 @@ pub struct Close;
 impl Handler<Attach> for SessionActor {
     type Result = Result<AttachInfo, SessionError>;
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(theirs) = msg.epoch.filter(|e| *e != self.epoch) {
+            return Err(SessionError::ResumeFailed(format!(
+                "stored state was lost and re-established: the session is at epoch {} \
+                 (you have {theirs}), so its history may differ from what you saw",
+                self.epoch
+            )));
+        }
         let info = self.attach(msg.sink, msg.resume_from)?;
         self.pump(ctx);
         Ok(info)

@@ -339,5 +339,87 @@ pub fn apply_due(engine: &mut Engine, pending: &mut VecDeque<JournalEntry>) {
     }
 }
 
+/// Why a stored session could not be taken over.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecoverError {
+    /// The snapshot was written by another engine version, or is damaged.
+    #[error("stored state cannot be restored: {0}")]
+    Snapshot(#[from] crate::engine::SnapshotError),
+    /// The client's tick is outside what the stored state covers.
+    #[error("{0}")]
+    Replay(#[from] ReplayError),
+    /// The store refused or failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// A stored session brought to the client's tick and owned by this node.
+pub struct Recovered {
+    /// The engine at `target`.
+    pub engine: Engine,
+    /// What the session actor continues with.
+    pub ownership: crate::actor::Ownership,
+}
+
+/// Takes a stored session over: restores its checkpoint, replays to `target` (the
+/// client's `last_sequence_id`), then acquires it with the token read, so of several
+/// nodes doing this at once exactly one succeeds ([`StoreError::Conflict`] for the
+/// others).
+pub async fn recover(
+    store: &dyn SessionStore,
+    record: SessionRecord,
+    slice: &Slice,
+    node_id: &str,
+    target: u64,
+    ttl: StoreTtl,
+) -> Result<Recovered, RecoverError> {
+    let mut engine = Engine::restore(&record.checkpoint.snapshot)?;
+    if engine.sequence_id() != record.checkpoint.sequence_id {
+        return Err(
+            StoreError::Corrupt("checkpoint tick does not match its snapshot".into()).into(),
+        );
+    }
+    let journal_next = record
+        .journal
+        .iter()
+        .map(|e| e.index + 1)
+        .max()
+        .unwrap_or(0)
+        .max(record.checkpoint.journal_next);
+    let redo = replay(
+        &mut engine,
+        slice,
+        &record.checkpoint,
+        record.journal,
+        target,
+    )?;
+    let lease = store
+        .acquire(&record.session_id, node_id, record.token, ttl)
+        .await?;
+    let meta = record.meta;
+    let pacing = (meta.state != StoredState::Ready).then_some(if meta.pacing.flow_control {
+        crate::actor::Pacing::LockStep {
+            window: meta.pacing.window.max(1),
+        }
+    } else {
+        crate::actor::Pacing::Stream {
+            interval_ms: meta.pacing.interval_ms,
+        }
+    });
+    Ok(Recovered {
+        engine,
+        ownership: crate::actor::Ownership {
+            lease,
+            epoch: meta.epoch,
+            journal_next,
+            redo,
+            checkpointed: record.checkpoint.sequence_id,
+            state: meta.state,
+            pacing,
+            acked: target,
+        },
+    })
+}
+
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
