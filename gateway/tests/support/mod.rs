@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod sma;
+
 use auth::{Database, NewApiKey, NewUser, Plan, Secret, StoreOptions, UserStore};
 use gateway::app::Application;
 use gateway::config::Settings;
@@ -40,7 +42,7 @@ fn random_suffix() -> String {
 }
 
 /// A fresh database on the test server; (admin url, database name, url).
-async fn fresh_postgres() -> (String, String, String) {
+pub async fn fresh_postgres() -> (String, String, String) {
     let admin = postgres_admin_url();
     let name = format!("gw_test_{}", random_suffix());
     let mut conn = PgConnection::connect(&admin)
@@ -203,11 +205,14 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(app: &TestApp, token: &str) -> WsClient {
+        Self::connect_to(&format!("http://127.0.0.1:{}", app.port), token).await
+    }
+
+    /// Connects to the gateway (or load balancer) at `base` (`http://host:port`).
+    pub async fn connect_to(base: &str, token: &str) -> WsClient {
+        let ws_base = base.replacen("http", "ws", 1);
         let (res, framed) = awc::Client::new()
-            .ws(format!(
-                "ws://127.0.0.1:{}/ws/simulate?token={token}",
-                app.port
-            ))
+            .ws(format!("{ws_base}/ws/simulate?token={token}"))
             .max_frame_size(16 << 20)
             .connect()
             .await

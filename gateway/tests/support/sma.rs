@@ -1,0 +1,72 @@
+//! The SMA(10,20) crossover on GOOG daily 2004-2013 as a remote client runs it, and
+//! the in-process engine's results it must reproduce.
+
+use std::path::Path;
+
+use market_data::{Amount, Catalog, SliceRequest, Timeframe};
+use serde_json::{json, Value};
+use session_actor::engine::strategy::{run, SmaCrossover};
+use session_actor::{Engine, EngineConfig};
+
+pub fn goog_start() -> Value {
+    json!({
+        "symbols": ["GOOG"], "start_date": "2004-01-01", "end_date": "2014-01-01",
+        "initial_capital": "100000", "timeframe": "daily", "flow_control": true, "max_pending_ticks": 1
+    })
+}
+
+/// SMA(10,20) from ticks and fills, as a remote client computes it.
+#[derive(Default)]
+pub struct Sma {
+    closes: Vec<i128>,
+    prev: Option<std::cmp::Ordering>,
+    pub position: i64,
+    n: u64,
+}
+
+impl Sma {
+    pub fn on_tick(&mut self, tick: &Value) -> Option<Value> {
+        let close: market_data::Price = tick["data"]["candles"]["GOOG"]["close"]
+            .as_str()?
+            .parse()
+            .ok()?;
+        self.closes.push(close.raw() as i128);
+        let n = self.closes.len();
+        if n < 20 {
+            return None;
+        }
+        let fast: i128 = self.closes[n - 10..].iter().sum();
+        let slow: i128 = self.closes[n - 20..].iter().sum();
+        let now = (fast * 20).cmp(&(slow * 10));
+        let prev = self.prev.replace(now);
+        use std::cmp::Ordering::*;
+        let (side, qty) = match (prev?, now) {
+            (Less, Greater) if self.position == 0 => ("buy", 100),
+            (Greater, Less) if self.position > 0 => ("sell", self.position),
+            _ => return None,
+        };
+        self.n += 1;
+        Some(
+            json!({"order_id": format!("sma-{}", self.n), "symbol": "GOOG", "side": side, "type": "market", "quantity": qty}),
+        )
+    }
+}
+
+pub fn in_process() -> session_actor::engine::SimulationResults {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data");
+    let request = SliceRequest {
+        provider: None,
+        symbols: vec!["GOOG".into()],
+        timeframe: Timeframe::Daily,
+        start: market_data::parse_timestamp("2004-01-01").unwrap(),
+        end: market_data::parse_timestamp("2014-01-01").unwrap(),
+        warmup_bars: 0,
+    };
+    let slice = Catalog::open(root).unwrap().slice(&request).unwrap();
+    let mut engine = Engine::new(EngineConfig::new(
+        vec!["GOOG".into()],
+        Amount::from_int(100_000),
+    ))
+    .unwrap();
+    run(&mut engine, &slice, &mut SmaCrossover::new(10, 20, 100))
+}
