@@ -1,33 +1,17 @@
 //! Round trips rebuilt from `execution_report`s: a trade opens when a symbol's position
 //! leaves flat and closes when it is flat again (PROTOCOL.md: "a trade is a round trip
-//! from flat back to flat"). The arithmetic is the engine's, in exact decimals, so the
-//! trades match the ones the server counts in `total_trades`.
+//! from flat back to flat"). The bookkeeping is the engine's own
+//! ([`protocol::round_trips`]), in exact decimals, so the trades match the ones the
+//! server counts in `total_trades`.
 
 use std::collections::BTreeMap;
 
 use market_data::{Amount, Price, Timestamp};
+use protocol::round_trips::{self, Fill, OpenTrade, RoundTrip};
 use protocol::{format_wire_time, ExecutionReportData, Side};
 use serde::{Serialize, Serializer};
 
-/// Direction of a round trip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TradeSide {
-    /// Bought first, sold to close.
-    Long,
-    /// Sold first, bought back to close.
-    Short,
-}
-
-impl TradeSide {
-    /// `long` or `short`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TradeSide::Long => "long",
-            TradeSide::Short => "short",
-        }
-    }
-}
+pub use protocol::round_trips::TradeSide;
 
 fn wire_time<S: Serializer>(ts: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_wire_time(*ts))
@@ -60,56 +44,19 @@ pub struct Trade {
     pub return_pct: f64,
 }
 
-/// A round trip in progress.
-#[derive(Clone, Debug)]
-struct OpenTrade {
-    entry_time: Timestamp,
-    direction: i64,
-    entry_quantity: i64,
-    entry_notional: Amount,
-    exit_quantity: i64,
-    exit_notional: Amount,
-    pnl: Amount,
-    commission: Amount,
-    max_quantity: i64,
-}
-
-impl OpenTrade {
-    fn new(entry_time: Timestamp, direction: i64) -> Self {
-        OpenTrade {
-            entry_time,
-            direction,
-            entry_quantity: 0,
-            entry_notional: Amount::ZERO,
-            exit_quantity: 0,
-            exit_notional: Amount::ZERO,
-            pnl: Amount::ZERO,
-            commission: Amount::ZERO,
-            max_quantity: 0,
-        }
-    }
-
-    fn close(self, symbol: &str, exit_time: Timestamp) -> Trade {
-        let base = self.entry_notional.to_f64();
+impl Trade {
+    fn new(symbol: &str, t: RoundTrip) -> Self {
         Trade {
             symbol: symbol.to_string(),
-            side: if self.direction > 0 {
-                TradeSide::Long
-            } else {
-                TradeSide::Short
-            },
-            quantity: self.max_quantity,
-            entry_time: self.entry_time,
-            exit_time,
-            entry_price: self.entry_notional.per_unit(self.entry_quantity),
-            exit_price: self.exit_notional.per_unit(self.exit_quantity),
-            pnl: self.pnl,
-            commission: self.commission,
-            return_pct: if base > 0.0 {
-                self.pnl.to_f64() / base * 100.0
-            } else {
-                0.0
-            },
+            side: t.side(),
+            quantity: t.quantity,
+            entry_time: t.entry_time,
+            exit_time: t.exit_time,
+            entry_price: t.entry_price,
+            exit_price: t.exit_price,
+            pnl: t.pnl,
+            commission: t.commission,
+            return_pct: t.return_pct,
         }
     }
 }
@@ -160,67 +107,28 @@ impl TradeBook {
 
     /// Applies one fill; returns the round trip it closed, if any.
     pub fn apply(&mut self, fill: &ExecutionReportData) -> Option<&Trade> {
-        let signed = match fill.side {
+        let quantity = match fill.side {
             Side::Buy => fill.executed_quantity,
             Side::Sell => -fill.executed_quantity,
         };
-        if signed == 0 {
+        if quantity == 0 {
             return None;
         }
-        let (price, commission, ts) = (fill.executed_price, fill.commission, fill.timestamp);
         let book = self.books.entry(fill.symbol.clone()).or_default();
-        let notional = price.times(signed);
-        if book.quantity == 0 || book.quantity.signum() == signed.signum() {
-            book.cost += notional;
-            book.quantity += signed;
-            let t = book
-                .trade
-                .get_or_insert_with(|| OpenTrade::new(ts, signed.signum()));
-            t.entry_quantity += signed.abs();
-            t.entry_notional += notional.abs();
-            t.pnl -= commission;
-            t.commission += commission;
-            t.max_quantity = t.max_quantity.max(book.quantity.abs());
-            return None;
-        }
-        let close_qty = signed.abs().min(book.quantity.abs());
-        let closing = close_qty * signed.signum();
-        // Cost leaves the position in proportion to the quantity closed, as in the engine.
-        let removed = book.cost.mul_div_floor(close_qty, book.quantity.abs());
-        let realized = -price.times(closing) - removed;
-        book.cost -= removed;
-        book.quantity += closing;
-        // The commission of a fill that flips the position belongs to the trade it closes.
-        if let Some(t) = book.trade.as_mut() {
-            t.exit_quantity += close_qty;
-            t.exit_notional += price.times(close_qty);
-            t.pnl += realized - commission;
-            t.commission += commission;
-        }
-        let mut closed = false;
-        if book.quantity == 0 {
-            book.cost = Amount::ZERO;
-            if let Some(t) = book.trade.take() {
-                self.closed.push(t.close(&fill.symbol, ts));
-                closed = true;
-            }
-        }
-        let rest = signed - closing;
-        if rest != 0 {
-            let opened = price.times(rest);
-            book.cost = opened;
-            book.quantity = rest;
-            let mut t = OpenTrade::new(ts, rest.signum());
-            t.entry_quantity = rest.abs();
-            t.entry_notional = opened.abs();
-            t.max_quantity = rest.abs();
-            book.trade = Some(t);
-        }
-        if closed {
-            self.closed.last()
-        } else {
-            None
-        }
+        let effect = round_trips::apply_fill(
+            &mut book.quantity,
+            &mut book.cost,
+            &mut book.trade,
+            &Fill {
+                quantity,
+                price: fill.executed_price,
+                commission: fill.commission,
+                time: fill.timestamp,
+            },
+        );
+        let closed = effect.closed?;
+        self.closed.push(Trade::new(&fill.symbol, closed));
+        self.closed.last()
     }
 }
 

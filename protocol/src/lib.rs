@@ -9,6 +9,8 @@
 //! - [`rest`], [`plan`]: the token endpoints' bodies and the plan names; [`results`]:
 //!   the `/api/sessions` bodies.
 //! - [`time`]: RFC 3339 / bare-date handling; [`orders`]: the order vocabulary.
+//! - [`round_trips`]: the bookkeeping that turns fills into round-trip trades, shared
+//!   by the engine and clients.
 
 pub mod client;
 pub mod connection;
@@ -20,6 +22,7 @@ pub mod parse;
 pub mod plan;
 pub mod rest;
 pub mod results;
+pub mod round_trips;
 pub mod server;
 pub mod session;
 pub mod time;

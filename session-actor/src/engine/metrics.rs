@@ -154,7 +154,8 @@ impl MetricsAccumulator {
     }
 
     /// Records a closed round trip.
-    pub fn observe_trade(&mut self, t: &ClosedTrade) {
+    pub fn observe_trade(&mut self, closed: &ClosedTrade) {
+        let t = &closed.trade;
         self.trades += 1;
         let pnl = t.pnl.to_f64();
         if pnl > 0.0 {

@@ -285,17 +285,9 @@ impl Engine {
         let trades = self
             .trades
             .iter()
-            .map(|t| TradeData {
-                symbol: self.config.symbols[t.symbol as usize].clone(),
-                side: if t.direction > 0 { "long" } else { "short" }.to_string(),
-                quantity: t.quantity,
-                entry_time: t.entry_time,
-                exit_time: t.exit_time,
-                entry_price: t.entry_price,
-                exit_price: t.exit_price,
-                pnl: t.pnl,
-                commission: t.commission,
-                return_pct: t.return_pct,
+            .map(|t| {
+                t.trade
+                    .to_trade_data(self.config.symbols[t.symbol as usize].clone())
             })
             .collect();
         SimulationResults {

@@ -1,6 +1,8 @@
-//! Cash, positions with average cost, realized and unrealized PnL.
+//! Cash, positions with average cost, realized and unrealized PnL. Round trips are
+//! kept by [`protocol::round_trips`], which clients use to rebuild the same trades.
 
 use market_data::{Amount, Price, Timestamp};
+use protocol::round_trips::{self, Fill, OpenTrade, RoundTrip};
 use serde::{Deserialize, Serialize};
 
 /// One symbol's position. `cost` is the signed cost basis (negative for shorts), so
@@ -34,52 +36,13 @@ impl Position {
     }
 }
 
-/// A round trip from flat back to flat, still open.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OpenTrade {
-    /// Time of the first fill.
-    pub entry_time: Timestamp,
-    /// +1 long, -1 short.
-    pub direction: i64,
-    /// Sum of entry fill quantities.
-    pub entry_quantity: i64,
-    /// Sum of entry fill notionals.
-    pub entry_notional: Amount,
-    /// Sum of exit fill quantities.
-    pub exit_quantity: i64,
-    /// Sum of exit fill notionals.
-    pub exit_notional: Amount,
-    /// Realized PnL of the trade so far, net of commissions.
-    pub pnl: Amount,
-    /// Commissions paid in the trade.
-    pub commission: Amount,
-    /// Largest absolute position during the trade.
-    pub max_quantity: i64,
-}
-
-/// A finished round trip (flat -> position -> flat).
+/// A finished round trip (flat -> position -> flat) and its symbol.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClosedTrade {
     /// Symbol index.
     pub symbol: u32,
-    /// `long` or `short` as +1 / -1.
-    pub direction: i64,
-    /// Largest absolute position held.
-    pub quantity: i64,
-    /// Time of the first fill.
-    pub entry_time: Timestamp,
-    /// Time of the fill that made the position flat.
-    pub exit_time: Timestamp,
-    /// Average entry price.
-    pub entry_price: Price,
-    /// Average exit price.
-    pub exit_price: Price,
-    /// PnL net of commissions.
-    pub pnl: Amount,
-    /// Commissions paid.
-    pub commission: Amount,
-    /// `pnl / entry notional`, in percent.
-    pub return_pct: f64,
+    /// The round trip.
+    pub trade: RoundTrip,
 }
 
 /// Result of applying one fill to a position.
@@ -149,96 +112,22 @@ impl Portfolio {
         commission: Amount,
         ts: Timestamp,
     ) -> FillEffect {
-        let notional = price.times(signed_qty);
-        self.cash -= notional + commission;
+        self.cash -= price.times(signed_qty) + commission;
         self.commission += commission;
-        self.realized -= commission;
         let pos = &mut self.positions[symbol as usize];
-        let opening = pos.quantity == 0 || pos.quantity.signum() == signed_qty.signum();
-        let mut closed = None;
-        if opening {
-            pos.cost += notional;
-            pos.quantity += signed_qty;
-            let t = pos.trade.get_or_insert_with(|| OpenTrade {
-                entry_time: ts,
-                direction: signed_qty.signum(),
-                entry_quantity: 0,
-                entry_notional: Amount::ZERO,
-                exit_quantity: 0,
-                exit_notional: Amount::ZERO,
-                pnl: Amount::ZERO,
-                commission: Amount::ZERO,
-                max_quantity: 0,
-            });
-            t.entry_quantity += signed_qty.abs();
-            t.entry_notional += notional.abs();
-            t.pnl -= commission;
-            t.commission += commission;
-            t.max_quantity = t.max_quantity.max(pos.quantity.abs());
-        } else {
-            let close_qty = signed_qty.abs().min(pos.quantity.abs());
-            let closing = close_qty * signed_qty.signum();
-            // Cost leaves the position in proportion to the quantity closed.
-            let removed = pos.cost.mul_div_floor(close_qty, pos.quantity.abs());
-            let realized = -price.times(closing) - removed;
-            self.realized += realized;
-            pos.cost -= removed;
-            pos.quantity += closing;
-            // Commission of a flipping fill is charged to the trade it closes.
-            if let Some(t) = pos.trade.as_mut() {
-                t.exit_quantity += close_qty;
-                t.exit_notional += price.times(close_qty);
-                t.pnl += realized - commission;
-                t.commission += commission;
-            }
-            if pos.quantity == 0 {
-                pos.cost = Amount::ZERO;
-                if let Some(t) = pos.trade.take() {
-                    closed = Some(close_trade(symbol, t, ts));
-                }
-            }
-            let rest = signed_qty - closing;
-            if rest != 0 {
-                let notional_rest = price.times(rest);
-                pos.cost = notional_rest;
-                pos.quantity = rest;
-                pos.trade = Some(OpenTrade {
-                    entry_time: ts,
-                    direction: rest.signum(),
-                    entry_quantity: rest.abs(),
-                    entry_notional: notional_rest.abs(),
-                    exit_quantity: 0,
-                    exit_notional: Amount::ZERO,
-                    pnl: Amount::ZERO,
-                    commission: Amount::ZERO,
-                    max_quantity: rest.abs(),
-                });
-            }
+        let fill = Fill {
+            quantity: signed_qty,
+            price,
+            commission,
+            time: ts,
+        };
+        let effect =
+            round_trips::apply_fill(&mut pos.quantity, &mut pos.cost, &mut pos.trade, &fill);
+        self.realized += effect.realized - commission;
+        FillEffect {
+            opening: effect.opening,
+            closed: effect.closed.map(|trade| ClosedTrade { symbol, trade }),
         }
-        FillEffect { opening, closed }
-    }
-}
-
-fn close_trade(symbol: u32, t: OpenTrade, exit_time: Timestamp) -> ClosedTrade {
-    let entry_price = t.entry_notional.per_unit(t.entry_quantity);
-    let exit_price = t.exit_notional.per_unit(t.exit_quantity);
-    let base = t.entry_notional.to_f64();
-    let return_pct = if base > 0.0 {
-        t.pnl.to_f64() / base * 100.0
-    } else {
-        0.0
-    };
-    ClosedTrade {
-        symbol,
-        direction: t.direction,
-        quantity: t.max_quantity,
-        entry_time: t.entry_time,
-        exit_time,
-        entry_price,
-        exit_price,
-        pnl: t.pnl,
-        commission: t.commission,
-        return_pct,
     }
 }
 
@@ -260,7 +149,7 @@ mod tests {
         assert!(!eff.opening && eff.closed.is_none());
         assert_eq!(pf.realized, Amount::from_int(75 - 3));
         let eff = pf.apply_fill(0, -15, p("100"), Amount::ZERO, 4);
-        let t = eff.closed.unwrap();
+        let t = eff.closed.unwrap().trade;
         assert_eq!(
             (t.entry_price, t.exit_price, t.quantity),
             (p("105"), p("105"), 20)
@@ -275,7 +164,7 @@ mod tests {
         let mut pf = Portfolio::new(Amount::from_int(10_000), 1);
         pf.apply_fill(0, 10, p("100"), Amount::ZERO, 1);
         let eff = pf.apply_fill(0, -15, p("90"), Amount::ZERO, 2);
-        assert_eq!(eff.closed.unwrap().pnl, Amount::from_int(-100));
+        assert_eq!(eff.closed.unwrap().trade.pnl, Amount::from_int(-100));
         let pos = &pf.positions[0];
         assert_eq!((pos.quantity, pos.avg_cost()), (-5, p("90")));
         pf.positions[0].last = p("80");

@@ -185,7 +185,10 @@ fn stop_gapping_through_fills_at_the_open() {
         fills(&ev),
         vec![("s".into(), 10, p("90"), FillReason::Exit)]
     );
-    assert_eq!(s.engine.closed_trades()[0].pnl, Amount::from_int(-100));
+    assert_eq!(
+        s.engine.closed_trades()[0].trade.pnl,
+        Amount::from_int(-100)
+    );
 }
 
 #[test]
