@@ -1,8 +1,15 @@
 //! Building and running the gateway, the same way in `main` and in tests: bind (port 0
 //! picks a free port), report the ports, run until stopped.
+//!
+//! Shutdown (SIGTERM, SIGINT or [`ShutdownTrigger`]) drains the node within
+//! `server.shutdown_timeout_sec`: `/ready` turns 503 and new connections are refused,
+//! every connection gets `connection_closing` (`server_maintenance`, reconnect allowed)
+//! and closes, every session stores its state and gives up its lease so another node
+//! can take it over at once, then the server stops.
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
@@ -13,7 +20,7 @@ use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 
 use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
-use crate::registry::SessionRegistry;
+use crate::registry::{Drain, SessionRegistry};
 use crate::{routes, secrets};
 
 /// Why the gateway could not start.
@@ -67,6 +74,26 @@ pub struct AppState {
     pub slots: crate::ws::slots::ConnectionSlots,
     /// Where session state is kept between connections.
     pub session_store: Arc<dyn SessionStore>,
+    /// Becomes true when the node starts draining.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl AppState {
+    /// True while the node drains for shutdown.
+    pub fn draining(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Starts a graceful shutdown of a running [`Application`] (what SIGTERM does).
+#[derive(Clone)]
+pub struct ShutdownTrigger(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl ShutdownTrigger {
+    /// Begins draining; returns at once.
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 /// A bound, not yet running gateway.
@@ -75,6 +102,9 @@ pub struct Application {
     compat_port: Option<u16>,
     server: Server,
     bootstrap: Option<Bootstrap>,
+    registry: Addr<SessionRegistry>,
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    drain_timeout: Duration,
 }
 
 impl Application {
@@ -133,14 +163,16 @@ impl Application {
         )
         .with_results(db.clone())
         .start();
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),
             market,
             db,
             jwt,
-            registry,
+            registry: registry.clone(),
             slots: Default::default(),
             session_store,
+            shutdown: shutdown_rx,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
@@ -160,6 +192,8 @@ impl Application {
                 .configure(routes::configure)
         })
         .shutdown_timeout(shutdown)
+        // Signals are handled here, to drain sessions before the server stops.
+        .disable_signals()
         .listen(main)
         .map_err(|source| StartError::Bind {
             address: format!("port {port}"),
@@ -176,6 +210,9 @@ impl Application {
             compat_port,
             server: server.run(),
             bootstrap,
+            registry,
+            shutdown: Arc::new(shutdown_tx),
+            drain_timeout: Duration::from_secs(settings.server.shutdown_timeout_sec),
         })
     }
 
@@ -194,9 +231,49 @@ impl Application {
         self.bootstrap.as_ref()
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    /// Starts a graceful shutdown from code (tests, embedding).
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(Arc::clone(&self.shutdown))
+    }
+
+    /// Serves until SIGTERM, SIGINT or the [`ShutdownTrigger`], then drains (see the
+    /// module documentation) and stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Application {
+            server,
+            registry,
+            shutdown,
+            drain_timeout,
+            ..
+        } = self;
+        let handle = server.handle();
+        let mut serving = actix_web::rt::spawn(server);
+        let mut requested = shutdown.subscribe();
+        tokio::select! {
+            result = &mut serving => return result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            _ = stop_requested(&mut requested) => {}
+        }
+        shutdown.send_replace(true);
+        let started = std::time::Instant::now();
+        tracing::info!(
+            timeout_sec = drain_timeout.as_secs(),
+            "draining for shutdown"
+        );
+        handle.pause().await;
+        // Connections see the flag and close themselves, detaching their sessions;
+        // then every session stores itself and lets go of its lease.
+        match tokio::time::timeout(drain_timeout, registry.send(Drain)).await {
+            Ok(Ok(n)) => tracing::info!(
+                sessions = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "sessions stored"
+            ),
+            Ok(Err(_)) => tracing::warn!("session registry gone before draining"),
+            Err(_) => tracing::warn!("drain timeout reached before every session was stored"),
+        }
+        let left = drain_timeout.saturating_sub(started.elapsed());
+        let _ = tokio::time::timeout(left.max(Duration::from_millis(100)), handle.stop(true)).await;
+        Ok(())
     }
 }
 
@@ -231,4 +308,32 @@ fn start_market_data(settings: &Settings) -> Result<Addr<MarketDataActor>, Start
         actor = actor.with_provider(name.clone(), open(name, root)?);
     }
     Ok(actor.start())
+}
+
+/// Resolves on SIGTERM, SIGINT, or when `requested` turns true.
+async fn stop_requested(requested: &mut tokio::sync::watch::Receiver<bool>) {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let int = async {
+        match int.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM"),
+        _ = int => tracing::info!("SIGINT"),
+        _ = requested.wait_for(|stop| *stop) => {}
+    }
 }

@@ -28,7 +28,7 @@ use market_data::{
     Slice, SliceRequest, Timeframe, Timestamp,
 };
 use session_actor::actor::{
-    Close, Lifecycle, LifecycleKind, Ownership, SessionActor, SessionConfig,
+    Close, Lifecycle, LifecycleKind, Ownership, SessionActor, SessionConfig, Shutdown,
 };
 use session_actor::engine::{periods_per_year, session_calendar, SimulationResults};
 use session_actor::store::{
@@ -172,6 +172,8 @@ pub struct SessionRegistry {
     market: Addr<MarketDataActor>,
     store: Arc<dyn SessionStore>,
     node_id: String,
+    /// Shutting down: no new sessions.
+    draining: bool,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     sessions: HashMap<String, Entry>,
@@ -192,6 +194,7 @@ impl SessionRegistry {
     ) -> Self {
         SessionRegistry {
             node_id: settings.node_id(),
+            draining: false,
             settings,
             market,
             store,
@@ -284,6 +287,12 @@ impl Handler<CreateSession> for SessionRegistry {
             arbiter,
         } = msg;
         let early = (|| {
+            if self.draining {
+                return Err(CreateError {
+                    code: "SERVICE_BUSY",
+                    message: "this node is shutting down; reconnect to continue".into(),
+                });
+            }
             if self.live_sessions_of(&user_id) >= max_sessions as usize {
                 return Err(CreateError {
                     code: "SERVICE_BUSY",
@@ -670,6 +679,11 @@ impl Handler<ResumeSession> for SessionRegistry {
     type Result = ResponseActFuture<Self, Result<SessionHandle, ResumeError>>;
 
     fn handle(&mut self, msg: ResumeSession, _ctx: &mut Context<Self>) -> Self::Result {
+        if self.draining {
+            return Box::pin(actix::fut::ready(Err(ResumeError::Busy(
+                "this node is shutting down; reconnect to continue".into(),
+            ))));
+        }
         match self.sessions.get(&msg.session_id) {
             Some(e) if e.closing => {}
             Some(e) if e.user_id != msg.user_id => {
@@ -779,6 +793,35 @@ impl Handler<ResumeSession> for SessionRegistry {
                 ))
             });
         Box::pin(fut)
+    }
+}
+
+/// The node is shutting down: refuse new sessions and resumes, and have every session
+/// store itself and give up its lease. Answers with the number of sessions stored.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct Drain;
+
+impl Handler<Drain> for SessionRegistry {
+    type Result = actix::ResponseFuture<usize>;
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) -> Self::Result {
+        self.draining = true;
+        // `send` queues each message at once, so the sessions store concurrently.
+        let pending: Vec<_> = self
+            .sessions
+            .values()
+            .filter(|e| e.live)
+            .map(|e| e.handle.addr.send(Shutdown))
+            .collect();
+        Box::pin(async move {
+            let mut stored = 0;
+            for p in pending {
+                if p.await.is_ok() {
+                    stored += 1;
+                }
+            }
+            stored
+        })
     }
 }
 

@@ -13,6 +13,9 @@ fn now() -> i64 {
 
 /// What the node can currently do.
 async fn status(state: &AppState) -> (HealthStatus, String) {
+    if state.draining() {
+        return (HealthStatus::Unhealthy, "shutting down".into());
+    }
     let db = state.db.ping().await;
     let store = state.session_store.ping().await;
     match (db, store) {

@@ -670,6 +670,22 @@ impl Actor for ConnectionActor {
             }),
             None,
         );
+        // Shutdown: tell the client to reconnect (to another node) and close.
+        let mut shutdown = app.shutdown.clone();
+        ctx.spawn(
+            wrap_future::<_, Self>(async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            })
+            .map(|(), act, ctx| {
+                act.closing(
+                    CloseReason::ServerMaintenance,
+                    "this server is shutting down; reconnect and resume your sessions",
+                    CloseCode::Restart,
+                    true,
+                );
+                ctx.stop();
+            }),
+        );
         let idle = Duration::from_secs(s.server.idle_timeout_sec);
         let check = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         ctx.run_interval(check, move |act, ctx| {

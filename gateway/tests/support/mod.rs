@@ -5,7 +5,7 @@
 pub mod sma;
 
 use auth::{Database, NewApiKey, NewUser, Plan, Secret, StoreOptions, UserStore};
-use gateway::app::Application;
+use gateway::app::{Application, ShutdownTrigger};
 use gateway::config::Settings;
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -26,7 +26,13 @@ pub struct TestApp {
     pub admin_key: String,
     /// Direct access to the same database.
     pub db: Database,
-    _dir: tempfile::TempDir,
+    /// The database URL, for more nodes on the same database.
+    pub database_url: String,
+    /// Drains and stops the gateway.
+    pub shutdown: ShutdownTrigger,
+    /// Resolves when the gateway has stopped.
+    pub stopped: Option<actix_web::rt::task::JoinHandle<std::io::Result<()>>>,
+    pub dir: tempfile::TempDir,
     pg: Option<(String, String)>,
 }
 
@@ -95,7 +101,8 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         .api_key
         .clone();
     let (port, compat_port) = (app.port(), app.compat_port());
-    actix_web::rt::spawn(app.run_until_stopped());
+    let shutdown = app.shutdown_trigger();
+    let stopped = Some(actix_web::rt::spawn(app.run_until_stopped()));
     let db = auth::connect(
         &url,
         StoreOptions::new(Secret::new(PEPPER.as_bytes().to_vec())),
@@ -107,9 +114,53 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         compat_port,
         admin_key,
         db,
-        _dir: dir,
+        database_url: url,
+        shutdown,
+        stopped,
+        dir,
         pg,
     }
+}
+
+/// Another gateway on `app`'s database; `tweak` adjusts its settings.
+pub async fn spawn_node(app: &TestApp, name: &str, tweak: impl FnOnce(&mut Settings)) -> Node {
+    let dir = app.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut settings = base_settings(&dir, &app.database_url);
+    settings.server.node_id = name.to_string();
+    tweak(&mut settings);
+    let node = Application::build(settings).await.unwrap();
+    let port = node.port();
+    let shutdown = node.shutdown_trigger();
+    let stopped = actix_web::rt::spawn(node.run_until_stopped());
+    Node {
+        port,
+        shutdown,
+        stopped,
+    }
+}
+
+/// A further gateway node of a [`TestApp`].
+pub struct Node {
+    pub port: u16,
+    pub shutdown: ShutdownTrigger,
+    pub stopped: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Node {
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The Redis test server.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A Redis key prefix of its own for a test.
+pub fn redis_prefix(test: &str) -> String {
+    format!("test-{test}-{}", random_suffix())
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {

@@ -22,6 +22,8 @@ pub struct Sma {
     prev: Option<std::cmp::Ordering>,
     pub position: i64,
     n: u64,
+    /// A tick received but not answered yet (across a reconnect).
+    pub pending: Option<Value>,
 }
 
 impl Sma {

@@ -131,6 +131,12 @@ pub struct GetState;
 #[rtype(result = "AccountSnapshot")]
 pub struct GetAccount;
 
+/// The node is shutting down: store the session, give up its lease (so another node
+/// can take it over at once), and stop. Answers when the state is stored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
 /// `close_session`: drops the session now.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -302,5 +308,33 @@ impl Handler<Close> for SessionActor {
             });
         }
         ctx.stop();
+    }
+}
+
+impl Handler<Shutdown> for SessionActor {
+    type Result = AtomicResponse<Self, ()>;
+    fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.sink = None;
+        self.backlog.clear();
+        let writes = self.final_writes();
+        let lease = self.lease.take();
+        let store = std::sync::Arc::clone(&self.store);
+        let ttl = self.config.store_ttl;
+        let id = self.config.session_id.clone();
+        let stored = async move {
+            let Some(lease) = lease else {
+                return;
+            };
+            for write in writes {
+                if let Err(e) = store.write(&lease, write, ttl).await {
+                    tracing::warn!(session_id = %id, error = %e, "session state not stored at shutdown");
+                    return;
+                }
+            }
+            let _ = store.release(&lease).await;
+        };
+        AtomicResponse::new(Box::pin(
+            wrap_future::<_, Self>(stored).map(|(), _act, ctx: &mut Context<Self>| ctx.stop()),
+        ))
     }
 }

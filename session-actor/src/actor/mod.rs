@@ -622,20 +622,29 @@ impl SessionActor {
 
     /// Stores the run state and the newest checkpoint the client is known to have.
     fn persist(&mut self, ctx: &mut Context<Self>) {
-        if self.lease.is_none() {
-            return;
+        for write in self.final_writes() {
+            self.store_write(write, ctx);
         }
-        let meta = self.meta();
-        self.store_write(Write::Meta(meta), ctx);
+    }
+
+    /// What to write so the store holds this session as it is now: the run state, and
+    /// a checkpoint at the newest tick the client is known to have (the current one
+    /// when it acknowledged it, else the pending candidate).
+    fn final_writes(&mut self) -> Vec<Write> {
+        if self.lease.is_none() {
+            return Vec::new();
+        }
+        let mut writes = vec![Write::Meta(self.meta())];
         let seq = self.engine.sequence_id();
         if self.acked >= seq && seq > self.checkpointed.0 {
             let cp = self.checkpoint_now();
             self.checkpointed = (seq, Instant::now());
             self.candidate = None;
-            self.store_write(Write::Checkpoint(cp), ctx);
+            writes.push(Write::Checkpoint(cp));
         } else if let Some(cp) = self.candidate.take() {
-            self.store_write(Write::Checkpoint(cp), ctx);
+            writes.push(Write::Checkpoint(cp));
         }
+        writes
     }
 }
 

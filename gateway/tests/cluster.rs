@@ -1,0 +1,129 @@
+//! Gateways sharing one database and one Redis session store, in this process:
+//! graceful shutdown hands sessions over, and the store's rules hold across nodes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::sma::{goog_start, Sma};
+use support::{redis_prefix, redis_url, spawn_app_with, spawn_node, Backend, WsClient};
+
+/// Runs the SMA client until `stop` returns true for a tick (before answering it) or
+/// the run ends; returns the last tick seen and the end message if any.
+async fn run_sma(
+    ws: &mut WsClient,
+    sid: &str,
+    sma: &mut Sma,
+    last_seen: &mut u64,
+    mut stop: impl FnMut(u64) -> bool,
+) -> Option<serde_json::Value> {
+    loop {
+        let m = ws.recv().await.expect("connection open");
+        match m["type"].as_str().unwrap() {
+            "execution_report" => {
+                let q = m["data"]["executed_quantity"].as_i64().unwrap();
+                sma.position += if m["data"]["side"] == "buy" { q } else { -q };
+            }
+            "tick" => {
+                let seq = m["data"]["sequence_id"].as_u64().unwrap();
+                assert_eq!(seq, *last_seen + 1);
+                *last_seen = seq;
+                if stop(seq) {
+                    // Keep the tick: the caller answers it after the resume.
+                    sma.pending = Some(m);
+                    return None;
+                }
+                answer(ws, sid, sma, &m).await;
+            }
+            "session_error" => panic!("session error: {m}"),
+            "simulation_end" => return Some(m),
+            _ => {}
+        }
+    }
+}
+
+/// The client's reaction to a tick: orders, then the ack.
+async fn answer(ws: &mut WsClient, sid: &str, sma: &mut Sma, tick: &serde_json::Value) {
+    if let Some(order) = sma.on_tick(tick) {
+        ws.send(
+            "order_batch",
+            json!({"session_id": sid, "batch_id": "b", "orders": [order]}),
+            None,
+        )
+        .await;
+        ws.until("batch_ack").await;
+    }
+    let seq = &tick["data"]["sequence_id"];
+    ws.send(
+        "tick_ack",
+        json!({"session_id": sid, "sequence_id": seq}),
+        None,
+    )
+    .await;
+}
+
+#[actix_web::test]
+async fn graceful_shutdown_hands_sessions_to_another_node() {
+    let prefix = redis_prefix("drain");
+    let store = |s: &mut gateway::config::Settings| {
+        s.session_store.redis_url = redis_url();
+        s.session_store.key_prefix = prefix.clone();
+        s.server.shutdown_timeout_sec = 5;
+    };
+    let mut a = spawn_app_with(Backend::Sqlite, |s| {
+        store(s);
+        s.server.node_id = "node-a".into();
+    })
+    .await;
+    let b = spawn_node(&a, "node-b", store).await;
+    let token = a.token(&a.admin_key).await;
+
+    let mut ws = WsClient::connect(&a, &token).await;
+    ws.until("connection_ready").await;
+    ws.send("start_simulation", goog_start(), None).await;
+    let sid = ws.until("session_created").await["data"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut sma, mut last) = (Sma::default(), 0);
+    assert!(run_sma(&mut ws, &sid, &mut sma, &mut last, |s| s == 800)
+        .await
+        .is_none());
+
+    // SIGTERM's path: the client is told to reconnect, and node A stops in time.
+    let t0 = Instant::now();
+    a.shutdown.shutdown();
+    let closing = ws.until("connection_closing").await;
+    assert_eq!(closing["data"]["reason"], "server_maintenance");
+    assert_eq!(closing["data"]["reconnect_allowed"], true);
+    assert_eq!(closing["data"]["close_code"], 1012);
+    assert!(ws.recv().await.is_none(), "a close frame follows");
+    let stopped = a.stopped.take().unwrap();
+    tokio::time::timeout(Duration::from_secs(6), stopped)
+        .await
+        .expect("node A stops within its drain timeout")
+        .unwrap()
+        .unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(6));
+
+    // The session goes on from node B, ending exactly as an uninterrupted run.
+    let mut ws = WsClient::connect_to(&b.base(), &token).await;
+    ws.until("connection_ready").await;
+    ws.send(
+        "resume_session",
+        json!({"session_id": sid, "last_sequence_id": last, "epoch": 1}),
+        None,
+    )
+    .await;
+    let resumed = ws.until("session_resumed").await;
+    assert_eq!(resumed["data"]["resumed_from_sequence"], last);
+    assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
+    let pending = sma.pending.take().unwrap();
+    answer(&mut ws, &sid, &mut sma, &pending).await;
+    let end = run_sma(&mut ws, &sid, &mut sma, &mut last, |_| false)
+        .await
+        .expect("the run ends");
+    assert_eq!(end["data"]["final_equity"], "194777.00");
+    b.shutdown.shutdown();
+}
