@@ -67,6 +67,9 @@ pub struct Claims {
     pub aud: String,
     /// Unique token id, for revocation lists and audit.
     pub jti: Uuid,
+    /// The API key the token was exchanged for, so revoking the key refuses the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<Uuid>,
 }
 
 /// A freshly issued token and what the `/auth/token` response needs about it.
@@ -142,7 +145,12 @@ impl Jwt {
     }
 
     /// Issues a token for `user_id` on `plan`.
-    pub fn issue(&self, user_id: Uuid, plan: Plan) -> Result<IssuedToken, AuthError> {
+    pub fn issue(
+        &self,
+        user_id: Uuid,
+        plan: Plan,
+        key_id: Option<Uuid>,
+    ) -> Result<IssuedToken, AuthError> {
         let iat = self.clock.now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -152,6 +160,7 @@ impl Jwt {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
+            kid: key_id,
         };
         let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)
             .map_err(AuthError::TokenEncoding)?;

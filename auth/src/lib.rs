@@ -31,6 +31,6 @@ pub use protocol::Plan;
 pub use secret::Secret;
 pub use simulation::{SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES};
 pub use store::{
-    connect, Backend, Database, PostgresStore, ResultStore, SqliteStore, StoreOptions, UserStore,
-    DEFAULT_DATABASE_URL,
+    connect, Backend, Database, PostgresStore, ResultStore, Revocations, SqliteStore, StoreOptions,
+    UserStore, DEFAULT_DATABASE_URL,
 };

@@ -50,7 +50,7 @@ fn b64_json(value: &serde_json::Value) -> String {
 }
 
 fn issue(jwt: &Jwt) -> (String, Claims) {
-    let issued = jwt.issue(Uuid::new_v4(), Plan::Professional).unwrap();
+    let issued = jwt.issue(Uuid::new_v4(), Plan::Professional, None).unwrap();
     (issued.access_token.expose().clone(), issued.claims)
 }
 
@@ -59,7 +59,9 @@ fn round_trip_carries_the_protocol_claims() {
     let clock = clock();
     let jwt = jwt_with(config(), &clock);
     let user = Uuid::new_v4();
-    let issued = jwt.issue(user, Plan::Professional).unwrap();
+    let issued = jwt
+        .issue(user, Plan::Professional, Some(Uuid::from_u128(7)))
+        .unwrap();
     assert_eq!(issued.expires_in, 3600);
     let now = clock.now_secs();
     assert_eq!(issued.claims.sub, user);
@@ -72,7 +74,8 @@ fn round_trip_carries_the_protocol_claims() {
     let verified = jwt.verify(issued.access_token.expose()).unwrap();
     assert_eq!(verified, issued.claims);
 
-    // The wire form uses exactly the names PROTOCOL.md lists, and HS256.
+    // The wire form uses the names PROTOCOL.md lists (at least), plus `kid`, the API
+    // key the token was exchanged for, and HS256.
     let [header, payload, _] = parts(issued.access_token.expose());
     let header: serde_json::Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
@@ -81,11 +84,23 @@ fn round_trip_carries_the_protocol_claims() {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     let mut keys: Vec<_> = payload.as_object().unwrap().keys().cloned().collect();
     keys.sort();
-    assert_eq!(keys, ["aud", "exp", "iat", "iss", "jti", "plan", "sub"]);
+    assert_eq!(
+        keys,
+        ["aud", "exp", "iat", "iss", "jti", "kid", "plan", "sub"]
+    );
+    assert_eq!(payload["kid"], Uuid::from_u128(7).to_string());
+    let keyless = jwt.issue(user, Plan::Free, None).unwrap();
+    assert_eq!(keyless.claims.kid, None);
+    let [_, keyless_payload, _] = parts(keyless.access_token.expose());
+    let keyless_payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(keyless_payload).unwrap()).unwrap();
+    assert!(keyless_payload.get("kid").is_none());
     assert_eq!(payload["plan"], "professional");
     assert_eq!(payload["sub"], user.to_string());
 
-    let again = jwt.issue(user, Plan::Professional).unwrap();
+    let again = jwt
+        .issue(user, Plan::Professional, Some(Uuid::from_u128(7)))
+        .unwrap();
     assert_ne!(
         again.claims.jti, issued.claims.jti,
         "jti is unique per token"

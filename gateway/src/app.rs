@@ -21,6 +21,7 @@ use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
 use crate::registry::{Drain, SessionRegistry};
+use crate::revocation::{self, Revocations};
 use crate::{routes, secrets};
 
 /// Why the gateway could not start.
@@ -76,6 +77,8 @@ pub struct AppState {
     pub session_store: Arc<dyn SessionStore>,
     /// Becomes true when the node starts draining.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Revoked keys and disabled users, cluster-wide.
+    pub revocations: Arc<Revocations>,
 }
 
 impl AppState {
@@ -163,6 +166,22 @@ impl Application {
         )
         .with_results(db.clone())
         .start();
+        let revocations = Arc::new(Revocations::default());
+        // No token outlives its lifetime plus a day of clock skew; older revocations
+        // are kept from earlier reads.
+        let horizon = Duration::from_secs(settings.jwt.lifetime_sec + 24 * 3600);
+        actix_web::rt::spawn(revocation::poll_database(
+            Arc::clone(&revocations),
+            db.clone(),
+            horizon,
+        ));
+        if !settings.session_store.redis_url.is_empty() {
+            actix_web::rt::spawn(revocation::subscribe_redis(
+                Arc::clone(&revocations),
+                settings.session_store.redis_url.clone(),
+                settings.session_store.key_prefix.clone(),
+            ));
+        }
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),
@@ -173,6 +192,7 @@ impl Application {
             slots: Default::default(),
             session_store,
             shutdown: shutdown_rx,
+            revocations,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);

@@ -6,6 +6,7 @@ pub mod config;
 pub mod errors;
 pub mod registry;
 pub mod results;
+pub mod revocation;
 pub mod routes;
 pub mod secrets;
 pub mod ws;

@@ -4,9 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use auth::{AuthError, NewApiKey, NewUser, Plan, Role, Secret, StoreOptions, UserStore};
+use auth::{
+    AuthError, NewApiKey, NewUser, Plan, Role, Secret, StoreOptions, UserStatus, UserStore,
+};
 use gateway::app::Application;
 use gateway::config::Settings;
+use gateway::revocation::{self, Revoked};
 use gateway::secrets;
 
 const USAGE: &str = "\
@@ -21,6 +24,10 @@ commands:
                                           alone on the last line
   admin revoke-key  --email E --prefix PREFIX
                                           PREFIX: the key's visible part, e.g. stk_AbCd1234
+  admin disable-user --email E            refuse the user's keys and tokens
+  admin enable-user  --email E
+                                          Revocations close open connections on every
+                                          node within a second.
 
 Settings come from built-in defaults, then FILE (TOML), then SIMUTRADOR__* environment
 variables, e.g. SIMUTRADOR__SERVER__PORT=9000. Plans: free, professional, enterprise.
@@ -177,10 +184,36 @@ async fn admin(
                 .ok_or("no key with that prefix for this user")?;
             db.revoke_api_key(user.id, key.id).await?;
             println!("revoked key {} of {}", key.prefix, user.email);
+            announce(settings, Revoked::Key(key.id)).await;
+        }
+        "disable-user" | "enable-user" => {
+            let user = db.user_by_email(email).await?;
+            let (status, done) = if command == "disable-user" {
+                (UserStatus::Disabled, "disabled")
+            } else {
+                (UserStatus::Active, "enabled")
+            };
+            let user = db.set_status(user.id, status).await?;
+            println!("{done} user {} ({})", user.email, user.id);
+            if status == UserStatus::Disabled {
+                announce(settings, Revoked::User(user.id)).await;
+            }
         }
         other => return Err(format!("unknown admin command `{other}`").into()),
     }
     Ok(())
+}
+
+/// Tells every node at once (nodes also read revocations from the database every
+/// half second, so a failure here only delays the effect).
+async fn announce(settings: &Settings, revoked: Revoked) {
+    let store = &settings.session_store;
+    if store.redis_url.is_empty() {
+        return;
+    }
+    if let Err(e) = revocation::publish(&store.redis_url, &store.key_prefix, revoked).await {
+        eprintln!("note: could not notify other nodes through Redis ({e}); they see it within a second from the database");
+    }
 }
 
 fn fail(e: &dyn std::fmt::Display) -> ExitCode {

@@ -127,3 +127,87 @@ async fn graceful_shutdown_hands_sessions_to_another_node() {
     assert_eq!(end["data"]["final_equity"], "194777.00");
     b.shutdown.shutdown();
 }
+
+/// `connection_closing` must arrive on `ws` before `deadline`.
+async fn closed_for_revocation(ws: &mut WsClient, deadline: Instant) -> serde_json::Value {
+    tokio::time::timeout_at(deadline.into(), ws.until("connection_closing"))
+        .await
+        .expect("closed within a second of the revocation")
+}
+
+async fn handshake_status(base: &str, token: &str) -> u16 {
+    awc::Client::new()
+        .get(format!("{base}/ws/simulate?token={token}"))
+        .insert_header(("Connection", "Upgrade"))
+        .insert_header(("Upgrade", "websocket"))
+        .insert_header(("Sec-WebSocket-Version", "13"))
+        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[actix_web::test]
+async fn revocations_close_connections_on_every_node_within_a_second() {
+    use auth::{Plan, UserStatus, UserStore};
+    use gateway::revocation::{publish, Revoked};
+    let prefix = redis_prefix("revoke");
+    let store = |s: &mut gateway::config::Settings| {
+        s.session_store.redis_url = redis_url();
+        s.session_store.key_prefix = prefix.clone();
+    };
+    let a = spawn_app_with(Backend::Sqlite, store).await;
+    let b = spawn_node(&a, "node-b", store).await;
+    let key = a.user_with_key("k@example.com", Plan::Professional).await;
+    let token = a.token(&key).await;
+    let user = a.db.user_by_email("k@example.com").await.unwrap();
+    let key_id = a.db.list_api_keys(user.id).await.unwrap()[0].id;
+
+    // A key revoked and announced: connections on both nodes close.
+    let mut on_a = WsClient::connect(&a, &token).await;
+    let mut on_b = WsClient::connect_to(&b.base(), &token).await;
+    on_a.until("connection_ready").await;
+    on_b.until("connection_ready").await;
+    a.db.revoke_api_key(user.id, key_id).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    publish(&redis_url(), &prefix, Revoked::Key(key_id))
+        .await
+        .unwrap();
+    for ws in [&mut on_a, &mut on_b] {
+        let closing = closed_for_revocation(ws, deadline).await;
+        assert_eq!(closing["data"]["reason"], "api_key_revoked");
+        assert_eq!(closing["data"]["reconnect_allowed"], false);
+        assert!(ws.recv().await.is_none());
+    }
+    // The token is refused before the upgrade everywhere.
+    assert_eq!(
+        handshake_status(&format!("http://127.0.0.1:{}", a.port), &token).await,
+        401
+    );
+    assert_eq!(handshake_status(&b.base(), &token).await, 401);
+
+    // A user disabled in the database only (say, by another tool): every node reads
+    // it within half a second.
+    let key = a.user_with_key("d@example.com", Plan::Professional).await;
+    let token = a.token(&key).await;
+    let user = a.db.user_by_email("d@example.com").await.unwrap();
+    let mut ws = WsClient::connect_to(&b.base(), &token).await;
+    ws.until("connection_ready").await;
+    a.db.set_status(user.id, UserStatus::Disabled)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let closing = closed_for_revocation(&mut ws, deadline).await;
+    assert_eq!(closing["data"]["reason"], "api_key_revoked");
+    assert_eq!(closing["data"]["message"], "this account was disabled");
+    assert_eq!(handshake_status(&b.base(), &token).await, 401);
+    // Enabled again, the account works again.
+    a.db.set_status(user.id, UserStatus::Active).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let mut ws = WsClient::connect_to(&b.base(), &token).await;
+    ws.until("connection_ready").await;
+    b.shutdown.shutdown();
+    a.shutdown.shutdown();
+}

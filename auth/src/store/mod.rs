@@ -27,6 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use protocol::Plan;
 use uuid::Uuid;
 
@@ -111,8 +112,24 @@ pub trait UserStore: Send + Sync {
         presented: &str,
     ) -> impl Future<Output = Result<AuthenticatedKey, AuthError>> + Send;
 
+    /// Keys revoked at or after `since`, and every user who is not active: what
+    /// gateways must refuse even with a valid token.
+    fn revocations_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Revocations, AuthError>> + Send;
+
     /// Round-trips to the database (for `/ready`).
     fn ping(&self) -> impl Future<Output = Result<(), AuthError>> + Send;
+}
+
+/// See [`UserStore::revocations_since`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    /// Revoked API keys.
+    pub keys: Vec<Uuid>,
+    /// Disabled or locked users.
+    pub users: Vec<Uuid>,
 }
 
 /// Settings shared by both backends.
@@ -283,6 +300,10 @@ impl UserStore for Database {
 
     async fn authenticate_api_key(&self, presented: &str) -> Result<AuthenticatedKey, AuthError> {
         dispatch!(self, store => store.authenticate_api_key(presented))
+    }
+
+    async fn revocations_since(&self, since: DateTime<Utc>) -> Result<Revocations, AuthError> {
+        dispatch!(self, store => store.revocations_since(since))
     }
 
     async fn ping(&self) -> Result<(), AuthError> {

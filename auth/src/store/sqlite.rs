@@ -18,7 +18,7 @@ use super::shared::{
     conflict_or, decode_enum, is_foreign_key_violation, is_unique_violation, log_touch_failure,
     presented_prefix, StoreCore, UserColumns, EMAIL_TAKEN, JOINED_USER, KEY_INSERT_ATTEMPTS, USER,
 };
-use super::{Backend, StoreOptions, UserStore};
+use super::{Backend, Revocations, StoreOptions, UserStore};
 use crate::email::normalise_email;
 use crate::error::{AuthError, KeyRejection};
 use crate::model::{
@@ -324,6 +324,23 @@ impl UserStore for SqliteStore {
         Ok(AuthenticatedKey {
             user,
             key_id: key.id,
+        })
+    }
+
+    async fn revocations_since(&self, since: DateTime<Utc>) -> Result<Revocations, AuthError> {
+        let keys = sqlx::query("SELECT id FROM api_keys WHERE revoked_at >= ?")
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
+        let users = sqlx::query("SELECT id FROM users WHERE status <> 'active'")
+            .fetch_all(&self.pool)
+            .await?;
+        let ids = |rows: Vec<SqliteRow>| -> Result<Vec<Uuid>, AuthError> {
+            rows.into_iter().map(|row| get_id(&row, "id")).collect()
+        };
+        Ok(Revocations {
+            keys: ids(keys)?,
+            users: ids(users)?,
         })
     }
 

@@ -22,7 +22,9 @@ pub async fn token(
         .ok_or_else(|| HttpError::auth_failed("missing X-API-Key header"))?;
     let authenticated = state.db.authenticate_api_key(key).await?;
     let user = authenticated.user;
-    let issued = state.jwt.issue(user.id, user.plan)?;
+    let issued = state
+        .jwt
+        .issue(user.id, user.plan, Some(authenticated.key_id))?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(TokenResponse::bearer(

@@ -3,6 +3,7 @@
 //! order, so an `order_batch` sent before a `tick_ack` always reaches the session first.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::fut::wrap_future;
@@ -31,11 +32,17 @@ use crate::registry::{
     CreateError, CreateSession, GetSession, ListSessions, LookupError, ResumeError, ResumeSession,
     SessionHandle, SessionSpec,
 };
+use crate::revocation::Revoked;
+use tokio::sync::broadcast::error::RecvError;
 
 /// Who is connected, from the verified token.
 pub struct Identity {
     /// User id (token `sub`).
     pub user_id: String,
+    /// The same, parsed.
+    pub user: uuid::Uuid,
+    /// The API key the token came from.
+    pub key_id: Option<uuid::Uuid>,
     /// Plan at token issue.
     pub plan: Plan,
     /// Token expiry: the connection closes then.
@@ -669,6 +676,39 @@ impl Actor for ConnectionActor {
                 .to_vec(),
             }),
             None,
+        );
+        // Revocation of the key or the account, on any node: close for good.
+        let mut revoked = app.revocations.subscribe();
+        let (user, key) = (self.who.user, self.who.key_id);
+        let revocations = Arc::clone(&app.revocations);
+        ctx.spawn(
+            wrap_future::<_, Self>(async move {
+                loop {
+                    match revoked.recv().await {
+                        Ok(r) if r.applies_to(user, key) => return Some(r),
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(_)) if revocations.refuses(user, key) => {
+                            return Some(Revoked::User(user));
+                        }
+                        Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            })
+            .map(|revoked, act, ctx| {
+                let Some(revoked) = revoked else { return };
+                let message = match revoked {
+                    Revoked::Key(_) => "the API key behind this connection was revoked",
+                    Revoked::User(_) => "this account was disabled",
+                };
+                act.closing(
+                    CloseReason::ApiKeyRevoked,
+                    message,
+                    CloseCode::Policy,
+                    false,
+                );
+                ctx.stop();
+            }),
         );
         // Shutdown: tell the client to reconnect (to another node) and close.
         let mut shutdown = app.shutdown.clone();

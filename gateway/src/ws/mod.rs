@@ -46,6 +46,11 @@ pub async fn simulate(
         .or_else(|| bearer(&req))
         .ok_or_else(|| HttpError::auth_failed("missing token"))?;
     let claims = state.jwt.verify(token)?;
+    if state.revocations.refuses_token(&claims) {
+        return Err(HttpError::auth_failed(
+            "invalid, revoked or expired credentials",
+        ));
+    }
     let limits = plan_limits(&state, claims.plan);
     let user_id = claims.sub.to_string();
     let slot = match state.slots.acquire(&user_id, limits.concurrent_connections) {
@@ -68,6 +73,8 @@ pub async fn simulate(
     let writer = writer::spawn(session, state.settings.server.outbound_queue);
     let who = Identity {
         user_id,
+        user: claims.sub,
+        key_id: claims.kid,
         plan: claims.plan,
         expires_at: claims.exp,
     };

@@ -1,0 +1,241 @@
+//! Revoked API keys and disabled users, as every node must know them: the handshake
+//! refuses their tokens, and their open connections close with `connection_closing`
+//! (`api_key_revoked`).
+//!
+//! Two paths keep every node current. Whoever revokes publishes the event on the
+//! Redis channel `<session_store.key_prefix>:revocations` (when Redis is configured),
+//! which every node subscribes to; and every node reads the revocations from the
+//! database every [`POLL_INTERVAL`], which also covers a node that missed a message
+//! (or a single node without Redis). Either way a revocation reaches every node within
+//! a second. While the database is unreachable the last known state stays in force.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use auth::{Claims, Database, UserStore};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// How often each node reads revocations from the database.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// One revocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "id")]
+pub enum Revoked {
+    /// An API key was revoked.
+    Key(Uuid),
+    /// A user was disabled or locked.
+    User(Uuid),
+}
+
+impl Revoked {
+    /// Whether this revocation applies to a connection of `user` made with `key`.
+    pub fn applies_to(&self, user: Uuid, key: Option<Uuid>) -> bool {
+        match *self {
+            Revoked::Key(k) => key == Some(k),
+            Revoked::User(u) => u == user,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Known {
+    keys: HashSet<Uuid>,
+    users: HashSet<Uuid>,
+}
+
+/// This node's view of revocations, and a feed of new ones for open connections.
+pub struct Revocations {
+    known: RwLock<Known>,
+    events: broadcast::Sender<Revoked>,
+}
+
+impl Default for Revocations {
+    fn default() -> Self {
+        Revocations {
+            known: RwLock::default(),
+            events: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl Revocations {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Known> {
+        // Sets are replaced or extended in single statements; a poisoned lock still
+        // holds a consistent view.
+        self.known.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a connection of `user` made with `key` must be refused.
+    pub fn refuses(&self, user: Uuid, key: Option<Uuid>) -> bool {
+        let known = self.read();
+        known.users.contains(&user) || key.is_some_and(|k| known.keys.contains(&k))
+    }
+
+    /// Whether `claims` must be refused.
+    pub fn refuses_token(&self, claims: &Claims) -> bool {
+        self.refuses(claims.sub, claims.kid)
+    }
+
+    /// New revocations for open connections.
+    pub fn subscribe(&self) -> broadcast::Receiver<Revoked> {
+        self.events.subscribe()
+    }
+
+    /// Records a revocation heard from another node; tells connections if it is new.
+    pub fn apply(&self, revoked: Revoked) {
+        let new = {
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            match revoked {
+                Revoked::Key(k) => known.keys.insert(k),
+                Revoked::User(u) => known.users.insert(u),
+            }
+        };
+        if new {
+            let _ = self.events.send(revoked);
+        }
+    }
+
+    /// Replaces the view with the database's (users can be re-enabled); tells
+    /// connections about what is new.
+    fn replace(&self, keys: HashSet<Uuid>, users: HashSet<Uuid>) {
+        let fresh: Vec<Revoked> = {
+            let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            let fresh = keys
+                .difference(&known.keys)
+                .map(|k| Revoked::Key(*k))
+                .chain(users.difference(&known.users).map(|u| Revoked::User(*u)))
+                .collect();
+            // Keys stay revoked; the database only reports those recent enough to
+            // matter, so older ones are kept from earlier reads.
+            known.keys.extend(keys);
+            known.users = users;
+            fresh
+        };
+        for r in fresh {
+            let _ = self.events.send(r);
+        }
+    }
+}
+
+/// Keeps `revocations` in step with the database, reading revocations newer than
+/// `horizon` (no token lives longer) every [`POLL_INTERVAL`].
+pub async fn poll_database(revocations: Arc<Revocations>, db: Database, horizon: Duration) {
+    let mut warned = false;
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let since = chrono::Utc::now()
+            - chrono::Duration::from_std(horizon).unwrap_or(chrono::Duration::days(1));
+        match db.revocations_since(since).await {
+            Ok(r) => {
+                warned = false;
+                revocations.replace(r.keys.into_iter().collect(), r.users.into_iter().collect());
+            }
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, "cannot read revocations; keeping the last known ones");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The Redis channel revocations are published on.
+pub fn channel(key_prefix: &str) -> String {
+    format!("{key_prefix}:revocations")
+}
+
+/// Publishes a revocation to every node (best effort: the database poll catches up).
+pub async fn publish(redis_url: &str, key_prefix: &str, revoked: Revoked) -> Result<(), String> {
+    let client = redis::Client::open(redis_url).map_err(|e| e.category().to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let payload = serde_json::to_string(&revoked).map_err(|e| e.to_string())?;
+    redis::cmd("PUBLISH")
+        .arg(channel(key_prefix))
+        .arg(payload)
+        .query_async::<i64>(&mut conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Applies revocations published by other nodes, reconnecting whenever Redis drops.
+pub async fn subscribe_redis(revocations: Arc<Revocations>, redis_url: String, key_prefix: String) {
+    use tokio_stream::StreamExt;
+    let channel = channel(&key_prefix);
+    loop {
+        let subscribed = async {
+            let client = redis::Client::open(redis_url.as_str()).map_err(|e| e.to_string())?;
+            let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+            pubsub
+                .subscribe(&channel)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(pubsub)
+        }
+        .await;
+        match subscribed {
+            Ok(mut pubsub) => {
+                let mut messages = pubsub.on_message();
+                while let Some(msg) = messages.next().await {
+                    let Ok(payload) = msg.get_payload::<String>() else {
+                        continue;
+                    };
+                    match serde_json::from_str::<Revoked>(&payload) {
+                        Ok(r) => revocations.apply(r),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ignoring a malformed revocation message")
+                        }
+                    }
+                }
+                tracing::warn!("revocation channel closed; resubscribing");
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot subscribe to revocations yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_revoked_keys_and_inactive_users_and_tells_once() {
+        let r = Revocations::default();
+        let mut rx = r.subscribe();
+        let (user, key) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        assert!(!r.refuses(user, Some(key)));
+        r.apply(Revoked::Key(key));
+        r.apply(Revoked::Key(key));
+        assert!(r.refuses(user, Some(key)));
+        assert!(!r.refuses(user, None));
+        assert_eq!(rx.try_recv().unwrap(), Revoked::Key(key));
+        assert!(rx.try_recv().is_err(), "a known revocation is not repeated");
+        // The database view: the user is disabled; later re-enabled.
+        r.replace(HashSet::new(), HashSet::from([user]));
+        assert_eq!(rx.try_recv().unwrap(), Revoked::User(user));
+        assert!(r.refuses(user, None));
+        r.replace(HashSet::new(), HashSet::new());
+        assert!(!r.refuses(user, None));
+        assert!(
+            r.refuses(Uuid::from_u128(9), Some(key)),
+            "keys stay revoked"
+        );
+        let json = serde_json::to_string(&Revoked::User(user)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Revoked>(&json).unwrap(),
+            Revoked::User(user)
+        );
+        assert!(Revoked::User(user).applies_to(user, None));
+        assert!(!Revoked::Key(key).applies_to(user, None));
+    }
+}
