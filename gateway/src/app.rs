@@ -20,6 +20,7 @@ use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 
 use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
+use crate::limits::ClusterCounts;
 use crate::registry::{Drain, SessionRegistry};
 use crate::revocation::{self, Revocations};
 use crate::{routes, secrets};
@@ -79,6 +80,12 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Revoked keys and disabled users, cluster-wide.
     pub revocations: Arc<Revocations>,
+    /// Per-user counts across the cluster (with Redis).
+    pub counts: Option<Arc<ClusterCounts>>,
+    /// This node's name.
+    pub node_id: String,
+    /// Numbers this node's connections in the cluster-wide counts.
+    pub connections_opened: std::sync::atomic::AtomicU64,
 }
 
 impl AppState {
@@ -149,15 +156,21 @@ impl Application {
         let settings = Arc::new(settings);
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let store_settings = &settings.session_store;
-        let session_store: Arc<dyn SessionStore> = if store_settings.redis_url.is_empty() {
-            Arc::new(MemoryStore::new())
-        } else {
-            Arc::new(
-                RedisStore::connect(&store_settings.redis_url, &store_settings.key_prefix)
+        let (session_store, counts): (Arc<dyn SessionStore>, _) =
+            if store_settings.redis_url.is_empty() {
+                (Arc::new(MemoryStore::new()), None)
+            } else {
+                let url = &store_settings.redis_url;
+                let store = RedisStore::connect(url, &store_settings.key_prefix)
                     .await
-                    .map_err(StartError::SessionStore)?,
-            )
-        };
+                    .map_err(StartError::SessionStore)?;
+                let ttl = Duration::from_millis(store_settings.lease_ms);
+                let counts = ClusterCounts::connect(url, &store_settings.key_prefix, ttl)
+                    .await
+                    .map_err(|e| StartError::SessionStore(StoreError::Unavailable(e)))?;
+                actix_web::rt::spawn(Arc::clone(&counts).refresh());
+                (Arc::new(store), Some(counts))
+            };
         let registry = SessionRegistry::new(
             Arc::clone(&settings),
             market.clone(),
@@ -165,6 +178,7 @@ impl Application {
             workers,
         )
         .with_results(db.clone())
+        .with_counts(counts.clone())
         .start();
         let revocations = Arc::new(Revocations::default());
         // No token outlives its lifetime plus a day of clock skew; older revocations
@@ -193,6 +207,9 @@ impl Application {
             session_store,
             shutdown: shutdown_rx,
             revocations,
+            counts,
+            node_id: settings.node_id(),
+            connections_opened: Default::default(),
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);

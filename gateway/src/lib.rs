@@ -4,6 +4,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod config;
 pub mod errors;
+pub mod limits;
 pub mod registry;
 pub mod results;
 pub mod revocation;

@@ -39,6 +39,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::errors::log_chain;
+use crate::limits::{ClusterCounts, Kind};
 use crate::results::{finished_record, SessionFacts};
 
 /// What a client asked for, already parsed (`start_simulation` / `create_session`).
@@ -174,6 +175,8 @@ pub struct SessionRegistry {
     node_id: String,
     /// Shutting down: no new sessions.
     draining: bool,
+    /// Per-user counts across the cluster.
+    counts: Option<Arc<ClusterCounts>>,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
     sessions: HashMap<String, Entry>,
@@ -195,6 +198,7 @@ impl SessionRegistry {
         SessionRegistry {
             node_id: settings.node_id(),
             draining: false,
+            counts: None,
             settings,
             market,
             store,
@@ -206,6 +210,12 @@ impl SessionRegistry {
             pending: HashMap::new(),
             saves: 0,
         }
+    }
+
+    /// Counts sessions per user across the cluster.
+    pub fn with_counts(mut self, counts: Option<Arc<ClusterCounts>>) -> Self {
+        self.counts = counts;
+        self
     }
 
     /// Stores the results of finished runs in `db`; without it they are only sent to
@@ -360,21 +370,36 @@ impl Handler<CreateSession> for SessionRegistry {
                 })?;
                 Ok((session_id, engine, slice, config, spec))
             })
-            .then(move |prepared, act, _| {
-                // Ownership in the store also makes client-chosen ids unique across
-                // the cluster.
-                let store = Arc::clone(&act.store);
-                let (node, ttl) = (act.node_id.clone(), act.store_ttl());
-                wrap_future::<_, Self>(async move {
-                    let prepared = prepared?;
-                    let lease = claim_new(store.as_ref(), &prepared.0, &node, ttl).await?;
-                    Ok((prepared, lease))
-                })
+            .then({
+                let user_id = user_id.clone();
+                move |prepared, act, _| {
+                    // Ownership in the store also makes client-chosen ids unique across
+                    // the cluster; the count there holds the plan's limit across nodes.
+                    let store = Arc::clone(&act.store);
+                    let counts = act.counts.clone();
+                    let (node, ttl) = (act.node_id.clone(), act.store_ttl());
+                    wrap_future::<_, Self>(async move {
+                        let prepared = prepared?;
+                        let lease = claim_new(store.as_ref(), &prepared.0, &node, ttl).await?;
+                        if let Err(e) =
+                            count_session(counts.as_deref(), &user_id, &prepared.0, max_sessions)
+                                .await
+                        {
+                            let _ = store.release(&lease).await;
+                            return Err(CreateError {
+                                code: "SERVICE_BUSY",
+                                message: e,
+                            });
+                        }
+                        Ok((prepared, lease))
+                    })
+                }
             })
             .map(move |claimed, act, ctx| {
                 let ((session_id, engine, slice, config, spec), lease) = claimed?;
                 // A concurrent request may have taken the last slot meanwhile.
                 if act.live_sessions_of(&user_id) >= max_sessions as usize {
+                    act.release_count(&user_id, &session_id);
                     act.release(lease);
                     return Err(CreateError {
                         code: "SERVICE_BUSY",
@@ -452,6 +477,33 @@ async fn claim_new(
     }
 }
 
+/// Counts a session against the user's limit across the cluster (when Redis is
+/// configured); `Err` with the message when the limit is reached. Without an answer
+/// from Redis this node's own count applies.
+async fn count_session(
+    counts: Option<&ClusterCounts>,
+    user_id: &str,
+    session_id: &str,
+    max_sessions: u32,
+) -> Result<(), String> {
+    let Some(counts) = counts else {
+        return Ok(());
+    };
+    match counts
+        .acquire(Kind::Sessions, user_id, session_id, max_sessions)
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(running)) => Err(format!(
+            "concurrent session limit of {max_sessions} reached ({running} running across the cluster)"
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster-wide session count unavailable; this node's count applies");
+            Ok(())
+        }
+    }
+}
+
 /// A store failure while creating: a lost race is the id's; otherwise the store is
 /// unreachable and new sessions are refused until it answers.
 fn store_busy(e: &StoreError, taken: impl Fn() -> CreateError) -> CreateError {
@@ -472,6 +524,13 @@ impl SessionRegistry {
         StoreTtl {
             lease: Duration::from_millis(self.settings.session_store.lease_ms),
             state: Duration::from_secs(self.settings.simulation.resume_grace_sec),
+        }
+    }
+
+    /// Gives a session's cluster-wide slot back.
+    fn release_count(&self, user_id: &str, session_id: &str) {
+        if let Some(counts) = &self.counts {
+            counts.release(Kind::Sessions, user_id, session_id);
         }
     }
 
@@ -736,10 +795,14 @@ impl Handler<ResumeSession> for SessionRegistry {
                 let slice = act.slice_for(request, spec.market_hours);
                 Ok((record, spec, config, slice))
             })
-            .then(move |prepared, act, _| {
+            .then({
+                let (user, max) = (msg.user_id.clone(), msg.max_sessions);
+                move |prepared, act, _| {
                 let (node, ttl) = (act.node_id.clone(), act.store_ttl());
+                let counts = act.counts.clone();
                 wrap_future::<_, Self>(async move {
                     let (record, spec, config, slice) = prepared?;
+                    let session_id = record.session_id.clone();
                     let slice = slice.await.map_err(|e| ResumeError::Failed(e.message))?;
                     let recovered = recover(
                         store.as_ref(),
@@ -759,9 +822,14 @@ impl Handler<ResumeSession> for SessionRegistry {
                         ),
                         e => ResumeError::Failed(e.to_string()),
                     })?;
+                    if let Err(e) = count_session(counts.as_deref(), &user, &session_id, max).await
+                    {
+                        let _ = store.release(&recovered.ownership.lease).await;
+                        return Err(ResumeError::Busy(e));
+                    }
                     Ok((recovered, spec, config, slice))
                 })
-            })
+            }})
             .map(move |ready, act, ctx| {
                 let (recovered, spec, config, slice) = ready?;
                 let id = spec.session_id.clone().unwrap_or_default();
@@ -856,12 +924,21 @@ impl Handler<Lifecycle> for SessionRegistry {
                     return;
                 };
                 e.live = false;
+                let user = e.user_id.clone();
+                self.release_count(&user, &msg.session_id);
+                let Some(e) = self.sessions.get_mut(&msg.session_id) else {
+                    return;
+                };
                 if !e.closing {
                     self.store_results(&msg.session_id, &results, ctx);
                 }
             }
             LifecycleKind::Stopped => {
-                self.sessions.remove(&msg.session_id);
+                if let Some(e) = self.sessions.remove(&msg.session_id) {
+                    if e.live {
+                        self.release_count(&e.user_id, &msg.session_id);
+                    }
+                }
             }
         }
     }

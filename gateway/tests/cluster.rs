@@ -211,3 +211,90 @@ async fn revocations_close_connections_on_every_node_within_a_second() {
     b.shutdown.shutdown();
     a.shutdown.shutdown();
 }
+
+#[actix_web::test]
+async fn plan_limits_hold_across_nodes() {
+    use auth::{Plan, UserStore};
+    let prefix = redis_prefix("limits");
+    let setup = |s: &mut gateway::config::Settings| {
+        s.session_store.redis_url = redis_url();
+        s.session_store.key_prefix = prefix.clone();
+        s.plans.professional.concurrent_connections = 2;
+        s.plans.professional.concurrent_sessions = 1;
+    };
+    let a = spawn_app_with(Backend::Sqlite, setup).await;
+    let b = spawn_node(&a, "node-b", setup).await;
+    let a_base = format!("http://127.0.0.1:{}", a.port);
+    let key = a.user_with_key("p@example.com", Plan::Professional).await;
+    let token = a.token(&key).await;
+    assert!(a.db.user_by_email("p@example.com").await.is_ok());
+
+    // Two connections, one per node, fill the plan; a third is refused on either.
+    let mut on_a = WsClient::connect(&a, &token).await;
+    on_a.until("connection_ready").await;
+    let mut on_b = WsClient::connect_to(&b.base(), &token).await;
+    on_b.until("connection_ready").await;
+    assert_eq!(handshake_status(&a_base, &token).await, 429);
+    assert_eq!(handshake_status(&b.base(), &token).await, 429);
+
+    // One session on node A; node B refuses a second one.
+    on_a.send("start_simulation", goog_start(), None).await;
+    on_a.until("session_created").await;
+    on_b.send("start_simulation", goog_start(), Some("second"))
+        .await;
+    let refused = on_b.until("session_error").await;
+    assert_eq!(refused["data"]["error_code"], "SERVICE_BUSY");
+    assert!(refused["data"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("across the cluster"));
+
+    // Closing a connection on B frees a slot for the cluster.
+    drop(on_b);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while handshake_status(&a_base, &token).await == 429 {
+        assert!(Instant::now() < deadline, "the slot comes back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.shutdown.shutdown();
+    a.shutdown.shutdown();
+}
+
+#[actix_web::test]
+async fn a_dead_nodes_counts_expire_within_its_lease_time() {
+    use gateway::limits::{ClusterCounts, Kind};
+    let prefix = redis_prefix("expiry");
+    let ttl = Duration::from_millis(600);
+    let dead = ClusterCounts::connect(&redis_url(), &prefix, ttl)
+        .await
+        .unwrap();
+    let alive = ClusterCounts::connect(&redis_url(), &prefix, ttl)
+        .await
+        .unwrap();
+    tokio::spawn(std::sync::Arc::clone(&alive).refresh());
+    assert_eq!(dead.acquire(Kind::Sessions, "u", "s1", 1).await, Ok(Ok(())));
+    // Taking the same member again is not a second slot.
+    assert_eq!(dead.acquire(Kind::Sessions, "u", "s1", 1).await, Ok(Ok(())));
+    assert_eq!(
+        alive.acquire(Kind::Sessions, "u", "s2", 1).await,
+        Ok(Err(1))
+    );
+    // The dead node never refreshes: its slot lapses; the living node's does not.
+    drop(dead);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        alive.acquire(Kind::Sessions, "u", "s2", 1).await,
+        Ok(Ok(()))
+    );
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        alive.acquire(Kind::Sessions, "u", "s3", 1).await,
+        Ok(Err(1))
+    );
+    alive.release(Kind::Sessions, "u", "s2");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        alive.acquire(Kind::Sessions, "u", "s3", 1).await,
+        Ok(Ok(()))
+    );
+}

@@ -15,6 +15,7 @@ use protocol::{ApiError, Plan};
 use crate::app::AppState;
 use crate::config::PlanLimits;
 use crate::errors::HttpError;
+use crate::limits::ClusterSlot;
 use crate::routes::bearer;
 use connection::{ConnectionActor, Identity};
 
@@ -53,10 +54,30 @@ pub async fn simulate(
     }
     let limits = plan_limits(&state, claims.plan);
     let user_id = claims.sub.to_string();
-    let slot = match state.slots.acquire(&user_id, limits.concurrent_connections) {
+    let limit = limits.concurrent_connections;
+    let slot = match state.slots.acquire(&user_id, limit) {
         Ok(slot) => slot,
-        Err(open) => return Ok(too_many_connections(limits.concurrent_connections, open)),
+        Err(open) => return Ok(too_many_connections(limit, open)),
     };
+    // Across the cluster too, when Redis is configured and answers.
+    let cluster = match &state.counts {
+        Some(counts) => {
+            let n = state
+                .connections_opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let member = format!("{}:{n}", state.node_id);
+            match ClusterSlot::connection(counts, &user_id, member, limit).await {
+                Ok(Ok(slot)) => Some(slot),
+                Ok(Err(open)) => return Ok(too_many_connections(limit, open)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster-wide connection count unavailable; this node's count applies");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let slot = slot.with_cluster(cluster);
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| HttpError {
         status: StatusCode::BAD_REQUEST,
         code: "INVALID_PARAMS",

@@ -10,10 +10,19 @@ pub struct ConnectionSlots {
     counts: Arc<Mutex<HashMap<String, u32>>>,
 }
 
-/// A held connection slot; dropping it frees the slot.
+/// A held connection slot; dropping it frees the slot (and the cluster-wide one).
 pub struct ConnectionSlot {
     slots: ConnectionSlots,
     user_id: String,
+    cluster: Option<crate::limits::ClusterSlot>,
+}
+
+impl ConnectionSlot {
+    /// Holds the cluster-wide slot along with this node's.
+    pub fn with_cluster(mut self, cluster: Option<crate::limits::ClusterSlot>) -> Self {
+        self.cluster = cluster;
+        self
+    }
 }
 
 impl ConnectionSlots {
@@ -33,6 +42,7 @@ impl ConnectionSlots {
         Ok(ConnectionSlot {
             slots: self.clone(),
             user_id: user_id.to_string(),
+            cluster: None,
         })
     }
 
