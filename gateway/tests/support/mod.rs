@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod sma;
 
 use auth::{Database, NewApiKey, NewUser, Plan, Secret, StoreOptions, UserStore};
