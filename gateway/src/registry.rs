@@ -163,9 +163,12 @@ struct PendingSave {
     generation: u64,
 }
 
-/// How often a failed results write is tried in all, and the pause before each retry.
-const SAVE_ATTEMPTS: u32 = 3;
-const SAVE_RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// A results write that fails because the database is unavailable is retried, the
+/// pause doubling from half a second to 30 s, for up to 15 minutes; the results stay
+/// readable from memory meanwhile.
+const SAVE_RETRY_FIRST: Duration = Duration::from_millis(500);
+const SAVE_RETRY_MAX: Duration = Duration::from_secs(30);
+const SAVE_GIVE_UP: Duration = Duration::from_secs(15 * 60);
 
 /// Supervisor of this node's sessions.
 pub struct SessionRegistry {
@@ -1032,12 +1035,15 @@ impl SessionRegistry {
 /// Writes `record`, retrying when the database itself failed (not when it refused the
 /// record).
 async fn save_with_retries(db: &Database, record: &SimulationRecord) -> Result<(), AuthError> {
+    let started = std::time::Instant::now();
+    let mut pause = SAVE_RETRY_FIRST;
     let mut attempt = 1;
     loop {
         match db.save_result(record.clone()).await {
-            Err(AuthError::Database(e)) if attempt < SAVE_ATTEMPTS => {
+            Err(AuthError::Database(e)) if started.elapsed() + pause < SAVE_GIVE_UP => {
                 tracing::warn!(session_id = %record.summary.session_id, attempt, error = %e, "storing session results failed; retrying");
-                tokio::time::sleep(SAVE_RETRY_PAUSE * attempt).await;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(SAVE_RETRY_MAX);
                 attempt += 1;
             }
             outcome => return outcome,

@@ -238,4 +238,16 @@ async fn postgres_outage_refuses_token_exchange_while_issued_tokens_keep_working
     proxy.restore();
     wait_ready(&app, 200).await;
     app.token(&app.admin_key).await;
+    // The results of the run during the outage reach the database once it is back.
+    use auth::{ResultStore, UserStore};
+    let admin = app
+        .db
+        .user_by_email("admin@simutrador.local")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.db.result_for_user(admin.id, &sid).await.is_err() {
+        assert!(Instant::now() < deadline, "results stored after the outage");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
