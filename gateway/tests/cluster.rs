@@ -9,60 +9,6 @@ use serde_json::json;
 use support::sma::{goog_start, Sma};
 use support::{redis_prefix, redis_url, spawn_app_with, spawn_node, Backend, WsClient};
 
-/// Runs the SMA client until `stop` returns true for a tick (before answering it) or
-/// the run ends; returns the last tick seen and the end message if any.
-async fn run_sma(
-    ws: &mut WsClient,
-    sid: &str,
-    sma: &mut Sma,
-    last_seen: &mut u64,
-    mut stop: impl FnMut(u64) -> bool,
-) -> Option<serde_json::Value> {
-    loop {
-        let m = ws.recv().await.expect("connection open");
-        match m["type"].as_str().unwrap() {
-            "execution_report" => {
-                let q = m["data"]["executed_quantity"].as_i64().unwrap();
-                sma.position += if m["data"]["side"] == "buy" { q } else { -q };
-            }
-            "tick" => {
-                let seq = m["data"]["sequence_id"].as_u64().unwrap();
-                assert_eq!(seq, *last_seen + 1);
-                *last_seen = seq;
-                if stop(seq) {
-                    // Keep the tick: the caller answers it after the resume.
-                    sma.pending = Some(m);
-                    return None;
-                }
-                answer(ws, sid, sma, &m).await;
-            }
-            "session_error" => panic!("session error: {m}"),
-            "simulation_end" => return Some(m),
-            _ => {}
-        }
-    }
-}
-
-/// The client's reaction to a tick: orders, then the ack.
-async fn answer(ws: &mut WsClient, sid: &str, sma: &mut Sma, tick: &serde_json::Value) {
-    if let Some(order) = sma.on_tick(tick) {
-        ws.send(
-            "order_batch",
-            json!({"session_id": sid, "batch_id": "b", "orders": [order]}),
-            None,
-        )
-        .await;
-        ws.until("batch_ack").await;
-    }
-    let seq = &tick["data"]["sequence_id"];
-    ws.send(
-        "tick_ack",
-        json!({"session_id": sid, "sequence_id": seq}),
-        None,
-    )
-    .await;
-}
-
 #[actix_web::test]
 async fn graceful_shutdown_hands_sessions_to_another_node() {
     let prefix = redis_prefix("drain");
@@ -86,10 +32,9 @@ async fn graceful_shutdown_hands_sessions_to_another_node() {
         .as_str()
         .unwrap()
         .to_string();
-    let (mut sma, mut last) = (Sma::default(), 0);
-    assert!(run_sma(&mut ws, &sid, &mut sma, &mut last, |s| s == 800)
-        .await
-        .is_none());
+    let mut sma = Sma::default();
+    assert!(sma.drive(&mut ws, &sid, |s| s == 800).await.is_none());
+    let last = sma.last_seen;
 
     // SIGTERM's path: the client is told to reconnect, and node A stops in time.
     let t0 = Instant::now();
@@ -119,9 +64,9 @@ async fn graceful_shutdown_hands_sessions_to_another_node() {
     let resumed = ws.until("session_resumed").await;
     assert_eq!(resumed["data"]["resumed_from_sequence"], last);
     assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
-    let pending = sma.pending.take().unwrap();
-    answer(&mut ws, &sid, &mut sma, &pending).await;
-    let end = run_sma(&mut ws, &sid, &mut sma, &mut last, |_| false)
+    sma.answer_pending(&mut ws, &sid).await;
+    let end = sma
+        .drive(&mut ws, &sid, |_| false)
         .await
         .expect("the run ends");
     assert_eq!(end["data"]["final_equity"], "194777.00");

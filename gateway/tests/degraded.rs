@@ -42,46 +42,16 @@ async fn wait_ready(app: &TestApp, want: u16) {
     }
 }
 
-/// Answers ticks (orders, then the ack) until tick `until` has been answered.
+/// Plays the client until tick `until` has been answered, or to the end.
 async fn advance(
     ws: &mut WsClient,
     sid: &str,
     sma: &mut Sma,
     until: u64,
 ) -> Option<serde_json::Value> {
-    loop {
-        let m = ws.recv().await.expect("connection open");
-        match m["type"].as_str().unwrap() {
-            "execution_report" => {
-                let q = m["data"]["executed_quantity"].as_i64().unwrap();
-                sma.position += if m["data"]["side"] == "buy" { q } else { -q };
-            }
-            "tick" => {
-                let seq = m["data"]["sequence_id"].as_u64().unwrap();
-                if let Some(order) = sma.on_tick(&m) {
-                    ws.send(
-                        "order_batch",
-                        json!({"session_id": sid, "batch_id": "b", "orders": [order]}),
-                        None,
-                    )
-                    .await;
-                    ws.until("batch_ack").await;
-                }
-                ws.send(
-                    "tick_ack",
-                    json!({"session_id": sid, "sequence_id": seq}),
-                    None,
-                )
-                .await;
-                if seq == until {
-                    return None;
-                }
-            }
-            "session_error" => panic!("session error: {m}"),
-            "simulation_end" => return Some(m),
-            _ => {}
-        }
-    }
+    let end = sma.drive(ws, sid, |s| s == until).await;
+    sma.answer_pending(ws, sid).await;
+    end
 }
 
 async fn delete_prefix(prefix: &str) {

@@ -12,7 +12,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sqlx::{Connection, Executor, PgConnection};
 use support::sma::{goog_start, in_process, Sma};
 use support::{WsClient, JWT_SECRET, PEPPER};
 
@@ -103,20 +102,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let (admin, name) = self.admin.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = conn
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
+        support::drop_database(admin, name);
     }
 }
 
@@ -285,68 +271,31 @@ async fn killing_the_node_of_a_session_resumes_it_on_the_other_through_nginx() {
         .unwrap()
         .to_string();
     let mut sma = Sma::default();
-    let mut last_seen = 0;
-    let mut killed = None;
-    let mut resumed_at: Option<Instant> = None;
-    let end = loop {
-        let m = ws.recv().await.expect("the connection stays up");
-        match m["type"].as_str().unwrap() {
-            "execution_report" => {
-                let q = m["data"]["executed_quantity"].as_i64().unwrap();
-                sma.position += if m["data"]["side"] == "buy" { q } else { -q };
-            }
-            "tick" => {
-                let seq = m["data"]["sequence_id"].as_u64().unwrap();
-                assert_eq!(seq, last_seen + 1, "ticks continue without gap or repeat");
-                last_seen = seq;
-                if let Some(t0) = resumed_at.take() {
-                    eprintln!("reconnect to the first resumed tick: {:?}", t0.elapsed());
-                }
-                let order = sma.on_tick(&m);
-                if seq == 1000 && killed.is_none() {
-                    let victim = owner(&cluster.redis_prefix, &sid).await;
-                    let index = if victim == "node-a" { 0 } else { 1 };
-                    // SIGKILL: no drain, no release, no last write.
-                    drop(nodes[index].take());
-                    killed = Some(victim.clone());
-                    let t0 = Instant::now();
-                    ws = WsClient::connect_to(&base, &token).await;
-                    ws.until("connection_ready").await;
-                    ws.send(
-                        "resume_session",
-                        json!({"session_id": sid, "last_sequence_id": seq, "epoch": 1}),
-                        Some("rs"),
-                    )
-                    .await;
-                    let resumed = ws.until("session_resumed").await;
-                    assert_eq!(resumed["data"]["resumed_from_sequence"], seq);
-                    assert_eq!(resumed["data"]["epoch"], 1);
-                    assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
-                    assert_ne!(owner(&cluster.redis_prefix, &sid).await, victim);
-                    resumed_at = Some(t0);
-                }
-                if let Some(order) = order {
-                    ws.send(
-                        "order_batch",
-                        json!({"session_id": sid, "batch_id": "b", "orders": [order]}),
-                        None,
-                    )
-                    .await;
-                    ws.until("batch_ack").await;
-                }
-                ws.send(
-                    "tick_ack",
-                    json!({"session_id": sid, "sequence_id": seq}),
-                    None,
-                )
-                .await;
-            }
-            "session_error" => panic!("session error: {m}"),
-            "simulation_end" => break m,
-            _ => {}
-        }
-    };
-    assert!(killed.is_some());
+    assert!(sma.drive(&mut ws, &sid, |s| s == 1000).await.is_none());
+    let victim = owner(&cluster.redis_prefix, &sid).await;
+    let index = if victim == "node-a" { 0 } else { 1 };
+    // SIGKILL: no drain, no release, no last write.
+    drop(nodes[index].take());
+    let reconnect = Instant::now();
+    ws = WsClient::connect_to(&base, &token).await;
+    ws.until("connection_ready").await;
+    ws.send(
+        "resume_session",
+        json!({"session_id": sid, "last_sequence_id": 1000, "epoch": 1}),
+        Some("rs"),
+    )
+    .await;
+    let resumed = ws.until("session_resumed").await;
+    assert_eq!(resumed["data"]["resumed_from_sequence"], 1000);
+    assert_eq!(resumed["data"]["epoch"], 1);
+    assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
+    eprintln!("reconnect to session_resumed: {:?}", reconnect.elapsed());
+    assert_ne!(owner(&cluster.redis_prefix, &sid).await, victim);
+    sma.answer_pending(&mut ws, &sid).await;
+    let end = sma
+        .drive(&mut ws, &sid, |_| false)
+        .await
+        .expect("the run ends");
     let want = in_process();
     assert_eq!(end["data"]["final_equity"], "194777.00");
     assert_eq!(end["data"]["total_trades"], want.metrics.total_trades);

@@ -266,58 +266,23 @@ async fn reconnect_and_resume_give_the_same_results() {
         .as_str()
         .unwrap()
         .to_string();
+    // The socket dies after tick 1000; reconnect and resume from it.
     let mut sma = Sma::default();
-    let mut last_seen = 0;
-    let mut dropped = false;
-    let end = loop {
-        let m = ws.recv().await.unwrap();
-        match m["type"].as_str().unwrap() {
-            "execution_report" => {
-                let q = m["data"]["executed_quantity"].as_i64().unwrap();
-                sma.position += if m["data"]["side"] == "buy" { q } else { -q };
-            }
-            "tick" => {
-                let seq = m["data"]["sequence_id"].as_u64().unwrap();
-                assert_eq!(seq, last_seen + 1);
-                last_seen = seq;
-                let order = sma.on_tick(&m);
-                if seq == 1000 && !dropped {
-                    // The socket dies mid-run; reconnect and resume from the last tick.
-                    dropped = true;
-                    drop(ws);
-                    ws = WsClient::connect(&app, &token).await;
-                    ws.until("connection_ready").await;
-                    ws.send(
-                        "resume_session",
-                        json!({"session_id": sid, "last_sequence_id": seq}),
-                        Some("rs"),
-                    )
-                    .await;
-                    let resumed = ws.until("session_resumed").await;
-                    assert_eq!(resumed["data"]["resumed_from_sequence"], seq);
-                    assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
-                }
-                if let Some(order) = order {
-                    ws.send(
-                        "order_batch",
-                        json!({"session_id": sid, "batch_id": "b", "orders": [order]}),
-                        None,
-                    )
-                    .await;
-                    ws.until("batch_ack").await;
-                }
-                ws.send(
-                    "tick_ack",
-                    json!({"session_id": sid, "sequence_id": seq}),
-                    None,
-                )
-                .await;
-            }
-            "simulation_end" => break m,
-            _ => {}
-        }
-    };
-    assert!(dropped);
+    assert!(sma.drive(&mut ws, &sid, |s| s == 1000).await.is_none());
+    drop(ws);
+    let mut ws = WsClient::connect(&app, &token).await;
+    ws.until("connection_ready").await;
+    ws.send(
+        "resume_session",
+        json!({"session_id": sid, "last_sequence_id": 1000}),
+        Some("rs"),
+    )
+    .await;
+    let resumed = ws.until("session_resumed").await;
+    assert_eq!(resumed["data"]["resumed_from_sequence"], 1000);
+    assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
+    sma.answer_pending(&mut ws, &sid).await;
+    let end = sma.drive(&mut ws, &sid, |_| false).await.unwrap();
     assert_eq!(end["data"]["final_equity"], "194777.00");
     assert_eq!(
         end["data"]["total_trades"],

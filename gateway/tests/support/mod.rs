@@ -210,26 +210,31 @@ impl Drop for TestApp {
     /// Drops the test's Postgres database even when the test panicked, so databases
     /// never pile up on the shared server.
     fn drop(&mut self) {
-        let Some((admin, name)) = self.pg.take() else {
+        if let Some((admin, name)) = self.pg.take() {
+            drop_database(admin, name);
+        }
+    }
+}
+
+/// Drops a test database (from any context, panicking or not), so databases never
+/// pile up on the shared server.
+pub fn drop_database(admin: String, name: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = conn
-                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
+        rt.block_on(async {
+            if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                let _ = conn
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await;
+            }
+        });
+    })
+    .join();
 }
 
 /// Runs one async test body against both backends.

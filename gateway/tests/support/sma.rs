@@ -22,6 +22,8 @@ pub struct Sma {
     prev: Option<std::cmp::Ordering>,
     pub position: i64,
     n: u64,
+    /// The last tick received.
+    pub last_seen: u64,
     /// A tick received but not answered yet (across a reconnect).
     pub pending: Option<Value>,
 }
@@ -71,4 +73,68 @@ pub fn in_process() -> session_actor::engine::SimulationResults {
     ))
     .unwrap();
     run(&mut engine, &slice, &mut SmaCrossover::new(10, 20, 100))
+}
+
+/// A lock-step client of the SMA strategy over the wire.
+impl Sma {
+    /// Plays the client until `stop(sequence_id)` is true for a tick, which is then kept
+    /// unanswered in `pending` (returns None), or until the run ends (returns the
+    /// `simulation_end` message). Ticks must come in order, without gaps or repeats.
+    pub async fn drive(
+        &mut self,
+        ws: &mut super::WsClient,
+        sid: &str,
+        mut stop: impl FnMut(u64) -> bool,
+    ) -> Option<Value> {
+        loop {
+            let m = ws.recv().await.expect("connection open");
+            match m["type"].as_str().unwrap() {
+                "execution_report" => {
+                    let q = m["data"]["executed_quantity"].as_i64().unwrap();
+                    self.position += if m["data"]["side"] == "buy" { q } else { -q };
+                }
+                "tick" => {
+                    let seq = m["data"]["sequence_id"].as_u64().unwrap();
+                    assert_eq!(seq, self.last_seen + 1, "ticks in order, no gap or repeat");
+                    self.last_seen = seq;
+                    if stop(seq) {
+                        self.pending = Some(m);
+                        return None;
+                    }
+                    self.answer(ws, sid, &m).await;
+                }
+                "session_error" => panic!("session error: {m}"),
+                "simulation_end" => return Some(m),
+                _ => {}
+            }
+        }
+    }
+
+    /// Answers the tick kept by [`Sma::drive`] (after a reconnect, say).
+    pub async fn answer_pending(&mut self, ws: &mut super::WsClient, sid: &str) {
+        if let Some(tick) = self.pending.take() {
+            self.answer(ws, sid, &tick).await;
+        }
+    }
+
+    /// The reaction to a tick: an order if the averages crossed (waiting for its
+    /// `batch_ack`), then the `tick_ack`.
+    async fn answer(&mut self, ws: &mut super::WsClient, sid: &str, tick: &Value) {
+        if let Some(order) = self.on_tick(tick) {
+            ws.send(
+                "order_batch",
+                json!({"session_id": sid, "batch_id": "b", "orders": [order]}),
+                None,
+            )
+            .await;
+            ws.until("batch_ack").await;
+        }
+        let seq = &tick["data"]["sequence_id"];
+        ws.send(
+            "tick_ack",
+            json!({"session_id": sid, "sequence_id": seq}),
+            None,
+        )
+        .await;
+    }
 }
