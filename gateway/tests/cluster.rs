@@ -27,11 +27,7 @@ async fn graceful_shutdown_hands_sessions_to_another_node() {
 
     let mut ws = WsClient::connect(&a, &token).await;
     ws.until("connection_ready").await;
-    ws.send("start_simulation", goog_start(), None).await;
-    let sid = ws.until("session_created").await["data"]["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = ws.start_session(goog_start()).await;
     let mut sma = Sma::default();
     assert!(sma.drive(&mut ws, &sid, |s| s == 800).await.is_none());
     let last = sma.last_seen;

@@ -85,11 +85,7 @@ async fn redis_outage_keeps_sessions_running_and_refuses_new_ones_until_it_retur
     let token = app.token(&app.admin_key).await;
     let mut ws = WsClient::connect(&app, &token).await;
     ws.until("connection_ready").await;
-    ws.send("start_simulation", goog_start(), None).await;
-    let sid = ws.until("session_created").await["data"]["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = ws.start_session(goog_start()).await;
     let mut sma = Sma::default();
     advance(&mut ws, &sid, &mut sma, 300).await;
 
@@ -195,11 +191,7 @@ async fn postgres_outage_refuses_token_exchange_while_issued_tokens_keep_working
     let mut start = goog_start();
     start["start_date"] = json!("2010-01-01");
     start["end_date"] = json!("2011-01-01");
-    ws.send("start_simulation", start, None).await;
-    let sid = ws.until("session_created").await["data"]["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = ws.start_session(start).await;
     let end = advance(&mut ws, &sid, &mut Sma::default(), u64::MAX)
         .await
         .unwrap();

@@ -265,11 +265,7 @@ async fn killing_the_node_of_a_session_resumes_it_on_the_other_through_nginx() {
 
     let mut ws = WsClient::connect_to(&base, &token).await;
     ws.until("connection_ready").await;
-    ws.send("start_simulation", goog_start(), None).await;
-    let sid = ws.until("session_created").await["data"]["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = ws.start_session(goog_start()).await;
     let mut sma = Sma::default();
     assert!(sma.drive(&mut ws, &sid, |s| s == 1000).await.is_none());
     let victim = owner(&cluster.redis_prefix, &sid).await;

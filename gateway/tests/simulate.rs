@@ -261,11 +261,7 @@ async fn reconnect_and_resume_give_the_same_results() {
     let token = app.token(&app.admin_key).await;
     let mut ws = WsClient::connect(&app, &token).await;
     ws.until("connection_ready").await;
-    ws.send("start_simulation", goog_start(), None).await;
-    let sid = ws.until("session_created").await["data"]["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = ws.start_session(goog_start()).await;
     // The socket dies after tick 1000; reconnect and resume from it.
     let mut sma = Sma::default();
     assert!(sma.drive(&mut ws, &sid, |s| s == 1000).await.is_none());
@@ -303,11 +299,7 @@ async fn message_rate_limits_requests_but_not_acks() {
     let mut start = goog_start();
     start["start_date"] = json!("2010-01-01");
     start["end_date"] = json!("2011-01-01");
-    ws.send("start_simulation", start, None).await;
-    let sid = ws.until("session_created").await["data"]["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sid = ws.start_session(start).await;
     loop {
         let m = ws.recv().await.unwrap();
         match m["type"].as_str().unwrap() {

@@ -312,6 +312,15 @@ impl WsClient {
         }
     }
 
+    /// Sends `start_simulation` with `params` and returns the new session's id.
+    pub async fn start_session(&mut self, params: serde_json::Value) -> String {
+        self.send("start_simulation", params, None).await;
+        self.until("session_created").await["data"]["session_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Reads until a message of `msg_type` arrives, returning it.
     pub async fn until(&mut self, msg_type: &str) -> serde_json::Value {
         loop {
