@@ -196,6 +196,7 @@ impl Handler<Ack> for SessionActor {
         let ack = msg.sequence_id.min(self.engine.sequence_id());
         if ack > self.acked {
             self.acked = ack;
+            self.acknowledged(ack);
             self.pump(ctx);
         }
     }

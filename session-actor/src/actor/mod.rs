@@ -14,6 +14,7 @@
 //! in the background, and a session whose lease was taken over by another node stops.
 
 mod messages;
+mod metrics;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -37,6 +38,7 @@ use crate::store::{
 };
 
 pub use messages::*;
+pub use metrics::SessionMetrics;
 
 /// How ticks are paced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,7 +189,16 @@ pub struct SessionActor {
     /// A checkpoint taken before the client was known to have its tick; written at
     /// the next checkpoint (by then the client has moved past it).
     candidate: Option<Checkpoint>,
+    metrics: Option<Arc<dyn SessionMetrics>>,
+    /// Ticks and fills produced since they were last reported.
+    unreported: (u64, u64),
+    /// Emission time of unacknowledged lock-step ticks, oldest first (with metrics).
+    tick_sent: VecDeque<(u64, Instant)>,
 }
+
+/// Unacknowledged lock-step ticks whose emission time is kept for the round trip; a
+/// client with a huge window that never acknowledges cannot grow it further.
+const TICK_TIMES_KEPT: usize = 1024;
 
 impl SessionActor {
     /// A session over `slice` with a fresh or restored `engine`.
@@ -224,6 +235,46 @@ impl SessionActor {
             redo: VecDeque::new(),
             checkpointed: (0, Instant::now()),
             candidate: None,
+            metrics: None,
+            unreported: (0, 0),
+            tick_sent: VecDeque::new(),
+        }
+    }
+
+    /// Reports ticks, fills and lock-step round trips to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn SessionMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Hands the counts accumulated since the last call to the metrics.
+    fn report(&mut self) {
+        let (ticks, fills) = std::mem::take(&mut self.unreported);
+        if let Some(m) = &self.metrics {
+            if ticks > 0 {
+                m.ticks(ticks);
+            }
+            if fills > 0 {
+                m.fills(fills);
+            }
+        }
+    }
+
+    /// Records the round trip of the newest tick covered by an acknowledgement up to
+    /// `ack`; older ones are dropped (one acknowledgement, one observation).
+    fn acknowledged(&mut self, ack: u64) {
+        let mut newest = None;
+        while let Some(&(seq, at)) = self.tick_sent.front() {
+            if seq > ack {
+                break;
+            }
+            self.tick_sent.pop_front();
+            newest = Some((seq, at));
+        }
+        if let (Some(m), Some((seq, at))) = (&self.metrics, newest) {
+            if seq == ack {
+                m.tick_round_trip(at.elapsed());
+            }
         }
     }
 
@@ -510,8 +561,14 @@ impl SessionActor {
         self.waiting_for_room = Some(ctx.spawn(fut));
     }
 
-    /// Processes steps while pacing, the sink and the state allow.
+    /// Processes steps while pacing, the sink and the state allow, then reports what
+    /// the batch produced.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        self.pump_steps(ctx);
+        self.report();
+    }
+
+    fn pump_steps(&mut self, ctx: &mut Context<Self>) {
         if !self.flush_backlog() {
             self.wait_for_room(ctx);
             return;
@@ -577,10 +634,31 @@ impl SessionActor {
             return false;
         }
         for e in events.drain(..) {
+            if self.metrics.is_some() {
+                self.count(&e);
+            }
             self.emit(SessionOutput::Engine(e));
         }
         self.events = events;
         true
+    }
+
+    /// Counts an event for [`SessionActor::report`], and notes when a lock-step tick
+    /// left.
+    fn count(&mut self, e: &Event) {
+        match e {
+            Event::Tick(t) => {
+                self.unreported.0 += 1;
+                if matches!(self.pacing, Pacing::LockStep { .. }) {
+                    if self.tick_sent.len() >= TICK_TIMES_KEPT {
+                        self.tick_sent.pop_front();
+                    }
+                    self.tick_sent.push_back((t.sequence_id, Instant::now()));
+                }
+            }
+            Event::Execution(_) => self.unreported.1 += 1,
+            _ => {}
+        }
     }
 
     fn finish(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
@@ -728,6 +806,8 @@ impl SessionActor {
     fn detach(&mut self, ctx: &mut Context<Self>) {
         self.sink = None;
         self.backlog.clear();
+        // Acks after a reconnect would measure the outage, not a round trip.
+        self.tick_sent.clear();
         if let Some(h) = self.waiting_for_room.take() {
             ctx.cancel_future(h);
         }
