@@ -6,6 +6,9 @@
 //! every connection gets `connection_closing` (`server_maintenance`, reconnect allowed)
 //! and closes, every session stores its state and gives up its lease so another node
 //! can take it over at once, then the server stops.
+//!
+//! `/metrics` is served on the main listener, or with `server.metrics_port` set, only
+//! on a separate listener at `server.metrics_host`.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
 use crate::limits::ClusterCounts;
+use crate::metrics::{MeteredStore, Metrics};
 use crate::registry::{Drain, SessionRegistry};
 use crate::revocation::{self, Revocations};
 use crate::{routes, secrets};
@@ -86,6 +90,8 @@ pub struct AppState {
     pub node_id: String,
     /// Numbers this node's connections in the cluster-wide counts.
     pub connections_opened: std::sync::atomic::AtomicU64,
+    /// This node's Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -110,7 +116,9 @@ impl ShutdownTrigger {
 pub struct Application {
     port: u16,
     compat_port: Option<u16>,
+    metrics_port: Option<u16>,
     server: Server,
+    metrics_server: Option<Server>,
     bootstrap: Option<Bootstrap>,
     registry: Addr<SessionRegistry>,
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
@@ -154,6 +162,7 @@ impl Application {
         let jwt = Jwt::new(jwt_config).map_err(StartError::Database)?;
         let market = start_market_data(&settings)?;
         let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::new());
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let store_settings = &settings.session_store;
         let (session_store, counts): (Arc<dyn SessionStore>, _) =
@@ -171,6 +180,8 @@ impl Application {
                 actix_web::rt::spawn(Arc::clone(&counts).refresh());
                 (Arc::new(store), Some(counts))
             };
+        let session_store: Arc<dyn SessionStore> =
+            Arc::new(MeteredStore::new(session_store, Arc::clone(&metrics)));
         let registry = SessionRegistry::new(
             Arc::clone(&settings),
             market.clone(),
@@ -179,6 +190,7 @@ impl Application {
         )
         .with_results(db.clone())
         .with_counts(counts.clone())
+        .with_metrics(Arc::clone(&metrics))
         .start();
         let revocations = Arc::new(Revocations::default());
         // No token outlives its lifetime plus a day of clock skew; older revocations
@@ -210,6 +222,7 @@ impl Application {
             counts,
             node_id: settings.node_id(),
             connections_opened: Default::default(),
+            metrics: Arc::clone(&metrics),
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
@@ -223,10 +236,20 @@ impl Application {
         };
         let compat_port = compat.as_ref().map(local_port).transpose()?;
         let shutdown = settings.server.shutdown_timeout_sec;
+        let separate_metrics = settings.server.metrics_port != 0;
+        let metrics_data = web::Data::new(Arc::clone(&metrics));
+        let main_metrics = metrics_data.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(routes::observe::observe))
                 .app_data(state.clone())
+                .app_data(main_metrics.clone())
                 .configure(routes::configure)
+                .configure(|cfg| {
+                    if !separate_metrics {
+                        routes::metrics::configure(cfg);
+                    }
+                })
         })
         .shutdown_timeout(shutdown)
         // Signals are handled here, to drain sessions before the server stops.
@@ -242,9 +265,36 @@ impl Application {
                 source,
             })?;
         }
+        let (metrics_server, metrics_port) = if separate_metrics {
+            let address = format!(
+                "{}:{}",
+                settings.server.metrics_host, settings.server.metrics_port
+            );
+            let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+            let port = local_port(&listener)?;
+            let server = HttpServer::new(move || {
+                App::new()
+                    .app_data(metrics_data.clone())
+                    .configure(routes::metrics::configure)
+            })
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)
+            .map_err(|source| StartError::Bind { address, source })?
+            .run();
+            (Some(server), Some(port))
+        } else {
+            (None, None)
+        };
         Ok(Application {
             port,
             compat_port,
+            metrics_port,
+            metrics_server,
             server: server.run(),
             bootstrap,
             registry,
@@ -263,6 +313,11 @@ impl Application {
         self.compat_port
     }
 
+    /// The separate metrics listener's port, when `server.metrics_port` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
     /// Credentials created on this first start, to show once.
     pub fn bootstrap(&self) -> Option<&Bootstrap> {
         self.bootstrap.as_ref()
@@ -278,11 +333,31 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Application {
             server,
+            metrics_server,
             registry,
             shutdown,
             drain_timeout,
             ..
         } = self;
+        // Metrics stay available while draining; they stop with the main server.
+        let metrics_handle = metrics_server.map(|m| {
+            let handle = m.handle();
+            actix_web::rt::spawn(m);
+            handle
+        });
+        let result = Self::serve(server, registry, shutdown, drain_timeout).await;
+        if let Some(h) = metrics_handle {
+            h.stop(false).await;
+        }
+        result
+    }
+
+    async fn serve(
+        server: Server,
+        registry: Addr<SessionRegistry>,
+        shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+        drain_timeout: Duration,
+    ) -> std::io::Result<()> {
         let handle = server.handle();
         let mut serving = actix_web::rt::spawn(server);
         let mut requested = shutdown.subscribe();

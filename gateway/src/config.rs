@@ -38,6 +38,29 @@ pub struct ServerSettings {
     pub shutdown_timeout_sec: u64,
     /// This node's name in the cluster (leases, logs); empty for `<hostname>-<pid>`.
     pub node_id: String,
+    /// Port of a separate listener serving only `/metrics`; 0 serves `/metrics` on the
+    /// main listener instead.
+    pub metrics_port: u16,
+    /// Address of the separate metrics listener.
+    pub metrics_host: String,
+}
+
+/// Log output.
+#[derive(Clone, Debug, Deserialize)]
+pub struct LogSettings {
+    /// `text`, `json`, or empty for text in development and JSON in production.
+    pub format: String,
+    /// Level directives in `RUST_LOG` syntax, e.g. `info` or `info,gateway=debug`.
+    pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Where session state lives between connections and nodes.
@@ -163,6 +186,8 @@ pub struct Settings {
     pub session_store: SessionStoreSettings,
     /// Plans.
     pub plans: PlanSettings,
+    /// Logging.
+    pub log: LogSettings,
 }
 
 /// A configuration problem, naming the key.
@@ -188,6 +213,12 @@ idle_timeout_sec = 300
 outbound_queue = 256
 shutdown_timeout_sec = 30
 node_id = ""
+metrics_port = 0
+metrics_host = "127.0.0.1"
+
+[log]
+format = ""
+level = "info"
 
 [session_store]
 redis_url = ""
@@ -315,6 +346,23 @@ impl Settings {
         if self.server.idle_timeout_sec == 0 {
             return bad("server.idle_timeout_sec", "must be at least 1");
         }
+        if self.server.metrics_port != 0 {
+            if self.server.metrics_host.trim().is_empty() {
+                return bad("server.metrics_host", "must not be empty");
+            }
+            if [self.server.port, self.server.compat_port].contains(&self.server.metrics_port) {
+                return bad(
+                    "server.metrics_port",
+                    "must differ from server.port and server.compat_port (0 serves /metrics on the main listener)",
+                );
+            }
+        }
+        if !matches!(self.log.format.as_str(), "" | "text" | "json") {
+            return bad("log.format", "must be `text` or `json`");
+        }
+        if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
+            return bad("log.level", &format!("not a level or directive list: {e}"));
+        }
         let store = &self.session_store;
         if !(store.redis_url.is_empty() || store.redis_url.starts_with("redis://")) {
             return bad("session_store.redis_url", "must be empty or a redis:// URL");
@@ -417,6 +465,15 @@ impl Settings {
         Ok(())
     }
 
+    /// The log format: `log.format`, or by default text in development and JSON in
+    /// production.
+    pub fn log_format(&self) -> LogFormat {
+        match (self.log.format.as_str(), self.mode) {
+            ("json", _) | ("", Mode::Production) => LogFormat::Json,
+            _ => LogFormat::Text,
+        }
+    }
+
     /// The database URL, defaulting to a SQLite file in the data directory.
     pub fn database_url(&self) -> String {
         let url = self.database.url.trim();
@@ -515,5 +572,57 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "plans.free");
+    }
+
+    #[test]
+    fn metrics_listener_and_log_settings() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(
+            (s.server.metrics_port, s.server.metrics_host.as_str()),
+            (0, "127.0.0.1")
+        );
+        assert_eq!(
+            (s.log_format(), s.log.level.as_str()),
+            (LogFormat::Text, "info")
+        );
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SIMUTRADOR__SERVER__METRICS_PORT", "9464"),
+                ("SIMUTRADOR__LOG__FORMAT", "json"),
+                ("SIMUTRADOR__LOG__LEVEL", "warn,gateway=debug"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.metrics_port, 9464);
+        assert_eq!(s.log_format(), LogFormat::Json);
+        let secret = "x".repeat(32);
+        let prod = Settings::load_from(
+            None,
+            env(&[
+                ("SIMUTRADOR__MODE", "production"),
+                ("SIMUTRADOR__JWT__SECRET", &secret),
+                ("SIMUTRADOR__AUTH__API_KEY_PEPPER", &secret),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(prod.log_format(), LogFormat::Json);
+        for (key, value, named) in [
+            ("SIMUTRADOR__LOG__FORMAT", "xml", "log.format"),
+            ("SIMUTRADOR__LOG__LEVEL", "info,=[", "log.level"),
+            (
+                "SIMUTRADOR__SERVER__METRICS_PORT",
+                "8003",
+                "server.metrics_port",
+            ),
+            (
+                "SIMUTRADOR__SERVER__METRICS_PORT",
+                "70000",
+                "server.metrics_port",
+            ),
+        ] {
+            let e = Settings::load_from(None, env(&[(key, value)])).unwrap_err();
+            assert_eq!(e.key, named, "{key}={value}: {e}");
+        }
     }
 }

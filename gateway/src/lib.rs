@@ -5,6 +5,8 @@ pub mod bootstrap;
 pub mod config;
 pub mod errors;
 pub mod limits;
+pub mod logging;
+pub mod metrics;
 pub mod registry;
 pub mod results;
 pub mod revocation;

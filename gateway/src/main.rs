@@ -9,6 +9,7 @@ use auth::{
 };
 use gateway::app::Application;
 use gateway::config::Settings;
+use gateway::logging;
 use gateway::revocation::{self, Revoked};
 use gateway::secrets;
 
@@ -57,7 +58,13 @@ async fn main() -> ExitCode {
     };
     let words: Vec<&str> = rest.iter().map(String::as_str).collect();
     match words.as_slice() {
-        [] | ["serve"] => serve(settings).await,
+        [] | ["serve"] => {
+            // `log.format` and `log.level`; secrets are never logged (see logging).
+            if let Err(e) = logging::init(&settings) {
+                return fail(&e);
+            }
+            serve(settings).await
+        }
         ["migrate"] => match open_db(&settings).await {
             Ok(_) => {
                 println!("database is up to date");
@@ -75,6 +82,7 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> ExitCode {
     let host = settings.server.host.clone();
+    let app_metrics_host = settings.server.metrics_host.clone();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(&e),
@@ -83,6 +91,10 @@ async fn serve(settings: Settings) -> ExitCode {
     println!("SimuTrador gateway listening on {base}");
     if let Some(p) = app.compat_port() {
         println!("Python SDK compatibility port: http://{host}:{p}");
+    }
+    if let Some(p) = app.metrics_port() {
+        let metrics_host = &app_metrics_host;
+        println!("Metrics: http://{metrics_host}:{p}/metrics");
     }
     if let Some(b) = app.bootstrap() {
         println!(

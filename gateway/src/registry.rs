@@ -40,6 +40,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::errors::log_chain;
 use crate::limits::{ClusterCounts, Kind};
+use crate::metrics::Metrics;
 use crate::results::{finished_record, SessionFacts};
 
 /// What a client asked for, already parsed (`start_simulation` / `create_session`).
@@ -188,6 +189,7 @@ pub struct SessionRegistry {
     /// Keyed by (user id, session id).
     pending: HashMap<(String, String), PendingSave>,
     saves: u64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl SessionRegistry {
@@ -212,6 +214,20 @@ impl SessionRegistry {
             results: None,
             pending: HashMap::new(),
             saves: 0,
+            metrics: None,
+        }
+    }
+
+    /// Reports live sessions, and has sessions report ticks, fills and round trips.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Publishes the number of live sessions (after a session started or ended).
+    fn report_live(&self) {
+        if let Some(m) = &self.metrics {
+            m.set_sessions_active(self.sessions.values().filter(|e| e.live).count());
         }
     }
 
@@ -609,8 +625,14 @@ impl SessionRegistry {
         };
         let store = Arc::clone(&self.store);
         let ticks_total = slice.steps.len() as u64;
+        let metrics = self.metrics.clone();
         let addr = SessionActor::start_in_arbiter(&arbiter, move |_| {
-            SessionActor::new(session_config, engine, slice, store).with_ownership(ownership)
+            let actor =
+                SessionActor::new(session_config, engine, slice, store).with_ownership(ownership);
+            match metrics {
+                Some(m) => actor.with_metrics(m),
+                None => actor,
+            }
         });
         let created = Utc::now();
         let handle = SessionHandle {
@@ -634,6 +656,7 @@ impl SessionRegistry {
                 created,
             },
         );
+        self.report_live();
         handle
     }
 }
@@ -929,6 +952,7 @@ impl Handler<Lifecycle> for SessionRegistry {
                 e.live = false;
                 let user = e.user_id.clone();
                 self.release_count(&user, &msg.session_id);
+                self.report_live();
                 let Some(e) = self.sessions.get_mut(&msg.session_id) else {
                     return;
                 };
@@ -940,6 +964,7 @@ impl Handler<Lifecycle> for SessionRegistry {
                 if let Some(e) = self.sessions.remove(&msg.session_id) {
                     if e.live {
                         self.release_count(&e.user_id, &msg.session_id);
+                        self.report_live();
                     }
                 }
             }

@@ -7,12 +7,34 @@ use protocol::{TokenResponse, ValidateResponse};
 
 use crate::app::AppState;
 use crate::errors::HttpError;
+use crate::metrics::AuthResult;
+use crate::routes::observe::record_user;
+
+/// Counts the outcome of an authentication endpoint.
+fn counted(
+    state: &AppState,
+    endpoint: &'static str,
+    result: Result<HttpResponse, HttpError>,
+) -> Result<HttpResponse, HttpError> {
+    let outcome = match &result {
+        Ok(_) => AuthResult::Ok,
+        Err(e) if e.status.is_server_error() => AuthResult::Unavailable,
+        Err(_) => AuthResult::Refused,
+    };
+    state.metrics.auth(endpoint, outcome);
+    result
+}
 
 /// `POST /auth/token` with `X-API-Key`: a JWT for the key's owner.
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
+    let result = issue_token(&req, &state).await;
+    counted(&state, "/auth/token", result)
+}
+
+async fn issue_token(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, HttpError> {
     let key = req
         .headers()
         .get("X-API-Key")
@@ -22,6 +44,7 @@ pub async fn token(
         .ok_or_else(|| HttpError::auth_failed("missing X-API-Key header"))?;
     let authenticated = state.db.authenticate_api_key(key).await?;
     let user = authenticated.user;
+    record_user(&user.id.to_string());
     let issued = state
         .jwt
         .issue(user.id, user.plan, Some(authenticated.key_id))?;
@@ -40,14 +63,23 @@ pub async fn validate(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let token = bearer(&req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
-    let claims = state.jwt.verify(token)?;
-    Ok(HttpResponse::Ok().json(ValidateResponse {
+    let result = bearer(&req)
+        .ok_or_else(|| HttpError::auth_failed("missing bearer token"))
+        .and_then(|token| Ok(state.jwt.verify(token)?))
+        .map(|claims| {
+            record_user(&claims.sub.to_string());
+            validated(claims)
+        });
+    counted(&state, "/auth/validate", result)
+}
+
+fn validated(claims: auth::Claims) -> HttpResponse {
+    HttpResponse::Ok().json(ValidateResponse {
         valid: true,
         user_id: claims.sub.to_string(),
         plan: claims.plan,
         expires_at: claims.exp,
-    }))
+    })
 }
 
 /// The token of an `Authorization: Bearer <token>` header.

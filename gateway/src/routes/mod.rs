@@ -2,6 +2,8 @@
 
 mod auth;
 mod health;
+pub mod metrics;
+pub mod observe;
 mod sessions;
 
 pub use auth::bearer;

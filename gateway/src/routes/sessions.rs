@@ -40,7 +40,9 @@ fn default_limit() -> u32 {
 /// The caller's user id from a verified bearer token.
 fn caller(req: &HttpRequest, state: &AppState) -> Result<Uuid, HttpError> {
     let token = bearer(req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
-    Ok(state.jwt.verify(token)?.sub)
+    let user = state.jwt.verify(token)?.sub;
+    super::observe::record_user(&user.to_string());
+    Ok(user)
 }
 
 /// `GET /api/sessions?offset=&limit=`: newest first, this node's live sessions before

@@ -28,6 +28,7 @@ use super::translate::{self, SessionContext};
 use super::writer::WriterCmd;
 use crate::app::AppState;
 use crate::config::PlanLimits;
+use crate::metrics::{ConnectionGauge, RateLimit};
 use crate::registry::{
     CreateError, CreateSession, GetSession, ListSessions, LookupError, ResumeError, ResumeSession,
     SessionHandle, SessionSpec,
@@ -61,6 +62,7 @@ pub struct ConnectionActor {
     /// Set when the outbound queue overflowed; the actor stops at the next turn.
     stalled: bool,
     _slot: ConnectionSlot,
+    _open: ConnectionGauge,
 }
 
 impl ConnectionActor {
@@ -73,6 +75,7 @@ impl ConnectionActor {
         slot: ConnectionSlot,
     ) -> Self {
         let rate = MessageRate::new(limits.messages_per_second, Instant::now());
+        let open = app.metrics.connection_opened();
         ConnectionActor {
             app,
             who,
@@ -83,6 +86,7 @@ impl ConnectionActor {
             sessions: HashMap::new(),
             last_activity: Instant::now(),
             _slot: slot,
+            _open: open,
         }
     }
 
@@ -187,7 +191,12 @@ impl ConnectionActor {
                         mode: batch.execution_mode,
                     }))
                     .map(move |res, act, _| match res {
-                        Ok(r) => act.send(translate::batch_ack(batch_id, r), rid.as_deref()),
+                        Ok(r) => {
+                            let (accepted, rejected) =
+                                (r.accepted_orders.len(), r.rejected_orders.len());
+                            act.app.metrics.orders(accepted, rejected);
+                            act.send(translate::batch_ack(batch_id, r), rid.as_deref())
+                        }
                         Err(_) => {
                             act.error(ErrorCode::SessionNotFound, "session ended", rid.as_deref())
                         }
@@ -786,7 +795,11 @@ impl ConnectionActor {
                 match parse_client_frame(&text) {
                     Ok((msg, rid)) => {
                         if !matches!(msg, ClientMessage::TickAck(_)) {
-                            match self.rate.check(Instant::now()) {
+                            let verdict = self.rate.check(Instant::now());
+                            if verdict != Verdict::Allowed {
+                                self.app.metrics.rate_limited(RateLimit::Messages);
+                            }
+                            match verdict {
                                 Verdict::Allowed => {}
                                 Verdict::Limited => {
                                     let limit = self.rate.per_second();

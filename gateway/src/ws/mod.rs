@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::config::PlanLimits;
 use crate::errors::HttpError;
 use crate::limits::ClusterSlot;
+use crate::metrics::{AuthResult, RateLimit};
 use crate::routes::bearer;
 use connection::{ConnectionActor, Identity};
 
@@ -43,21 +44,36 @@ pub async fn simulate(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let token = query_token(&req)
+    let verified = query_token(&req)
         .or_else(|| bearer(&req))
-        .ok_or_else(|| HttpError::auth_failed("missing token"))?;
-    let claims = state.jwt.verify(token)?;
-    if state.revocations.refuses_token(&claims) {
-        return Err(HttpError::auth_failed(
-            "invalid, revoked or expired credentials",
-        ));
-    }
+        .ok_or_else(|| HttpError::auth_failed("missing token"))
+        .and_then(|token| Ok(state.jwt.verify(token)?))
+        .and_then(|claims| {
+            if state.revocations.refuses_token(&claims) {
+                Err(HttpError::auth_failed(
+                    "invalid, revoked or expired credentials",
+                ))
+            } else {
+                Ok(claims)
+            }
+        });
+    let outcome = match &verified {
+        Ok(_) => AuthResult::Ok,
+        Err(e) if e.status.is_server_error() => AuthResult::Unavailable,
+        Err(_) => AuthResult::Refused,
+    };
+    state.metrics.auth("/ws/simulate", outcome);
+    let claims = verified?;
     let limits = plan_limits(&state, claims.plan);
     let user_id = claims.sub.to_string();
+    crate::routes::observe::record_user(&user_id);
     let limit = limits.concurrent_connections;
     let slot = match state.slots.acquire(&user_id, limit) {
         Ok(slot) => slot,
-        Err(open) => return Ok(too_many_connections(limit, open)),
+        Err(open) => {
+            state.metrics.rate_limited(RateLimit::WsConnections);
+            return Ok(too_many_connections(limit, open));
+        }
     };
     // Across the cluster too, when Redis is configured and answers.
     let cluster = match &state.counts {
@@ -68,7 +84,10 @@ pub async fn simulate(
             let member = format!("{}:{n}", state.node_id);
             match ClusterSlot::connection(counts, &user_id, member, limit).await {
                 Ok(Ok(slot)) => Some(slot),
-                Ok(Err(open)) => return Ok(too_many_connections(limit, open)),
+                Ok(Err(open)) => {
+                    state.metrics.rate_limited(RateLimit::WsConnections);
+                    return Ok(too_many_connections(limit, open));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cluster-wide connection count unavailable; this node's count applies");
                     None
@@ -120,7 +139,7 @@ fn too_many_connections(limit: u32, open: u32) -> HttpResponse {
         ))
         .insert_header(("X-RateLimit-Reset", reset.to_string()))
         .insert_header(("X-RateLimit-Period", "concurrent"))
-        .insert_header(("X-RateLimit-Type", "ws_connections"))
+        .insert_header(("X-RateLimit-Type", RateLimit::WsConnections.as_str()))
         .json(ApiError::new(
             "RATE_LIMITED",
             format!("at most {limit} concurrent connections on this plan"),
