@@ -66,7 +66,7 @@ pub(crate) fn parse_prefix(presented: &str) -> Result<&str, KeyRejection> {
 }
 
 /// Uniform base62 characters from the OS RNG (rejection sampling, so no modulo bias).
-fn random_base62(len: usize) -> Result<String, AuthError> {
+pub(crate) fn random_base62(len: usize) -> Result<String, AuthError> {
     // 248 = 4 * 62: bytes at or above it are discarded.
     const LIMIT: u8 = 248;
     let mut out = String::with_capacity(len);

@@ -54,6 +54,29 @@ pub enum AuthError {
     /// The operating system's random number generator failed.
     #[error("random number generator failed")]
     Random(#[source] getrandom::Error),
+    /// Email and password do not authenticate. One message for every reason, so a
+    /// client cannot learn whether the email exists; the reason is for logs.
+    #[error("invalid email or password")]
+    InvalidCredentials(CredentialRejection),
+    /// The presented refresh token does not grant a new one; the reason is for logs.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken(RefreshRejection),
+    /// A refresh token that had already been rotated was presented again: someone
+    /// holds a copy. Its whole login session has been revoked and audited.
+    #[error("refresh token was already used; the login session has been revoked")]
+    RefreshTokenReused,
+    /// An email-verification token is unknown, used or expired; the reason is for logs.
+    #[error("invalid or expired token")]
+    InvalidOneTimeToken(OneTimeRejection),
+    /// A TOTP code or recovery code was wrong, replayed or already used.
+    #[error("invalid authentication code")]
+    InvalidSecondFactor,
+    /// Hashing a password failed (only out-of-range parameters do this).
+    #[error("could not hash password")]
+    PasswordHashing,
+    /// Sealing or opening a secret kept at rest failed; the text is for logs.
+    #[error("could not use an encrypted secret")]
+    Crypto(&'static str),
 }
 
 impl From<sqlx::Error> for AuthError {
@@ -100,4 +123,47 @@ pub enum TokenRejection {
     WrongIssuer,
     /// `aud` is not ours.
     WrongAudience,
+}
+
+/// Why an email and password were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialRejection {
+    /// No user has that email (a dummy hash was verified to spend the same time).
+    UnknownEmail,
+    /// The user has no password (API-key-only account).
+    NoPassword,
+    /// The password is wrong.
+    WrongPassword,
+    /// Too many recent failures: logins are refused until this instant.
+    Locked {
+        /// When logins are accepted again.
+        until: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// Why a refresh token was refused (other than re-use, which is
+/// [`AuthError::RefreshTokenReused`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRejection {
+    /// Not of the form `srt_<43 base62>`.
+    Malformed,
+    /// No such token.
+    Unknown,
+    /// The token's own expiry has passed.
+    Expired,
+    /// Its login session was revoked (logout, cap, theft, admin).
+    SessionRevoked,
+    /// Its login session reached its maximum duration.
+    SessionExpired,
+}
+
+/// Why a one-time token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OneTimeRejection {
+    /// Malformed or never issued.
+    Unknown,
+    /// Already used.
+    Used,
+    /// Expired.
+    Expired,
 }

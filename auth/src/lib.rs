@@ -11,22 +11,31 @@
 
 pub mod api_key;
 pub mod clock;
+pub mod crypto;
 pub mod email;
 pub mod error;
 pub mod jwt;
 pub mod model;
+pub mod password;
 pub mod secret;
 pub mod simulation;
 pub mod store;
+pub mod token;
+pub mod totp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use crypto::{Keyring, Sealed};
 pub use email::normalise_email;
-pub use error::{AuthError, KeyRejection, TokenRejection};
+pub use error::{
+    AuthError, CredentialRejection, KeyRejection, OneTimeRejection, RefreshRejection,
+    TokenRejection,
+};
 pub use jwt::{Claims, IssuedToken, Jwt, JwtConfig};
 pub use model::{
     ApiKey, AuthenticatedKey, CreatedApiKey, NewApiKey, NewUser, Page, Role, UnknownVariant, User,
     UserStatus,
 };
+pub use password::{PasswordHasher, PasswordParams};
 pub use protocol::Plan;
 pub use secret::Secret;
 pub use simulation::{SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES};

@@ -1,0 +1,246 @@
+//! Password hashing: argon2id in PHC strings, with costs from configuration.
+//!
+//! A stored hash carries its own parameters, so raising the costs later keeps old
+//! hashes verifiable; [`PasswordHasher::needs_rehash`] tells when one should be
+//! replaced. Refusing an unknown email runs one verification against a dummy hash made
+//! with the current costs, so it takes as long as refusing a wrong password.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, Version};
+
+use crate::error::AuthError;
+use crate::secret::Secret;
+
+/// Shortest accepted password, in characters (NIST SP 800-63B's floor).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest accepted password, in bytes: enough for any passphrase, small enough that
+/// hashing cannot be used to make the server do unbounded work.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Salt length in bytes (the PHC recommendation).
+const SALT_LEN: usize = 16;
+
+/// Argon2id costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordParams {
+    /// Memory in KiB.
+    pub m_cost: u32,
+    /// Passes over the memory.
+    pub t_cost: u32,
+    /// Lanes.
+    pub p_cost: u32,
+}
+
+impl Default for PasswordParams {
+    /// OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
+    fn default() -> Self {
+        Self {
+            m_cost: Params::DEFAULT_M_COST,
+            t_cost: Params::DEFAULT_T_COST,
+            p_cost: Params::DEFAULT_P_COST,
+        }
+    }
+}
+
+impl PasswordParams {
+    fn argon2(self) -> Result<Params, AuthError> {
+        Params::new(self.m_cost, self.t_cost, self.p_cost, None)
+            .map_err(|_| AuthError::Config("password hashing parameters are out of range"))
+    }
+}
+
+/// Hashes and verifies passwords with fixed argon2id costs. Cheap to clone.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: PasswordParams,
+    argon: Argon2<'static>,
+    // Made on first use: hashing at construction would slow every store connect.
+    dummy: Arc<OnceLock<String>>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    /// A hasher with `params`; [`AuthError::Config`] if argon2 refuses them.
+    pub fn new(params: PasswordParams) -> Result<Self, AuthError> {
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.argon2()?);
+        Ok(Self {
+            params,
+            argon,
+            dummy: Arc::new(OnceLock::new()),
+        })
+    }
+
+    /// The configured costs.
+    pub fn params(&self) -> PasswordParams {
+        self.params
+    }
+
+    /// Checks that `password` is acceptable as a new password.
+    pub fn check_new(password: &str) -> Result<(), AuthError> {
+        let invalid = |reason| AuthError::InvalidInput {
+            field: "password",
+            reason,
+        };
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(invalid("must be at least 8 characters"));
+        }
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(invalid("must be at most 1024 bytes"));
+        }
+        Ok(())
+    }
+
+    /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
+    pub fn hash(&self, password: &Secret<String>) -> Result<String, AuthError> {
+        let mut salt = [0u8; SALT_LEN];
+        getrandom::fill(&mut salt).map_err(AuthError::Random)?;
+        self.argon
+            .hash_password_with_salt(password.expose().as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|_| AuthError::PasswordHashing)
+    }
+
+    /// Whether `password` matches `stored`. A hash that does not parse never matches.
+    pub fn verify(&self, password: &Secret<String>, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        // The parameters come from the stored hash, not from `self`.
+        argon2::PasswordVerifier::verify_password(
+            &self.argon,
+            password.expose().as_bytes(),
+            &parsed,
+        )
+        .is_ok()
+    }
+
+    /// Spends the time of one verification and refuses: for unknown emails and users
+    /// without a password, so they cannot be told apart from a wrong password.
+    pub fn verify_dummy(&self, password: &Secret<String>) -> bool {
+        let dummy = self.dummy.get_or_init(|| {
+            // A random password nobody knows; if hashing fails the verification below
+            // still fails (closed), just faster.
+            let mut random = [0u8; 32];
+            let _ = getrandom::fill(&mut random);
+            let secret = Secret::new(format!("{random:x?}"));
+            self.hash(&secret).unwrap_or_default()
+        });
+        let _ = self.verify(password, dummy);
+        false
+    }
+
+    /// Whether `stored` was made with other costs or another algorithm than the
+    /// configured ones (so it should be replaced after the next successful login).
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return true;
+        };
+        if parsed.algorithm.as_str() != "argon2id" {
+            return true;
+        }
+        match Params::try_from(&parsed) {
+            Ok(p) => {
+                p.m_cost() != self.params.m_cost
+                    || p.t_cost() != self.params.t_cost
+                    || p.p_cost() != self.params.p_cost
+            }
+            Err(_) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> PasswordHasher {
+        PasswordHasher::new(PasswordParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        })
+        .unwrap()
+    }
+
+    fn pw(s: &str) -> Secret<String> {
+        Secret::new(s.to_owned())
+    }
+
+    #[test]
+    fn hashes_are_argon2id_phc_strings_with_the_configured_costs() {
+        let hasher = fast();
+        let hash = hasher.hash(&pw("correct horse")).unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{hash}");
+        assert!(!hash.contains("correct horse"));
+        // Random salts: the same password hashes differently each time.
+        assert_ne!(hash, hasher.hash(&pw("correct horse")).unwrap());
+    }
+
+    #[test]
+    fn verifies_only_the_right_password() {
+        let hasher = fast();
+        let hash = hasher.hash(&pw("correct horse")).unwrap();
+        assert!(hasher.verify(&pw("correct horse"), &hash));
+        assert!(!hasher.verify(&pw("correct horse "), &hash));
+        assert!(!hasher.verify(&pw("Correct horse"), &hash));
+        assert!(!hasher.verify(&pw(""), &hash));
+        assert!(!hasher.verify(&pw("correct horse"), "not a hash"));
+        assert!(!hasher.verify(&pw("correct horse"), ""));
+    }
+
+    #[test]
+    fn old_hashes_verify_after_the_costs_change_and_ask_for_rehash() {
+        let old = fast();
+        let hash = old.hash(&pw("correct horse")).unwrap();
+        let new = PasswordHasher::new(PasswordParams {
+            m_cost: 128,
+            t_cost: 2,
+            p_cost: 1,
+        })
+        .unwrap();
+        assert!(new.verify(&pw("correct horse"), &hash));
+        assert!(new.needs_rehash(&hash));
+        assert!(!old.needs_rehash(&hash));
+        assert!(new.needs_rehash("garbage"));
+    }
+
+    #[test]
+    fn dummy_verification_always_refuses() {
+        let hasher = fast();
+        assert!(!hasher.verify_dummy(&pw("anything")));
+        assert!(!hasher.verify_dummy(&pw("")));
+        let dummy = hasher.dummy.get().unwrap();
+        assert!(dummy.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+    }
+
+    #[test]
+    fn new_password_rules_and_bad_params() {
+        assert!(PasswordHasher::check_new("12345678").is_ok());
+        assert!(PasswordHasher::check_new("1234567").is_err());
+        assert!(PasswordHasher::check_new("ééééééé").is_err());
+        assert!(PasswordHasher::check_new(&"x".repeat(1025)).is_err());
+        assert!(matches!(
+            PasswordHasher::new(PasswordParams {
+                m_cost: 1,
+                t_cost: 1,
+                p_cost: 1
+            }),
+            Err(AuthError::Config(_))
+        ));
+        assert_eq!(
+            PasswordParams::default(),
+            PasswordParams {
+                m_cost: 19 * 1024,
+                t_cost: 2,
+                p_cost: 1
+            }
+        );
+    }
+}
