@@ -6,9 +6,15 @@
 //! - [`api_key`]: the `stk_<prefix>_<secret>` format and its peppered HMAC.
 //! - [`jwt`]: HS256 access tokens ([`Jwt::issue`], [`Jwt::verify`]).
 //! - [`Secret`]: wraps anything that must not reach a log.
+//! - Human accounts: [`AccountStore`] (registration, email verification, password
+//!   login with lockout, login sessions with rotating refresh tokens and theft
+//!   detection, TOTP and recovery codes, the audit log) on the same backends, with
+//!   [`password`] (argon2id), [`totp`] (RFC 6238), [`crypto`] (AES-256-GCM keyring for
+//!   secrets at rest) and [`token`] (opaque tokens) as its building blocks.
 //!
 //! Time comes from a [`Clock`], so expiry is testable without sleeping.
 
+pub mod account;
 pub mod api_key;
 pub mod clock;
 pub mod crypto;
@@ -23,6 +29,11 @@ pub mod store;
 pub mod token;
 pub mod totp;
 
+pub use account::{
+    Account, AccountPolicy, AuditEvent, AuditKind, AuditQuery, FailedLogin, LoginGrant,
+    LoginSession, NewAuditEvent, NewLoginSession, OneTimeToken, Registration, RevokeReason,
+    TotpEnrolment,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{Keyring, Sealed};
 pub use email::normalise_email;
@@ -40,6 +51,6 @@ pub use protocol::Plan;
 pub use secret::Secret;
 pub use simulation::{SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES};
 pub use store::{
-    connect, Backend, Database, PostgresStore, ResultStore, Revocations, SqliteStore, StoreOptions,
-    UserStore, DEFAULT_DATABASE_URL,
+    connect, AccountStore, Backend, Database, PostgresStore, ResultStore, Revocations, SqliteStore,
+    StoreOptions, UserStore, DEFAULT_DATABASE_URL,
 };

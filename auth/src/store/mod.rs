@@ -16,11 +16,14 @@ macro_rules! key_columns {
     };
 }
 
+mod accounts;
 mod postgres;
+mod postgres_accounts;
 mod postgres_results;
 mod results;
 mod shared;
 mod sqlite;
+mod sqlite_accounts;
 mod sqlite_results;
 
 use std::future::Future;
@@ -31,13 +34,16 @@ use chrono::{DateTime, Utc};
 use protocol::Plan;
 use uuid::Uuid;
 
+use crate::account::AccountPolicy;
 use crate::clock::{Clock, SystemClock};
+use crate::crypto::Keyring;
 use crate::error::AuthError;
 use crate::model::{
     ApiKey, AuthenticatedKey, CreatedApiKey, NewApiKey, NewUser, Page, User, UserStatus,
 };
 use crate::secret::Secret;
 
+pub use self::accounts::AccountStore;
 pub use self::postgres::PostgresStore;
 pub use self::results::ResultStore;
 pub use self::sqlite::SqliteStore;
@@ -144,17 +150,37 @@ pub struct StoreOptions {
     pub last_used_interval: Duration,
     /// Source of timestamps and of "now" for expiry checks.
     pub clock: Arc<dyn Clock>,
+    /// Rules for human accounts (passwords, lockout, login sessions).
+    pub accounts: AccountPolicy,
+    /// Keys for secrets kept encrypted at rest (TOTP seeds); without one, TOTP
+    /// enrolment is refused with [`AuthError::Config`].
+    pub keyring: Option<Arc<Keyring>>,
 }
 
 impl StoreOptions {
-    /// Defaults: 10 connections, `last_used_at` kept to the minute, system clock.
+    /// Defaults: 10 connections, `last_used_at` kept to the minute, system clock,
+    /// [`AccountPolicy::default`], no keyring.
     pub fn new(api_key_pepper: Secret<Vec<u8>>) -> Self {
         Self {
             api_key_pepper,
             max_connections: 10,
             last_used_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
+            accounts: AccountPolicy::default(),
+            keyring: None,
         }
+    }
+
+    /// Replaces the account rules.
+    pub fn accounts(mut self, policy: AccountPolicy) -> Self {
+        self.accounts = policy;
+        self
+    }
+
+    /// Sets the keys for secrets at rest.
+    pub fn keyring(mut self, keyring: Keyring) -> Self {
+        self.keyring = Some(Arc::new(keyring));
+        self
     }
 
     /// Replaces the clock.

@@ -27,7 +27,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    core: StoreCore,
+    pub(super) core: StoreCore,
 }
 
 impl PostgresStore {
@@ -64,7 +64,7 @@ pub(super) fn get_id(row: &PgRow, column: &str) -> Result<Uuid, AuthError> {
     Ok(row.try_get(column)?)
 }
 
-fn user_from_row(row: &PgRow, c: &UserColumns) -> Result<User, AuthError> {
+pub(super) fn user_from_row(row: &PgRow, c: &UserColumns) -> Result<User, AuthError> {
     Ok(User {
         id: get_id(row, c.id)?,
         email: row.try_get(c.email)?,

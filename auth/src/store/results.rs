@@ -155,7 +155,7 @@ fn is_decimal(s: &str) -> bool {
 }
 
 /// Valid JSON with no NUL in any string or key.
-fn storable_json(text: &str) -> bool {
+pub(super) fn storable_json(text: &str) -> bool {
     fn clean(v: &serde_json::Value) -> bool {
         use serde_json::Value::*;
         match v {

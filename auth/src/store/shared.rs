@@ -7,11 +7,14 @@ use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use uuid::Uuid;
 
 use super::StoreOptions;
+use crate::account::AccountPolicy;
 use crate::api_key::{self, ApiKeyHasher};
 use crate::clock::Clock;
+use crate::crypto::Keyring;
 use crate::email::normalise_email;
 use crate::error::{AuthError, KeyRejection};
 use crate::model::{ApiKey, CreatedApiKey, NewApiKey, NewUser, User, UserStatus};
+use crate::password::PasswordHasher;
 
 /// Longest accepted API-key name, in characters.
 pub const MAX_KEY_NAME_CHARS: usize = 100;
@@ -28,6 +31,63 @@ pub(super) struct StoreCore {
     hasher: ApiKeyHasher,
     clock: Arc<dyn Clock>,
     last_used_interval: TimeDelta,
+    pub(super) passwords: PasswordHasher,
+    pub(super) rules: AccountRules,
+    pub(super) keyring: Option<Arc<Keyring>>,
+}
+
+/// [`AccountPolicy`] with durations as `TimeDelta`, checked once at connect.
+#[derive(Debug, Clone)]
+pub(super) struct AccountRules {
+    pub max_failed_logins: u32,
+    pub failure_window: TimeDelta,
+    pub lockout: TimeDelta,
+    pub max_login_sessions: u32,
+    pub max_session_duration: TimeDelta,
+    pub refresh_token_lifetime: TimeDelta,
+    pub verification_token_lifetime: TimeDelta,
+    pub recovery_codes: u32,
+    pub totp_issuer: String,
+}
+
+impl AccountRules {
+    fn new(policy: &AccountPolicy) -> Result<Self, AuthError> {
+        let delta = |d: std::time::Duration, what: &'static str| {
+            TimeDelta::from_std(d)
+                .ok()
+                .filter(|d| *d > TimeDelta::zero() && *d < TimeDelta::days(3650))
+                .ok_or(AuthError::Config(what))
+        };
+        if policy.max_failed_logins == 0 {
+            return Err(AuthError::Config("max_failed_logins must be at least 1"));
+        }
+        if policy.max_login_sessions == 0 {
+            return Err(AuthError::Config("max_login_sessions must be at least 1"));
+        }
+        if !(1..=100).contains(&policy.recovery_codes) {
+            return Err(AuthError::Config("recovery_codes must be 1 to 100"));
+        }
+        Ok(Self {
+            max_failed_logins: policy.max_failed_logins,
+            failure_window: delta(policy.failure_window, "failure_window must be positive")?,
+            lockout: delta(policy.lockout, "lockout must be positive")?,
+            max_login_sessions: policy.max_login_sessions,
+            max_session_duration: delta(
+                policy.max_session_duration,
+                "max_session_duration must be positive",
+            )?,
+            refresh_token_lifetime: delta(
+                policy.refresh_token_lifetime,
+                "refresh_token_lifetime must be positive",
+            )?,
+            verification_token_lifetime: delta(
+                policy.verification_token_lifetime,
+                "verification_token_lifetime must be positive",
+            )?,
+            recovery_codes: policy.recovery_codes,
+            totp_issuer: policy.totp_issuer.clone(),
+        })
+    }
 }
 
 impl StoreCore {
@@ -43,7 +103,15 @@ impl StoreCore {
             hasher: ApiKeyHasher::new(&options.api_key_pepper)?,
             clock: Arc::clone(&options.clock),
             last_used_interval,
+            passwords: PasswordHasher::new(options.accounts.password)?,
+            rules: AccountRules::new(&options.accounts)?,
+            keyring: options.keyring.clone(),
         })
+    }
+
+    /// The stored form of a token or recovery code: HMAC-SHA256 under the pepper.
+    pub(super) fn token_hash(&self, token: &str) -> Vec<u8> {
+        self.hasher.hash(token)
     }
 
     /// Now, at the microsecond precision both databases store, so values read back

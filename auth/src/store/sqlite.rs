@@ -31,7 +31,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    core: StoreCore,
+    pub(super) core: StoreCore,
 }
 
 impl SqliteStore {
@@ -98,7 +98,7 @@ pub(super) fn get_id(row: &SqliteRow, column: &str) -> Result<Uuid, AuthError> {
     Ok(row.try_get::<Hyphenated, _>(column)?.into_uuid())
 }
 
-fn user_from_row(row: &SqliteRow, c: &UserColumns) -> Result<User, AuthError> {
+pub(super) fn user_from_row(row: &SqliteRow, c: &UserColumns) -> Result<User, AuthError> {
     Ok(User {
         id: get_id(row, c.id)?,
         email: row.try_get(c.email)?,

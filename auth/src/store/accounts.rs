@@ -1,0 +1,1465 @@
+//! Human accounts: the [`AccountStore`] trait, its dispatch through [`Database`], and
+//! the rules both backends share.
+//!
+//! Each backend implements only [`AccountBackend`]: small SQL operations. The rules
+//! (lockout, session cap, refresh-token rotation and theft, TOTP replay, auditing) are
+//! written once here on top of them, so SQLite and Postgres cannot drift apart.
+
+use std::future::Future;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::shared::StoreCore;
+use super::{Database, UserStore};
+use crate::account::{
+    Account, AuditEvent, AuditKind, AuditQuery, FailedLogin, LoginGrant, LoginSession,
+    NewAuditEvent, NewLoginSession, OneTimeToken, Registration, RevokeReason, TotpEnrolment,
+};
+use crate::crypto::Sealed;
+use crate::email::normalise_email;
+use crate::error::{AuthError, CredentialRejection, OneTimeRejection, RefreshRejection};
+use crate::model::{NewUser, User, UserStatus};
+use crate::password::PasswordHasher;
+use crate::secret::Secret;
+use crate::{token, totp};
+
+/// Longest stored User-Agent, in characters; longer ones are cut.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+/// Longest stored client address, in characters.
+pub const MAX_IP_CHARS: usize = 64;
+
+const TOTP_ENABLED: &str = "two-factor authentication is already enabled";
+
+/// Storage and rules of human accounts: passwords, email verification, lockout,
+/// login sessions with rotating refresh tokens, TOTP, recovery codes and the audit log.
+///
+/// Every time decision uses the store's [`Clock`](crate::Clock). Implemented by
+/// [`SqliteStore`](super::SqliteStore), [`PostgresStore`](super::PostgresStore) and
+/// [`Database`]; both backends run the same suite (`tests/accounts.rs`).
+pub trait AccountStore: Send + Sync {
+    /// Creates a user with a password and an email-verification token.
+    /// [`AuthError::Conflict`] if the normalised email is taken;
+    /// [`AuthError::InvalidInput`] for a password under 8 characters or over 1024 bytes.
+    fn register_user(
+        &self,
+        new: NewUser,
+        password: Secret<String>,
+        ip: Option<String>,
+    ) -> impl Future<Output = Result<Registration, AuthError>> + Send;
+
+    /// Sets or replaces a user's password (audited). Sessions are left alone; call
+    /// [`revoke_login_sessions`](Self::revoke_login_sessions) too where wanted.
+    fn set_password(
+        &self,
+        user_id: Uuid,
+        password: Secret<String>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// Checks an email and password: the first step of a human login.
+    ///
+    /// Always runs exactly one argon2 verification (against a dummy hash for unknown
+    /// emails and password-less users), so the time taken does not reveal whether the
+    /// email exists. Refused with [`AuthError::InvalidCredentials`] (one message for
+    /// every reason); a wrong password counts towards the lockout; while locked even the
+    /// right password is refused. A disabled or locked-status user with the right
+    /// password gets [`AuthError::AccountInactive`]. Success clears the failure count.
+    fn authenticate_password(
+        &self,
+        email: &str,
+        password: Secret<String>,
+        ip: Option<String>,
+    ) -> impl Future<Output = Result<Account, AuthError>> + Send;
+
+    /// The user and the state of their credentials, or [`AuthError::NotFound`].
+    fn account(&self, user_id: Uuid) -> impl Future<Output = Result<Account, AuthError>> + Send;
+
+    /// Issues a new email-verification token (earlier ones stay valid until used or
+    /// expired).
+    fn create_email_verification(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<OneTimeToken, AuthError>> + Send;
+
+    /// Uses a verification token once and marks the email verified.
+    /// [`AuthError::InvalidOneTimeToken`] for unknown, used or expired tokens.
+    fn verify_email(&self, token: &str) -> impl Future<Output = Result<User, AuthError>> + Send;
+
+    /// Counts a failed login (for example a wrong second factor); the
+    /// `max_failed_logins`-th failure within the window locks logins for the lockout
+    /// time. Failures while locked are not counted. Audited.
+    fn record_failed_login(
+        &self,
+        user_id: Uuid,
+        ip: Option<String>,
+    ) -> impl Future<Output = Result<FailedLogin, AuthError>> + Send;
+
+    /// Forgets failed logins (not an active lockout).
+    fn clear_failed_logins(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// Locks logins until `until` (an operator's action, audited with `actor`).
+    fn lock_logins_until(
+        &self,
+        user_id: Uuid,
+        until: DateTime<Utc>,
+        actor: Option<Uuid>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// Lifts a lockout and forgets failures (audited with `actor`). A user whose
+    /// status is `locked` is also set back to `active`.
+    fn unlock_logins(
+        &self,
+        user_id: Uuid,
+        actor: Option<Uuid>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// Starts a login session (after the password and any second factor) and issues
+    /// its first refresh token. The session ends at the latest after the maximum
+    /// session duration. When the user already has `max_login_sessions` live
+    /// sessions, the oldest ones are revoked (`session_limit`) so the new login
+    /// always succeeds. Audited.
+    fn create_login_session(
+        &self,
+        user_id: Uuid,
+        new: NewLoginSession,
+    ) -> impl Future<Output = Result<LoginGrant, AuthError>> + Send;
+
+    /// Exchanges a refresh token for a new one; the presented token is used up.
+    ///
+    /// Presenting a token that was already exchanged means a copy exists: the whole
+    /// login session is revoked, an audit event written, and
+    /// [`AuthError::RefreshTokenReused`] returned. Other refusals are
+    /// [`AuthError::InvalidRefreshToken`] or [`AuthError::AccountInactive`].
+    fn rotate_refresh_token(
+        &self,
+        presented: &str,
+    ) -> impl Future<Output = Result<LoginGrant, AuthError>> + Send;
+
+    /// The user's live login sessions, newest first.
+    fn login_sessions(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<Vec<LoginSession>, AuthError>> + Send;
+
+    /// One login session of `user_id` (live or not), or [`AuthError::NotFound`].
+    fn login_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> impl Future<Output = Result<LoginSession, AuthError>> + Send;
+
+    /// Revokes one session of `user_id` (idempotent; the first reason stays);
+    /// [`AuthError::NotFound`] for another user's session.
+    fn revoke_login_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> impl Future<Output = Result<LoginSession, AuthError>> + Send;
+
+    /// Revokes every live session of `user_id`; returns how many.
+    fn revoke_login_sessions(
+        &self,
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> impl Future<Output = Result<u64, AuthError>> + Send;
+
+    /// Starts TOTP enrolment: a new secret, sealed at rest, not yet required.
+    /// Replaces an unconfirmed one; [`AuthError::Conflict`] if TOTP is already on;
+    /// [`AuthError::Config`] without a keyring.
+    fn enrol_totp(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<TotpEnrolment, AuthError>> + Send;
+
+    /// Confirms enrolment with a first code; from then on TOTP is required.
+    fn confirm_totp(
+        &self,
+        user_id: Uuid,
+        code: &str,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// Checks a code of a confirmed TOTP. A code (or an older one) is accepted once:
+    /// [`AuthError::InvalidSecondFactor`] for wrong, replayed or not-enrolled.
+    fn verify_totp(
+        &self,
+        user_id: Uuid,
+        code: &str,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// Removes TOTP and the recovery codes (a user's own choice or an operator's
+    /// reset, audited with `actor`); [`AuthError::NotFound`] if none was enrolled.
+    fn disable_totp(
+        &self,
+        user_id: Uuid,
+        actor: Option<Uuid>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
+    /// Replaces the user's recovery codes with new ones, returned in clear this once.
+    fn generate_recovery_codes(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<Vec<Secret<String>>, AuthError>> + Send;
+
+    /// Uses a recovery code once (dashes, spaces and case ignored); returns how many
+    /// are left. [`AuthError::InvalidSecondFactor`] for a wrong or used code.
+    fn consume_recovery_code(
+        &self,
+        user_id: Uuid,
+        code: &str,
+    ) -> impl Future<Output = Result<u32, AuthError>> + Send;
+
+    /// Appends an event to the audit log.
+    fn append_audit(
+        &self,
+        event: NewAuditEvent,
+    ) -> impl Future<Output = Result<AuditEvent, AuthError>> + Send;
+
+    /// Audit events matching `query`, newest first.
+    fn audit_events(
+        &self,
+        query: AuditQuery,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, AuthError>> + Send;
+}
+
+/// A user's row with the stored password hash.
+pub(super) struct AccountRow {
+    pub account: Account,
+    pub password_hash: Option<String>,
+}
+
+/// How [`AccountBackend::account_row`] finds a user.
+#[derive(Clone, Copy)]
+pub(super) enum AccountKey<'a> {
+    Id(Uuid),
+    Email(&'a str),
+}
+
+/// A refresh token to insert.
+pub(super) struct NewRefresh {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub hash: Vec<u8>,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored refresh token with its session and user.
+pub(super) struct RefreshRow {
+    pub token_id: Uuid,
+    pub used_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub session: LoginSession,
+    pub user: User,
+}
+
+/// A stored TOTP secret.
+pub(super) struct TotpRow {
+    pub sealed: Sealed,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub last_used_step: Option<i64>,
+}
+
+/// The SQL each backend provides; see the implementations for the exact guarantees.
+pub(super) trait AccountBackend: UserStore {
+    fn core(&self) -> &StoreCore;
+
+    /// Inserts `user` with a password hash; `Conflict(EMAIL_TAKEN)` if taken.
+    async fn insert_user_with_password(&self, user: &User, hash: &str) -> Result<(), AuthError>;
+
+    /// `NotFound` if the user does not exist.
+    async fn store_password_hash(&self, user_id: Uuid, hash: &str) -> Result<(), AuthError>;
+
+    async fn account_row(&self, key: AccountKey<'_>) -> Result<Option<AccountRow>, AuthError>;
+
+    /// Counts one failure unless logins are locked at `now`. `None` if nothing was
+    /// counted (no such user, or locked). The bool is true when this failure locked.
+    async fn count_failure(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        max: u32,
+        until: DateTime<Utc>,
+    ) -> Result<Option<(FailedLogin, bool)>, AuthError>;
+
+    /// Sets `locked_until`. `NotFound` if no such user.
+    async fn set_lock(&self, user_id: Uuid, until: Option<DateTime<Utc>>) -> Result<(), AuthError>;
+
+    /// Forgets failed logins; `reactivate` also turns a `locked` status back to
+    /// `active`. `NotFound` if no such user.
+    async fn reset_failures(
+        &self,
+        user_id: Uuid,
+        reactivate: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError>;
+
+    async fn insert_verification(
+        &self,
+        user_id: Uuid,
+        hash: &[u8],
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), AuthError>;
+
+    /// Uses the token and marks the email verified, atomically.
+    async fn consume_verification(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Result<Uuid, OneTimeRejection>, AuthError>;
+
+    /// Inserts the session and its first token, then revokes the oldest live
+    /// sessions beyond `cap` (never the new one), atomically; returns their ids.
+    async fn insert_login_session(
+        &self,
+        session: &LoginSession,
+        refresh: &NewRefresh,
+        cap: u32,
+    ) -> Result<Vec<Uuid>, AuthError>;
+
+    async fn refresh_row(&self, hash: &[u8]) -> Result<Option<RefreshRow>, AuthError>;
+
+    /// Marks `old` used and inserts `new`, atomically; false if `old` was already used.
+    async fn rotate_refresh(
+        &self,
+        old: Uuid,
+        new: &NewRefresh,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AuthError>;
+
+    /// Revokes `user_id`'s live (unrevoked) sessions, or just `session_id`; returns
+    /// the ids it revoked now.
+    async fn revoke_sessions(
+        &self,
+        user_id: Uuid,
+        session_id: Option<Uuid>,
+        reason: RevokeReason,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Uuid>, AuthError>;
+
+    /// `user_id`'s sessions (or just `session_id`), newest first.
+    async fn sessions(
+        &self,
+        user_id: Uuid,
+        session_id: Option<Uuid>,
+    ) -> Result<Vec<LoginSession>, AuthError>;
+
+    /// Stores an unconfirmed secret; false if a confirmed one exists.
+    async fn upsert_totp(
+        &self,
+        user_id: Uuid,
+        sealed: &Sealed,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AuthError>;
+
+    async fn totp_row(&self, user_id: Uuid) -> Result<Option<TotpRow>, AuthError>;
+
+    /// Records `step` as used if it is newer than the last one; with `confirm_at`,
+    /// only for an unconfirmed secret, which it confirms. False if nothing changed.
+    async fn mark_totp_step(
+        &self,
+        user_id: Uuid,
+        step: i64,
+        confirm_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, AuthError>;
+
+    /// Deletes the secret and the recovery codes; false if there was no secret.
+    async fn delete_totp(&self, user_id: Uuid) -> Result<bool, AuthError>;
+
+    async fn replace_recovery_codes(
+        &self,
+        user_id: Uuid,
+        hashes: &[Vec<u8>],
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError>;
+
+    /// Uses an unused code; returns how many unused remain, `None` if it was no
+    /// unused code of this user.
+    async fn use_recovery_code(
+        &self,
+        user_id: Uuid,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<u32>, AuthError>;
+
+    /// Appends a checked event.
+    async fn insert_audit(
+        &self,
+        event: &NewAuditEvent,
+        at: DateTime<Utc>,
+        detail: &str,
+    ) -> Result<AuditEvent, AuthError>;
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, AuthError>;
+}
+
+/// Checks text that goes into a column: no NUL (Postgres text cannot hold it), at
+/// most `max` characters.
+fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), AuthError> {
+    if value.contains('\0') {
+        return Err(AuthError::InvalidInput {
+            field,
+            reason: "must not contain NUL characters",
+        });
+    }
+    if value.chars().count() > max {
+        return Err(AuthError::InvalidInput {
+            field,
+            reason: "is too long",
+        });
+    }
+    Ok(())
+}
+
+fn check_ip(ip: Option<&str>) -> Result<(), AuthError> {
+    ip.map_or(Ok(()), |ip| check_text("ip", ip, MAX_IP_CHARS))
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+async fn hash_password(core: &StoreCore, password: Secret<String>) -> Result<String, AuthError> {
+    PasswordHasher::check_new(password.expose())?;
+    let hasher = core.passwords.clone();
+    tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(|_| AuthError::PasswordHashing)?
+}
+
+/// One argon2 verification off the async threads: against `stored`, or against the
+/// dummy hash when there is none.
+async fn verify_password(
+    core: &StoreCore,
+    password: Secret<String>,
+    stored: Option<String>,
+) -> Result<bool, AuthError> {
+    let hasher = core.passwords.clone();
+    tokio::task::spawn_blocking(move || match stored {
+        Some(stored) => hasher.verify(&password, &stored),
+        None => hasher.verify_dummy(&password),
+    })
+    .await
+    .map_err(|_| AuthError::PasswordHashing)
+}
+
+pub(super) async fn append_audit<S: AccountBackend>(
+    store: &S,
+    event: NewAuditEvent,
+) -> Result<AuditEvent, AuthError> {
+    check_ip(event.ip.as_deref())?;
+    if !super::results::storable_json(&event.detail.to_string()) {
+        return Err(AuthError::InvalidInput {
+            field: "detail",
+            reason: "must be JSON without NUL characters",
+        });
+    }
+    let detail = event.detail.to_string();
+    store
+        .insert_audit(&event, store.core().now(), &detail)
+        .await
+}
+
+/// Audit events the rules write themselves: a failure to record one is logged, not
+/// returned, so bookkeeping never turns a refusal into a different error.
+async fn audit<S: AccountBackend>(store: &S, event: NewAuditEvent) {
+    let kind = event.kind;
+    if let Err(e) = append_audit(store, event).await {
+        tracing::warn!(%kind, error = %e, "could not write audit event");
+    }
+}
+
+pub(super) async fn register_user<S: AccountBackend>(
+    store: &S,
+    new: NewUser,
+    password: Secret<String>,
+    ip: Option<String>,
+) -> Result<Registration, AuthError> {
+    check_ip(ip.as_deref())?;
+    let user = store.core().new_user(new)?;
+    let hash = hash_password(store.core(), password).await?;
+    store.insert_user_with_password(&user, &hash).await?;
+    let verification = create_email_verification(store, user.id).await?;
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::UserRegistered)
+            .subject(user.id)
+            .actor(user.id)
+            .ip(ip.as_deref()),
+    )
+    .await;
+    Ok(Registration { user, verification })
+}
+
+pub(super) async fn set_password<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    password: Secret<String>,
+) -> Result<(), AuthError> {
+    let hash = hash_password(store.core(), password).await?;
+    store.store_password_hash(user_id, &hash).await?;
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::PasswordChanged).subject(user_id),
+    )
+    .await;
+    Ok(())
+}
+
+pub(super) async fn authenticate_password<S: AccountBackend>(
+    store: &S,
+    email: &str,
+    password: Secret<String>,
+    ip: Option<String>,
+) -> Result<Account, AuthError> {
+    check_ip(ip.as_deref())?;
+    let core = store.core();
+    let email = normalise_email(email).ok();
+    let row = match &email {
+        Some(email) => store.account_row(AccountKey::Email(email)).await?,
+        None => None,
+    };
+    let Some(AccountRow {
+        mut account,
+        password_hash,
+    }) = row
+    else {
+        verify_password(core, password, None).await?;
+        audit(
+            store,
+            NewAuditEvent::new(AuditKind::LoginFailed)
+                .ip(ip.as_deref())
+                .detail(json!({ "reason": "unknown_email", "email": email })),
+        )
+        .await;
+        return Err(AuthError::InvalidCredentials(
+            CredentialRejection::UnknownEmail,
+        ));
+    };
+    let user_id = account.user.id;
+    let has_password = password_hash.is_some();
+    let matches = verify_password(core, password.clone(), password_hash.clone()).await?;
+    let now = core.now();
+    if let Some(until) = account.locked_until.filter(|until| *until > now) {
+        audit(
+            store,
+            NewAuditEvent::new(AuditKind::LoginFailed)
+                .subject(user_id)
+                .ip(ip.as_deref())
+                .detail(json!({ "reason": "locked" })),
+        )
+        .await;
+        return Err(AuthError::InvalidCredentials(CredentialRejection::Locked {
+            until,
+        }));
+    }
+    if !matches {
+        let reason = if has_password {
+            CredentialRejection::WrongPassword
+        } else {
+            CredentialRejection::NoPassword
+        };
+        let why = if has_password {
+            "wrong_password"
+        } else {
+            "no_password"
+        };
+        failed_login(store, user_id, ip.as_deref(), why).await?;
+        return Err(AuthError::InvalidCredentials(reason));
+    }
+    if account.user.status != UserStatus::Active {
+        return Err(AuthError::AccountInactive(account.user.status));
+    }
+    if account.failed_logins > 0 {
+        store.reset_failures(user_id, false, now).await?;
+        account.failed_logins = 0;
+    }
+    if password_hash
+        .as_deref()
+        .is_some_and(|h| core.passwords.needs_rehash(h))
+    {
+        // Costs were raised since this hash was made: replace it while the password
+        // is at hand. Failing to is harmless, the old hash still verifies.
+        match hash_password(core, password).await {
+            Ok(hash) => {
+                if let Err(e) = store.store_password_hash(user_id, &hash).await {
+                    tracing::warn!(%user_id, error = %e, "could not upgrade password hash");
+                }
+            }
+            Err(e) => tracing::warn!(%user_id, error = %e, "could not upgrade password hash"),
+        }
+    }
+    Ok(account)
+}
+
+async fn failed_login<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    ip: Option<&str>,
+    reason: &str,
+) -> Result<FailedLogin, AuthError> {
+    let core = store.core();
+    let rules = &core.rules;
+    let now = core.now();
+    let until = now + rules.lockout;
+    let counted = store
+        .count_failure(
+            user_id,
+            now,
+            now - rules.failure_window,
+            rules.max_failed_logins,
+            until,
+        )
+        .await?;
+    let Some((outcome, just_locked)) = counted else {
+        // Locked already (or no such user): report the state without counting.
+        let row = store
+            .account_row(AccountKey::Id(user_id))
+            .await?
+            .ok_or(AuthError::NotFound)?;
+        return Ok(FailedLogin {
+            failures: row.account.failed_logins,
+            locked_until: row.account.locked_until,
+        });
+    };
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::LoginFailed)
+            .subject(user_id)
+            .ip(ip)
+            .detail(json!({
+                "reason": reason,
+                "failures": if just_locked { rules.max_failed_logins } else { outcome.failures },
+            })),
+    )
+    .await;
+    if just_locked {
+        audit(
+            store,
+            NewAuditEvent::new(AuditKind::AccountLocked)
+                .subject(user_id)
+                .ip(ip)
+                .detail(json!({ "until": rfc3339(until), "failures": rules.max_failed_logins })),
+        )
+        .await;
+    }
+    Ok(outcome)
+}
+
+pub(super) async fn record_failed_login<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    ip: Option<String>,
+) -> Result<FailedLogin, AuthError> {
+    check_ip(ip.as_deref())?;
+    failed_login(store, user_id, ip.as_deref(), "rejected").await
+}
+
+pub(super) async fn account<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+) -> Result<Account, AuthError> {
+    store
+        .account_row(AccountKey::Id(user_id))
+        .await?
+        .map(|row| row.account)
+        .ok_or(AuthError::NotFound)
+}
+
+pub(super) async fn lock_logins_until<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    until: DateTime<Utc>,
+    actor: Option<Uuid>,
+) -> Result<(), AuthError> {
+    store.set_lock(user_id, Some(until)).await?;
+    let mut event = NewAuditEvent::new(AuditKind::AccountLocked)
+        .subject(user_id)
+        .detail(json!({ "until": rfc3339(until), "manual": true }));
+    event.actor_user_id = actor;
+    audit(store, event).await;
+    Ok(())
+}
+
+pub(super) async fn unlock_logins<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    actor: Option<Uuid>,
+) -> Result<(), AuthError> {
+    let now = store.core().now();
+    store.set_lock(user_id, None).await?;
+    store.reset_failures(user_id, true, now).await?;
+    let mut event = NewAuditEvent::new(AuditKind::AccountUnlocked).subject(user_id);
+    event.actor_user_id = actor;
+    audit(store, event).await;
+    Ok(())
+}
+
+pub(super) async fn create_email_verification<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+) -> Result<OneTimeToken, AuthError> {
+    let core = store.core();
+    let token = token::generate(token::VERIFICATION_PREFIX)?;
+    let now = core.now();
+    let expires_at = now + core.rules.verification_token_lifetime;
+    store
+        .insert_verification(user_id, &core.token_hash(token.expose()), now, expires_at)
+        .await?;
+    Ok(OneTimeToken { token, expires_at })
+}
+
+pub(super) async fn verify_email<S: AccountBackend>(
+    store: &S,
+    presented: &str,
+) -> Result<User, AuthError> {
+    if !token::well_formed(presented, token::VERIFICATION_PREFIX) {
+        return Err(AuthError::InvalidOneTimeToken(OneTimeRejection::Unknown));
+    }
+    let core = store.core();
+    let user_id = store
+        .consume_verification(&core.token_hash(presented), core.now())
+        .await?
+        .map_err(AuthError::InvalidOneTimeToken)?;
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::EmailVerified)
+            .subject(user_id)
+            .actor(user_id),
+    )
+    .await;
+    store.user_by_id(user_id).await
+}
+
+fn new_refresh(
+    core: &StoreCore,
+    session: &LoginSession,
+    now: DateTime<Utc>,
+) -> Result<(Secret<String>, NewRefresh), AuthError> {
+    let token = token::generate(token::REFRESH_PREFIX)?;
+    let refresh = NewRefresh {
+        id: Uuid::new_v4(),
+        session_id: session.id,
+        hash: core.token_hash(token.expose()),
+        issued_at: now,
+        expires_at: (now + core.rules.refresh_token_lifetime).min(session.expires_at),
+    };
+    Ok((token, refresh))
+}
+
+pub(super) async fn create_login_session<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    new: NewLoginSession,
+) -> Result<LoginGrant, AuthError> {
+    let user_agent = new
+        .user_agent
+        .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect::<String>());
+    if let Some(ua) = &user_agent {
+        check_text("user_agent", ua, MAX_USER_AGENT_CHARS)?;
+    }
+    check_ip(new.ip.as_deref())?;
+    let user = store.user_by_id(user_id).await?;
+    if user.status != UserStatus::Active {
+        return Err(AuthError::AccountInactive(user.status));
+    }
+    let core = store.core();
+    let now = core.now();
+    let session = LoginSession {
+        id: Uuid::new_v4(),
+        user_id,
+        created_at: now,
+        expires_at: now + core.rules.max_session_duration,
+        last_used_at: now,
+        revoked_at: None,
+        revoke_reason: None,
+        user_agent,
+        ip: new.ip,
+    };
+    let (refresh_token, refresh) = new_refresh(core, &session, now)?;
+    let evicted = store
+        .insert_login_session(&session, &refresh, core.rules.max_login_sessions)
+        .await?;
+    for id in evicted {
+        audit(
+            store,
+            NewAuditEvent::new(AuditKind::SessionRevoked)
+                .subject(user_id)
+                .detail(json!({ "session_id": id, "reason": RevokeReason::SessionLimit.as_str() })),
+        )
+        .await;
+    }
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::LoginSucceeded)
+            .subject(user_id)
+            .actor(user_id)
+            .ip(session.ip.as_deref())
+            .detail(json!({ "session_id": session.id })),
+    )
+    .await;
+    Ok(LoginGrant {
+        user,
+        session,
+        refresh_token,
+        refresh_expires_at: refresh.expires_at,
+    })
+}
+
+/// A rotated token came back: revoke its session and record the theft.
+async fn refresh_token_reused<S: AccountBackend>(
+    store: &S,
+    row: &RefreshRow,
+    now: DateTime<Utc>,
+) -> AuthError {
+    let revoked = store
+        .revoke_sessions(
+            row.user.id,
+            Some(row.session.id),
+            RevokeReason::RefreshTokenReused,
+            now,
+        )
+        .await;
+    if let Err(e) = revoked {
+        return e;
+    }
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::RefreshTokenReused)
+            .subject(row.user.id)
+            .detail(json!({ "session_id": row.session.id, "token_id": row.token_id })),
+    )
+    .await;
+    tracing::warn!(user_id = %row.user.id, session_id = %row.session.id,
+        "refresh token reused; login session revoked");
+    AuthError::RefreshTokenReused
+}
+
+pub(super) async fn rotate_refresh_token<S: AccountBackend>(
+    store: &S,
+    presented: &str,
+) -> Result<LoginGrant, AuthError> {
+    if !token::well_formed(presented, token::REFRESH_PREFIX) {
+        return Err(AuthError::InvalidRefreshToken(RefreshRejection::Malformed));
+    }
+    let core = store.core();
+    let row = store
+        .refresh_row(&core.token_hash(presented))
+        .await?
+        .ok_or(AuthError::InvalidRefreshToken(RefreshRejection::Unknown))?;
+    let now = core.now();
+    if row.used_at.is_some() {
+        return Err(refresh_token_reused(store, &row, now).await);
+    }
+    let reject = |why| Err(AuthError::InvalidRefreshToken(why));
+    if row.session.revoked_at.is_some() {
+        return reject(RefreshRejection::SessionRevoked);
+    }
+    if row.session.expires_at <= now {
+        return reject(RefreshRejection::SessionExpired);
+    }
+    if row.expires_at <= now {
+        return reject(RefreshRejection::Expired);
+    }
+    if row.user.status != UserStatus::Active {
+        return Err(AuthError::AccountInactive(row.user.status));
+    }
+    let (refresh_token, refresh) = new_refresh(core, &row.session, now)?;
+    if !store.rotate_refresh(row.token_id, &refresh, now).await? {
+        // Another request exchanged the same token in the meantime.
+        return Err(refresh_token_reused(store, &row, now).await);
+    }
+    let mut session = row.session;
+    session.last_used_at = now;
+    Ok(LoginGrant {
+        user: row.user,
+        session,
+        refresh_token,
+        refresh_expires_at: refresh.expires_at,
+    })
+}
+
+pub(super) async fn login_sessions<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+) -> Result<Vec<LoginSession>, AuthError> {
+    let now = store.core().now();
+    let mut sessions = store.sessions(user_id, None).await?;
+    sessions.retain(|s| s.is_active_at(now));
+    Ok(sessions)
+}
+
+pub(super) async fn login_session<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<LoginSession, AuthError> {
+    store
+        .sessions(user_id, Some(session_id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(AuthError::NotFound)
+}
+
+pub(super) async fn revoke_login_session<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    session_id: Uuid,
+    reason: RevokeReason,
+) -> Result<LoginSession, AuthError> {
+    let now = store.core().now();
+    let revoked = store
+        .revoke_sessions(user_id, Some(session_id), reason, now)
+        .await?;
+    let session = login_session(store, user_id, session_id).await?;
+    if !revoked.is_empty() {
+        audit(
+            store,
+            NewAuditEvent::new(AuditKind::SessionRevoked)
+                .subject(user_id)
+                .detail(json!({ "session_id": session_id, "reason": reason.as_str() })),
+        )
+        .await;
+    }
+    Ok(session)
+}
+
+pub(super) async fn revoke_login_sessions<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    reason: RevokeReason,
+) -> Result<u64, AuthError> {
+    let now = store.core().now();
+    let revoked = store.revoke_sessions(user_id, None, reason, now).await?;
+    if !revoked.is_empty() {
+        audit(
+            store,
+            NewAuditEvent::new(AuditKind::SessionRevoked)
+                .subject(user_id)
+                .detail(json!({ "session_ids": revoked, "reason": reason.as_str() })),
+        )
+        .await;
+    }
+    Ok(revoked.len() as u64)
+}
+
+fn keyring(core: &StoreCore) -> Result<&crate::crypto::Keyring, AuthError> {
+    core.keyring.as_deref().ok_or(AuthError::Config(
+        "no encryption key is configured for secrets at rest",
+    ))
+}
+
+pub(super) async fn enrol_totp<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+) -> Result<TotpEnrolment, AuthError> {
+    let core = store.core();
+    let keyring = keyring(core)?;
+    let user = store.user_by_id(user_id).await?;
+    let secret = totp::generate_secret()?;
+    let sealed = keyring.seal(secret.expose(), user_id.as_bytes())?;
+    if !store.upsert_totp(user_id, &sealed, core.now()).await? {
+        return Err(AuthError::Conflict(TOTP_ENABLED));
+    }
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::TotpEnrolled)
+            .subject(user_id)
+            .actor(user_id),
+    )
+    .await;
+    Ok(TotpEnrolment {
+        secret_base32: Secret::new(totp::base32_encode(secret.expose())),
+        provisioning_uri: totp::provisioning_uri(
+            &core.rules.totp_issuer,
+            &user.email,
+            secret.expose(),
+        ),
+    })
+}
+
+/// The matching step of `code` for `row`, if any.
+fn totp_step(
+    core: &StoreCore,
+    user_id: Uuid,
+    row: &TotpRow,
+    code: &str,
+) -> Result<Option<i64>, AuthError> {
+    let secret = keyring(core)?.open(&row.sealed, user_id.as_bytes())?;
+    Ok(totp::verify(
+        secret.expose(),
+        code,
+        core.now().timestamp(),
+        row.last_used_step,
+    ))
+}
+
+pub(super) async fn confirm_totp<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    code: &str,
+) -> Result<(), AuthError> {
+    let core = store.core();
+    let row = store.totp_row(user_id).await?.ok_or(AuthError::NotFound)?;
+    if row.confirmed_at.is_some() {
+        return Err(AuthError::Conflict(TOTP_ENABLED));
+    }
+    let step = totp_step(core, user_id, &row, code)?.ok_or(AuthError::InvalidSecondFactor)?;
+    if !store
+        .mark_totp_step(user_id, step, Some(core.now()))
+        .await?
+    {
+        return Err(AuthError::InvalidSecondFactor);
+    }
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::TotpConfirmed)
+            .subject(user_id)
+            .actor(user_id),
+    )
+    .await;
+    Ok(())
+}
+
+pub(super) async fn verify_totp<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    code: &str,
+) -> Result<(), AuthError> {
+    let core = store.core();
+    let row = store
+        .totp_row(user_id)
+        .await?
+        .filter(|row| row.confirmed_at.is_some())
+        .ok_or(AuthError::InvalidSecondFactor)?;
+    let step = totp_step(core, user_id, &row, code)?.ok_or(AuthError::InvalidSecondFactor)?;
+    // The conditional write is what stops two concurrent uses of one code.
+    if store.mark_totp_step(user_id, step, None).await? {
+        Ok(())
+    } else {
+        Err(AuthError::InvalidSecondFactor)
+    }
+}
+
+pub(super) async fn disable_totp<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    actor: Option<Uuid>,
+) -> Result<(), AuthError> {
+    if !store.delete_totp(user_id).await? {
+        return Err(AuthError::NotFound);
+    }
+    let mut event = NewAuditEvent::new(AuditKind::TotpDisabled).subject(user_id);
+    event.actor_user_id = actor;
+    audit(store, event).await;
+    Ok(())
+}
+
+fn recovery_hash(core: &StoreCore, user_id: Uuid, canonical: &str) -> Vec<u8> {
+    core.token_hash(&format!("recovery:{user_id}:{canonical}"))
+}
+
+pub(super) async fn generate_recovery_codes<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+) -> Result<Vec<Secret<String>>, AuthError> {
+    let core = store.core();
+    let mut codes = Vec::new();
+    let mut hashes = Vec::new();
+    while codes.len() < core.rules.recovery_codes as usize {
+        let code = token::generate_recovery_code()?;
+        let canonical =
+            token::normalise_recovery_code(code.expose()).ok_or(AuthError::PasswordHashing)?;
+        let hash = recovery_hash(core, user_id, &canonical);
+        // Duplicates within one batch are astronomically rare; skip rather than fail.
+        if !hashes.contains(&hash) {
+            hashes.push(hash);
+            codes.push(code);
+        }
+    }
+    store
+        .replace_recovery_codes(user_id, &hashes, core.now())
+        .await?;
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::RecoveryCodesGenerated)
+            .subject(user_id)
+            .detail(json!({ "count": codes.len() })),
+    )
+    .await;
+    Ok(codes)
+}
+
+pub(super) async fn consume_recovery_code<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    code: &str,
+) -> Result<u32, AuthError> {
+    let core = store.core();
+    let canonical = token::normalise_recovery_code(code).ok_or(AuthError::InvalidSecondFactor)?;
+    let remaining = store
+        .use_recovery_code(
+            user_id,
+            &recovery_hash(core, user_id, &canonical),
+            core.now(),
+        )
+        .await?
+        .ok_or(AuthError::InvalidSecondFactor)?;
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::RecoveryCodeUsed)
+            .subject(user_id)
+            .actor(user_id)
+            .detail(json!({ "remaining": remaining })),
+    )
+    .await;
+    Ok(remaining)
+}
+
+/// Implements [`AccountStore`] for a backend by delegating to the shared rules.
+macro_rules! account_store_via_rules {
+    ($store:ty) => {
+        impl $crate::store::AccountStore for $store {
+            async fn register_user(
+                &self,
+                new: $crate::model::NewUser,
+                password: $crate::secret::Secret<String>,
+                ip: Option<String>,
+            ) -> Result<$crate::account::Registration, $crate::error::AuthError> {
+                super::accounts::register_user(self, new, password, ip).await
+            }
+
+            async fn set_password(
+                &self,
+                user_id: uuid::Uuid,
+                password: $crate::secret::Secret<String>,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::set_password(self, user_id, password).await
+            }
+
+            async fn authenticate_password(
+                &self,
+                email: &str,
+                password: $crate::secret::Secret<String>,
+                ip: Option<String>,
+            ) -> Result<$crate::account::Account, $crate::error::AuthError> {
+                super::accounts::authenticate_password(self, email, password, ip).await
+            }
+
+            async fn account(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<$crate::account::Account, $crate::error::AuthError> {
+                super::accounts::account(self, user_id).await
+            }
+
+            async fn create_email_verification(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<$crate::account::OneTimeToken, $crate::error::AuthError> {
+                super::accounts::create_email_verification(self, user_id).await
+            }
+
+            async fn verify_email(
+                &self,
+                token: &str,
+            ) -> Result<$crate::model::User, $crate::error::AuthError> {
+                super::accounts::verify_email(self, token).await
+            }
+
+            async fn record_failed_login(
+                &self,
+                user_id: uuid::Uuid,
+                ip: Option<String>,
+            ) -> Result<$crate::account::FailedLogin, $crate::error::AuthError> {
+                super::accounts::record_failed_login(self, user_id, ip).await
+            }
+
+            async fn clear_failed_logins(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<(), $crate::error::AuthError> {
+                let now = super::accounts::AccountBackend::core(self).now();
+                super::accounts::AccountBackend::reset_failures(self, user_id, false, now).await
+            }
+
+            async fn lock_logins_until(
+                &self,
+                user_id: uuid::Uuid,
+                until: chrono::DateTime<chrono::Utc>,
+                actor: Option<uuid::Uuid>,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::lock_logins_until(self, user_id, until, actor).await
+            }
+
+            async fn unlock_logins(
+                &self,
+                user_id: uuid::Uuid,
+                actor: Option<uuid::Uuid>,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::unlock_logins(self, user_id, actor).await
+            }
+
+            async fn create_login_session(
+                &self,
+                user_id: uuid::Uuid,
+                new: $crate::account::NewLoginSession,
+            ) -> Result<$crate::account::LoginGrant, $crate::error::AuthError> {
+                super::accounts::create_login_session(self, user_id, new).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                presented: &str,
+            ) -> Result<$crate::account::LoginGrant, $crate::error::AuthError> {
+                super::accounts::rotate_refresh_token(self, presented).await
+            }
+
+            async fn login_sessions(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<Vec<$crate::account::LoginSession>, $crate::error::AuthError> {
+                super::accounts::login_sessions(self, user_id).await
+            }
+
+            async fn login_session(
+                &self,
+                user_id: uuid::Uuid,
+                session_id: uuid::Uuid,
+            ) -> Result<$crate::account::LoginSession, $crate::error::AuthError> {
+                super::accounts::login_session(self, user_id, session_id).await
+            }
+
+            async fn revoke_login_session(
+                &self,
+                user_id: uuid::Uuid,
+                session_id: uuid::Uuid,
+                reason: $crate::account::RevokeReason,
+            ) -> Result<$crate::account::LoginSession, $crate::error::AuthError> {
+                super::accounts::revoke_login_session(self, user_id, session_id, reason).await
+            }
+
+            async fn revoke_login_sessions(
+                &self,
+                user_id: uuid::Uuid,
+                reason: $crate::account::RevokeReason,
+            ) -> Result<u64, $crate::error::AuthError> {
+                super::accounts::revoke_login_sessions(self, user_id, reason).await
+            }
+
+            async fn enrol_totp(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<$crate::account::TotpEnrolment, $crate::error::AuthError> {
+                super::accounts::enrol_totp(self, user_id).await
+            }
+
+            async fn confirm_totp(
+                &self,
+                user_id: uuid::Uuid,
+                code: &str,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::confirm_totp(self, user_id, code).await
+            }
+
+            async fn verify_totp(
+                &self,
+                user_id: uuid::Uuid,
+                code: &str,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::verify_totp(self, user_id, code).await
+            }
+
+            async fn disable_totp(
+                &self,
+                user_id: uuid::Uuid,
+                actor: Option<uuid::Uuid>,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::disable_totp(self, user_id, actor).await
+            }
+
+            async fn generate_recovery_codes(
+                &self,
+                user_id: uuid::Uuid,
+            ) -> Result<Vec<$crate::secret::Secret<String>>, $crate::error::AuthError> {
+                super::accounts::generate_recovery_codes(self, user_id).await
+            }
+
+            async fn consume_recovery_code(
+                &self,
+                user_id: uuid::Uuid,
+                code: &str,
+            ) -> Result<u32, $crate::error::AuthError> {
+                super::accounts::consume_recovery_code(self, user_id, code).await
+            }
+
+            async fn append_audit(
+                &self,
+                event: $crate::account::NewAuditEvent,
+            ) -> Result<$crate::account::AuditEvent, $crate::error::AuthError> {
+                super::accounts::append_audit(self, event).await
+            }
+
+            async fn audit_events(
+                &self,
+                query: $crate::account::AuditQuery,
+            ) -> Result<Vec<$crate::account::AuditEvent>, $crate::error::AuthError> {
+                super::accounts::AccountBackend::query_audit(self, &query).await
+            }
+        }
+    };
+}
+pub(super) use account_store_via_rules;
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Database::Sqlite($store) => $call.await,
+            Database::Postgres($store) => $call.await,
+        }
+    };
+}
+
+impl AccountStore for Database {
+    async fn register_user(
+        &self,
+        new: NewUser,
+        password: Secret<String>,
+        ip: Option<String>,
+    ) -> Result<Registration, AuthError> {
+        dispatch!(self, s => s.register_user(new, password, ip))
+    }
+
+    async fn set_password(&self, user_id: Uuid, password: Secret<String>) -> Result<(), AuthError> {
+        dispatch!(self, s => s.set_password(user_id, password))
+    }
+
+    async fn authenticate_password(
+        &self,
+        email: &str,
+        password: Secret<String>,
+        ip: Option<String>,
+    ) -> Result<Account, AuthError> {
+        dispatch!(self, s => s.authenticate_password(email, password, ip))
+    }
+
+    async fn account(&self, user_id: Uuid) -> Result<Account, AuthError> {
+        dispatch!(self, s => AccountStore::account(s, user_id))
+    }
+
+    async fn create_email_verification(&self, user_id: Uuid) -> Result<OneTimeToken, AuthError> {
+        dispatch!(self, s => s.create_email_verification(user_id))
+    }
+
+    async fn verify_email(&self, token: &str) -> Result<User, AuthError> {
+        dispatch!(self, s => s.verify_email(token))
+    }
+
+    async fn record_failed_login(
+        &self,
+        user_id: Uuid,
+        ip: Option<String>,
+    ) -> Result<FailedLogin, AuthError> {
+        dispatch!(self, s => s.record_failed_login(user_id, ip))
+    }
+
+    async fn clear_failed_logins(&self, user_id: Uuid) -> Result<(), AuthError> {
+        dispatch!(self, s => s.clear_failed_logins(user_id))
+    }
+
+    async fn lock_logins_until(
+        &self,
+        user_id: Uuid,
+        until: DateTime<Utc>,
+        actor: Option<Uuid>,
+    ) -> Result<(), AuthError> {
+        dispatch!(self, s => s.lock_logins_until(user_id, until, actor))
+    }
+
+    async fn unlock_logins(&self, user_id: Uuid, actor: Option<Uuid>) -> Result<(), AuthError> {
+        dispatch!(self, s => s.unlock_logins(user_id, actor))
+    }
+
+    async fn create_login_session(
+        &self,
+        user_id: Uuid,
+        new: NewLoginSession,
+    ) -> Result<LoginGrant, AuthError> {
+        dispatch!(self, s => s.create_login_session(user_id, new))
+    }
+
+    async fn rotate_refresh_token(&self, presented: &str) -> Result<LoginGrant, AuthError> {
+        dispatch!(self, s => s.rotate_refresh_token(presented))
+    }
+
+    async fn login_sessions(&self, user_id: Uuid) -> Result<Vec<LoginSession>, AuthError> {
+        dispatch!(self, s => s.login_sessions(user_id))
+    }
+
+    async fn login_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<LoginSession, AuthError> {
+        dispatch!(self, s => s.login_session(user_id, session_id))
+    }
+
+    async fn revoke_login_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<LoginSession, AuthError> {
+        dispatch!(self, s => s.revoke_login_session(user_id, session_id, reason))
+    }
+
+    async fn revoke_login_sessions(
+        &self,
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<u64, AuthError> {
+        dispatch!(self, s => s.revoke_login_sessions(user_id, reason))
+    }
+
+    async fn enrol_totp(&self, user_id: Uuid) -> Result<TotpEnrolment, AuthError> {
+        dispatch!(self, s => s.enrol_totp(user_id))
+    }
+
+    async fn confirm_totp(&self, user_id: Uuid, code: &str) -> Result<(), AuthError> {
+        dispatch!(self, s => s.confirm_totp(user_id, code))
+    }
+
+    async fn verify_totp(&self, user_id: Uuid, code: &str) -> Result<(), AuthError> {
+        dispatch!(self, s => s.verify_totp(user_id, code))
+    }
+
+    async fn disable_totp(&self, user_id: Uuid, actor: Option<Uuid>) -> Result<(), AuthError> {
+        dispatch!(self, s => s.disable_totp(user_id, actor))
+    }
+
+    async fn generate_recovery_codes(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<Secret<String>>, AuthError> {
+        dispatch!(self, s => s.generate_recovery_codes(user_id))
+    }
+
+    async fn consume_recovery_code(&self, user_id: Uuid, code: &str) -> Result<u32, AuthError> {
+        dispatch!(self, s => s.consume_recovery_code(user_id, code))
+    }
+
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, AuthError> {
+        dispatch!(self, s => s.append_audit(event))
+    }
+
+    async fn audit_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
+        dispatch!(self, s => s.audit_events(query))
+    }
+}
