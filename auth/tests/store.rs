@@ -45,6 +45,8 @@ fn options(clock: Arc<ManualClock>, pepper: &[u8]) -> StoreOptions {
         .clock(clock)
         .max_connections(4)
         .last_used_interval(Duration::from_secs(60))
+        .accounts(suite::accounts::policy())
+        .keyring(suite::accounts::keyring())
 }
 
 async fn run_sqlite<F, Fut>(test: F)
@@ -179,12 +181,28 @@ store_suite!(
     results_can_be_deleted,
     sql_injection_strings_in_session_ids_are_plain_ids,
     results_that_no_backend_can_hold_are_refused_alike,
+    registration_verification_and_password_login,
+    unknown_emails_and_wrong_passwords_are_refused_alike,
+    failed_logins_lock_and_unlock,
+    verification_tokens_are_single_use_and_expire,
+    refresh_tokens_rotate_and_reuse_revokes_the_session,
+    a_sixth_login_session_revokes_the_oldest,
+    login_sessions_end_after_twelve_hours,
+    login_sessions_can_be_revoked_one_or_all,
+    totp_enrolment_confirmation_and_replay,
+    totp_secrets_are_sealed_at_rest_and_disable_resets,
+    recovery_codes_are_single_use,
+    tokens_are_stored_only_as_hashes,
+    sql_injection_strings_in_account_fields_are_stored_verbatim,
+    audit_log_filters_and_pages,
 );
 
 mod suite {
     use super::*;
 
+    pub mod accounts;
     mod results;
+    pub use accounts::*;
     pub use results::*;
 
     fn invalid_key(result: Result<auth::AuthenticatedKey, AuthError>) -> KeyRejection {
