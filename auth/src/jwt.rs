@@ -70,6 +70,10 @@ pub struct Claims {
     /// The API key the token was exchanged for, so revoking the key refuses the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<Uuid>,
+    /// The login session the token belongs to (human logins), so ending the session
+    /// refuses the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 /// A freshly issued token and what the `/auth/token` response needs about it.
@@ -144,29 +148,54 @@ impl Jwt {
         })
     }
 
-    /// Issues a token for `user_id` on `plan`.
+    /// Issues a token for `user_id` on `plan`, exchanged for API key `key_id`.
     pub fn issue(
         &self,
         user_id: Uuid,
         plan: Plan,
         key_id: Option<Uuid>,
     ) -> Result<IssuedToken, AuthError> {
+        self.issue_with(user_id, plan, key_id, None, self.lifetime_secs)
+    }
+
+    /// Issues a token of login session `session_id`, living `lifetime_secs` (capped
+    /// by the configured lifetime).
+    pub fn issue_for_session(
+        &self,
+        user_id: Uuid,
+        plan: Plan,
+        session_id: Uuid,
+        lifetime_secs: i64,
+    ) -> Result<IssuedToken, AuthError> {
+        let lifetime = lifetime_secs.clamp(1, self.lifetime_secs.max(1));
+        self.issue_with(user_id, plan, None, Some(session_id), lifetime)
+    }
+
+    fn issue_with(
+        &self,
+        user_id: Uuid,
+        plan: Plan,
+        key_id: Option<Uuid>,
+        session_id: Option<Uuid>,
+        lifetime_secs: i64,
+    ) -> Result<IssuedToken, AuthError> {
         let iat = self.clock.now().timestamp();
         let claims = Claims {
             sub: user_id,
             plan,
-            exp: iat.saturating_add(self.lifetime_secs),
+            exp: iat.saturating_add(lifetime_secs),
             iat,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             jti: Uuid::new_v4(),
             kid: key_id,
+            sid: session_id,
         };
         let token = jsonwebtoken::encode(&Header::new(ALGORITHM), &claims, &self.encoding)
             .map_err(AuthError::TokenEncoding)?;
         Ok(IssuedToken {
             access_token: Secret::new(token),
-            expires_in: self.lifetime_secs.unsigned_abs(),
+            expires_in: lifetime_secs.unsigned_abs(),
             claims,
         })
     }

@@ -17,7 +17,9 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use auth::{Database, Jwt, JwtConfig, Secret, StoreOptions};
+use auth::{
+    AccountPolicy, Database, Jwt, JwtConfig, Keyring, PasswordParams, Secret, StoreOptions,
+};
 use market_data::{Catalog, MarketDataActor, MarketDataConfig};
 use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 
@@ -51,6 +53,14 @@ pub enum StartError {
     /// The user database could not be opened or migrated.
     #[error("user database: {0}")]
     Database(#[source] auth::AuthError),
+    /// A setting is unusable beyond what validation checks.
+    #[error("configuration error at `{key}`: {message}")]
+    Config {
+        /// Dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The session store (`session_store.redis_url`) could not be reached.
     #[error("session store (session_store.redis_url): {0}")]
     SessionStore(#[source] StoreError),
@@ -88,6 +98,8 @@ pub struct AppState {
     pub counts: Option<Arc<ClusterCounts>>,
     /// This node's name.
     pub node_id: String,
+    /// Account messages (verification links).
+    pub notifier: Arc<dyn crate::notify::Notifier>,
     /// Numbers this node's connections in the cluster-wide counts.
     pub connections_opened: std::sync::atomic::AtomicU64,
     /// This node's Prometheus metrics.
@@ -144,12 +156,14 @@ impl Application {
         };
         let jwt_secret = secret(&settings.jwt.secret, "jwt_secret")?;
         let pepper = secret(&settings.auth.api_key_pepper, "api_key_pepper")?;
-        let db = auth::connect(
-            &settings.database_url(),
-            StoreOptions::new(Secret::new(pepper.into_bytes())),
-        )
-        .await
-        .map_err(StartError::Database)?;
+        let (policy, keyring) = account_options(&settings, &data_dir)?;
+        let mut options = StoreOptions::new(Secret::new(pepper.into_bytes())).accounts(policy);
+        if let Some(keyring) = keyring {
+            options = options.keyring(keyring);
+        }
+        let db = auth::connect(&settings.database_url(), options)
+            .await
+            .map_err(StartError::Database)?;
         let bootstrap = first_start(&db, &settings.auth.admin_email)
             .await
             .map_err(StartError::Database)?;
@@ -221,6 +235,7 @@ impl Application {
             revocations,
             counts,
             node_id: settings.node_id(),
+            notifier: Arc::new(crate::notify::LogNotifier),
             connections_opened: Default::default(),
             metrics: Arc::clone(&metrics),
         });
@@ -420,6 +435,81 @@ fn start_market_data(settings: &Settings) -> Result<Addr<MarketDataActor>, Start
         actor = actor.with_provider(name.clone(), open(name, root)?);
     }
     Ok(actor.start())
+}
+
+/// The account rules and the keys for secrets at rest, from the settings.
+fn account_options(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> Result<(AccountPolicy, Option<Keyring>), StartError> {
+    let a = &settings.accounts;
+    let policy = AccountPolicy {
+        password: PasswordParams {
+            m_cost: a.argon2_memory_kib,
+            t_cost: a.argon2_iterations,
+            p_cost: a.argon2_parallelism,
+        },
+        max_failed_logins: a.max_failed_logins,
+        failure_window: Duration::from_secs(a.failure_window_sec),
+        lockout: Duration::from_secs(a.lockout_sec),
+        max_login_sessions: a.max_login_sessions,
+        max_session_duration: Duration::from_secs(a.max_session_duration_sec),
+        refresh_token_lifetime: Duration::from_secs(a.max_session_duration_sec),
+        verification_token_lifetime: Duration::from_secs(a.verification_token_lifetime_sec),
+        ..AccountPolicy::default()
+    };
+    let bad = |message: &str| StartError::Config {
+        key: "accounts.encryption_keys".into(),
+        message: message.into(),
+    };
+    let mut keys: Vec<(String, Secret<Vec<u8>>)> = Vec::new();
+    for entry in a
+        .encryption_keys
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    {
+        let (id, hex) = entry
+            .split_once(':')
+            .ok_or_else(|| bad("entries are id:hexkey"))?;
+        keys.push((
+            id.to_string(),
+            Secret::new(decode_hex(hex).ok_or_else(|| bad("keys are 64 hex digits"))?),
+        ));
+    }
+    if keys.is_empty() {
+        if settings.mode == crate::config::Mode::Production {
+            // Without keys, TOTP enrolment is refused; everything else works.
+            return Ok((policy, None));
+        }
+        let generated =
+            secrets::load_or_create(&data_dir.join("encryption_key"), 32).map_err(|source| {
+                StartError::DataDir {
+                    path: data_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let key = decode_hex(&generated).ok_or_else(|| bad("the generated key file is damaged"))?;
+        keys.push(("generated".into(), Secret::new(key)));
+    }
+    let current = if a.encryption_key_current.is_empty() {
+        keys.last().map(|(id, _)| id.clone()).unwrap_or_default()
+    } else {
+        a.encryption_key_current.clone()
+    };
+    let keyring = Keyring::new(current, keys).map_err(|e| bad(&e.to_string()))?;
+    Ok((policy, Some(keyring)))
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.trim();
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
 }
 
 /// Resolves on SIGTERM, SIGINT, or when `requested` turns true.

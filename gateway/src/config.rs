@@ -63,6 +63,43 @@ pub enum LogFormat {
     Json,
 }
 
+/// Human accounts: passwords, lockout, login sessions, secrets at rest.
+#[derive(Clone, Debug, Deserialize)]
+pub struct AccountSettings {
+    /// Argon2id memory in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes.
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Failed logins within `failure_window_sec` that lock logins.
+    pub max_failed_logins: u32,
+    /// The window failures are counted in.
+    pub failure_window_sec: u64,
+    /// How long logins stay locked.
+    pub lockout_sec: u64,
+    /// Live login sessions per user; a new login past this ends the oldest.
+    pub max_login_sessions: u32,
+    /// A login session's absolute lifetime.
+    pub max_session_duration_sec: u64,
+    /// Access tokens of login sessions; refresh before they expire.
+    pub access_token_lifetime_sec: u64,
+    /// Email-verification links.
+    pub verification_token_lifetime_sec: u64,
+    /// `id:hexkey,...` (32-byte keys, 64 hex digits) for secrets at rest (TOTP); empty: a key
+    /// generated under `data_dir` in development, none in production.
+    pub encryption_keys: String,
+    /// The key id new secrets are sealed with; empty: the last one listed.
+    pub encryption_key_current: String,
+}
+
+/// A server users can choose at login (`GET /auth/servers`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct ServerChoice {
+    /// Shown in the login form.
+    pub name: String,
+}
+
 /// Where session state lives between connections and nodes.
 #[derive(Clone, Debug, Deserialize)]
 pub struct SessionStoreSettings {
@@ -184,6 +221,10 @@ pub struct Settings {
     pub simulation: SimulationSettings,
     /// Session state storage.
     pub session_store: SessionStoreSettings,
+    /// Human accounts.
+    pub accounts: AccountSettings,
+    /// Servers selectable at login, by id.
+    pub servers: BTreeMap<String, ServerChoice>,
     /// Plans.
     pub plans: PlanSettings,
     /// Logging.
@@ -219,6 +260,23 @@ metrics_host = "127.0.0.1"
 [log]
 format = ""
 level = "info"
+
+[accounts]
+argon2_memory_kib = 19456
+argon2_iterations = 2
+argon2_parallelism = 1
+max_failed_logins = 5
+failure_window_sec = 900
+lockout_sec = 900
+max_login_sessions = 5
+max_session_duration_sec = 43200
+access_token_lifetime_sec = 2700
+verification_token_lifetime_sec = 86400
+encryption_keys = ""
+encryption_key_current = ""
+
+[servers.default]
+name = "SimuTrador"
 
 [session_store]
 redis_url = ""
@@ -409,6 +467,30 @@ impl Settings {
             if !value.is_empty() && value.len() < 32 {
                 return bad(key, "must be at least 32 bytes when set");
             }
+        }
+        let acc = &self.accounts;
+        if acc.argon2_memory_kib < 8 * acc.argon2_parallelism.max(1)
+            || acc.argon2_iterations == 0
+            || acc.argon2_parallelism == 0
+        {
+            return bad(
+                "accounts.argon2_memory_kib",
+                "argon2 costs are out of range",
+            );
+        }
+        if acc.max_failed_logins == 0 || acc.max_login_sessions == 0 {
+            return bad("accounts.max_failed_logins", "limits must be at least 1");
+        }
+        if acc.access_token_lifetime_sec < 60
+            || acc.access_token_lifetime_sec > acc.max_session_duration_sec
+        {
+            return bad(
+                "accounts.access_token_lifetime_sec",
+                "must be at least 60 and at most accounts.max_session_duration_sec",
+            );
+        }
+        if self.servers.is_empty() {
+            return bad("servers", "at least one server must be selectable at login");
         }
         if self.jwt.lifetime_sec < 60 {
             return bad("jwt.lifetime_sec", "must be at least 60");

@@ -90,6 +90,26 @@ impl From<AuthError> for HttpError {
                 // One message for every refusal: which part was wrong is not the client's business.
                 HttpError::auth_failed("invalid, revoked or expired credentials")
             }
+            AuthError::InvalidCredentials(reason) => {
+                tracing::info!(?reason, "login refused");
+                // The same answer for an unknown email, a wrong password and a lock.
+                HttpError::auth_failed("invalid email or password")
+            }
+            AuthError::InvalidRefreshToken(reason) => {
+                tracing::info!(?reason, "refresh refused");
+                HttpError::auth_failed("invalid or expired refresh token")
+            }
+            AuthError::RefreshTokenReused => {
+                tracing::warn!(
+                    "a used refresh token was presented again; its login session was revoked"
+                );
+                HttpError::auth_failed(e.to_string())
+            }
+            AuthError::InvalidSecondFactor => HttpError::auth_failed("invalid second factor"),
+            AuthError::InvalidOneTimeToken(reason) => {
+                tracing::info!(?reason, "one-time token refused");
+                HttpError::invalid_params("invalid or expired token")
+            }
             AuthError::NotFound => HttpError {
                 status: StatusCode::NOT_FOUND,
                 code: "NOT_FOUND",

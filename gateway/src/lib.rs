@@ -7,6 +7,7 @@ pub mod errors;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod notify;
 pub mod registry;
 pub mod results;
 pub mod revocation;

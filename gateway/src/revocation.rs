@@ -29,14 +29,39 @@ pub enum Revoked {
     Key(Uuid),
     /// A user was disabled or locked.
     User(Uuid),
+    /// A login session ended (logout or revocation).
+    Session(Uuid),
 }
 
 impl Revoked {
-    /// Whether this revocation applies to a connection of `user` made with `key`.
-    pub fn applies_to(&self, user: Uuid, key: Option<Uuid>) -> bool {
+    /// Whether this revocation applies to a connection of `who`.
+    pub fn applies_to(&self, who: &Credential) -> bool {
         match *self {
-            Revoked::Key(k) => key == Some(k),
-            Revoked::User(u) => u == user,
+            Revoked::Key(k) => who.key == Some(k),
+            Revoked::User(u) => u == who.user,
+            Revoked::Session(s) => who.session == Some(s),
+        }
+    }
+}
+
+/// What a token stands for: a user, and the API key or login session it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// The user.
+    pub user: Uuid,
+    /// The API key the token was exchanged for.
+    pub key: Option<Uuid>,
+    /// The login session the token belongs to.
+    pub session: Option<Uuid>,
+}
+
+impl Credential {
+    /// The credential behind `claims`.
+    pub fn of(claims: &Claims) -> Self {
+        Credential {
+            user: claims.sub,
+            key: claims.kid,
+            session: claims.sid,
         }
     }
 }
@@ -45,6 +70,7 @@ impl Revoked {
 struct Known {
     keys: HashSet<Uuid>,
     users: HashSet<Uuid>,
+    sessions: HashSet<Uuid>,
 }
 
 /// This node's view of revocations, and a feed of new ones for open connections.
@@ -69,15 +95,17 @@ impl Revocations {
         self.known.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether a connection of `user` made with `key` must be refused.
-    pub fn refuses(&self, user: Uuid, key: Option<Uuid>) -> bool {
+    /// Whether a connection or request of `who` must be refused.
+    pub fn refuses(&self, who: &Credential) -> bool {
         let known = self.read();
-        known.users.contains(&user) || key.is_some_and(|k| known.keys.contains(&k))
+        known.users.contains(&who.user)
+            || who.key.is_some_and(|k| known.keys.contains(&k))
+            || who.session.is_some_and(|s| known.sessions.contains(&s))
     }
 
     /// Whether `claims` must be refused.
     pub fn refuses_token(&self, claims: &Claims) -> bool {
-        self.refuses(claims.sub, claims.kid)
+        self.refuses(&Credential::of(claims))
     }
 
     /// New revocations for open connections.
@@ -92,6 +120,7 @@ impl Revocations {
             match revoked {
                 Revoked::Key(k) => known.keys.insert(k),
                 Revoked::User(u) => known.users.insert(u),
+                Revoked::Session(s) => known.sessions.insert(s),
             }
         };
         if new {
@@ -101,17 +130,23 @@ impl Revocations {
 
     /// Replaces the view with the database's (users can be re-enabled); tells
     /// connections about what is new.
-    fn replace(&self, keys: HashSet<Uuid>, users: HashSet<Uuid>) {
+    fn replace(&self, keys: HashSet<Uuid>, users: HashSet<Uuid>, sessions: HashSet<Uuid>) {
         let fresh: Vec<Revoked> = {
             let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
             let fresh = keys
                 .difference(&known.keys)
                 .map(|k| Revoked::Key(*k))
                 .chain(users.difference(&known.users).map(|u| Revoked::User(*u)))
+                .chain(
+                    sessions
+                        .difference(&known.sessions)
+                        .map(|s| Revoked::Session(*s)),
+                )
                 .collect();
-            // Keys stay revoked; the database only reports those recent enough to
-            // matter, so older ones are kept from earlier reads.
+            // Keys and sessions stay revoked; the database only reports those recent
+            // enough to matter, so older ones are kept from earlier reads.
             known.keys.extend(keys);
+            known.sessions.extend(sessions);
             known.users = users;
             fresh
         };
@@ -134,7 +169,11 @@ pub async fn poll_database(revocations: Arc<Revocations>, db: Database, horizon:
         match db.revocations_since(since).await {
             Ok(r) => {
                 warned = false;
-                revocations.replace(r.keys.into_iter().collect(), r.users.into_iter().collect());
+                revocations.replace(
+                    r.keys.into_iter().collect(),
+                    r.users.into_iter().collect(),
+                    r.sessions.into_iter().collect(),
+                );
             }
             Err(e) if !warned => {
                 warned = true;
@@ -209,33 +248,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refuses_revoked_keys_and_inactive_users_and_tells_once() {
+    fn refuses_revoked_keys_sessions_and_inactive_users_and_tells_once() {
         let r = Revocations::default();
         let mut rx = r.subscribe();
-        let (user, key) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        assert!(!r.refuses(user, Some(key)));
+        let (user, key, session) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let who = |key, session| Credential { user, key, session };
+        assert!(!r.refuses(&who(Some(key), None)));
         r.apply(Revoked::Key(key));
         r.apply(Revoked::Key(key));
-        assert!(r.refuses(user, Some(key)));
-        assert!(!r.refuses(user, None));
+        assert!(r.refuses(&who(Some(key), None)));
+        assert!(!r.refuses(&who(None, None)));
         assert_eq!(rx.try_recv().unwrap(), Revoked::Key(key));
         assert!(rx.try_recv().is_err(), "a known revocation is not repeated");
-        // The database view: the user is disabled; later re-enabled.
-        r.replace(HashSet::new(), HashSet::from([user]));
-        assert_eq!(rx.try_recv().unwrap(), Revoked::User(user));
-        assert!(r.refuses(user, None));
-        r.replace(HashSet::new(), HashSet::new());
-        assert!(!r.refuses(user, None));
-        assert!(
-            r.refuses(Uuid::from_u128(9), Some(key)),
-            "keys stay revoked"
+        // The database view: the user is disabled and a login session ended; later
+        // the user is re-enabled.
+        r.replace(
+            HashSet::new(),
+            HashSet::from([user]),
+            HashSet::from([session]),
         );
+        assert_eq!(rx.try_recv().unwrap(), Revoked::User(user));
+        assert_eq!(rx.try_recv().unwrap(), Revoked::Session(session));
+        assert!(r.refuses(&who(None, None)));
+        r.replace(HashSet::new(), HashSet::new(), HashSet::new());
+        assert!(!r.refuses(&who(None, None)));
+        assert!(
+            r.refuses(&who(None, Some(session))),
+            "sessions stay revoked"
+        );
+        let other = Credential {
+            user: Uuid::from_u128(9),
+            key: Some(key),
+            session: None,
+        };
+        assert!(r.refuses(&other), "keys stay revoked");
         let json = serde_json::to_string(&Revoked::User(user)).unwrap();
         assert_eq!(
             serde_json::from_str::<Revoked>(&json).unwrap(),
             Revoked::User(user)
         );
-        assert!(Revoked::User(user).applies_to(user, None));
-        assert!(!Revoked::Key(key).applies_to(user, None));
+        assert!(Revoked::User(user).applies_to(&who(None, None)));
+        assert!(!Revoked::Key(key).applies_to(&who(None, None)));
+        assert!(Revoked::Session(session).applies_to(&who(None, Some(session))));
     }
 }

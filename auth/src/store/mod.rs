@@ -118,8 +118,8 @@ pub trait UserStore: Send + Sync {
         presented: &str,
     ) -> impl Future<Output = Result<AuthenticatedKey, AuthError>> + Send;
 
-    /// Keys revoked at or after `since`, and every user who is not active: what
-    /// gateways must refuse even with a valid token.
+    /// Keys and login sessions revoked at or after `since`, and every user who is not
+    /// active: what gateways must refuse even with a valid token.
     fn revocations_since(
         &self,
         since: DateTime<Utc>,
@@ -136,6 +136,8 @@ pub struct Revocations {
     pub keys: Vec<Uuid>,
     /// Disabled or locked users.
     pub users: Vec<Uuid>,
+    /// Login sessions ended (logout, revocation, theft) at or after `since`.
+    pub sessions: Vec<Uuid>,
 }
 
 /// Settings shared by both backends.

@@ -301,6 +301,10 @@ impl UserStore for PostgresStore {
         let users = sqlx::query("SELECT id FROM users WHERE status <> 'active'")
             .fetch_all(&self.pool)
             .await?;
+        let sessions = sqlx::query("SELECT id FROM login_sessions WHERE revoked_at >= $1")
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
         let ids = |rows: Vec<PgRow>| -> Result<Vec<Uuid>, AuthError> {
             rows.into_iter()
                 .map(|row| row.try_get::<Uuid, _>("id").map_err(AuthError::from))
@@ -309,6 +313,7 @@ impl UserStore for PostgresStore {
         Ok(Revocations {
             keys: ids(keys)?,
             users: ids(users)?,
+            sessions: ids(sessions)?,
         })
     }
 

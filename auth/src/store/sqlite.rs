@@ -335,12 +335,17 @@ impl UserStore for SqliteStore {
         let users = sqlx::query("SELECT id FROM users WHERE status <> 'active'")
             .fetch_all(&self.pool)
             .await?;
+        let sessions = sqlx::query("SELECT id FROM login_sessions WHERE revoked_at >= ?")
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
         let ids = |rows: Vec<SqliteRow>| -> Result<Vec<Uuid>, AuthError> {
             rows.into_iter().map(|row| get_id(&row, "id")).collect()
         };
         Ok(Revocations {
             keys: ids(keys)?,
             users: ids(users)?,
+            sessions: ids(sessions)?,
         })
     }
 

@@ -11,7 +11,7 @@ use crate::metrics::AuthResult;
 use crate::routes::observe::record_user;
 
 /// Counts the outcome of an authentication endpoint.
-fn counted(
+pub(crate) fn counted(
     state: &AppState,
     endpoint: &'static str,
     result: Result<HttpResponse, HttpError>,

@@ -1,5 +1,6 @@
 //! HTTP routes.
 
+mod accounts;
 mod auth;
 mod health;
 pub mod metrics;
@@ -17,6 +18,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/ws/health", web::get().to(health::ws_health))
         .route("/auth/token", web::post().to(auth::token))
         .route("/auth/validate", web::post().to(auth::validate))
+        .route("/auth/servers", web::get().to(accounts::servers))
+        .route("/auth/register", web::post().to(accounts::register))
+        .route("/auth/verify-email", web::post().to(accounts::verify_email))
+        .route("/auth/login", web::post().to(accounts::login))
+        .route("/auth/refresh", web::post().to(accounts::refresh))
+        .route("/auth/logout", web::post().to(accounts::logout))
+        .route("/auth/sessions", web::get().to(accounts::sessions))
+        .route("/auth/sessions/{id}", web::delete().to(accounts::end))
         .route("/api/sessions", web::get().to(sessions::list))
         .route("/api/sessions/{id}", web::get().to(sessions::get))
         .route("/api/sessions/{id}", web::delete().to(sessions::delete))

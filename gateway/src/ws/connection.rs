@@ -33,17 +33,15 @@ use crate::registry::{
     CreateError, CreateSession, GetSession, ListSessions, LookupError, ResumeError, ResumeSession,
     SessionHandle, SessionSpec,
 };
-use crate::revocation::Revoked;
+use crate::revocation::{Credential, Revoked};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Who is connected, from the verified token.
 pub struct Identity {
     /// User id (token `sub`).
     pub user_id: String,
-    /// The same, parsed.
-    pub user: uuid::Uuid,
-    /// The API key the token came from.
-    pub key_id: Option<uuid::Uuid>,
+    /// The API key or login session the token came from.
+    pub credential: Credential,
     /// Plan at token issue.
     pub plan: Plan,
     /// Token expiry: the connection closes then.
@@ -688,16 +686,16 @@ impl Actor for ConnectionActor {
         );
         // Revocation of the key or the account, on any node: close for good.
         let mut revoked = app.revocations.subscribe();
-        let (user, key) = (self.who.user, self.who.key_id);
+        let who = self.who.credential;
         let revocations = Arc::clone(&app.revocations);
         ctx.spawn(
             wrap_future::<_, Self>(async move {
                 loop {
                     match revoked.recv().await {
-                        Ok(r) if r.applies_to(user, key) => return Some(r),
+                        Ok(r) if r.applies_to(&who) => return Some(r),
                         Ok(_) => {}
-                        Err(RecvError::Lagged(_)) if revocations.refuses(user, key) => {
-                            return Some(Revoked::User(user));
+                        Err(RecvError::Lagged(_)) if revocations.refuses(&who) => {
+                            return Some(Revoked::User(who.user));
                         }
                         Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => return None,
@@ -709,6 +707,7 @@ impl Actor for ConnectionActor {
                 let message = match revoked {
                     Revoked::Key(_) => "the API key behind this connection was revoked",
                     Revoked::User(_) => "this account was disabled",
+                    Revoked::Session(_) => "the login session behind this connection ended",
                 };
                 act.closing(
                     CloseReason::ApiKeyRevoked,

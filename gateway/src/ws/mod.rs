@@ -113,8 +113,7 @@ pub async fn simulate(
     let writer = writer::spawn(session, state.settings.server.outbound_queue);
     let who = Identity {
         user_id,
-        user: claims.sub,
-        key_id: claims.kid,
+        credential: crate::revocation::Credential::of(&claims),
         plan: claims.plan,
         expires_at: claims.exp,
     };

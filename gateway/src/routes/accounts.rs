@@ -1,0 +1,346 @@
+//! Human accounts over REST: registration with email verification, login with a
+//! server choice (and a TOTP second factor when enrolled), rotating refresh tokens,
+//! logout, and the user's own login sessions.
+//!
+//! Every refusal of a login is the same 401 (`AUTH_FAILED`, "invalid email or
+//! password") whether the email exists, the password is wrong or logins are locked,
+//! and takes the same time (the store always runs one argon2 verification).
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use auth::{
+    AccountStore, AuthError, Claims, LoginGrant, NewLoginSession, NewUser, RevokeReason, Secret,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::errors::HttpError;
+use crate::metrics::AuthResult;
+use crate::routes::auth::counted;
+use crate::routes::bearer;
+use crate::routes::observe::record_user;
+
+/// One entry of `GET /auth/servers`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ServerEntry {
+    /// What `login.server` takes.
+    pub id: String,
+    /// What a login form shows.
+    pub name: String,
+}
+
+/// `GET /auth/servers`: the servers a login may choose.
+pub async fn servers(state: web::Data<AppState>) -> HttpResponse {
+    let servers: Vec<ServerEntry> = state
+        .settings
+        .servers
+        .iter()
+        .map(|(id, s)| ServerEntry {
+            id: id.clone(),
+            name: s.name.clone(),
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "servers": servers }))
+}
+
+/// `POST /auth/register` body.
+#[derive(Debug, Deserialize)]
+pub struct RegisterRequest {
+    email: String,
+    password: String,
+}
+
+/// `POST /auth/register`: 202 whether or not the email was taken (an existing owner
+/// is told instead), so registration does not reveal which emails have accounts.
+pub async fn register(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let RegisterRequest { email, password } = body.into_inner();
+    let ip = client_ip(&req);
+    match state
+        .db
+        .register_user(NewUser::new(email.clone()), Secret::new(password), ip)
+        .await
+    {
+        Ok(registration) => {
+            state.notifier.verification(
+                &registration.user.email,
+                registration.verification.token.expose(),
+            );
+            state.metrics.auth("/auth/register", AuthResult::Ok);
+        }
+        Err(AuthError::Conflict(_)) => {
+            state.notifier.already_registered(&email);
+            state.metrics.auth("/auth/register", AuthResult::Refused);
+        }
+        Err(e) => return counted(&state, "/auth/register", Err(e.into())),
+    }
+    Ok(HttpResponse::Accepted().json(serde_json::json!({
+        "status": "verification_sent",
+        "message": "follow the link sent to this address to verify it"
+    })))
+}
+
+/// `POST /auth/verify-email` body.
+#[derive(Debug, Deserialize)]
+pub struct VerifyRequest {
+    token: String,
+}
+
+/// `POST /auth/verify-email`: consumes a verification token.
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    body: web::Json<VerifyRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let user = state.db.verify_email(&body.token).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "user_id": user.id.to_string(),
+        "email": user.email,
+        "email_verified": true,
+    })))
+}
+
+/// `POST /auth/login` body.
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+    /// One of `GET /auth/servers`.
+    server: String,
+    /// The current TOTP code, when a second factor is enrolled.
+    #[serde(default)]
+    totp_code: Option<String>,
+    /// A recovery code instead of the TOTP code.
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+/// A login or refresh answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// Short-lived access JWT (Bearer).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Exchanged at `POST /auth/refresh` for a new pair; single use.
+    pub refresh_token: String,
+    /// When the refresh token (and the login session) ends.
+    pub refresh_expires_at: String,
+    /// The login session.
+    pub session_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The user's plan.
+    pub plan: auth::Plan,
+}
+
+/// `POST /auth/login`.
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let result = do_login(&req, &state, body.into_inner()).await;
+    counted(&state, "/auth/login", result)
+}
+
+async fn do_login(
+    req: &HttpRequest,
+    state: &AppState,
+    body: LoginRequest,
+) -> Result<HttpResponse, HttpError> {
+    if !state.settings.servers.contains_key(&body.server) {
+        return Err(HttpError::invalid_params(
+            "`server` must be one of GET /auth/servers",
+        ));
+    }
+    let ip = client_ip(req);
+    let account = state
+        .db
+        .authenticate_password(&body.email, Secret::new(body.password), ip.clone())
+        .await?;
+    let user_id = account.user.id;
+    record_user(&user_id.to_string());
+    if account.totp_enabled {
+        match (body.totp_code, body.recovery_code) {
+            (Some(code), _) => state.db.verify_totp(user_id, &code).await?,
+            (None, Some(code)) => {
+                state.db.consume_recovery_code(user_id, &code).await?;
+            }
+            (None, None) => {
+                return Err(HttpError {
+                    status: actix_web::http::StatusCode::UNAUTHORIZED,
+                    code: "TOTP_REQUIRED",
+                    message: "this account needs its TOTP code (`totp_code`) or a recovery code"
+                        .into(),
+                })
+            }
+        }
+    }
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let grant = state
+        .db
+        .create_login_session(user_id, NewLoginSession { user_agent, ip })
+        .await?;
+    granted(state, grant)
+}
+
+/// `POST /auth/refresh` body.
+#[derive(Debug, Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST /auth/refresh`: a new access token and refresh token; the presented refresh
+/// token is used up. Presenting a used one ends the whole login session.
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let result = match state.db.rotate_refresh_token(&body.refresh_token).await {
+        Ok(grant) => granted(&state, grant),
+        Err(e) => Err(e.into()),
+    };
+    counted(&state, "/auth/refresh", result)
+}
+
+fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpError> {
+    let lifetime = state.settings.accounts.access_token_lifetime_sec as i64;
+    let issued =
+        state
+            .jwt
+            .issue_for_session(grant.user.id, grant.user.plan, grant.session.id, lifetime)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(LoginResponse {
+            access_token: issued.access_token.expose().clone(),
+            token_type: "Bearer".into(),
+            expires_in: issued.expires_in,
+            refresh_token: grant.refresh_token.expose().clone(),
+            refresh_expires_at: rfc3339(grant.refresh_expires_at),
+            session_id: grant.session.id.to_string(),
+            user_id: grant.user.id.to_string(),
+            plan: grant.user.plan,
+        }))
+}
+
+/// The verified claims of the request's Bearer token, unless revoked.
+fn claims(req: &HttpRequest, state: &AppState) -> Result<Claims, HttpError> {
+    let token = bearer(req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
+    let claims = state.jwt.verify(token)?;
+    if state.revocations.refuses_token(&claims) {
+        return Err(HttpError::auth_failed(
+            "invalid, revoked or expired credentials",
+        ));
+    }
+    record_user(&claims.sub.to_string());
+    Ok(claims)
+}
+
+/// `POST /auth/logout`: ends the login session of the Bearer token (204).
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let session = claims.sid.ok_or_else(|| {
+        HttpError::invalid_params("this token does not belong to a login session")
+    })?;
+    end_session(&state, claims.sub, session).await
+}
+
+/// One entry of `GET /auth/sessions`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// Login session id.
+    pub id: String,
+    /// Login time.
+    pub created_at: String,
+    /// Last login or refresh.
+    pub last_used_at: String,
+    /// The absolute end.
+    pub expires_at: String,
+    /// The client at login.
+    pub user_agent: Option<String>,
+    /// The address at login.
+    pub ip: Option<String>,
+    /// The session of the token making this request.
+    pub current: bool,
+}
+
+/// `GET /auth/sessions`: the user's live login sessions.
+pub async fn sessions(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let now = Utc::now();
+    let sessions: Vec<SessionEntry> = state
+        .db
+        .login_sessions(claims.sub)
+        .await?
+        .into_iter()
+        .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
+        .map(|s| SessionEntry {
+            current: claims.sid == Some(s.id),
+            id: s.id.to_string(),
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.expires_at),
+            user_agent: s.user_agent,
+            ip: s.ip,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "sessions": sessions })))
+}
+
+/// `DELETE /auth/sessions/{id}`: ends one of the user's login sessions (204); another
+/// user's session id is a 404 like an unknown one.
+pub async fn end(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let session: Uuid = path.parse().map_err(|_| HttpError {
+        status: actix_web::http::StatusCode::NOT_FOUND,
+        code: "NOT_FOUND",
+        message: "no such login session".into(),
+    })?;
+    end_session(&state, claims.sub, session).await
+}
+
+async fn end_session(
+    state: &AppState,
+    user: Uuid,
+    session: Uuid,
+) -> Result<HttpResponse, HttpError> {
+    state
+        .db
+        .revoke_login_session(user, session, RevokeReason::Logout)
+        .await?;
+    // Open connections and access tokens of the session end now on this node; the
+    // other nodes read it from the database within half a second.
+    state
+        .revocations
+        .apply(crate::revocation::Revoked::Session(session));
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}

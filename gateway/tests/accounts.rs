@@ -1,0 +1,244 @@
+//! Human accounts over REST against the running gateway, on SQLite and Postgres:
+//! registration and verification, login with a server choice, no user enumeration,
+//! lockout, refresh rotation and theft detection, logout and the session list.
+
+mod support;
+
+use std::time::Duration;
+
+use auth::{AccountStore, UserStore};
+use serde_json::{json, Value};
+use support::{Backend, TestApp};
+
+const PASSWORD: &str = "correct horse ' OR 1=1 -- battery";
+
+async fn spawn(backend: Backend) -> TestApp {
+    support::spawn_app_with(backend, |s| {
+        // Cheap hashes keep the suite fast; the costs are measured in BENCHMARKS.md.
+        s.accounts.argon2_memory_kib = 64;
+        s.accounts.argon2_iterations = 1;
+    })
+    .await
+}
+
+async fn post(app: &TestApp, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {
+    let mut req = awc::Client::new().post(app.url(path));
+    if let Some(token) = bearer {
+        req = req.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    let mut res = req.send_json(&body).await.unwrap();
+    let status = res.status().as_u16();
+    let body = res
+        .json::<Value>()
+        .limit(1 << 20)
+        .await
+        .unwrap_or(Value::Null);
+    (status, body)
+}
+
+async fn get(app: &TestApp, path: &str, bearer: &str) -> (u16, Value) {
+    let mut res = awc::Client::new()
+        .get(app.url(path))
+        .insert_header(("Authorization", format!("Bearer {bearer}")))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
+    post(
+        app,
+        "/auth/login",
+        json!({"email": email, "password": password, "server": "default"}),
+        None,
+    )
+    .await
+}
+
+/// Registers and verifies `email`, returning after the account can log in.
+async fn registered(app: &TestApp, email: &str) {
+    let (status, body) = post(
+        app,
+        "/auth/register",
+        json!({"email": email, "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let user = app.db.user_by_email(email).await.unwrap();
+    let token = app.db.create_email_verification(user.id).await.unwrap();
+    let (status, body) = post(
+        app,
+        "/auth/verify-email",
+        json!({"token": token.token.expose()}),
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["email_verified"]), (200, &json!(true)));
+    // Used up.
+    let (status, _) = post(
+        app,
+        "/auth/verify-email",
+        json!({"token": token.token.expose()}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+async fn register_verify_and_login(backend: Backend) {
+    let app = spawn(backend).await;
+    let mut res = awc::Client::new()
+        .get(app.url("/auth/servers"))
+        .send()
+        .await
+        .unwrap();
+    let servers: Value = res.json().await.unwrap();
+    assert_eq!(servers["servers"][0]["id"], "default");
+
+    registered(&app, "Ann@Example.com").await;
+    // Registering a taken address answers exactly the same.
+    let (status, body) = post(
+        &app,
+        "/auth/register",
+        json!({"email": "ann@example.com", "password": "another password"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("verification_sent"))
+    );
+
+    let (status, body) = login(&app, "ann@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 2700);
+    assert!(body["refresh_token"].as_str().unwrap().len() > 40);
+    // The access token opens the WebSocket like an API-key token.
+    let access = body["access_token"].as_str().unwrap();
+    let mut ws = support::WsClient::connect(&app, access).await;
+    ws.until("connection_ready").await;
+
+    // A server that is not offered is refused.
+    let (status, _) = post(
+        &app,
+        "/auth/login",
+        json!({"email": "ann@example.com", "password": PASSWORD, "server": "elsewhere"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    app.cleanup().await;
+}
+both_backends!(register_and_login, register_verify_and_login);
+
+async fn refusals_do_not_tell_emails_apart_and_lock(backend: Backend) {
+    let app = spawn(backend).await;
+    registered(&app, "bob@example.com").await;
+    let unknown = login(&app, "nobody@example.com", PASSWORD).await;
+    let wrong = login(&app, "bob@example.com", "wrong password").await;
+    assert_eq!(unknown.0, 401);
+    assert_eq!(unknown, wrong, "same status and body");
+    // Four more failures (five in the window) lock logins: even the right password is
+    // refused, with the same answer.
+    for _ in 0..4 {
+        assert_eq!(
+            login(&app, "bob@example.com", "wrong password").await.0,
+            401
+        );
+    }
+    let locked = login(&app, "bob@example.com", PASSWORD).await;
+    assert_eq!(locked, wrong);
+    let user = app.db.user_by_email("bob@example.com").await.unwrap();
+    app.db.unlock_logins(user.id, None).await.unwrap();
+    assert_eq!(login(&app, "bob@example.com", PASSWORD).await.0, 200);
+    app.cleanup().await;
+}
+both_backends!(
+    no_enumeration_and_lockout,
+    refusals_do_not_tell_emails_apart_and_lock
+);
+
+async fn refresh_rotation_theft_logout_and_sessions(backend: Backend) {
+    let app = spawn(backend).await;
+    registered(&app, "cy@example.com").await;
+    let (_, first) = login(&app, "cy@example.com", PASSWORD).await;
+    let old = first["refresh_token"].as_str().unwrap().to_string();
+
+    // Rotation: the old token is used up.
+    let (status, second) = post(&app, "/auth/refresh", json!({"refresh_token": old}), None).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["session_id"], first["session_id"]);
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+
+    // Theft: the used token again ends the whole session, the new token included, and
+    // the session's access tokens are refused once every node has read it.
+    let (status, body) = post(&app, "/auth/refresh", json!({"refresh_token": old}), None).await;
+    assert_eq!(status, 401);
+    assert!(body["message"].as_str().unwrap().contains("revoked"));
+    let (status, _) = post(
+        &app,
+        "/auth/refresh",
+        json!({"refresh_token": second["refresh_token"]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let stolen = second["access_token"].as_str().unwrap();
+    assert_eq!(get(&app, "/auth/sessions", stolen).await.0, 401);
+
+    // Six logins: the sixth ends the oldest, five stay listed.
+    let mut tokens = Vec::new();
+    for _ in 0..6 {
+        let (status, body) = login(&app, "cy@example.com", PASSWORD).await;
+        assert_eq!(status, 200);
+        tokens.push(body);
+    }
+    let newest = tokens[5]["access_token"].as_str().unwrap();
+    let (status, list) = get(&app, "/auth/sessions", newest).await;
+    assert_eq!(status, 200);
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 5);
+    assert!(!sessions.iter().any(|s| s["id"] == tokens[0]["session_id"]));
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+
+    // Ending another session, then logging out of this one.
+    let other = tokens[4]["session_id"].as_str().unwrap();
+    let res = awc::Client::new()
+        .delete(app.url(&format!("/auth/sessions/{other}")))
+        .insert_header(("Authorization", format!("Bearer {newest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (status, _) = post(&app, "/auth/logout", json!({}), Some(newest)).await;
+    assert_eq!(status, 204);
+    assert_eq!(get(&app, "/auth/sessions", newest).await.0, 401);
+    // Someone else's session id is unknown to this user.
+    let (_, dee) = {
+        registered(&app, "dee@example.com").await;
+        login(&app, "dee@example.com", PASSWORD).await
+    };
+    let res = awc::Client::new()
+        .delete(app.url(&format!(
+            "/auth/sessions/{}",
+            tokens[3]["session_id"].as_str().unwrap()
+        )))
+        .insert_header((
+            "Authorization",
+            format!("Bearer {}", dee["access_token"].as_str().unwrap()),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    app.cleanup().await;
+}
+both_backends!(
+    refresh_and_sessions,
+    refresh_rotation_theft_logout_and_sessions
+);
