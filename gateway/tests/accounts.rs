@@ -242,3 +242,152 @@ both_backends!(
     refresh_and_sessions,
     refresh_rotation_theft_logout_and_sessions
 );
+
+async fn delete(app: &TestApp, path: &str, bearer: &str) -> u16 {
+    awc::Client::new()
+        .delete(app.url(path))
+        .insert_header(("Authorization", format!("Bearer {bearer}")))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn token_status(app: &TestApp, key: &str) -> u16 {
+    awc::Client::new()
+        .post(app.url("/auth/token"))
+        .insert_header(("X-API-Key", key))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn api_key_lifecycle_and_second_factor(backend: Backend) {
+    let app = spawn(backend).await;
+    registered(&app, "eve@example.com").await;
+    let (_, session) = login(&app, "eve@example.com", PASSWORD).await;
+    let access = session["access_token"].as_str().unwrap().to_string();
+
+    // Create: the secret is in this answer only.
+    let (status, created) = post(
+        &app,
+        "/api/keys",
+        json!({"name": "laptop", "expires_in_days": 30}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    let (_, listed) = get(&app, "/api/keys", &access).await;
+    let entry = &listed["keys"][0];
+    assert_eq!(
+        (entry["name"].as_str(), entry["id"].clone()),
+        (Some("laptop"), created["id"].clone())
+    );
+    assert!(entry.get("key").is_none() && entry["expires_at"].is_string());
+    assert!(
+        !listed.to_string().contains(&key),
+        "listings never show secrets"
+    );
+    assert_eq!(token_status(&app, &key).await, 200);
+
+    // Rotate: a new key; the old one keeps working for the grace period.
+    let id = created["id"].as_str().unwrap();
+    let (status, rotated) = post(
+        &app,
+        &format!("/api/keys/{id}/rotate"),
+        json!({}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let new_key = rotated["key"].as_str().unwrap().to_string();
+    assert_eq!(token_status(&app, &key).await, 200);
+    assert_eq!(token_status(&app, &new_key).await, 200);
+
+    // Revoke: refused at once, and an open connection made with it closes.
+    let token = app.token(&new_key).await;
+    let mut ws = support::WsClient::connect(&app, &token).await;
+    ws.until("connection_ready").await;
+    let new_id = rotated["id"].as_str().unwrap();
+    assert_eq!(
+        delete(&app, &format!("/api/keys/{new_id}"), &access).await,
+        204
+    );
+    assert_eq!(token_status(&app, &new_key).await, 401);
+    let closing = tokio::time::timeout(Duration::from_secs(1), ws.until("connection_closing"))
+        .await
+        .expect("closed within a second");
+    assert_eq!(closing["data"]["reason"], "api_key_revoked");
+    // Someone else's key is not found.
+    registered(&app, "fay@example.com").await;
+    let (_, fay) = login(&app, "fay@example.com", PASSWORD).await;
+    let fay = fay["access_token"].as_str().unwrap();
+    assert_eq!(delete(&app, &format!("/api/keys/{id}"), fay).await, 404);
+
+    // TOTP: enrol, confirm with a code, then logins need a code (or a recovery code).
+    let (status, enrolment) = post(&app, "/auth/totp/enrol", json!({}), Some(&access)).await;
+    assert_eq!(status, 200, "{enrolment}");
+    let secret = auth::totp::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
+    assert!(enrolment["provisioning_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    let now = chrono::Utc::now().timestamp();
+    let code = auth::totp::code_at(&secret, now);
+    let (status, confirmed) = post(
+        &app,
+        "/auth/totp/confirm",
+        json!({"code": code}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let recovery = confirmed["recovery_codes"][0].as_str().unwrap().to_string();
+    let (status, body) = login(&app, "eve@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("TOTP_REQUIRED"))
+    );
+    let with = |extra: Value| {
+        let mut body =
+            json!({"email": "eve@example.com", "password": PASSWORD, "server": "default"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let (status, _) = post(
+        &app,
+        "/auth/login",
+        with(json!({"totp_code": "000000"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401);
+    // The next step's code (the one just used cannot be replayed).
+    let next = auth::totp::code_at(&secret, now + 30);
+    let (status, body) = post(&app, "/auth/login", with(json!({"totp_code": next})), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = post(
+        &app,
+        "/auth/login",
+        with(json!({"recovery_code": recovery.clone()})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
+        &app,
+        "/auth/login",
+        with(json!({"recovery_code": recovery})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "recovery codes are single-use");
+    app.cleanup().await;
+}
+both_backends!(keys_and_totp, api_key_lifecycle_and_second_factor);

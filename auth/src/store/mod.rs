@@ -107,6 +107,15 @@ pub trait UserStore: Send + Sync {
         key_id: Uuid,
     ) -> impl Future<Output = Result<ApiKey, AuthError>> + Send;
 
+    /// Sets when a key of `user_id` stops working (earlier only: a later or absent
+    /// expiry is kept); [`AuthError::NotFound`] if `user_id` has no such key.
+    fn expire_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<ApiKey, AuthError>> + Send;
+
     /// Checks a presented key and returns its owner.
     ///
     /// [`AuthError::InvalidKey`] for unknown, wrong, revoked or expired keys;
@@ -324,6 +333,15 @@ impl UserStore for Database {
 
     async fn revoke_api_key(&self, user_id: Uuid, key_id: Uuid) -> Result<ApiKey, AuthError> {
         dispatch!(self, store => store.revoke_api_key(user_id, key_id))
+    }
+
+    async fn expire_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<ApiKey, AuthError> {
+        dispatch!(self, store => store.expire_api_key(user_id, key_id, at))
     }
 
     async fn authenticate_api_key(&self, presented: &str) -> Result<AuthenticatedKey, AuthError> {

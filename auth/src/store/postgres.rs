@@ -252,6 +252,26 @@ impl UserStore for PostgresStore {
         .and_then(|row| key_from_row(&row))
     }
 
+    async fn expire_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<ApiKey, AuthError> {
+        sqlx::query(concat!(
+            "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $1 \
+             THEN $1 ELSE expires_at END WHERE id = $2 AND user_id = $3 RETURNING ",
+            key_columns!()
+        ))
+        .bind(at)
+        .bind(key_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::NotFound)
+        .and_then(|row| key_from_row(&row))
+    }
+
     async fn authenticate_api_key(&self, presented: &str) -> Result<AuthenticatedKey, AuthError> {
         let prefix = presented_prefix(presented)?;
         let row = sqlx::query(

@@ -286,6 +286,27 @@ impl UserStore for SqliteStore {
         .and_then(|row| key_from_row(&row))
     }
 
+    async fn expire_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<ApiKey, AuthError> {
+        sqlx::query(concat!(
+            "UPDATE api_keys SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > ? \
+             THEN ? ELSE expires_at END WHERE id = ? AND user_id = ? RETURNING ",
+            key_columns!()
+        ))
+        .bind(ts(at))
+        .bind(ts(at))
+        .bind(id(key_id))
+        .bind(id(user_id))
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(AuthError::NotFound)
+        .and_then(|row| key_from_row(&row))
+    }
+
     async fn authenticate_api_key(&self, presented: &str) -> Result<AuthenticatedKey, AuthError> {
         let prefix = presented_prefix(presented)?;
         let row = sqlx::query(

@@ -10,6 +10,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{
     AccountStore, AuthError, Claims, LoginGrant, NewLoginSession, NewUser, RevokeReason, Secret,
+    UserStore,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -343,4 +344,192 @@ fn rfc3339(at: DateTime<Utc>) -> String {
 
 fn client_ip(req: &HttpRequest) -> Option<String> {
     req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// How long a rotated API key keeps working beside its replacement.
+const KEY_ROTATION_GRACE: chrono::Duration = chrono::Duration::hours(24);
+
+/// One entry of `GET /api/keys`.
+#[derive(Debug, Serialize)]
+pub struct KeyEntry {
+    /// Key id (for revoke and rotate).
+    pub id: String,
+    /// Label.
+    pub name: String,
+    /// The visible part, `stk_<prefix>_…`.
+    pub prefix: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Last use, at most a minute stale.
+    pub last_used_at: Option<String>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<String>,
+    /// When it was revoked.
+    pub revoked_at: Option<String>,
+}
+
+impl From<auth::ApiKey> for KeyEntry {
+    fn from(k: auth::ApiKey) -> Self {
+        KeyEntry {
+            id: k.id.to_string(),
+            prefix: k.display_prefix(),
+            name: k.name,
+            created_at: rfc3339(k.created_at),
+            last_used_at: k.last_used_at.map(rfc3339),
+            expires_at: k.expires_at.map(rfc3339),
+            revoked_at: k.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// `GET /api/keys`: the caller's API keys (never the secrets).
+pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let keys: Vec<KeyEntry> = state
+        .db
+        .list_api_keys(claims.sub)
+        .await?
+        .into_iter()
+        .map(KeyEntry::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": keys })))
+}
+
+/// `POST /api/keys` body.
+#[derive(Debug, Deserialize)]
+pub struct NewKeyRequest {
+    name: String,
+    /// Days until the key expires; none for no expiry.
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+/// `POST /api/keys`: a new key, its secret shown only in this answer (201).
+pub async fn create_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<NewKeyRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let mut new = auth::NewApiKey::new(body.name.clone());
+    new.expires_at = body
+        .expires_in_days
+        .map(|d| Utc::now() + chrono::Duration::days(i64::from(d.max(1))));
+    created(&state, claims.sub, new).await
+}
+
+async fn created(
+    state: &AppState,
+    user: Uuid,
+    new: auth::NewApiKey,
+) -> Result<HttpResponse, HttpError> {
+    let created = state.db.create_api_key(user, new).await?;
+    let mut body = serde_json::to_value(KeyEntry::from(created.key))
+        .map_err(|_| HttpError::invalid_params("unencodable key"))?;
+    body["key"] = serde_json::Value::String(created.secret.expose().clone());
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body))
+}
+
+fn key_id(path: &str) -> Result<Uuid, HttpError> {
+    path.parse().map_err(|_| HttpError {
+        status: actix_web::http::StatusCode::NOT_FOUND,
+        code: "NOT_FOUND",
+        message: "no such key".into(),
+    })
+}
+
+/// `DELETE /api/keys/{id}`: revokes a key; its tokens and connections end on every
+/// node within a second (204).
+pub async fn revoke_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let key = state.db.revoke_api_key(claims.sub, key_id(&path)?).await?;
+    announce(&state, crate::revocation::Revoked::Key(key.id)).await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/keys/{id}/rotate`: a new key with the same name (201); the old one keeps
+/// working for 24 hours, then expires.
+pub async fn rotate_key(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let old = state
+        .db
+        .expire_api_key(claims.sub, key_id(&path)?, Utc::now() + KEY_ROTATION_GRACE)
+        .await?;
+    if old.revoked_at.is_some() {
+        return Err(HttpError::invalid_params("a revoked key cannot be rotated"));
+    }
+    created(&state, claims.sub, auth::NewApiKey::new(old.name)).await
+}
+
+/// Applies a revocation here and tells the other nodes (they also read it from the
+/// database within half a second).
+async fn announce(state: &AppState, revoked: crate::revocation::Revoked) {
+    state.revocations.apply(revoked);
+    let store = &state.settings.session_store;
+    if !store.redis_url.is_empty() {
+        if let Err(e) =
+            crate::revocation::publish(&store.redis_url, &store.key_prefix, revoked).await
+        {
+            tracing::warn!(error = %e, "revocation not announced on Redis; nodes read it from the database");
+        }
+    }
+}
+
+/// `POST /auth/totp/enrol`: a new TOTP secret (unconfirmed until a code is shown).
+pub async fn totp_enrol(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    let enrolment = state.db.enrol_totp(claims.sub).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "secret": enrolment.secret_base32.expose(),
+            "provisioning_uri": enrolment.provisioning_uri.expose(),
+        })))
+}
+
+/// A TOTP code in a request body.
+#[derive(Debug, Deserialize)]
+pub struct CodeRequest {
+    code: String,
+}
+
+/// `POST /auth/totp/confirm`: turns the second factor on with a first code; answers
+/// with recovery codes, shown only now.
+pub async fn totp_confirm(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    state.db.confirm_totp(claims.sub, &body.code).await?;
+    let codes = state.db.generate_recovery_codes(claims.sub).await?;
+    let codes: Vec<&String> = codes.iter().map(|c| c.expose()).collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "recovery_codes": codes })))
+}
+
+/// `POST /auth/totp/disable`: turns the second factor off, given a current code (204).
+pub async fn totp_disable(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let claims = claims(&req, &state)?;
+    state.db.verify_totp(claims.sub, &body.code).await?;
+    state.db.disable_totp(claims.sub, Some(claims.sub)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

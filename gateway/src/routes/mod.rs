@@ -26,6 +26,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/logout", web::post().to(accounts::logout))
         .route("/auth/sessions", web::get().to(accounts::sessions))
         .route("/auth/sessions/{id}", web::delete().to(accounts::end))
+        .route("/auth/totp/enrol", web::post().to(accounts::totp_enrol))
+        .route("/auth/totp/confirm", web::post().to(accounts::totp_confirm))
+        .route("/auth/totp/disable", web::post().to(accounts::totp_disable))
+        .route("/api/keys", web::get().to(accounts::keys))
+        .route("/api/keys", web::post().to(accounts::create_key))
+        .route("/api/keys/{id}", web::delete().to(accounts::revoke_key))
+        .route(
+            "/api/keys/{id}/rotate",
+            web::post().to(accounts::rotate_key),
+        )
         .route("/api/sessions", web::get().to(sessions::list))
         .route("/api/sessions/{id}", web::get().to(sessions::get))
         .route("/api/sessions/{id}", web::delete().to(sessions::delete))
