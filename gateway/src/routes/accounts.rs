@@ -9,8 +9,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{
-    AccountStore, AuthError, Claims, LoginGrant, NewLoginSession, NewUser, RevokeReason, Secret,
-    UserStore,
+    AccountStore, AuthError, LoginGrant, NewLoginSession, NewUser, RevokeReason, Secret, UserStore,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,8 +18,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::errors::HttpError;
 use crate::metrics::AuthResult;
-use crate::routes::auth::counted;
-use crate::routes::bearer;
+use crate::routes::auth::{authenticated as claims, counted};
 use crate::routes::observe::record_user;
 
 /// One entry of `GET /auth/servers`.
@@ -235,19 +233,6 @@ fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpErro
         }))
 }
 
-/// The verified claims of the request's Bearer token, unless revoked.
-fn claims(req: &HttpRequest, state: &AppState) -> Result<Claims, HttpError> {
-    let token = bearer(req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
-    let claims = state.jwt.verify(token)?;
-    if state.revocations.refuses_token(&claims) {
-        return Err(HttpError::auth_failed(
-            "invalid, revoked or expired credentials",
-        ));
-    }
-    record_user(&claims.sub.to_string());
-    Ok(claims)
-}
-
 /// `POST /auth/logout`: ends the login session of the Bearer token (204).
 pub async fn logout(
     req: HttpRequest,
@@ -330,11 +315,8 @@ async fn end_session(
         .db
         .revoke_login_session(user, session, RevokeReason::Logout)
         .await?;
-    // Open connections and access tokens of the session end now on this node; the
-    // other nodes read it from the database within half a second.
-    state
-        .revocations
-        .apply(crate::revocation::Revoked::Session(session));
+    // Open connections and access tokens of the session end on every node.
+    announce(state, crate::revocation::Revoked::Session(session)).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -10,6 +10,23 @@ use crate::errors::HttpError;
 use crate::metrics::AuthResult;
 use crate::routes::observe::record_user;
 
+/// The verified claims of the request's Bearer token, unless its key, login session
+/// or user has been revoked.
+pub(crate) fn authenticated(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<auth::Claims, HttpError> {
+    let token = bearer(req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
+    let claims = state.jwt.verify(token)?;
+    if state.revocations.refuses_token(&claims) {
+        return Err(HttpError::auth_failed(
+            "invalid, revoked or expired credentials",
+        ));
+    }
+    record_user(&claims.sub.to_string());
+    Ok(claims)
+}
+
 /// Counts the outcome of an authentication endpoint.
 pub(crate) fn counted(
     state: &AppState,
@@ -63,13 +80,7 @@ pub async fn validate(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let result = bearer(&req)
-        .ok_or_else(|| HttpError::auth_failed("missing bearer token"))
-        .and_then(|token| Ok(state.jwt.verify(token)?))
-        .map(|claims| {
-            record_user(&claims.sub.to_string());
-            validated(claims)
-        });
+    let result = authenticated(&req, &state).map(validated);
     counted(&state, "/auth/validate", result)
 }
 

@@ -14,7 +14,6 @@ use protocol::{SessionEntry, SessionListResponse};
 use session_actor::actor::GetState;
 use uuid::Uuid;
 
-use super::bearer;
 use crate::app::AppState;
 use crate::errors::HttpError;
 use crate::registry::{DeleteSession, FindSession, LocalSession, LocalSessions};
@@ -37,12 +36,9 @@ fn default_limit() -> u32 {
     DEFAULT_LIMIT
 }
 
-/// The caller's user id from a verified bearer token.
+/// The caller's user id from a verified, unrevoked bearer token.
 fn caller(req: &HttpRequest, state: &AppState) -> Result<Uuid, HttpError> {
-    let token = bearer(req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
-    let user = state.jwt.verify(token)?.sub;
-    super::observe::record_user(&user.to_string());
-    Ok(user)
+    Ok(super::auth::authenticated(req, state)?.sub)
 }
 
 /// `GET /api/sessions?offset=&limit=`: newest first, this node's live sessions before
