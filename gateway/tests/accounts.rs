@@ -324,7 +324,12 @@ async fn api_key_lifecycle_and_second_factor(backend: Backend) {
     assert_eq!(closing["data"]["reason"], "api_key_revoked");
     // Its tokens are refused by every authenticated route.
     assert_eq!(get(&app, "/api/sessions", &token).await.0, 401);
-    assert_eq!(post(&app, "/auth/validate", json!({}), Some(&token)).await.0, 401);
+    assert_eq!(
+        post(&app, "/auth/validate", json!({}), Some(&token))
+            .await
+            .0,
+        401
+    );
     // Someone else's key is not found.
     registered(&app, "fay@example.com").await;
     let (_, fay) = login(&app, "fay@example.com", PASSWORD).await;
