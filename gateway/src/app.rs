@@ -27,7 +27,7 @@ use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
 use crate::limits::ClusterCounts;
 use crate::metrics::{MeteredStore, Metrics};
-use crate::registry::{Drain, SessionRegistry};
+use crate::registry::{Drain, PendingSaves, SessionRegistry};
 use crate::revocation::{self, Revocations};
 use crate::{routes, secrets};
 
@@ -397,6 +397,22 @@ impl Application {
             ),
             Ok(Err(_)) => tracing::warn!("session registry gone before draining"),
             Err(_) => tracing::warn!("drain timeout reached before every session was stored"),
+        }
+        // Results of finished runs still on their way to the database are waited for
+        // (dropping their writes at exit would lose them).
+        let deadline = started + drain_timeout;
+        loop {
+            match registry.send(PendingSaves).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) if std::time::Instant::now() >= deadline => {
+                    tracing::warn!(
+                        results = n,
+                        "drain timeout reached with results not yet stored"
+                    );
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
         }
         let left = drain_timeout.saturating_sub(started.elapsed());
         let _ = tokio::time::timeout(left.max(Duration::from_millis(100)), handle.stop(true)).await;

@@ -111,10 +111,20 @@ async fn serve(settings: Settings) -> ExitCode {
             "More keys: simutrador-gateway admin create-key --email you@example.com --plan free\n"
         );
     }
-    match app.run_until_stopped().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
-    }
+    let code = match app.run_until_stopped().await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("simutrador-gateway: {e}");
+            1
+        }
+    };
+    // Everything worth keeping was drained; work still pending past the drain timeout
+    // (database writes of an unreachable database) is abandoned here rather than
+    // dropped outside its runtime while the process tears down.
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    std::process::exit(code)
 }
 
 async fn open_db(settings: &Settings) -> Result<auth::Database, Box<dyn std::error::Error>> {

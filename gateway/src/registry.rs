@@ -919,6 +919,18 @@ impl Handler<Drain> for SessionRegistry {
     }
 }
 
+/// Results of finished sessions still being written to the database.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct PendingSaves;
+
+impl Handler<PendingSaves> for SessionRegistry {
+    type Result = usize;
+    fn handle(&mut self, _: PendingSaves, _ctx: &mut Context<Self>) -> usize {
+        self.pending.len()
+    }
+}
+
 /// The sessions of one user: (id, live).
 #[derive(Message)]
 #[rtype(result = "Vec<(String, bool)>")]
