@@ -229,11 +229,7 @@ async fn admin(
 /// Tells every node at once (nodes also read revocations from the database every
 /// half second, so a failure here only delays the effect).
 async fn announce(settings: &Settings, revoked: Revoked) {
-    let store = &settings.session_store;
-    if store.redis_url.is_empty() {
-        return;
-    }
-    if let Err(e) = revocation::publish(&store.redis_url, &store.key_prefix, revoked).await {
+    if let Err(e) = revocation::announce(&settings.session_store, revoked).await {
         eprintln!("note: could not notify other nodes through Redis ({e}); they see it within a second from the database");
     }
 }

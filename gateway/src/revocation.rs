@@ -189,6 +189,18 @@ pub fn channel(key_prefix: &str) -> String {
     format!("{key_prefix}:revocations")
 }
 
+/// Tells every node of the cluster at once when Redis is configured (without it there
+/// is nothing to do: nodes read revocations from the database within half a second).
+pub async fn announce(
+    store: &crate::config::SessionStoreSettings,
+    revoked: Revoked,
+) -> Result<(), String> {
+    if store.redis_url.is_empty() {
+        return Ok(());
+    }
+    publish(&store.redis_url, &store.key_prefix, revoked).await
+}
+
 /// Publishes a revocation to every node (best effort: the database poll catches up).
 pub async fn publish(redis_url: &str, key_prefix: &str, revoked: Revoked) -> Result<(), String> {
     let client = redis::Client::open(redis_url).map_err(|e| e.category().to_string())?;

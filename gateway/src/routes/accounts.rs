@@ -457,13 +457,8 @@ pub async fn rotate_key(
 /// database within half a second).
 async fn announce(state: &AppState, revoked: crate::revocation::Revoked) {
     state.revocations.apply(revoked);
-    let store = &state.settings.session_store;
-    if !store.redis_url.is_empty() {
-        if let Err(e) =
-            crate::revocation::publish(&store.redis_url, &store.key_prefix, revoked).await
-        {
-            tracing::warn!(error = %e, "revocation not announced on Redis; nodes read it from the database");
-        }
+    if let Err(e) = crate::revocation::announce(&state.settings.session_store, revoked).await {
+        tracing::warn!(error = %e, "revocation not announced on Redis; nodes read it from the database");
     }
 }
 
