@@ -18,7 +18,8 @@ use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use auth::{
-    AccountPolicy, Database, Jwt, JwtConfig, Keyring, PasswordParams, Secret, StoreOptions,
+    AccountPolicy, Clock, Database, Jwt, JwtConfig, Keyring, PasswordParams, Secret, StoreOptions,
+    SystemClock,
 };
 use market_data::{Catalog, MarketDataActor, MarketDataConfig};
 use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
@@ -124,6 +125,24 @@ impl ShutdownTrigger {
     }
 }
 
+/// What [`Application::build_with`] takes besides the settings: things tests and
+/// embedders inject rather than configure.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// "Now" for tokens (issue and expiry) and for the user database (login sessions,
+    /// lockouts, one-time tokens, API-key expiry), so tests can move time instead of
+    /// sleeping. The system clock by default.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
 /// A bound, not yet running gateway.
 pub struct Application {
     port: u16,
@@ -141,6 +160,14 @@ impl Application {
     /// Opens the data providers and binds the listeners. Must run inside an actix
     /// system (`#[actix_web::main]` or `#[actix_web::test]`).
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        Self::build_with(settings, Options::default()).await
+    }
+
+    /// [`Application::build`] with injected [`Options`].
+    pub async fn build_with(
+        settings: Settings,
+        injected: Options,
+    ) -> Result<Application, StartError> {
         let data_dir = settings.data_dir.clone();
         let dir_error = |source| StartError::DataDir {
             path: data_dir.display().to_string(),
@@ -157,7 +184,9 @@ impl Application {
         let jwt_secret = secret(&settings.jwt.secret, "jwt_secret")?;
         let pepper = secret(&settings.auth.api_key_pepper, "api_key_pepper")?;
         let (policy, keyring) = account_options(&settings, &data_dir)?;
-        let mut options = StoreOptions::new(Secret::new(pepper.into_bytes())).accounts(policy);
+        let mut options = StoreOptions::new(Secret::new(pepper.into_bytes()))
+            .accounts(policy)
+            .clock(Arc::clone(&injected.clock));
         if let Some(keyring) = keyring {
             options = options.keyring(keyring);
         }
@@ -173,7 +202,7 @@ impl Application {
             &settings.jwt.audience,
         );
         jwt_config.lifetime = std::time::Duration::from_secs(settings.jwt.lifetime_sec);
-        let jwt = Jwt::new(jwt_config).map_err(StartError::Database)?;
+        let jwt = Jwt::with_clock(jwt_config, injected.clock).map_err(StartError::Database)?;
         let market = start_market_data(&settings)?;
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new());

@@ -214,7 +214,11 @@ pub async fn refresh(
 }
 
 fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpError> {
-    let lifetime = state.settings.accounts.access_token_lifetime_sec as i64;
+    // No access token outlives its login session: the session's absolute end refuses
+    // the refresh token, and without this a token issued just before would go on for
+    // its full lifetime. `last_used_at` is the store's "now" of this login or refresh.
+    let session_left = (grant.session.expires_at - grant.session.last_used_at).num_seconds();
+    let lifetime = (state.settings.accounts.access_token_lifetime_sec as i64).min(session_left);
     let issued =
         state
             .jwt

@@ -6,7 +6,7 @@ pub mod proxy;
 pub mod sma;
 
 use auth::{Database, NewApiKey, NewUser, Plan, Secret, StoreOptions, UserStore};
-use gateway::app::{Application, ShutdownTrigger};
+use gateway::app::{Application, Options, ShutdownTrigger};
 use gateway::config::Settings;
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -82,6 +82,16 @@ pub fn base_settings(dir: &std::path::Path, database_url: &str) -> Settings {
 
 /// Starts a gateway; `tweak` adjusts the settings first.
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_options(backend, Options::default(), tweak).await
+}
+
+/// Starts a gateway built with `options` (an injected clock); `tweak` adjusts the
+/// settings first.
+pub async fn spawn_app_with_options(
+    backend: Backend,
+    options: Options,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (url, pg) = match backend {
         Backend::Sqlite => (
@@ -95,7 +105,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
     };
     let mut settings = base_settings(dir.path(), &url);
     tweak(&mut settings);
-    let app = Application::build(settings).await.unwrap();
+    let app = Application::build_with(settings, options).await.unwrap();
     let admin_key = app
         .bootstrap()
         .expect("empty database bootstraps")
