@@ -416,6 +416,8 @@ pub struct AuditQuery {
     pub from: Option<DateTime<Utc>>,
     /// Events before this instant.
     pub until: Option<DateTime<Utc>>,
+    /// Events recorded with this client address (exact match).
+    pub ip: Option<String>,
     /// The window of the result.
     pub page: crate::model::Page,
 }

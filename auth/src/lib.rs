@@ -11,10 +11,13 @@
 //!   detection, TOTP and recovery codes, the audit log) on the same backends, with
 //!   [`password`] (argon2id), [`totp`] (RFC 6238), [`crypto`] (AES-256-GCM keyring for
 //!   secrets at rest) and [`token`] (opaque tokens) as its building blocks.
+//! - Operators: [`AdminStore`] (user search, usage per user and per plan, any key by
+//!   id, audit counts) with its query types in [`admin`].
 //!
 //! Time comes from a [`Clock`], so expiry is testable without sleeping.
 
 pub mod account;
+pub mod admin;
 pub mod api_key;
 pub mod clock;
 pub mod crypto;
@@ -34,6 +37,7 @@ pub use account::{
     LoginSession, NewAuditEvent, NewLoginSession, OneTimeToken, Registration, RevokeReason,
     TotpEnrolment,
 };
+pub use admin::{PlanUsage, UsageListing, UsageQuery, UserListing, UserQuery, UserUsage};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::{Keyring, Sealed};
 pub use email::normalise_email;
@@ -51,6 +55,6 @@ pub use protocol::Plan;
 pub use secret::Secret;
 pub use simulation::{SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES};
 pub use store::{
-    connect, AccountStore, Backend, Database, PostgresStore, ResultStore, Revocations, SqliteStore,
-    StoreOptions, UserStore, DEFAULT_DATABASE_URL,
+    connect, AccountStore, AdminStore, Backend, Database, PostgresStore, ResultStore, Revocations,
+    SqliteStore, StoreOptions, UserStore, DEFAULT_DATABASE_URL,
 };

@@ -195,14 +195,20 @@ store_suite!(
     tokens_are_stored_only_as_hashes,
     sql_injection_strings_in_account_fields_are_stored_verbatim,
     audit_log_filters_and_pages,
+    admin_user_search_filters_pages_and_counts,
+    admin_audit_counts_and_ip_filter,
+    admin_finds_any_key_by_id,
+    admin_usage_per_user_and_plan,
 );
 
 mod suite {
     use super::*;
 
     pub mod accounts;
+    mod admin;
     mod results;
     pub use accounts::*;
+    pub use admin::*;
     pub use results::*;
 
     fn invalid_key(result: Result<auth::AuthenticatedKey, AuthError>) -> KeyRejection {

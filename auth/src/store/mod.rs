@@ -17,13 +17,16 @@ macro_rules! key_columns {
 }
 
 mod accounts;
+mod admin;
 mod postgres;
 mod postgres_accounts;
+mod postgres_admin;
 mod postgres_results;
 mod results;
 mod shared;
 mod sqlite;
 mod sqlite_accounts;
+mod sqlite_admin;
 mod sqlite_results;
 
 use std::future::Future;
@@ -44,6 +47,7 @@ use crate::model::{
 use crate::secret::Secret;
 
 pub use self::accounts::AccountStore;
+pub use self::admin::AdminStore;
 pub use self::postgres::PostgresStore;
 pub use self::results::ResultStore;
 pub use self::sqlite::SqliteStore;

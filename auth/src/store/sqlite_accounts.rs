@@ -632,27 +632,13 @@ impl AccountBackend for SqliteStore {
     }
 
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
+        super::admin::check_audit_query(query)?;
         // Only fixed fragments are pushed as SQL; every value is a bound parameter.
         let mut sql = QueryBuilder::<Sqlite>::new(
             "SELECT id, at, actor_user_id, subject_user_id, kind, ip, detail \
              FROM audit_events WHERE 1 = 1",
         );
-        if let Some(user_id) = query.user_id {
-            sql.push(" AND (actor_user_id = ")
-                .push_bind(id(user_id))
-                .push(" OR subject_user_id = ")
-                .push_bind(id(user_id))
-                .push(")");
-        }
-        if let Some(kind) = query.kind {
-            sql.push(" AND kind = ").push_bind(kind.as_str());
-        }
-        if let Some(from) = query.from {
-            sql.push(" AND at >= ").push_bind(ts(from));
-        }
-        if let Some(until) = query.until {
-            sql.push(" AND at < ").push_bind(ts(until));
-        }
+        push_audit_filters(&mut sql, query);
         sql.push(" ORDER BY at DESC, id DESC LIMIT ")
             .push_bind(query.page.sql_limit())
             .push(" OFFSET ")
@@ -663,6 +649,30 @@ impl AccountBackend for SqliteStore {
             .iter()
             .map(audit_from_row)
             .collect()
+    }
+}
+
+/// Appends the filters of `query` to a statement over `audit_events` that ends in a
+/// `WHERE` clause; every value is a bound parameter.
+pub(super) fn push_audit_filters(sql: &mut QueryBuilder<'_, Sqlite>, query: &AuditQuery) {
+    if let Some(user_id) = query.user_id {
+        sql.push(" AND (actor_user_id = ")
+            .push_bind(id(user_id))
+            .push(" OR subject_user_id = ")
+            .push_bind(id(user_id))
+            .push(")");
+    }
+    if let Some(kind) = query.kind {
+        sql.push(" AND kind = ").push_bind(kind.as_str());
+    }
+    if let Some(from) = query.from {
+        sql.push(" AND at >= ").push_bind(ts(from));
+    }
+    if let Some(until) = query.until {
+        sql.push(" AND at < ").push_bind(ts(until));
+    }
+    if let Some(ip) = &query.ip {
+        sql.push(" AND ip = ").push_bind(ip.clone());
     }
 }
 
