@@ -146,6 +146,8 @@ cluster_env() {
     echo "SIMUTRADOR__AUTH__API_KEY_PEPPER=$(<"$STATE_DIR/secrets/api_key_pepper")"
     echo "SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT=$REPO/sample-data"
     echo "SIMUTRADOR__SESSION_STORE__REDIS_URL=$REDIS_URL"
+    # nginx on loopback forwards the client's address in X-Forwarded-For.
+    echo "SIMUTRADOR__RATE_LIMITS__TRUSTED_PROXIES=127.0.0.1"
 }
 
 # Starts gateway N in the background (if not already running); prints its pid.

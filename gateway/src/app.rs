@@ -28,6 +28,7 @@ use crate::bootstrap::{first_start, Bootstrap};
 use crate::config::Settings;
 use crate::limits::ClusterCounts;
 use crate::metrics::{MeteredStore, Metrics};
+use crate::ratelimit::{self, RateLimiter};
 use crate::registry::{Drain, PendingSaves, SessionRegistry};
 use crate::revocation::{self, Revocations};
 use crate::{routes, secrets};
@@ -105,6 +106,8 @@ pub struct AppState {
     pub connections_opened: std::sync::atomic::AtomicU64,
     /// This node's Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Request rate limits.
+    pub limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -251,6 +254,12 @@ impl Application {
                 settings.session_store.key_prefix.clone(),
             ));
         }
+        let limiter = rate_limiter(&settings).await?;
+        actix_web::rt::spawn(Arc::clone(&limiter).sweep());
+        let notifier = crate::notify::from_settings(&settings).map_err(|e| StartError::Config {
+            key: e.key,
+            message: e.message,
+        })?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),
@@ -264,9 +273,10 @@ impl Application {
             revocations,
             counts,
             node_id: settings.node_id(),
-            notifier: Arc::new(crate::notify::LogNotifier),
+            notifier,
             connections_opened: Default::default(),
             metrics: Arc::clone(&metrics),
+            limiter,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
@@ -285,6 +295,7 @@ impl Application {
         let main_metrics = metrics_data.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(ratelimit::middleware))
                 .wrap(actix_web::middleware::from_fn(routes::observe::observe))
                 .app_data(state.clone())
                 .app_data(main_metrics.clone())
@@ -456,6 +467,24 @@ fn local_port(l: &TcpListener) -> Result<u16, StartError> {
             address: "listener".into(),
             source,
         })
+}
+
+/// The request limits: counted in Redis when the session store is, else in memory.
+async fn rate_limiter(settings: &Settings) -> Result<Arc<RateLimiter>, StartError> {
+    let trusted = settings
+        .trusted_proxies()
+        .map_err(|message| StartError::Config {
+            key: "rate_limits.trusted_proxies".into(),
+            message,
+        })?;
+    let limits = settings.rate_limits.clone();
+    let store = &settings.session_store;
+    if store.redis_url.is_empty() {
+        return Ok(RateLimiter::local(limits, trusted));
+    }
+    RateLimiter::with_redis(limits, trusted, &store.redis_url, &store.key_prefix)
+        .await
+        .map_err(|e| StartError::SessionStore(StoreError::Unavailable(e)))
 }
 
 fn start_market_data(settings: &Settings) -> Result<Addr<MarketDataActor>, StartError> {

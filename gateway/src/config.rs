@@ -4,6 +4,7 @@
 //! an error that names the offending key.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -91,6 +92,109 @@ pub struct AccountSettings {
     pub encryption_keys: String,
     /// The key id new secrets are sealed with; empty: the last one listed.
     pub encryption_key_current: String,
+}
+
+/// Account mail (verification links) over SMTP; an empty `host` writes the messages
+/// to the log instead.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SmtpSettings {
+    /// Mail server; empty for the log notifier.
+    pub host: String,
+    /// Mail server port (587 for STARTTLS, 465 for TLS, 25 for none).
+    pub port: u16,
+    /// `starttls` (upgrade after connecting, required), `tls` (TLS from the first byte)
+    /// or `none` (plain text; refused with credentials in production).
+    pub security: String,
+    /// SMTP AUTH user; empty for no authentication.
+    pub username: String,
+    /// SMTP AUTH password; never logged.
+    pub password: auth::Secret<String>,
+    /// Sender, e.g. `SimuTrador <no-reply@example.com>`.
+    pub from: String,
+    /// Page of the verification link: the mail links to `<verify_url>?token=<token>`,
+    /// and that page posts the token to `/auth/verify-email`.
+    pub verify_url: String,
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain text.
+    None,
+    /// `STARTTLS` after connecting; the mail is not sent without it.
+    Starttls,
+    /// TLS from the start (implicit TLS, usually port 465).
+    Tls,
+}
+
+impl SmtpSettings {
+    /// The parsed `security`.
+    pub fn security(&self) -> Result<SmtpSecurity, &'static str> {
+        match self.security.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(SmtpSecurity::None),
+            "starttls" => Ok(SmtpSecurity::Starttls),
+            "tls" => Ok(SmtpSecurity::Tls),
+            _ => Err("must be `none`, `starttls` or `tls`"),
+        }
+    }
+
+    fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError {
+                key: key.into(),
+                message: message.into(),
+            })
+        };
+        let host = self.host.trim();
+        if host.is_empty() {
+            return Ok(());
+        }
+        let name = |h: &str| {
+            h.split('.').all(|label| {
+                !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            })
+        };
+        if host.parse::<std::net::IpAddr>().is_err() && !name(host) {
+            return bad(
+                "smtp.host",
+                "must be a host name or an IP address (the port goes in smtp.port)",
+            );
+        }
+        if self.port == 0 {
+            return bad("smtp.port", "must be a port number (587 for starttls)");
+        }
+        let security = match self.security() {
+            Ok(s) => s,
+            Err(message) => return bad("smtp.security", message),
+        };
+        if self.from.parse::<lettre::message::Mailbox>().is_err() {
+            return bad(
+                "smtp.from",
+                "must be a mail address, e.g. `SimuTrador <no-reply@example.com>`",
+            );
+        }
+        let url = self.verify_url.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(' ') {
+            return bad(
+                "smtp.verify_url",
+                "must be the http(s) URL of the page that verifies the token",
+            );
+        }
+        let has_password = !self.password.expose().is_empty();
+        if self.username.is_empty() && has_password {
+            return bad("smtp.username", "must be set when smtp.password is");
+        }
+        if !self.username.is_empty() && !has_password {
+            return bad("smtp.password", "must be set when smtp.username is");
+        }
+        if mode == Mode::Production && security == SmtpSecurity::None && has_password {
+            return bad(
+                "smtp.security",
+                "production mode does not send the SMTP password unencrypted: use starttls or tls",
+            );
+        }
+        Ok(())
+    }
 }
 
 /// A server users can choose at login (`GET /auth/servers`).
@@ -189,6 +293,34 @@ pub struct PlanLimits {
     pub max_simulation_duration_sec: u64,
 }
 
+/// One request limit: at most `requests` per fixed window of `period_sec` seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct RateRule {
+    /// Requests allowed per window.
+    pub requests: u32,
+    /// Window length in seconds.
+    pub period_sec: u64,
+}
+
+/// Request rate limits (PROTOCOL.md section 7). Per-plan caps are under `plans`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RateLimitSettings {
+    /// `false` turns off the request limits below (plan caps still apply).
+    pub enabled: bool,
+    /// Peers (IPs or CIDR blocks, comma-separated) whose `X-Forwarded-For` names the
+    /// client, e.g. the load balancer; every other peer is the client itself.
+    pub trusted_proxies: String,
+    /// Every `/auth/*` request, per client IP.
+    pub auth: RateRule,
+    /// WebSocket handshakes (`/ws/simulate`), per client IP.
+    pub ws_connect: RateRule,
+    /// `/health`, `/ready` and `/ws/health`, per client IP, counted on each node.
+    pub health: RateRule,
+    /// `/api/*` and `/admin/*`, per user (per client IP for requests without a valid
+    /// token).
+    pub api: RateRule,
+}
+
 /// Per-plan limits.
 #[derive(Clone, Debug, Deserialize)]
 pub struct PlanSettings {
@@ -223,12 +355,72 @@ pub struct Settings {
     pub session_store: SessionStoreSettings,
     /// Human accounts.
     pub accounts: AccountSettings,
+    /// Account mail.
+    pub smtp: SmtpSettings,
     /// Servers selectable at login, by id.
     pub servers: BTreeMap<String, ServerChoice>,
     /// Plans.
     pub plans: PlanSettings,
+    /// Request rate limits.
+    pub rate_limits: RateLimitSettings,
     /// Logging.
     pub log: LogSettings,
+}
+
+/// An IP address or a CIDR block (`10.0.0.0/8`, `::1/128`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
 }
 
 /// A configuration problem, naming the key.
@@ -275,6 +467,15 @@ verification_token_lifetime_sec = 86400
 encryption_keys = ""
 encryption_key_current = ""
 
+[smtp]
+host = ""
+port = 587
+security = "starttls"
+username = ""
+password = ""
+from = ""
+verify_url = ""
+
 [servers.default]
 name = "SimuTrador"
 
@@ -312,6 +513,14 @@ default_slippage_bps = 0
 max_volume_participation_bps = 0
 max_warmup_bars = 10000
 max_bars = 5000000
+
+[rate_limits]
+enabled = true
+trusted_proxies = ""
+auth = { requests = 300, period_sec = 60 }
+ws_connect = { requests = 300, period_sec = 60 }
+health = { requests = 600, period_sec = 60 }
+api = { requests = 1200, period_sec = 60 }
 
 [plans.free]
 concurrent_connections = 2
@@ -489,6 +698,7 @@ impl Settings {
                 "must be at least 60 and at most accounts.max_session_duration_sec",
             );
         }
+        self.smtp.validate(self.mode)?;
         if self.servers.is_empty() {
             return bad("servers", "at least one server must be selectable at login");
         }
@@ -544,7 +754,35 @@ impl Settings {
                 );
             }
         }
+        let limits = &self.rate_limits;
+        for (name, rule) in [
+            ("auth", &limits.auth),
+            ("ws_connect", &limits.ws_connect),
+            ("health", &limits.health),
+            ("api", &limits.api),
+        ] {
+            if rule.requests == 0 || rule.period_sec == 0 || rule.period_sec > 86_400 {
+                return bad(
+                    &format!("rate_limits.{name}"),
+                    "requests must be at least 1 and period_sec between 1 and 86400",
+                );
+            }
+        }
+        if let Err(e) = self.trusted_proxies() {
+            return bad("rate_limits.trusted_proxies", &e);
+        }
         Ok(())
+    }
+
+    /// The parsed `rate_limits.trusted_proxies`.
+    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>, String> {
+        self.rate_limits
+            .trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse())
+            .collect()
     }
 
     /// The log format: `log.format`, or by default text in development and JSON in
@@ -654,6 +892,57 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "plans.free");
+        for (var, value, key) in [
+            (
+                "SIMUTRADOR__RATE_LIMITS__AUTH__REQUESTS",
+                "0",
+                "rate_limits.auth",
+            ),
+            (
+                "SIMUTRADOR__RATE_LIMITS__API__PERIOD_SEC",
+                "0",
+                "rate_limits.api",
+            ),
+            (
+                "SIMUTRADOR__RATE_LIMITS__TRUSTED_PROXIES",
+                "10.0.0.0/33",
+                "rate_limits.trusted_proxies",
+            ),
+            (
+                "SIMUTRADOR__RATE_LIMITS__TRUSTED_PROXIES",
+                "nginx",
+                "rate_limits.trusted_proxies",
+            ),
+        ] {
+            let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+            assert_eq!(e.key, key, "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_blocks() {
+        let s = Settings::load_from(
+            None,
+            env(&[(
+                "SIMUTRADOR__RATE_LIMITS__TRUSTED_PROXIES",
+                "10.0.0.0/8, 192.168.1.5,::1, fd00::/8",
+            )]),
+        )
+        .unwrap();
+        let nets = s.trusted_proxies().unwrap();
+        assert_eq!(nets.len(), 4);
+        let inside = |ip: &str| nets.iter().any(|n| n.contains(ip.parse().unwrap()));
+        assert!(inside("10.200.3.4"));
+        assert!(
+            inside("::ffff:10.1.2.3"),
+            "IPv4-mapped addresses count as IPv4"
+        );
+        assert!(inside("192.168.1.5"));
+        assert!(!inside("192.168.1.6"));
+        assert!(inside("::1"));
+        assert!(inside("fd12:3456::1"));
+        assert!(!inside("11.0.0.1"));
+        assert!(!inside("fe80::1"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod notify;
+pub mod ratelimit;
 pub mod registry;
 pub mod results;
 pub mod revocation;

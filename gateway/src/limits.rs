@@ -60,6 +60,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 ";
 
+/// KEYS: the set. Returns the members not yet expired.
+const COUNT: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
+";
+
 /// Cluster-wide counts in Redis, and the members this node holds.
 pub struct ClusterCounts {
     conn: ConnectionManager,
@@ -136,6 +143,19 @@ impl ClusterCounts {
             .or_default()
             .insert(member.to_string());
         Ok(Ok(()))
+    }
+
+    /// How many slots of `kind` `user` holds across the cluster.
+    pub async fn count(&self, kind: Kind, user: &str) -> Result<u32, String> {
+        let mut conn = self.conn.clone();
+        let n: i64 = redis::cmd("EVAL")
+            .arg(COUNT)
+            .arg(1)
+            .arg(self.key(kind, user))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(n.clamp(0, i64::from(u32::MAX)) as u32)
     }
 
     /// Gives a slot back (in the background).

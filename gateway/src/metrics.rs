@@ -109,6 +109,14 @@ pub enum RateLimit {
     WsConnections,
     /// The plan's messages per second on one connection.
     Messages,
+    /// `/auth/*` requests per client IP.
+    Auth,
+    /// WebSocket handshakes per client IP.
+    WsConnect,
+    /// `/health`, `/ready`, `/ws/health` per client IP.
+    Health,
+    /// `/api/*` and `/admin/*` requests per user.
+    Api,
 }
 
 impl RateLimit {
@@ -117,6 +125,10 @@ impl RateLimit {
         match self {
             RateLimit::WsConnections => "ws_connections",
             RateLimit::Messages => "messages",
+            RateLimit::Auth => "auth",
+            RateLimit::WsConnect => "ws_connect",
+            RateLimit::Health => "health",
+            RateLimit::Api => "api",
         }
     }
 }
@@ -247,7 +259,14 @@ impl Metrics {
                 });
             }
         }
-        for limit in [RateLimit::WsConnections, RateLimit::Messages] {
+        for limit in [
+            RateLimit::WsConnections,
+            RateLimit::Messages,
+            RateLimit::Auth,
+            RateLimit::WsConnect,
+            RateLimit::Health,
+            RateLimit::Api,
+        ] {
             let _ = m.rate_limited.get_or_create(&TypeLabel {
                 r#type: limit.as_str(),
             });

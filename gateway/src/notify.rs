@@ -1,5 +1,17 @@
 //! How account messages reach people. The default notifier writes them to the server
-//! log (for development and operators); a mail transport implements the same trait.
+//! log (for development and operators); with `smtp.host` set, [`SmtpNotifier`] mails
+//! them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::{ConfigError, Settings, SmtpSecurity, SmtpSettings};
 
 /// Sends account messages.
 pub trait Notifier: Send + Sync + 'static {
@@ -7,6 +19,25 @@ pub trait Notifier: Send + Sync + 'static {
     fn verification(&self, email: &str, token: &str);
     /// Someone tried to register an address that already has an account.
     fn already_registered(&self, email: &str);
+}
+
+/// The notifier the settings ask for: [`SmtpNotifier`] when `smtp.host` is set,
+/// otherwise [`LogNotifier`]. Must run inside a tokio runtime (it starts the sender).
+pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Notifier>, ConfigError> {
+    if settings.smtp.host.trim().is_empty() {
+        if settings.mode == crate::config::Mode::Production {
+            tracing::warn!("smtp.host is empty: verification tokens are written to the log");
+        }
+        return Ok(Arc::new(LogNotifier));
+    }
+    let verification_hours = settings
+        .accounts
+        .verification_token_lifetime_sec
+        .div_ceil(3600);
+    Ok(Arc::new(SmtpNotifier::start(
+        &settings.smtp,
+        verification_hours,
+    )?))
 }
 
 /// Writes account messages to the log, at info level, under the target
@@ -21,5 +52,249 @@ impl Notifier for LogNotifier {
 
     fn already_registered(&self, email: &str) {
         tracing::info!(target: "simutrador::notify", %email, "registration attempted for an address that already has an account");
+    }
+}
+
+/// Messages waiting for the sender; beyond this, new ones are dropped (and logged) so
+/// a flood of registrations cannot grow memory while the mail server is slow or down.
+const QUEUE: usize = 1024;
+/// Messages being sent at once.
+const CONCURRENT_SENDS: usize = 4;
+/// Waits before the second and third attempt at a message. Permanent refusals (5xx)
+/// are not retried.
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(10)];
+/// One attempt (connect, TLS, AUTH, the transaction) gives up after this long.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Mails account messages over SMTP (`smtp.*` settings).
+///
+/// Handlers only build the message and queue it; a background task sends it, so a
+/// slow or unreachable mail server never delays a request. Failed attempts are
+/// retried a bounded number of times and logged with the recipient and the error,
+/// never with the credentials or the message (it carries the token).
+pub struct SmtpNotifier {
+    queue: mpsc::Sender<Outgoing>,
+    from: Mailbox,
+    verify_url: String,
+    verification_hours: u64,
+}
+
+impl std::fmt::Debug for SmtpNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpNotifier")
+            .field("from", &self.from.to_string())
+            .field("verify_url", &self.verify_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A queued message.
+struct Outgoing {
+    /// What kind, for the logs.
+    kind: &'static str,
+    to: Address,
+    message: Message,
+}
+
+impl SmtpNotifier {
+    /// Builds the transport from `settings` (already validated by
+    /// [`Settings::load`]) and starts the sending task on the current tokio runtime.
+    /// `verification_hours` is what the message says about the link's expiry.
+    pub fn start(settings: &SmtpSettings, verification_hours: u64) -> Result<Self, ConfigError> {
+        let bad = |key: &str, message: String| ConfigError {
+            key: key.into(),
+            message,
+        };
+        let host = settings.host.trim();
+        let security = settings
+            .security()
+            .map_err(|m| bad("smtp.security", m.into()))?;
+        let builder = match security {
+            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                .map_err(|e| bad("smtp.host", format!("cannot set up STARTTLS: {e}")))?,
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                .map_err(|e| bad("smtp.host", format!("cannot set up TLS: {e}")))?,
+        };
+        let mut builder = builder.port(settings.port).timeout(Some(SEND_TIMEOUT));
+        if !settings.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                settings.username.clone(),
+                settings.password.expose().clone(),
+            ));
+        }
+        let transport = builder.build();
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| bad("smtp.from", format!("not a mail address: {e}")))?;
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(send_queued(transport, receiver));
+        tracing::info!(
+            host,
+            port = settings.port,
+            ?security,
+            "account mail goes out over SMTP"
+        );
+        Ok(Self {
+            queue,
+            from,
+            verify_url: settings.verify_url.trim().to_string(),
+            verification_hours,
+        })
+    }
+
+    /// The verification link for `token`.
+    fn link(&self, token: &str) -> String {
+        let joiner = if self.verify_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        // Tokens are base62 and need no escaping in a query.
+        format!("{}{joiner}token={token}", self.verify_url)
+    }
+
+    fn enqueue(&self, kind: &'static str, email: &str, subject: &str, body: String) {
+        let to: Address = match email.parse() {
+            Ok(to) => to,
+            Err(e) => {
+                tracing::warn!(target: "simutrador::notify", %email, kind, error = %e, "not a deliverable address; no mail sent");
+                return;
+            }
+        };
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(None, to.clone()))
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body);
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(target: "simutrador::notify", %email, kind, error = %e, "cannot build the mail; not sent");
+                return;
+            }
+        };
+        if let Err(e) = self.queue.try_send(Outgoing { kind, to, message }) {
+            let why = match e {
+                mpsc::error::TrySendError::Full(_) => "the mail queue is full",
+                mpsc::error::TrySendError::Closed(_) => "the mail sender has stopped",
+            };
+            tracing::warn!(target: "simutrador::notify", %email, kind, "{why}; mail dropped");
+        }
+    }
+}
+
+impl Notifier for SmtpNotifier {
+    fn verification(&self, email: &str, token: &str) {
+        let hours = self.verification_hours;
+        let body = format!(
+            "Welcome to SimuTrador.\r\n\
+             \r\n\
+             Open this link to verify your email address:\r\n\
+             \r\n\
+             {link}\r\n\
+             \r\n\
+             The link works once and expires in {hours} hours. Where a verification\r\n\
+             token is asked for, this is the one:\r\n\
+             \r\n\
+             {token}\r\n\
+             \r\n\
+             If you did not create an account, ignore this message: nothing happens\r\n\
+             until the address is verified.\r\n",
+            link = self.link(token),
+        );
+        self.enqueue(
+            "verification",
+            email,
+            "Verify your SimuTrador email address",
+            body,
+        );
+    }
+
+    fn already_registered(&self, email: &str) {
+        let body = "Someone, perhaps you, tried to create a SimuTrador account with this\r\n\
+                    email address, which already has one.\r\n\
+                    \r\n\
+                    If it was you, log in with your existing password. If it was not, you\r\n\
+                    can ignore this message: your account has not changed.\r\n"
+            .to_string();
+        self.enqueue(
+            "already_registered",
+            email,
+            "Your SimuTrador account already exists",
+            body,
+        );
+    }
+}
+
+/// Sends queued messages, a few at a time, until every [`SmtpNotifier`] handle is gone.
+async fn send_queued(
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    mut queue: mpsc::Receiver<Outgoing>,
+) {
+    let slots = Arc::new(Semaphore::new(CONCURRENT_SENDS));
+    while let Some(mail) = queue.recv().await {
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let transport = transport.clone();
+        tokio::spawn(async move {
+            deliver(&transport, mail).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One message, with bounded retries of transient failures.
+async fn deliver(transport: &AsyncSmtpTransport<Tokio1Executor>, mail: Outgoing) {
+    let Outgoing { kind, to, message } = mail;
+    let mut attempt = 1;
+    loop {
+        match transport.send(message.clone()).await {
+            Ok(_) => {
+                tracing::info!(target: "simutrador::notify", email = %to, kind, attempt, "mail sent");
+                return;
+            }
+            Err(e) => {
+                // The error carries the server's reply or the I/O failure: neither the
+                // credentials nor the message text.
+                let retry = !e.is_permanent() && attempt <= RETRY_DELAYS.len();
+                tracing::warn!(target: "simutrador::notify", email = %to, kind, attempt, error = %e, will_retry = retry, "mail not sent");
+                if !retry {
+                    return;
+                }
+                tokio::time::sleep(RETRY_DELAYS[attempt - 1]).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notifier(verify_url: &str) -> SmtpNotifier {
+        let (queue, _) = mpsc::channel(1);
+        SmtpNotifier {
+            queue,
+            from: "SimuTrador <no-reply@example.com>".parse().unwrap(),
+            verify_url: verify_url.into(),
+            verification_hours: 24,
+        }
+    }
+
+    #[test]
+    fn links_append_the_token_to_the_base_url() {
+        assert_eq!(
+            notifier("https://app.example.com/verify").link("sev_abc"),
+            "https://app.example.com/verify?token=sev_abc"
+        );
+        assert_eq!(
+            notifier("https://app.example.com/v?lang=en").link("sev_abc"),
+            "https://app.example.com/v?lang=en&token=sev_abc"
+        );
     }
 }

@@ -3,6 +3,7 @@
 mod accounts;
 mod auth;
 mod health;
+mod limits;
 pub mod metrics;
 pub mod observe;
 mod sessions;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/api/keys/{id}/rotate",
             web::post().to(accounts::rotate_key),
         )
+        .route("/api/limits", web::get().to(limits::limits))
         .route("/api/sessions", web::get().to(sessions::list))
         .route("/api/sessions/{id}", web::get().to(sessions::get))
         .route("/api/sessions/{id}", web::delete().to(sessions::delete))

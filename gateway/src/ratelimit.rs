@@ -1,0 +1,548 @@
+//! Request rate limits (PROTOCOL.md section 7): fixed windows of `period_sec`
+//! seconds, each starting with a key's first request, counted per client IP (`auth`, `ws_connect`, `health`) or per user
+//! (`api`). Every refused request is a 429 carrying `Retry-After` and the
+//! `X-RateLimit-*` headers; allowed requests carry `X-RateLimit-Limit`, `-Remaining`
+//! and `-Reset` too.
+//!
+//! With Redis configured, the `auth`, `ws_connect` and `api` windows are counted in
+//! Redis (one Lua script per request, windows on Redis's clock), so they hold across
+//! the cluster. `health` protects each node and is counted in the node's memory. When
+//! Redis cannot answer, this node's own counts apply until it can.
+//!
+//! Behind a load balancer, the client is the address in `X-Forwarded-For` when the peer
+//! is one of `rate_limits.trusted_proxies`; otherwise the peer itself.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+use protocol::ApiError;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::app::AppState;
+use crate::config::{IpNet, RateLimitSettings, RateRule};
+use crate::metrics::RateLimit;
+
+/// The request limits, by `X-RateLimit-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Bucket {
+    /// `/auth/*`, per IP.
+    Auth,
+    /// `/ws/simulate` handshakes, per IP.
+    WsConnect,
+    /// `/health`, `/ready`, `/ws/health`, per IP, per node.
+    Health,
+    /// `/api/*`, `/admin/*`, per user.
+    Api,
+}
+
+impl Bucket {
+    /// The `X-RateLimit-Type` value (and metric label).
+    pub fn as_str(self) -> &'static str {
+        self.metric().as_str()
+    }
+
+    /// The metrics label of refusals.
+    pub fn metric(self) -> RateLimit {
+        match self {
+            Bucket::Auth => RateLimit::Auth,
+            Bucket::WsConnect => RateLimit::WsConnect,
+            Bucket::Health => RateLimit::Health,
+            Bucket::Api => RateLimit::Api,
+        }
+    }
+
+    /// Which limit a path falls under, if any (`/metrics` is for the scraper).
+    pub fn of_path(path: &str) -> Option<Bucket> {
+        match path {
+            "/health" | "/ready" | "/ws/health" => Some(Bucket::Health),
+            "/ws/simulate" => Some(Bucket::WsConnect),
+            p if p.starts_with("/auth/") => Some(Bucket::Auth),
+            p if p.starts_with("/api/") || p.starts_with("/admin/") || p == "/admin" => {
+                Some(Bucket::Api)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The outcome of counting one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the request may proceed.
+    pub allowed: bool,
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// Requests left in this window after this one.
+    pub remaining: u32,
+    /// When the window ends, in seconds since the Unix epoch.
+    pub reset: i64,
+    /// Window length in seconds.
+    pub period_sec: u64,
+}
+
+impl Decision {
+    fn new(rule: &RateRule, count: u64, window_end_ms: i64) -> Decision {
+        Decision {
+            allowed: count <= u64::from(rule.requests),
+            limit: rule.requests,
+            remaining: u64::from(rule.requests).saturating_sub(count) as u32,
+            // Rounded up: the window is over at this second.
+            reset: (window_end_ms + 999).div_euclid(1000),
+            period_sec: rule.period_sec,
+        }
+    }
+
+    /// Seconds until the window ends (at least 1), for `Retry-After`.
+    pub fn retry_after(&self, now_ms: i64) -> i64 {
+        // `reset` is rounded up to a second, so this may exceed the period by one.
+        ((self.reset * 1000 - now_ms + 999) / 1000).clamp(1, self.period_sec as i64)
+    }
+}
+
+const SHARDS: usize = 16;
+
+#[derive(Clone, Copy)]
+struct Window {
+    /// When the window ends (ms since the epoch).
+    end: i64,
+    count: u64,
+}
+
+/// Fixed windows in this process's memory, sharded to keep lock hold times short.
+struct LocalWindows {
+    shards: Vec<Mutex<HashMap<(Bucket, String), Window>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl LocalWindows {
+    fn new() -> Self {
+        LocalWindows {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+        }
+    }
+
+    fn count(&self, bucket: Bucket, key: &str, period_ms: i64, now_ms: i64) -> (u64, i64) {
+        let fresh = Window {
+            end: now_ms + period_ms,
+            count: 0,
+        };
+        let shard = &self.shards[self.hasher.hash_one((bucket, key)) as usize % SHARDS];
+        // One statement per update: a poisoned lock still holds consistent counts.
+        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let window = map.entry((bucket, key.to_string())).or_insert(fresh);
+        if window.end <= now_ms {
+            *window = fresh;
+        }
+        window.count += 1;
+        (window.count, window.end)
+    }
+
+    /// Drops windows that have ended, so memory follows the active clients.
+    fn sweep(&self, now_ms: i64) {
+        for shard in &self.shards {
+            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, w| w.end > now_ms);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+}
+
+/// KEYS: the window's counter. ARGV: period ms. Counts one request (the first starts
+/// the window, which ends when the counter expires) and returns {count, ms left}.
+const HIT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if n == 1 or left < 0 then
+  left = tonumber(ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], left)
+end
+return {n, left}
+";
+
+/// Fixed windows in Redis, shared by every node.
+struct RedisWindows {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisWindows {
+    async fn count(&self, bucket: Bucket, key: &str, period_ms: i64) -> Result<(u64, i64), String> {
+        let mut conn = self.conn.clone();
+        let (n, left): (i64, i64) = redis::cmd("EVAL")
+            .arg(HIT)
+            .arg(1)
+            .arg(format!("{}:rl:{}:{key}", self.prefix, bucket.as_str()))
+            .arg(period_ms)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((n.max(0) as u64, now_ms() + left.max(0)))
+    }
+}
+
+/// Counts requests against the configured limits.
+pub struct RateLimiter {
+    settings: RateLimitSettings,
+    trusted: Vec<IpNet>,
+    local: LocalWindows,
+    redis: Option<RedisWindows>,
+    /// When the Redis fallback was last logged (ms), to log it once per 10 seconds.
+    fallback_logged: AtomicI64,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl RateLimiter {
+    /// Limits counted in this process only.
+    pub fn local(settings: RateLimitSettings, trusted: Vec<IpNet>) -> Arc<RateLimiter> {
+        Arc::new(RateLimiter {
+            settings,
+            trusted,
+            local: LocalWindows::new(),
+            redis: None,
+            fallback_logged: AtomicI64::new(i64::MIN),
+        })
+    }
+
+    /// Limits counted in Redis (except `health`), falling back to this process's counts
+    /// while Redis cannot answer.
+    pub async fn with_redis(
+        settings: RateLimitSettings,
+        trusted: Vec<IpNet>,
+        url: &str,
+        prefix: &str,
+    ) -> Result<Arc<RateLimiter>, String> {
+        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_millis(500)))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(RateLimiter {
+            settings,
+            trusted,
+            local: LocalWindows::new(),
+            redis: Some(RedisWindows {
+                conn,
+                prefix: prefix.to_string(),
+            }),
+            fallback_logged: AtomicI64::new(i64::MIN),
+        }))
+    }
+
+    /// Whether request limits are on.
+    pub fn enabled(&self) -> bool {
+        self.settings.enabled
+    }
+
+    /// The rule of a bucket.
+    pub fn rule(&self, bucket: Bucket) -> &RateRule {
+        let s = &self.settings;
+        match bucket {
+            Bucket::Auth => &s.auth,
+            Bucket::WsConnect => &s.ws_connect,
+            Bucket::Health => &s.health,
+            Bucket::Api => &s.api,
+        }
+    }
+
+    fn period_ms(&self, bucket: Bucket) -> i64 {
+        (self.rule(bucket).period_sec as i64).saturating_mul(1000)
+    }
+
+    /// Counts one request of `key` (an IP or a user id) against `bucket`.
+    pub async fn hit(&self, bucket: Bucket, key: &str) -> Decision {
+        let rule = self.rule(bucket);
+        let period = self.period_ms(bucket);
+        if bucket != Bucket::Health {
+            if let Some(redis) = &self.redis {
+                match redis.count(bucket, key, period).await {
+                    Ok((n, end)) => return Decision::new(rule, n, end),
+                    Err(e) => {
+                        let now = now_ms();
+                        let last = self.fallback_logged.load(Ordering::Relaxed);
+                        if now.saturating_sub(last) > 10_000
+                            && self
+                                .fallback_logged
+                                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                                .is_ok()
+                        {
+                            tracing::warn!(error = %e, "rate limits cannot reach Redis; this node's counts apply");
+                        }
+                    }
+                }
+            }
+        }
+        let (n, end) = self.local.count(bucket, key, period, now_ms());
+        Decision::new(rule, n, end)
+    }
+
+    /// Drops ended windows; run for the life of the node.
+    pub async fn sweep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.local.sweep(now_ms());
+        }
+    }
+
+    /// Windows held in memory (for tests and diagnostics).
+    pub fn local_windows(&self) -> usize {
+        self.local.len()
+    }
+
+    /// The client address: the peer, or with a trusted proxy as the peer, the last
+    /// address in `X-Forwarded-For` that is not a trusted proxy.
+    pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer = peer?;
+        if !self.trusted.iter().any(|n| n.contains(peer)) {
+            return Some(peer);
+        }
+        let forwarded: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !self.trusted.iter().any(|n| n.contains(*ip)))
+                .unwrap_or(peer),
+        )
+    }
+}
+
+/// Adds the `X-RateLimit-*` headers of `decision` (all of them on a 429).
+pub fn add_headers(headers: &mut HeaderMap, bucket: Bucket, decision: &Decision, now_ms: i64) {
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("x-ratelimit-limit", decision.limit.to_string());
+    set("x-ratelimit-remaining", decision.remaining.to_string());
+    set("x-ratelimit-reset", decision.reset.to_string());
+    if !decision.allowed {
+        set("retry-after", decision.retry_after(now_ms).to_string());
+        set("x-ratelimit-period", decision.period_sec.to_string());
+        set("x-ratelimit-type", bucket.as_str().to_string());
+    }
+}
+
+/// The 429 answer for a refused request.
+pub fn too_many(bucket: Bucket, decision: &Decision) -> HttpResponse {
+    let mut response = HttpResponse::TooManyRequests().json(ApiError::new(
+        "RATE_LIMITED",
+        format!(
+            "at most {} {} requests per {} s; retry after the time in Retry-After",
+            decision.limit,
+            bucket.as_str(),
+            decision.period_sec
+        ),
+    ));
+    add_headers(response.headers_mut(), bucket, decision, now_ms());
+    response
+}
+
+/// What the `api` limit counted for this request (read by `GET /api/limits`).
+#[derive(Clone, Copy, Debug)]
+pub struct Counted(pub Decision);
+
+/// Middleware: counts every limited request before its handler runs.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(req).await.map(|r| r.map_into_boxed_body());
+    };
+    let limiter = &state.limiter;
+    let bucket = match Bucket::of_path(req.path()) {
+        Some(b) if limiter.enabled() => b,
+        _ => return next.call(req).await.map(|r| r.map_into_boxed_body()),
+    };
+    let ip = limiter.client_ip(req.peer_addr().map(|a| a.ip()), req.headers());
+    let key = match bucket {
+        Bucket::Api => {
+            match crate::routes::bearer(req.request()).and_then(|t| state.jwt.verify(t).ok()) {
+                Some(claims) => format!("user:{}", claims.sub),
+                None => format!("ip:{}", display_ip(ip)),
+            }
+        }
+        _ => display_ip(ip),
+    };
+    let decision = limiter.hit(bucket, &key).await;
+    if !decision.allowed {
+        state.metrics.rate_limited(bucket.metric());
+        let (http, _) = req.into_parts();
+        return Ok(ServiceResponse::new(http, too_many(bucket, &decision)));
+    }
+    if bucket == Bucket::Api {
+        req.extensions_mut().insert(Counted(decision));
+    }
+    let mut response = next.call(req).await?.map_into_boxed_body();
+    add_headers(response.headers_mut(), bucket, &decision, now_ms());
+    Ok(response)
+}
+
+fn display_ip(ip: Option<IpAddr>) -> String {
+    match ip {
+        // IPv4-mapped IPv6 peers count as their IPv4 address.
+        Some(IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        Some(ip) => ip.to_string(),
+        None => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> RateLimitSettings {
+        let rule = |requests| RateRule {
+            requests,
+            period_sec: 60,
+        };
+        RateLimitSettings {
+            enabled: true,
+            trusted_proxies: String::new(),
+            auth: rule(3),
+            ws_connect: rule(5),
+            health: rule(2),
+            api: rule(10),
+        }
+    }
+
+    #[test]
+    fn paths_map_to_buckets() {
+        assert_eq!(Bucket::of_path("/health"), Some(Bucket::Health));
+        assert_eq!(Bucket::of_path("/ready"), Some(Bucket::Health));
+        assert_eq!(Bucket::of_path("/auth/login"), Some(Bucket::Auth));
+        assert_eq!(Bucket::of_path("/auth/token"), Some(Bucket::Auth));
+        assert_eq!(Bucket::of_path("/ws/simulate"), Some(Bucket::WsConnect));
+        assert_eq!(Bucket::of_path("/api/limits"), Some(Bucket::Api));
+        assert_eq!(Bucket::of_path("/admin/users"), Some(Bucket::Api));
+        assert_eq!(Bucket::of_path("/metrics"), None);
+        assert_eq!(Bucket::of_path("/authx"), None);
+    }
+
+    #[test]
+    fn local_windows_count_and_reset() {
+        let w = LocalWindows::new();
+        let period = 60_000;
+        let t0 = 1_800_000_000_000;
+        assert_eq!(w.count(Bucket::Auth, "a", period, t0), (1, t0 + 60_000));
+        assert_eq!(
+            w.count(Bucket::Auth, "a", period, t0 + 59_999),
+            (2, t0 + 60_000)
+        );
+        // Other keys and buckets are separate.
+        assert_eq!(w.count(Bucket::Auth, "b", period, t0 + 1).0, 1);
+        assert_eq!(w.count(Bucket::Api, "a", period, t0).0, 1);
+        // The window ends a period after its first request; the next starts at one.
+        assert_eq!(
+            w.count(Bucket::Auth, "a", period, t0 + 60_000),
+            (1, t0 + 120_000)
+        );
+        assert_eq!(w.len(), 3);
+        w.sweep(t0 + 60_001);
+        assert_eq!(w.len(), 1, "ended windows are dropped");
+    }
+
+    #[test]
+    fn decisions_carry_the_numbers_of_the_headers() {
+        let rule = RateRule {
+            requests: 3,
+            period_sec: 60,
+        };
+        let d = Decision::new(&rule, 3, 1_800_000_060_000);
+        assert!(d.allowed);
+        assert_eq!((d.limit, d.remaining, d.reset), (3, 0, 1_800_000_060));
+        let refused = Decision::new(&rule, 4, 1_800_000_060_000);
+        assert!(!refused.allowed);
+        assert_eq!(refused.remaining, 0);
+        assert_eq!(refused.retry_after(1_800_000_030_500), 30);
+        assert_eq!(refused.retry_after(1_800_000_070_000), 1);
+        let mut headers = HeaderMap::new();
+        add_headers(&mut headers, Bucket::Auth, &refused, 1_800_000_030_500);
+        for name in [
+            "retry-after",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+            "x-ratelimit-period",
+            "x-ratelimit-type",
+        ] {
+            assert!(headers.contains_key(name), "{name}");
+        }
+        assert_eq!(headers.get("x-ratelimit-type").unwrap(), "auth");
+        assert_eq!(headers.get("x-ratelimit-period").unwrap(), "60");
+    }
+
+    #[actix_web::test]
+    async fn local_limiter_refuses_past_the_limit() {
+        let limiter = RateLimiter::local(settings(), vec![]);
+        for _ in 0..3 {
+            assert!(limiter.hit(Bucket::Auth, "10.0.0.1").await.allowed);
+        }
+        let refused = limiter.hit(Bucket::Auth, "10.0.0.1").await;
+        assert!(!refused.allowed);
+        assert!(limiter.hit(Bucket::Auth, "10.0.0.2").await.allowed);
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
+        let limiter = RateLimiter::local(settings(), trusted);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_static("1.2.3.4, 203.0.113.9, 10.1.1.1"),
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // From the proxy: the last untrusted address (a client cannot forge past it).
+        assert_eq!(
+            limiter.client_ip(Some(ip("10.2.3.4")), &headers),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            limiter.client_ip(Some(ip("::1")), &headers),
+            Some(ip("203.0.113.9"))
+        );
+        // From anyone else: the peer.
+        assert_eq!(
+            limiter.client_ip(Some(ip("198.51.100.7")), &headers),
+            Some(ip("198.51.100.7"))
+        );
+        // A proxy without the header: the proxy.
+        assert_eq!(
+            limiter.client_ip(Some(ip("10.2.3.4")), &HeaderMap::new()),
+            Some(ip("10.2.3.4"))
+        );
+    }
+}
