@@ -280,7 +280,7 @@ impl Application {
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
-            TcpListener::bind(&address).map_err(|source| StartError::Bind { address, source })
+            listen(&address).map_err(|source| StartError::Bind { address, source })
         };
         let main = bind(settings.server.port)?;
         let port = local_port(&main)?;
@@ -325,7 +325,7 @@ impl Application {
                 "{}:{}",
                 settings.server.metrics_host, settings.server.metrics_port
             );
-            let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind {
+            let listener = listen(&address).map_err(|source| StartError::Bind {
                 address: address.clone(),
                 source,
             })?;
@@ -458,6 +458,35 @@ impl Application {
         let _ = tokio::time::timeout(left.max(Duration::from_millis(100)), handle.stop(true)).await;
         Ok(())
     }
+}
+
+/// Pending connections the kernel queues per listener (capped by
+/// `net.core.somaxconn`); std's default of 128 overflowed when a thousand clients
+/// connected at once.
+const LISTEN_BACKLOG: i32 = 2048;
+
+/// Binds `address` (`host:port`; the first resolved address that binds) with
+/// [`LISTEN_BACKLOG`].
+fn listen(address: &str) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::net::ToSocketAddrs;
+    let mut last = None;
+    for addr in address.to_socket_addrs()? {
+        let bound = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+            .and_then(|socket| {
+                socket.set_reuse_address(true)?;
+                socket.bind(&addr.into())?;
+                socket.listen(LISTEN_BACKLOG)?;
+                Ok(socket)
+            });
+        match bound {
+            Ok(socket) => return Ok(socket.into()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")
+    }))
 }
 
 fn local_port(l: &TcpListener) -> Result<u16, StartError> {
