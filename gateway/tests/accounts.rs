@@ -396,6 +396,25 @@ async fn api_key_lifecycle_and_second_factor(backend: Backend) {
     )
     .await;
     assert_eq!(status, 401, "recovery codes are single-use");
+
+    // Wrong second factors count toward the lockout like wrong passwords (a right
+    // password alone does not clear them): the used recovery code above and four
+    // wrong codes lock the account.
+    let user = app.db.user_by_email("eve@example.com").await.unwrap();
+    assert_eq!(app.db.account(user.id).await.unwrap().failed_logins, 1);
+    for code in ["111111", "222222", "333333", "444444"] {
+        let (status, body) =
+            post(&app, "/auth/login", with(json!({"totp_code": code})), None).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let account = app.db.account(user.id).await.unwrap();
+    assert!(account.locked_until.is_some(), "{account:?}");
+    let (status, body) = login(&app, "eve@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("AUTH_FAILED")),
+        "locked: the password alone no longer gets as far as the second factor"
+    );
     app.cleanup().await;
 }
 both_backends!(keys_and_totp, api_key_lifecycle_and_second_factor);

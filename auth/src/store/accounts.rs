@@ -576,7 +576,9 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
     if account.user.status != UserStatus::Active {
         return Err(AuthError::AccountInactive(account.user.status));
     }
-    if account.failed_logins > 0 {
+    // With a second factor, failures are forgotten only once it is passed too (the
+    // caller clears them), so wrong codes add up to the lockout.
+    if account.failed_logins > 0 && !account.totp_enabled {
         store.reset_failures(user_id, false, now).await?;
         account.failed_logins = 0;
     }

@@ -167,11 +167,13 @@ async fn do_login(
     let user_id = account.user.id;
     record_user(&user_id.to_string());
     if account.totp_enabled {
-        match (body.totp_code, body.recovery_code) {
-            (Some(code), _) => state.db.verify_totp(user_id, &code).await?,
-            (None, Some(code)) => {
-                state.db.consume_recovery_code(user_id, &code).await?;
-            }
+        let checked = match (body.totp_code, body.recovery_code) {
+            (Some(code), _) => state.db.verify_totp(user_id, &code).await,
+            (None, Some(code)) => state
+                .db
+                .consume_recovery_code(user_id, &code)
+                .await
+                .map(drop),
             (None, None) => {
                 return Err(HttpError {
                     status: actix_web::http::StatusCode::UNAUTHORIZED,
@@ -180,6 +182,17 @@ async fn do_login(
                         .into(),
                 })
             }
+        };
+        // A wrong second factor counts toward the lockout like a wrong password, so
+        // knowing the password does not allow guessing codes without limit.
+        if let Err(e) = checked {
+            if matches!(e, auth::AuthError::InvalidSecondFactor) {
+                state.db.record_failed_login(user_id, ip).await?;
+            }
+            return Err(e.into());
+        }
+        if account.failed_logins > 0 {
+            state.db.clear_failed_logins(user_id).await?;
         }
     }
     let user_agent = req
