@@ -335,6 +335,17 @@ impl RateLimiter {
     }
 }
 
+/// The client address of a request, as the rate limits see it (see
+/// [`RateLimiter::client_ip`]): what audit events and login sessions record.
+pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let ip = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.limiter.client_ip(peer, req.headers()),
+        None => peer,
+    };
+    ip.map(|ip| display_ip(Some(ip)))
+}
+
 /// Adds the `X-RateLimit-*` headers of `decision` (all of them on a 429).
 pub fn add_headers(headers: &mut HeaderMap, bucket: Bucket, decision: &Decision, now_ms: i64) {
     let mut set = |name: &'static str, value: String| {

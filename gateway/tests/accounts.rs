@@ -330,6 +330,43 @@ async fn api_key_lifecycle_and_second_factor(backend: Backend) {
             .0,
         401
     );
+    // Each change is in the audit log, with the owner as actor and the client address.
+    let eve = app.db.user_by_email("eve@example.com").await.unwrap();
+    let events = app
+        .db
+        .audit_events(auth::AuditQuery {
+            user_id: Some(eve.id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let keys: Vec<(String, Value)> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                auth::AuditKind::ApiKeyCreated | auth::AuditKind::ApiKeyRevoked
+            )
+        })
+        .map(|e| {
+            assert_eq!(e.actor_user_id, Some(eve.id));
+            assert_eq!(e.ip.as_deref(), Some("127.0.0.1"));
+            (e.kind.to_string(), e.detail["key_id"].clone())
+        })
+        .collect();
+    let (created_at, rotated_to) = (json!(id), json!(new_id));
+    for expected in [
+        ("api_key_created".to_string(), created_at),
+        ("api_key_created".to_string(), rotated_to.clone()),
+        ("api_key_revoked".to_string(), rotated_to),
+    ] {
+        assert!(keys.contains(&expected), "{expected:?} in {keys:?}");
+    }
+    assert!(
+        !format!("{events:?}").contains(&new_key),
+        "no secret in the audit log"
+    );
+
     // Someone else's key is not found.
     registered(&app, "fay@example.com").await;
     let (_, fay) = login(&app, "fay@example.com", PASSWORD).await;

@@ -9,7 +9,8 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{
-    AccountStore, AuthError, LoginGrant, NewLoginSession, NewUser, RevokeReason, Secret, UserStore,
+    AccountStore, AuditKind, AuthError, LoginGrant, NewAuditEvent, NewLoginSession, NewUser,
+    RevokeReason, Secret, UserStore,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::errors::HttpError;
 use crate::metrics::AuthResult;
+use crate::ratelimit::client_ip;
 use crate::routes::auth::{authenticated as claims, counted};
 use crate::routes::observe::record_user;
 
@@ -341,8 +343,23 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+/// Writes a user's own key change to the audit log; the change has happened, so a
+/// failure to record it is logged rather than undone.
+async fn audited(
+    state: &AppState,
+    req: &HttpRequest,
+    kind: AuditKind,
+    user: Uuid,
+    detail: serde_json::Value,
+) {
+    let event = NewAuditEvent::new(kind)
+        .actor(user)
+        .subject(user)
+        .ip(client_ip(req).as_deref())
+        .detail(detail);
+    if let Err(e) = state.db.append_audit(event).await {
+        tracing::error!(%kind, %user, error = %e, "key change not written to the audit log");
+    }
 }
 
 /// How long a rotated API key keeps working beside its replacement.
@@ -414,15 +431,19 @@ pub async fn create_key(
     new.expires_at = body
         .expires_in_days
         .map(|d| Utc::now() + chrono::Duration::days(i64::from(d.max(1))));
-    created(&state, claims.sub, new).await
+    let created = state.db.create_api_key(claims.sub, new).await?;
+    audited(
+        &state,
+        &req,
+        AuditKind::ApiKeyCreated,
+        claims.sub,
+        serde_json::json!({"key_id": created.key.id, "prefix": created.key.prefix, "name": created.key.name}),
+    )
+    .await;
+    created_answer(created)
 }
 
-async fn created(
-    state: &AppState,
-    user: Uuid,
-    new: auth::NewApiKey,
-) -> Result<HttpResponse, HttpError> {
-    let created = state.db.create_api_key(user, new).await?;
+fn created_answer(created: auth::CreatedApiKey) -> Result<HttpResponse, HttpError> {
     let mut body = serde_json::to_value(KeyEntry::from(created.key))
         .map_err(|_| HttpError::invalid_params("unencodable key"))?;
     body["key"] = serde_json::Value::String(created.secret.expose().clone());
@@ -431,12 +452,16 @@ async fn created(
         .json(body))
 }
 
-fn key_id(path: &str) -> Result<Uuid, HttpError> {
-    path.parse().map_err(|_| HttpError {
+fn no_such_key() -> HttpError {
+    HttpError {
         status: actix_web::http::StatusCode::NOT_FOUND,
         code: "NOT_FOUND",
         message: "no such key".into(),
-    })
+    }
+}
+
+fn key_id(path: &str) -> Result<Uuid, HttpError> {
+    path.parse().map_err(|_| no_such_key())
 }
 
 /// `DELETE /api/keys/{id}`: revokes a key; its tokens and connections end on every
@@ -449,6 +474,14 @@ pub async fn revoke_key(
     let claims = claims(&req, &state)?;
     let key = state.db.revoke_api_key(claims.sub, key_id(&path)?).await?;
     announce(&state, crate::revocation::Revoked::Key(key.id)).await;
+    audited(
+        &state,
+        &req,
+        AuditKind::ApiKeyRevoked,
+        claims.sub,
+        serde_json::json!({"key_id": key.id, "prefix": key.prefix}),
+    )
+    .await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -460,14 +493,37 @@ pub async fn rotate_key(
     path: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
     let claims = claims(&req, &state)?;
-    let old = state
+    let id = key_id(&path)?;
+    let current = state
         .db
-        .expire_api_key(claims.sub, key_id(&path)?, Utc::now() + KEY_ROTATION_GRACE)
-        .await?;
-    if old.revoked_at.is_some() {
+        .list_api_keys(claims.sub)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id)
+        .ok_or_else(no_such_key)?;
+    if current.revoked_at.is_some() {
         return Err(HttpError::invalid_params("a revoked key cannot be rotated"));
     }
-    created(&state, claims.sub, auth::NewApiKey::new(old.name)).await
+    let old = state
+        .db
+        .expire_api_key(claims.sub, id, Utc::now() + KEY_ROTATION_GRACE)
+        .await?;
+    let created = state
+        .db
+        .create_api_key(claims.sub, auth::NewApiKey::new(old.name.clone()))
+        .await?;
+    audited(
+        &state,
+        &req,
+        AuditKind::ApiKeyCreated,
+        claims.sub,
+        serde_json::json!({
+            "key_id": created.key.id, "prefix": created.key.prefix, "name": created.key.name,
+            "rotated_from": old.id, "old_key_expires_at": old.expires_at.map(|t| t.to_rfc3339()),
+        }),
+    )
+    .await;
+    created_answer(created)
 }
 
 /// Applies a revocation here and tells the other nodes (they also read it from the
