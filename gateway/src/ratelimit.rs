@@ -319,19 +319,27 @@ impl RateLimiter {
         if !self.trusted.iter().any(|n| n.contains(peer)) {
             return Some(peer);
         }
-        let forwarded: Vec<IpAddr> = headers
+        let forwarded: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse().ok())
             .collect();
-        Some(
-            forwarded
-                .into_iter()
-                .rev()
-                .find(|ip| !self.trusted.iter().any(|n| n.contains(*ip)))
-                .unwrap_or(peer),
-        )
+        // From the nearest hop outwards: the first address that is not a trusted proxy.
+        // Anything unreadable stops the walk at the last trusted hop, so a value the
+        // client wrote further left is never believed.
+        let mut client = peer;
+        for entry in forwarded.into_iter().rev() {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusted.iter().any(|n| n.contains(ip)) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        Some(client)
     }
 }
 
@@ -391,7 +399,8 @@ pub async fn middleware(
         return next.call(req).await.map(|r| r.map_into_boxed_body());
     };
     let limiter = &state.limiter;
-    let bucket = match Bucket::of_path(req.path()) {
+    // The decoded path, as the router matches it (`/%61uth/login` is `/auth/login`).
+    let bucket = match Bucket::of_path(req.match_info().as_str()) {
         Some(b) if limiter.enabled() => b,
         _ => return next.call(req).await.map(|r| r.map_into_boxed_body()),
     };
@@ -400,10 +409,10 @@ pub async fn middleware(
         Bucket::Api => {
             match crate::routes::bearer(req.request()).and_then(|t| state.jwt.verify(t).ok()) {
                 Some(claims) => format!("user:{}", claims.sub),
-                None => format!("ip:{}", display_ip(ip)),
+                None => format!("ip:{}", rate_key(ip)),
             }
         }
-        _ => display_ip(ip),
+        _ => rate_key(ip),
     };
     let decision = limiter.hit(bucket, &key).await;
     if !decision.allowed {
@@ -417,6 +426,18 @@ pub async fn middleware(
     let mut response = next.call(req).await?.map_into_boxed_body();
     add_headers(response.headers_mut(), bucket, &decision, now_ms());
     Ok(response)
+}
+
+/// What per-IP limits count: the address, or for IPv6 its /64 (one subscriber's
+/// network, which can hold any number of addresses).
+fn rate_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let net = std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1));
+            format!("{net}/64")
+        }
+        other => display_ip(other),
+    }
 }
 
 fn display_ip(ip: Option<IpAddr>) -> String {
@@ -447,6 +468,22 @@ mod tests {
             health: rule(2),
             api: rule(10),
         }
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(rate_key(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            rate_key(ip("2001:db8:1:2:bbbb::9")),
+            rate_key(ip("2001:db8:1:2:aaaa::1"))
+        );
+        assert_ne!(
+            rate_key(ip("2001:db8:1:3::1")),
+            rate_key(ip("2001:db8:1:2::1"))
+        );
+        assert_eq!(rate_key(ip("::ffff:192.0.2.1")), "192.0.2.1");
+        assert_eq!(rate_key(ip("192.0.2.1")), "192.0.2.1");
     }
 
     #[test]
@@ -549,6 +586,27 @@ mod tests {
         assert_eq!(
             limiter.client_ip(Some(ip("198.51.100.7")), &headers),
             Some(ip("198.51.100.7"))
+        );
+        // An unreadable hop stops the walk: what the client wrote left of it is not
+        // believed.
+        let mut spoofed = HeaderMap::new();
+        spoofed.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_static("1.2.3.4, unknown"),
+        );
+        assert_eq!(
+            limiter.client_ip(Some(ip("10.2.3.4")), &spoofed),
+            Some(ip("10.2.3.4"))
+        );
+        // Only trusted hops: the farthest one.
+        let mut internal = HeaderMap::new();
+        internal.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_static("10.9.9.9"),
+        );
+        assert_eq!(
+            limiter.client_ip(Some(ip("10.2.3.4")), &internal),
+            Some(ip("10.9.9.9"))
         );
         // A proxy without the header: the proxy.
         assert_eq!(

@@ -95,6 +95,11 @@ async fn every_429_carries_all_headers() {
         .await
         .unwrap();
     assert_limited(res, "auth", 4).await;
+    // Percent-encoding reaches the same handler, and the same limit.
+    let res = client.get(app.url("/%61uth/servers")).send().await.unwrap();
+    assert_limited(res, "auth", 4).await;
+    let res = client.get(app.url("/auth/%73ervers")).send().await.unwrap();
+    assert_limited(res, "auth", 4).await;
 
     // health
     for _ in 0..5 {
