@@ -294,6 +294,20 @@ async fn api_key_lifecycle_and_second_factor(backend: Backend) {
     );
     assert_eq!(token_status(&app, &key).await, 200);
 
+    // A token exchanged for the key cannot manage the account (a leaked key must not
+    // mint keys, rotate itself away from revocation or enrol a second factor).
+    let key_token = app.token(&key).await;
+    assert_eq!(get(&app, "/api/keys", &key_token).await.0, 403);
+    for path in ["/api/keys", "/auth/totp/enrol", "/auth/logout"] {
+        let (status, body) = post(&app, path, json!({"name": "x"}), Some(&key_token)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("FORBIDDEN")),
+            "{path}"
+        );
+    }
+    assert_eq!(get(&app, "/auth/sessions", &key_token).await.0, 403);
+
     // Rotate: a new key; the old one keeps working for the grace period.
     let id = created["id"].as_str().unwrap();
     let (status, rotated) = post(
@@ -305,6 +319,24 @@ async fn api_key_lifecycle_and_second_factor(backend: Backend) {
     .await;
     assert_eq!(status, 201);
     let new_key = rotated["key"].as_str().unwrap().to_string();
+    assert_eq!(
+        rotated["expires_at"], created["expires_at"],
+        "rotation keeps the key's end"
+    );
+    for days in [0u64, 3651, 4_294_967_295] {
+        let (status, body) = post(
+            &app,
+            "/api/keys",
+            json!({"name": "far", "expires_in_days": days}),
+            Some(&access),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("INVALID_PARAMS")),
+            "{days}"
+        );
+    }
     assert_eq!(token_status(&app, &key).await, 200);
     assert_eq!(token_status(&app, &new_key).await, 200);
 
@@ -455,3 +487,71 @@ async fn api_key_lifecycle_and_second_factor(backend: Backend) {
     app.cleanup().await;
 }
 both_backends!(keys_and_totp, api_key_lifecycle_and_second_factor);
+
+async fn turning_the_second_factor_off(backend: Backend) {
+    let app = spawn(backend).await;
+    registered(&app, "gus@example.com").await;
+    let (_, session) = login(&app, "gus@example.com", PASSWORD).await;
+    let access = session["access_token"].as_str().unwrap().to_string();
+    let (_, enrolment) = post(&app, "/auth/totp/enrol", json!({}), Some(&access)).await;
+    let secret = auth::totp::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let (status, _) = post(
+        &app,
+        "/auth/totp/confirm",
+        json!({"code": auth::totp::code_at(&secret, now)}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let user = app.db.user_by_email("gus@example.com").await.unwrap();
+
+    // The access token alone is not enough: the password is needed too...
+    let next = auth::totp::code_at(&secret, now + 30);
+    let (status, body) = post(
+        &app,
+        "/auth/totp/disable",
+        json!({"code": next}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = post(
+        &app,
+        "/auth/totp/disable",
+        json!({"code": next, "password": "not the password"}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // ...and wrong codes count toward the lockout like wrong passwords.
+    let (status, _) = post(
+        &app,
+        "/auth/totp/disable",
+        json!({"code": "000000", "password": PASSWORD}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(app.db.account(user.id).await.unwrap().failed_logins, 2);
+
+    let (status, _) = post(
+        &app,
+        "/auth/totp/disable",
+        json!({"code": next, "password": PASSWORD}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let account = app.db.account(user.id).await.unwrap();
+    assert!(!account.totp_enabled);
+    assert_eq!(
+        account.failed_logins, 0,
+        "a complete check clears the failures"
+    );
+    let (status, _) = login(&app, "gus@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "no code needed any more");
+    app.cleanup().await;
+}
+
+both_backends!(totp_disable, turning_the_second_factor_off);

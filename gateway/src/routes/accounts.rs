@@ -20,7 +20,7 @@ use crate::app::AppState;
 use crate::errors::HttpError;
 use crate::metrics::AuthResult;
 use crate::ratelimit::client_ip;
-use crate::routes::auth::{authenticated as claims, counted};
+use crate::routes::auth::{authenticated, counted};
 use crate::routes::observe::record_user;
 
 /// One entry of `GET /auth/servers`.
@@ -252,12 +252,28 @@ fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpErro
         }))
 }
 
+/// The claims of a login session's access token. The account itself (its keys,
+/// second factor and login sessions) is managed only from a human login: a token
+/// exchanged for an API key gets 403, so a leaked key cannot mint new keys or lock its
+/// owner out.
+fn login_claims(req: &HttpRequest, state: &AppState) -> Result<auth::Claims, HttpError> {
+    let claims = authenticated(req, state)?;
+    if claims.sid.is_none() {
+        return Err(HttpError {
+            status: actix_web::http::StatusCode::FORBIDDEN,
+            code: "FORBIDDEN",
+            message: "managing the account needs a login session (POST /auth/login); API-key tokens cannot".into(),
+        });
+    }
+    Ok(claims)
+}
+
 /// `POST /auth/logout`: ends the login session of the Bearer token (204).
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let session = claims.sid.ok_or_else(|| {
         HttpError::invalid_params("this token does not belong to a login session")
     })?;
@@ -288,7 +304,7 @@ pub async fn sessions(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let now = Utc::now();
     let sessions: Vec<SessionEntry> = state
         .db
@@ -316,7 +332,7 @@ pub async fn end(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let session: Uuid = path.parse().map_err(|_| HttpError {
         status: actix_web::http::StatusCode::NOT_FOUND,
         code: "NOT_FOUND",
@@ -400,7 +416,7 @@ impl From<auth::ApiKey> for KeyEntry {
 
 /// `GET /api/keys`: the caller's API keys (never the secrets).
 pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let keys: Vec<KeyEntry> = state
         .db
         .list_api_keys(claims.sub)
@@ -415,10 +431,13 @@ pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 #[derive(Debug, Deserialize)]
 pub struct NewKeyRequest {
     name: String,
-    /// Days until the key expires; none for no expiry.
+    /// Days until the key expires (1 to [`MAX_KEY_DAYS`]); none for no expiry.
     #[serde(default)]
     expires_in_days: Option<u32>,
 }
+
+/// The longest expiry a new key can be given, in days (ten years).
+const MAX_KEY_DAYS: u32 = 3650;
 
 /// `POST /api/keys`: a new key, its secret shown only in this answer (201).
 pub async fn create_key(
@@ -426,11 +445,17 @@ pub async fn create_key(
     state: web::Data<AppState>,
     body: web::Json<NewKeyRequest>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let mut new = auth::NewApiKey::new(body.name.clone());
-    new.expires_at = body
-        .expires_in_days
-        .map(|d| Utc::now() + chrono::Duration::days(i64::from(d.max(1))));
+    new.expires_at = match body.expires_in_days {
+        None => None,
+        Some(d @ 1..=MAX_KEY_DAYS) => Some(Utc::now() + chrono::Duration::days(i64::from(d))),
+        Some(_) => {
+            return Err(HttpError::invalid_params(format!(
+                "`expires_in_days` must be 1 to {MAX_KEY_DAYS}"
+            )))
+        }
+    };
     let created = state.db.create_api_key(claims.sub, new).await?;
     audited(
         &state,
@@ -471,7 +496,7 @@ pub async fn revoke_key(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let key = state.db.revoke_api_key(claims.sub, key_id(&path)?).await?;
     announce(&state, crate::revocation::Revoked::Key(key.id)).await;
     audited(
@@ -492,7 +517,7 @@ pub async fn rotate_key(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let id = key_id(&path)?;
     let current = state
         .db
@@ -504,14 +529,19 @@ pub async fn rotate_key(
     if current.revoked_at.is_some() {
         return Err(HttpError::invalid_params("a revoked key cannot be rotated"));
     }
+    if current.expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(HttpError::invalid_params(
+            "an expired key cannot be rotated",
+        ));
+    }
     let old = state
         .db
         .expire_api_key(claims.sub, id, Utc::now() + KEY_ROTATION_GRACE)
         .await?;
-    let created = state
-        .db
-        .create_api_key(claims.sub, auth::NewApiKey::new(old.name.clone()))
-        .await?;
+    // The replacement keeps the old key's end, so rotating never extends a key.
+    let mut replacement = auth::NewApiKey::new(old.name.clone());
+    replacement.expires_at = current.expires_at;
+    let created = state.db.create_api_key(claims.sub, replacement).await?;
     audited(
         &state,
         &req,
@@ -540,7 +570,7 @@ pub async fn totp_enrol(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     let enrolment = state.db.enrol_totp(claims.sub).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -563,7 +593,7 @@ pub async fn totp_confirm(
     state: web::Data<AppState>,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
+    let claims = login_claims(&req, &state)?;
     state.db.confirm_totp(claims.sub, &body.code).await?;
     let codes = state.db.generate_recovery_codes(claims.sub).await?;
     let codes: Vec<&String> = codes.iter().map(|c| c.expose()).collect();
@@ -572,14 +602,36 @@ pub async fn totp_confirm(
         .json(serde_json::json!({ "recovery_codes": codes })))
 }
 
-/// `POST /auth/totp/disable`: turns the second factor off, given a current code (204).
+/// `POST /auth/totp/disable` body: the password and a current code.
+#[derive(Debug, Deserialize)]
+pub struct DisableRequest {
+    password: String,
+    code: String,
+}
+
+/// `POST /auth/totp/disable`: turns the second factor off, given the password and a
+/// current code (204). Wrong ones count toward the lockout, as at login, so a stolen
+/// access token cannot guess its way to removing the second factor.
 pub async fn totp_disable(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Json<CodeRequest>,
+    body: web::Json<DisableRequest>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = claims(&req, &state)?;
-    state.db.verify_totp(claims.sub, &body.code).await?;
+    let claims = login_claims(&req, &state)?;
+    let body = body.into_inner();
+    let ip = client_ip(&req);
+    let user = state.db.user_by_id(claims.sub).await?;
+    state
+        .db
+        .authenticate_password(&user.email, Secret::new(body.password), ip.clone())
+        .await?;
+    if let Err(e) = state.db.verify_totp(claims.sub, &body.code).await {
+        if matches!(e, AuthError::InvalidSecondFactor) {
+            state.db.record_failed_login(claims.sub, ip).await?;
+        }
+        return Err(e.into());
+    }
+    state.db.clear_failed_logins(claims.sub).await?;
     state.db.disable_totp(claims.sub, Some(claims.sub)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
