@@ -238,10 +238,10 @@ impl Application {
         .with_counts(counts.clone())
         .with_metrics(Arc::clone(&metrics))
         .start();
-        let revocations = Arc::new(Revocations::default());
         // No token outlives its lifetime plus a day of clock skew; older revocations
-        // are kept from earlier reads.
+        // are kept from earlier reads for as long.
         let horizon = Duration::from_secs(settings.jwt.lifetime_sec + 24 * 3600);
+        let revocations = Arc::new(Revocations::new(horizon));
         actix_web::rt::spawn(revocation::poll_database(
             Arc::clone(&revocations),
             db.clone(),

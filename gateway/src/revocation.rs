@@ -9,9 +9,9 @@
 //! (or a single node without Redis). Either way a revocation reaches every node within
 //! a second. While the database is unreachable the last known state stays in force.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use auth::{Claims, Database, UserStore};
 use serde::{Deserialize, Serialize};
@@ -66,29 +66,40 @@ impl Credential {
     }
 }
 
+/// Revoked keys and sessions (with when this node learned of them) and inactive users.
 #[derive(Default)]
 struct Known {
-    keys: HashSet<Uuid>,
+    keys: HashMap<Uuid, Instant>,
     users: HashSet<Uuid>,
-    sessions: HashSet<Uuid>,
+    sessions: HashMap<Uuid, Instant>,
 }
 
 /// This node's view of revocations, and a feed of new ones for open connections.
 pub struct Revocations {
     known: RwLock<Known>,
     events: broadcast::Sender<Revoked>,
+    /// How long a revoked key or session is remembered after the database stops
+    /// reporting it: no token issued before the revocation lives longer.
+    retention: Duration,
 }
 
 impl Default for Revocations {
     fn default() -> Self {
-        Revocations {
-            known: RwLock::default(),
-            events: broadcast::channel(1024).0,
-        }
+        Revocations::new(Duration::from_secs(25 * 3600))
     }
 }
 
 impl Revocations {
+    /// Remembers revoked keys and sessions for `retention` (the longest token life
+    /// plus clock skew).
+    pub fn new(retention: Duration) -> Self {
+        Revocations {
+            known: RwLock::default(),
+            events: broadcast::channel(1024).0,
+            retention,
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Known> {
         // Sets are replaced or extended in single statements; a poisoned lock still
         // holds a consistent view.
@@ -99,8 +110,8 @@ impl Revocations {
     pub fn refuses(&self, who: &Credential) -> bool {
         let known = self.read();
         known.users.contains(&who.user)
-            || who.key.is_some_and(|k| known.keys.contains(&k))
-            || who.session.is_some_and(|s| known.sessions.contains(&s))
+            || who.key.is_some_and(|k| known.keys.contains_key(&k))
+            || who.session.is_some_and(|s| known.sessions.contains_key(&s))
     }
 
     /// Whether `claims` must be refused.
@@ -117,10 +128,11 @@ impl Revocations {
     pub fn apply(&self, revoked: Revoked) {
         let new = {
             let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
             match revoked {
-                Revoked::Key(k) => known.keys.insert(k),
+                Revoked::Key(k) => known.keys.insert(k, now).is_none(),
                 Revoked::User(u) => known.users.insert(u),
-                Revoked::Session(s) => known.sessions.insert(s),
+                Revoked::Session(s) => known.sessions.insert(s, now).is_none(),
             }
         };
         if new {
@@ -131,22 +143,47 @@ impl Revocations {
     /// Replaces the view with the database's (users can be re-enabled); tells
     /// connections about what is new.
     fn replace(&self, keys: HashSet<Uuid>, users: HashSet<Uuid>, sessions: HashSet<Uuid>) {
+        self.replace_at(keys, users, sessions, Instant::now());
+    }
+
+    fn replace_at(
+        &self,
+        keys: HashSet<Uuid>,
+        users: HashSet<Uuid>,
+        sessions: HashSet<Uuid>,
+        now: Instant,
+    ) {
         let fresh: Vec<Revoked> = {
             let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
             let fresh = keys
-                .difference(&known.keys)
+                .iter()
+                .filter(|k| !known.keys.contains_key(k))
                 .map(|k| Revoked::Key(*k))
                 .chain(users.difference(&known.users).map(|u| Revoked::User(*u)))
                 .chain(
                     sessions
-                        .difference(&known.sessions)
+                        .iter()
+                        .filter(|s| !known.sessions.contains_key(s))
                         .map(|s| Revoked::Session(*s)),
                 )
                 .collect();
             // Keys and sessions stay revoked; the database only reports those recent
-            // enough to matter, so older ones are kept from earlier reads.
-            known.keys.extend(keys);
-            known.sessions.extend(sessions);
+            // enough to matter, so older ones are kept from earlier reads, and
+            // forgotten `retention` after the database stopped reporting them.
+            let retention = self.retention;
+            let (keys_seen, sessions_seen) = (&keys, &sessions);
+            known
+                .keys
+                .retain(|k, at| keys_seen.contains(k) || now.duration_since(*at) < retention);
+            known
+                .sessions
+                .retain(|s, at| sessions_seen.contains(s) || now.duration_since(*at) < retention);
+            for k in keys {
+                known.keys.insert(k, now);
+            }
+            for s in sessions {
+                known.sessions.insert(s, now);
+            }
             known.users = users;
             fresh
         };
@@ -294,6 +331,19 @@ mod tests {
             session: None,
         };
         assert!(r.refuses(&other), "keys stay revoked");
+        // ...for the retention time after the database stopped reporting them.
+        let later = Instant::now() + Duration::from_secs(25 * 3600 + 1);
+        r.replace_at(
+            HashSet::new(),
+            HashSet::new(),
+            HashSet::from([session]),
+            later,
+        );
+        assert!(!r.refuses(&other), "the key is forgotten");
+        assert!(
+            r.refuses(&who(None, Some(session))),
+            "a session still reported stays"
+        );
         let json = serde_json::to_string(&Revoked::User(user)).unwrap();
         assert_eq!(
             serde_json::from_str::<Revoked>(&json).unwrap(),
