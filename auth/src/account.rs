@@ -36,12 +36,19 @@ pub struct AccountPolicy {
     pub recovery_codes: u32,
     /// The issuer named in TOTP provisioning URIs.
     pub totp_issuer: String,
+    /// Password hashes and verifications that may run at once (each holds the argon2
+    /// memory cost); at least 1.
+    pub hashing_permits: u32,
+    /// How long a login or registration waits for a hashing slot before it is refused
+    /// with [`AuthError::Overloaded`](crate::AuthError::Overloaded).
+    pub hashing_wait: Duration,
 }
 
 impl Default for AccountPolicy {
     /// 5 failures in 15 minutes lock for 15 minutes; 5 sessions of at most 12 hours;
     /// refresh tokens for the session's life; verification links for 24 hours;
-    /// 10 recovery codes.
+    /// 10 recovery codes; twice the available parallelism in hashing slots, waited
+    /// for up to 5 seconds.
     fn default() -> Self {
         Self {
             password: PasswordParams::default(),
@@ -54,6 +61,9 @@ impl Default for AccountPolicy {
             verification_token_lifetime: Duration::from_secs(24 * 3600),
             recovery_codes: 10,
             totp_issuer: "SimuTrador".to_owned(),
+            hashing_permits: u32::try_from(crate::password::HashingLimit::default_permits())
+                .unwrap_or(u32::MAX),
+            hashing_wait: Duration::from_secs(5),
         }
     }
 }

@@ -74,6 +74,15 @@ pub enum AuthError {
     /// Hashing a password failed (only out-of-range parameters do this).
     #[error("could not hash password")]
     PasswordHashing,
+    /// The right password, but the email address was never verified: password login
+    /// waits until it is. Told apart from a wrong password because the caller proved
+    /// the password.
+    #[error("email address is not verified")]
+    EmailNotVerified,
+    /// Every password-hashing slot stayed busy for the configured wait: the server is
+    /// overloaded with logins. Nothing was counted; trying again later is fine.
+    #[error("too many passwords are being checked; try again shortly")]
+    Overloaded,
     /// Sealing or opening a secret kept at rest failed; the text is for logs.
     #[error("could not use an encrypted secret")]
     Crypto(&'static str),
@@ -139,6 +148,9 @@ pub enum CredentialRejection {
         /// When logins are accepted again.
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// The window already counts `max_failed_logins` attempts (failed, or still being
+    /// checked), so this one was refused without looking at the password.
+    TooManyAttempts,
 }
 
 /// Why a refresh token was refused (other than re-use, which is

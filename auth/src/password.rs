@@ -4,10 +4,16 @@
 //! hashes verifiable; [`PasswordHasher::needs_rehash`] tells when one should be
 //! replaced. Refusing an unknown email runs one verification against a dummy hash made
 //! with the current costs, so it takes as long as refusing a wrong password.
+//!
+//! Each hash or verification holds megabytes (19 MiB by default) for its duration, so
+//! a [`HashingLimit`] caps how many run at once: a login flood then waits, and
+//! finally gets [`AuthError::Overloaded`], instead of running the server out of memory.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, Version};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::AuthError;
 use crate::secret::Secret;
@@ -156,8 +162,84 @@ impl PasswordHasher {
     }
 }
 
+/// Caps concurrent password hashing and verification across a process (one per
+/// store). Cheap to clone; clones share the permits.
+#[derive(Debug, Clone)]
+pub struct HashingLimit {
+    permits: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// The right to run one hash or verification; see [`HashingLimit::acquire`].
+#[derive(Debug)]
+pub struct HashingPermit(OwnedSemaphorePermit);
+
+impl HashingLimit {
+    /// At most `permits` at once; a caller waits at most `wait` for one.
+    pub fn new(permits: usize, wait: Duration) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(permits)),
+            wait,
+        }
+    }
+
+    /// Twice the available parallelism: argon2 is CPU-bound, so more would only queue
+    /// on the blocking pool while holding its memory.
+    pub fn default_permits() -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get().saturating_mul(2))
+    }
+
+    /// A permit, or [`AuthError::Overloaded`] if none frees up within the wait.
+    pub async fn acquire(&self) -> Result<HashingPermit, AuthError> {
+        match tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(HashingPermit(permit)),
+            // Timed out (or closed, which this type never does).
+            _ => Err(AuthError::Overloaded),
+        }
+    }
+
+    /// A permit if one is free right now, for work that can be skipped.
+    pub fn try_acquire(&self) -> Option<HashingPermit> {
+        Arc::clone(&self.permits)
+            .try_acquire_owned()
+            .ok()
+            .map(HashingPermit)
+    }
+
+    /// [`acquire`](Self::acquire), then [`HashingPermit::run`].
+    pub async fn run<T, F>(&self, work: F) -> Result<T, AuthError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.acquire().await?.run(work).await
+    }
+}
+
+impl HashingPermit {
+    /// Runs `work` on the blocking pool. The permit is released when `work` ends, not
+    /// when the caller stops waiting: a dropped request cannot free a slot whose
+    /// argon2 memory is still in use.
+    pub async fn run<T, F>(self, work: F) -> Result<T, AuthError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = self.0;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|_| AuthError::PasswordHashing)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
     use super::*;
 
     fn fast() -> PasswordHasher {
@@ -242,5 +324,72 @@ mod tests {
                 p_cost: 1
             }
         );
+    }
+
+    /// Runs `n` jobs of `ms` milliseconds through `limit`; returns the most that ran
+    /// at once and the results.
+    async fn flood(limit: &HashingLimit, n: usize, ms: u64) -> (usize, Vec<Result<(), AuthError>>) {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..n).map(|_| {
+            let (running, most) = (Arc::clone(&running), Arc::clone(&most));
+            let limit = limit.clone();
+            tokio::spawn(async move {
+                limit
+                    .run(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(ms));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+            })
+        });
+        let mut results = Vec::new();
+        for job in jobs.collect::<Vec<_>>() {
+            results.push(job.await.unwrap());
+        }
+        (most.load(Ordering::SeqCst), results)
+    }
+
+    #[tokio::test]
+    async fn hashing_limit_caps_concurrent_work() {
+        let limit = HashingLimit::new(2, Duration::from_secs(30));
+        let (most, results) = flood(&limit, 12, 20).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(most, 2, "never more than the permits, and they are used");
+
+        let one = HashingLimit::new(1, Duration::from_secs(30));
+        let started = Instant::now();
+        let (most, results) = flood(&one, 4, 50).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(most, 1);
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "serialised"
+        );
+    }
+
+    #[tokio::test]
+    async fn hashing_limit_refuses_after_the_wait() {
+        let limit = HashingLimit::new(1, Duration::from_millis(50));
+        let held = limit.acquire().await.unwrap();
+        let started = Instant::now();
+        assert!(matches!(limit.run(|| ()).await, Err(AuthError::Overloaded)));
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        // The slot is held until the work ends, even once nobody waits for it.
+        let busy = tokio::spawn(held.run(|| std::thread::sleep(Duration::from_millis(300))));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        busy.abort();
+        assert!(matches!(limit.acquire().await, Err(AuthError::Overloaded)));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(limit.run(|| ()).await.is_ok());
+
+        assert!(limit.try_acquire().is_some());
+        let none = HashingLimit::new(0, Duration::from_millis(10));
+        assert!(none.try_acquire().is_none());
+        assert!(matches!(none.run(|| ()).await, Err(AuthError::Overloaded)));
     }
 }

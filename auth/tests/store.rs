@@ -199,6 +199,10 @@ store_suite!(
     admin_audit_counts_and_ip_filter,
     admin_finds_any_key_by_id,
     admin_usage_per_user_and_plan,
+    concurrent_guesses_get_at_most_the_allowed_checks,
+    a_right_password_among_concurrent_guesses_adds_no_tries,
+    totp_accounts_keep_failures_until_the_second_factor,
+    unverified_emails_cannot_log_in_until_verified,
 );
 
 mod suite {

@@ -106,6 +106,20 @@ impl From<AuthError> for HttpError {
                 HttpError::auth_failed(e.to_string())
             }
             AuthError::InvalidSecondFactor => HttpError::auth_failed("invalid second factor"),
+            // Only after the right password, so telling it apart reveals nothing new.
+            AuthError::EmailNotVerified => HttpError {
+                status: StatusCode::FORBIDDEN,
+                code: "EMAIL_NOT_VERIFIED",
+                message: "verify your email first (POST /auth/verify-email)".into(),
+            },
+            AuthError::Overloaded => {
+                tracing::warn!("no password-hashing slot freed up in time; request refused");
+                HttpError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "SERVICE_UNAVAILABLE",
+                    message: "the server is busy; try again shortly".into(),
+                }
+            }
             AuthError::InvalidOneTimeToken(reason) => {
                 tracing::info!(?reason, "one-time token refused");
                 HttpError::invalid_params("invalid or expired token")
@@ -157,4 +171,24 @@ pub fn log_chain(e: &dyn std::error::Error) {
         source = s.source();
     }
     tracing::error!(error = %chain, "request failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unverified_email_and_overload_have_their_own_answers() {
+        let unverified = HttpError::from(AuthError::EmailNotVerified);
+        assert_eq!(
+            (unverified.status.as_u16(), unverified.code),
+            (403, "EMAIL_NOT_VERIFIED")
+        );
+        assert!(unverified.message.contains("/auth/verify-email"));
+        let busy = HttpError::from(AuthError::Overloaded);
+        assert_eq!(
+            (busy.status.as_u16(), busy.code),
+            (503, "SERVICE_UNAVAILABLE")
+        );
+    }
 }

@@ -162,6 +162,49 @@ both_backends!(
     refusals_do_not_tell_emails_apart_and_lock
 );
 
+async fn unverified_emails_cannot_log_in(backend: Backend) {
+    let app = spawn(backend).await;
+    let (status, _) = post(
+        &app,
+        "/auth/register",
+        json!({"email": "gil@example.com", "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    // A wrong password gets the answer everybody gets.
+    let wrong = login(&app, "gil@example.com", "wrong password").await;
+    assert_eq!(wrong, login(&app, "nobody@example.com", PASSWORD).await);
+    assert_eq!(wrong.0, 401);
+    // The right one learns what is missing.
+    let (status, body) = login(&app, "gil@example.com", PASSWORD).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("EMAIL_NOT_VERIFIED")),
+        "{body}"
+    );
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("POST /auth/verify-email"));
+    let user = app.db.user_by_email("gil@example.com").await.unwrap();
+    let token = app.db.create_email_verification(user.id).await.unwrap();
+    let (status, _) = post(
+        &app,
+        "/auth/verify-email",
+        json!({"token": token.token.expose()}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = login(&app, "gil@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    // The earlier failure was cleared by the login that went through.
+    assert_eq!(app.db.account(user.id).await.unwrap().failed_logins, 0);
+    app.cleanup().await;
+}
+both_backends!(email_verification_required, unverified_emails_cannot_log_in);
+
 async fn refresh_rotation_theft_logout_and_sessions(backend: Backend) {
     let app = spawn(backend).await;
     registered(&app, "cy@example.com").await;

@@ -21,7 +21,7 @@ use crate::crypto::Sealed;
 use crate::email::normalise_email;
 use crate::error::{AuthError, CredentialRejection, OneTimeRejection, RefreshRejection};
 use crate::model::{NewUser, User, UserStatus};
-use crate::password::PasswordHasher;
+use crate::password::{HashingPermit, PasswordHasher};
 use crate::secret::Secret;
 use crate::{token, totp};
 
@@ -60,11 +60,22 @@ pub trait AccountStore: Send + Sync {
     /// Checks an email and password: the first step of a human login.
     ///
     /// Always runs exactly one argon2 verification (against a dummy hash for unknown
-    /// emails and password-less users), so the time taken does not reveal whether the
-    /// email exists. Refused with [`AuthError::InvalidCredentials`] (one message for
-    /// every reason); a wrong password counts towards the lockout; while locked even the
-    /// right password is refused. A disabled or locked-status user with the right
-    /// password gets [`AuthError::AccountInactive`]. Success clears the failure count.
+    /// emails, password-less users and refused attempts), so the time taken does not
+    /// reveal whether the email exists. Refused with [`AuthError::InvalidCredentials`]
+    /// (one message for every reason).
+    ///
+    /// The attempt is counted in the failure window *before* the password is checked,
+    /// by one conditional write that refuses (without checking the password) while
+    /// logins are locked or once `max_failed_logins` attempts are counted in the
+    /// window: so however many attempts run at once, at most that many are checked
+    /// per window. A wrong password leaves its attempt counted, and the last allowed
+    /// one locks logins for the lockout time. The right password gives its attempt
+    /// back; a disabled or locked-status user then gets [`AuthError::AccountInactive`],
+    /// and a user whose email is not verified [`AuthError::EmailNotVerified`].
+    /// Otherwise the failure count is cleared (unless a lock is in force), except for
+    /// users with TOTP, whose failures the caller clears once the second factor is
+    /// right too. [`AuthError::Overloaded`] when no hashing slot frees up in time
+    /// (nothing is counted then).
     fn authenticate_password(
         &self,
         email: &str,
@@ -85,6 +96,15 @@ pub trait AccountStore: Send + Sync {
     /// Uses a verification token once and marks the email verified.
     /// [`AuthError::InvalidOneTimeToken`] for unknown, used or expired tokens.
     fn verify_email(&self, token: &str) -> impl Future<Output = Result<User, AuthError>> + Send;
+
+    /// Marks the email verified without a token, for users an operator creates (the
+    /// operator vouches for the address); audited with `actor`. Idempotent;
+    /// [`AuthError::NotFound`] if there is no such user.
+    fn mark_email_verified(
+        &self,
+        user_id: Uuid,
+        actor: Option<Uuid>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Counts a failed login (for example a wrong second factor); the
     /// `max_failed_logins`-th failure within the window locks logins for the lockout
@@ -287,6 +307,46 @@ pub(super) trait AccountBackend: UserStore {
         until: DateTime<Utc>,
     ) -> Result<Option<(FailedLogin, bool)>, AuthError>;
 
+    /// Counts a login attempt in the failure window before its password is checked,
+    /// unless logins are locked at `now` or the window already counts `max` attempts
+    /// (failed or still being checked). One conditional write, so of many concurrent
+    /// attempts at most `max` pass. The attempt's number in the window; `None` if it
+    /// was refused (or there is no such user).
+    async fn take_attempt(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Option<u32>, AuthError>;
+
+    /// After the last allowed attempt failed: locks logins until `until` (a later
+    /// lock is kept) and forgets the counted attempts.
+    async fn lock_after_attempts(
+        &self,
+        user_id: Uuid,
+        until: DateTime<Utc>,
+    ) -> Result<(), AuthError>;
+
+    /// After a right password: forgets every counted attempt (`clear`) or gives back
+    /// just one counted in the current window, unless logins are locked at `now`, so
+    /// a lock set by a concurrent attempt is never undone.
+    async fn settle_attempt(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        clear: bool,
+    ) -> Result<(), AuthError>;
+
+    /// Sets `email_verified_at` to `now` unless it is set; true if it changed.
+    /// `NotFound` if no such user.
+    async fn set_email_verified(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AuthError>;
+
     /// Sets `locked_until`. `NotFound` if no such user.
     async fn set_lock(&self, user_id: Uuid, until: Option<DateTime<Utc>>) -> Result<(), AuthError>;
 
@@ -425,28 +485,28 @@ fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// One argon2 hash off the async threads, in a hashing slot of the store.
 async fn hash_password(core: &StoreCore, password: Secret<String>) -> Result<String, AuthError> {
     PasswordHasher::check_new(password.expose())?;
     let hasher = core.passwords.clone();
-    tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .map_err(|_| AuthError::PasswordHashing)?
+    core.hashing.run(move || hasher.hash(&password)).await?
 }
 
-/// One argon2 verification off the async threads: against `stored`, or against the
-/// dummy hash when there is none.
+/// One argon2 verification off the async threads, in the slot `permit` holds:
+/// against `stored`, or against the dummy hash when there is none.
 async fn verify_password(
     core: &StoreCore,
+    permit: HashingPermit,
     password: Secret<String>,
     stored: Option<String>,
 ) -> Result<bool, AuthError> {
     let hasher = core.passwords.clone();
-    tokio::task::spawn_blocking(move || match stored {
-        Some(stored) => hasher.verify(&password, &stored),
-        None => hasher.verify_dummy(&password),
-    })
-    .await
-    .map_err(|_| AuthError::PasswordHashing)
+    permit
+        .run(move || match stored {
+            Some(stored) => hasher.verify(&password, &stored),
+            None => hasher.verify_dummy(&password),
+        })
+        .await
 }
 
 pub(super) async fn append_audit<S: AccountBackend>(
@@ -520,17 +580,21 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
 ) -> Result<Account, AuthError> {
     check_ip(ip.as_deref())?;
     let core = store.core();
+    let rules = &core.rules;
     let email = normalise_email(email).ok();
     let row = match &email {
         Some(email) => store.account_row(AccountKey::Email(email)).await?,
         None => None,
     };
+    // Taken before the attempt is counted, so an overloaded server counts nothing.
+    // Every path below spends it on exactly one argon2 verification.
+    let permit = core.hashing.acquire().await?;
     let Some(AccountRow {
         mut account,
         password_hash,
     }) = row
     else {
-        verify_password(core, password, None).await?;
+        verify_password(core, permit, password, None).await?;
         audit(
             store,
             NewAuditEvent::new(AuditKind::LoginFailed)
@@ -543,63 +607,136 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
         ));
     };
     let user_id = account.user.id;
-    let has_password = password_hash.is_some();
-    let matches = verify_password(core, password.clone(), password_hash.clone()).await?;
     let now = core.now();
-    if let Some(until) = account.locked_until.filter(|until| *until > now) {
+    // The attempt is counted before the password is checked, in one conditional
+    // write: checking first would let any number of concurrent guesses all read
+    // "not locked" and all get a verdict.
+    let attempt = store
+        .take_attempt(
+            user_id,
+            now,
+            now - rules.failure_window,
+            rules.max_failed_logins,
+        )
+        .await?;
+    let Some(attempt) = attempt else {
+        verify_password(core, permit, password, None).await?;
+        let (reason, why) = match account.locked_until.filter(|until| *until > now) {
+            Some(until) => (CredentialRejection::Locked { until }, "locked"),
+            None => (CredentialRejection::TooManyAttempts, "too_many_attempts"),
+        };
         audit(
             store,
             NewAuditEvent::new(AuditKind::LoginFailed)
                 .subject(user_id)
                 .ip(ip.as_deref())
-                .detail(json!({ "reason": "locked" })),
+                .detail(json!({ "reason": why })),
         )
         .await;
-        return Err(AuthError::InvalidCredentials(CredentialRejection::Locked {
-            until,
-        }));
-    }
+        return Err(AuthError::InvalidCredentials(reason));
+    };
+    let has_password = password_hash.is_some();
+    let matches = verify_password(core, permit, password.clone(), password_hash.clone()).await?;
     if !matches {
-        let reason = if has_password {
-            CredentialRejection::WrongPassword
+        let (reason, why) = if has_password {
+            (CredentialRejection::WrongPassword, "wrong_password")
         } else {
-            CredentialRejection::NoPassword
+            (CredentialRejection::NoPassword, "no_password")
         };
-        let why = if has_password {
-            "wrong_password"
-        } else {
-            "no_password"
-        };
-        failed_login(store, user_id, ip.as_deref(), why).await?;
+        attempt_failed(store, user_id, ip.as_deref(), why, attempt).await?;
         return Err(AuthError::InvalidCredentials(reason));
     }
-    if account.user.status != UserStatus::Active {
-        return Err(AuthError::AccountInactive(account.user.status));
+    let refused = if account.user.status != UserStatus::Active {
+        Some(AuthError::AccountInactive(account.user.status))
+    } else if account.email_verified_at.is_none() {
+        Some(AuthError::EmailNotVerified)
+    } else {
+        None
+    };
+    // The right password gives its attempt back. Earlier failures are forgotten only
+    // by a login that goes through: with a second factor the caller clears them once
+    // that is right too, so wrong codes add up to the lockout.
+    let clear = refused.is_none() && !account.totp_enabled;
+    let now = core.now();
+    store
+        .settle_attempt(user_id, now, now - rules.failure_window, clear)
+        .await?;
+    if let Some(refused) = refused {
+        if matches!(refused, AuthError::EmailNotVerified) {
+            audit(
+                store,
+                NewAuditEvent::new(AuditKind::LoginFailed)
+                    .subject(user_id)
+                    .ip(ip.as_deref())
+                    .detail(json!({ "reason": "email_not_verified" })),
+            )
+            .await;
+        }
+        return Err(refused);
     }
-    // With a second factor, failures are forgotten only once it is passed too (the
-    // caller clears them), so wrong codes add up to the lockout.
-    if account.failed_logins > 0 && !account.totp_enabled {
-        store.reset_failures(user_id, false, now).await?;
-        account.failed_logins = 0;
-    }
-    if password_hash
+    account.failed_logins = if clear { 0 } else { attempt - 1 };
+    // Costs were raised since this hash was made: replace it while the password is at
+    // hand, if a hashing slot is free now (a busy server does it at a later login).
+    // Failing to is harmless, the old hash still verifies.
+    let rehash = password_hash
         .as_deref()
         .is_some_and(|h| core.passwords.needs_rehash(h))
-    {
-        // Costs were raised since this hash was made: replace it while the password
-        // is at hand. Failing to is harmless, the old hash still verifies.
-        match hash_password(core, password).await {
-            Ok(hash) => {
+        .then(|| core.hashing.try_acquire())
+        .flatten();
+    if let Some(permit) = rehash {
+        let hasher = core.passwords.clone();
+        match permit.run(move || hasher.hash(&password)).await {
+            Ok(Ok(hash)) => {
                 if let Err(e) = store.store_password_hash(user_id, &hash).await {
                     tracing::warn!(%user_id, error = %e, "could not upgrade password hash");
                 }
             }
-            Err(e) => tracing::warn!(%user_id, error = %e, "could not upgrade password hash"),
+            Ok(Err(e)) | Err(e) => {
+                tracing::warn!(%user_id, error = %e, "could not upgrade password hash");
+            }
         }
     }
     Ok(account)
 }
 
+/// A wrong password: its attempt stays counted; the last allowed one locks.
+async fn attempt_failed<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    ip: Option<&str>,
+    reason: &str,
+    attempt: u32,
+) -> Result<(), AuthError> {
+    let core = store.core();
+    let rules = &core.rules;
+    let locks = attempt >= rules.max_failed_logins;
+    let until = core.now() + rules.lockout;
+    if locks {
+        store.lock_after_attempts(user_id, until).await?;
+    }
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::LoginFailed)
+            .subject(user_id)
+            .ip(ip)
+            .detail(json!({ "reason": reason, "failures": attempt })),
+    )
+    .await;
+    if locks {
+        audit(
+            store,
+            NewAuditEvent::new(AuditKind::AccountLocked)
+                .subject(user_id)
+                .ip(ip)
+                .detail(json!({ "until": rfc3339(until), "failures": rules.max_failed_logins })),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// A failure reported by the caller (a wrong second factor): counted unless locked,
+/// and the `max_failed_logins`-th in the window locks.
 async fn failed_login<S: AccountBackend>(
     store: &S,
     user_id: Uuid,
@@ -715,6 +852,24 @@ pub(super) async fn create_email_verification<S: AccountBackend>(
         .insert_verification(user_id, &core.token_hash(token.expose()), now, expires_at)
         .await?;
     Ok(OneTimeToken { token, expires_at })
+}
+
+pub(super) async fn mark_email_verified<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    actor: Option<Uuid>,
+) -> Result<(), AuthError> {
+    if store
+        .set_email_verified(user_id, store.core().now())
+        .await?
+    {
+        let mut event = NewAuditEvent::new(AuditKind::EmailVerified)
+            .subject(user_id)
+            .detail(json!({ "by": "operator" }));
+        event.actor_user_id = actor;
+        audit(store, event).await;
+    }
+    Ok(())
 }
 
 pub(super) async fn verify_email<S: AccountBackend>(
@@ -1176,6 +1331,14 @@ macro_rules! account_store_via_rules {
                 super::accounts::verify_email(self, token).await
             }
 
+            async fn mark_email_verified(
+                &self,
+                user_id: uuid::Uuid,
+                actor: Option<uuid::Uuid>,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::mark_email_verified(self, user_id, actor).await
+            }
+
             async fn record_failed_login(
                 &self,
                 user_id: uuid::Uuid,
@@ -1364,6 +1527,14 @@ impl AccountStore for Database {
         dispatch!(self, s => s.verify_email(token))
     }
 
+    async fn mark_email_verified(
+        &self,
+        user_id: Uuid,
+        actor: Option<Uuid>,
+    ) -> Result<(), AuthError> {
+        dispatch!(self, s => s.mark_email_verified(user_id, actor))
+    }
+
     async fn record_failed_login(
         &self,
         user_id: Uuid,
@@ -1463,5 +1634,123 @@ impl AccountStore for Database {
 
     async fn audit_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
         dispatch!(self, s => s.audit_events(query))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::account::AccountPolicy;
+    use crate::password::PasswordParams;
+    use crate::store::{SqliteStore, StoreOptions};
+
+    const PASSWORD: &str = "correct horse battery";
+
+    fn pw(s: &str) -> Secret<String> {
+        Secret::new(s.to_owned())
+    }
+
+    #[tokio::test]
+    async fn without_a_hashing_slot_logins_are_overloaded_and_count_nothing() {
+        let policy = AccountPolicy {
+            password: PasswordParams {
+                m_cost: 64,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            hashing_permits: 1,
+            hashing_wait: Duration::from_millis(50),
+            ..AccountPolicy::default()
+        };
+        let options = StoreOptions::new(Secret::new(vec![7; 32])).accounts(policy);
+        let store = SqliteStore::connect("sqlite::memory:", options)
+            .await
+            .unwrap();
+        let reg = store
+            .register_user(NewUser::new("busy@example.com"), pw(PASSWORD), None)
+            .await
+            .unwrap();
+        store.mark_email_verified(reg.user.id, None).await.unwrap();
+
+        // Someone else holds the only slot.
+        let held = store.core().hashing.acquire().await.unwrap();
+        let started = Instant::now();
+        for password in ["wrong password", PASSWORD] {
+            let result = store
+                .authenticate_password("busy@example.com", pw(password), None)
+                .await;
+            assert!(matches!(result, Err(AuthError::Overloaded)), "{result:?}");
+        }
+        assert!(matches!(
+            store
+                .register_user(NewUser::new("later@example.com"), pw(PASSWORD), None)
+                .await,
+            Err(AuthError::Overloaded)
+        ));
+        assert!(started.elapsed() >= Duration::from_millis(150));
+        // Nothing was counted or audited: an overloaded server locks nobody out.
+        assert_eq!(store.account(reg.user.id).await.unwrap().failed_logins, 0);
+        let failures = store
+            .audit_events(AuditQuery {
+                kind: Some(AuditKind::LoginFailed),
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+
+        drop(held);
+        store
+            .authenticate_password("busy@example.com", pw(PASSWORD), None)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn raised_costs_upgrade_the_hash_at_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("upgrade.db").display());
+        let options = |m_cost| {
+            StoreOptions::new(Secret::new(vec![7; 32])).accounts(AccountPolicy {
+                password: PasswordParams {
+                    m_cost,
+                    t_cost: 1,
+                    p_cost: 1,
+                },
+                ..AccountPolicy::default()
+            })
+        };
+        let old = SqliteStore::connect(&url, options(64)).await.unwrap();
+        let reg = old
+            .register_user(NewUser::new("old@example.com"), pw(PASSWORD), None)
+            .await
+            .unwrap();
+        old.mark_email_verified(reg.user.id, None).await.unwrap();
+        old.close().await;
+
+        let new = SqliteStore::connect(&url, options(128)).await.unwrap();
+        let stored = |store: &SqliteStore| {
+            let store = store.clone();
+            async move {
+                store
+                    .account_row(AccountKey::Id(reg.user.id))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .password_hash
+                    .unwrap()
+            }
+        };
+        assert!(stored(&new).await.contains("m=64,"));
+        new.authenticate_password("old@example.com", pw(PASSWORD), None)
+            .await
+            .unwrap();
+        let upgraded = stored(&new).await;
+        assert!(upgraded.contains("m=128,"), "{upgraded}");
+        new.authenticate_password("old@example.com", pw(PASSWORD), None)
+            .await
+            .unwrap();
     }
 }

@@ -14,7 +14,7 @@ use crate::crypto::Keyring;
 use crate::email::normalise_email;
 use crate::error::{AuthError, KeyRejection};
 use crate::model::{ApiKey, CreatedApiKey, NewApiKey, NewUser, User, UserStatus};
-use crate::password::PasswordHasher;
+use crate::password::{HashingLimit, PasswordHasher};
 
 /// Longest accepted API-key name, in characters.
 pub const MAX_KEY_NAME_CHARS: usize = 100;
@@ -32,6 +32,8 @@ pub(super) struct StoreCore {
     clock: Arc<dyn Clock>,
     last_used_interval: TimeDelta,
     pub(super) passwords: PasswordHasher,
+    /// Shared by every hash and verification of this store (and its clones).
+    pub(super) hashing: HashingLimit,
     pub(super) rules: AccountRules,
     pub(super) keyring: Option<Arc<Keyring>>,
 }
@@ -66,6 +68,9 @@ impl AccountRules {
         }
         if !(1..=100).contains(&policy.recovery_codes) {
             return Err(AuthError::Config("recovery_codes must be 1 to 100"));
+        }
+        if policy.hashing_permits == 0 {
+            return Err(AuthError::Config("hashing_permits must be at least 1"));
         }
         Ok(Self {
             max_failed_logins: policy.max_failed_logins,
@@ -104,6 +109,10 @@ impl StoreCore {
             clock: Arc::clone(&options.clock),
             last_used_interval,
             passwords: PasswordHasher::new(options.accounts.password)?,
+            hashing: HashingLimit::new(
+                options.accounts.hashing_permits as usize,
+                options.accounts.hashing_wait,
+            ),
             rules: AccountRules::new(&options.accounts)?,
             keyring: options.keyring.clone(),
         })

@@ -229,6 +229,100 @@ impl AccountBackend for SqliteStore {
         )))
     }
 
+    async fn take_attempt(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        max: u32,
+    ) -> Result<Option<u32>, AuthError> {
+        // One statement that both checks and counts: concurrent attempts cannot all
+        // see room left in the window.
+        let row = sqlx::query(
+            "UPDATE users SET \
+               failed_login_count = CASE WHEN failed_login_since > ?3 \
+                   THEN failed_login_count + 1 ELSE 1 END, \
+               failed_login_since = CASE WHEN failed_login_since > ?3 \
+                   THEN failed_login_since ELSE ?2 END \
+             WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?2) \
+               AND (failed_login_since IS NULL OR failed_login_since <= ?3 \
+                    OR failed_login_count < ?4) \
+             RETURNING failed_login_count",
+        )
+        .bind(id(user_id))
+        .bind(ts(now))
+        .bind(ts(window_start))
+        .bind(i64::from(max))
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| Ok(count(row.try_get("failed_login_count")?)))
+            .transpose()
+    }
+
+    async fn lock_after_attempts(
+        &self,
+        user_id: Uuid,
+        until: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        sqlx::query(
+            "UPDATE users SET failed_login_count = 0, failed_login_since = NULL, \
+               locked_until = CASE WHEN locked_until > ?2 THEN locked_until ELSE ?2 END \
+             WHERE id = ?1",
+        )
+        .bind(id(user_id))
+        .bind(ts(until))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn settle_attempt(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        clear: bool,
+    ) -> Result<(), AuthError> {
+        sqlx::query(
+            "UPDATE users SET \
+               failed_login_count = CASE WHEN ?4 THEN 0 \
+                   WHEN failed_login_since > ?3 AND failed_login_count > 0 \
+                   THEN failed_login_count - 1 ELSE failed_login_count END, \
+               failed_login_since = CASE WHEN ?4 THEN NULL ELSE failed_login_since END \
+             WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?2)",
+        )
+        .bind(id(user_id))
+        .bind(ts(now))
+        .bind(ts(window_start))
+        .bind(clear)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn set_email_verified(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AuthError> {
+        let done = sqlx::query(
+            "UPDATE users SET email_verified_at = ?1 \
+             WHERE id = ?2 AND email_verified_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id(user_id))
+        .execute(self.pool())
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        let exists = sqlx::query("SELECT 1 FROM users WHERE id = ?1")
+            .bind(id(user_id))
+            .fetch_optional(self.pool())
+            .await?;
+        exists.map(|_| false).ok_or(AuthError::NotFound)
+    }
+
     async fn set_lock(&self, user_id: Uuid, until: Option<DateTime<Utc>>) -> Result<(), AuthError> {
         let done = sqlx::query("UPDATE users SET locked_until = ?1 WHERE id = ?2")
             .bind(until.map(ts))

@@ -47,12 +47,18 @@ fn pw(s: &str) -> Secret<String> {
     Secret::new(s.to_owned())
 }
 
+/// A registered user whose email is verified, so they can log in.
 async fn registered(ctx: &Ctx, email: &str) -> auth::User {
-    ctx.store
+    let reg = ctx
+        .store
         .register_user(NewUser::new(email), pw(PASSWORD), None)
         .await
-        .unwrap()
-        .user
+        .unwrap();
+    ctx.store
+        .verify_email(reg.verification.token.expose())
+        .await
+        .unwrap();
+    reg.user
 }
 
 async fn audit(ctx: &Ctx, user_id: Uuid, kind: AuditKind) -> Vec<auth::AuditEvent> {
@@ -930,6 +936,10 @@ pub async fn sql_injection_strings_in_account_fields_are_stored_verbatim(ctx: Ct
             .await
             .unwrap();
         assert_eq!(reg.user.email, email.to_lowercase());
+        store
+            .verify_email(reg.verification.token.expose())
+            .await
+            .unwrap();
         let account = store
             .authenticate_password(&email, pw(&password), Some(text.to_string()))
             .await
@@ -1142,4 +1152,256 @@ impl TruncMicros for chrono::DateTime<Utc> {
     fn trunc_subsecs_6(self) -> Self {
         chrono::SubsecRound::trunc_subsecs(self, 6)
     }
+}
+
+/// Logs in as `email` with each of `passwords` at once; the results in that order.
+async fn at_once(
+    ctx: &Ctx,
+    email: &str,
+    passwords: Vec<String>,
+) -> Vec<Result<auth::Account, AuthError>> {
+    let tasks: Vec<_> = passwords
+        .into_iter()
+        .map(|password| {
+            let store = ctx.store.clone();
+            let email = email.to_owned();
+            tokio::spawn(async move {
+                store
+                    .authenticate_password(&email, pw(&password), None)
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+/// Whether the store checked the password and found it wrong (rather than refusing
+/// the attempt without checking).
+fn checked_wrong(result: &Result<auth::Account, AuthError>) -> bool {
+    matches!(
+        result,
+        Err(AuthError::InvalidCredentials(
+            CredentialRejection::WrongPassword
+        ))
+    )
+}
+
+fn refused_unchecked(result: &Result<auth::Account, AuthError>) -> bool {
+    matches!(
+        result,
+        Err(AuthError::InvalidCredentials(
+            CredentialRejection::TooManyAttempts | CredentialRejection::Locked { .. }
+        ))
+    )
+}
+
+pub async fn concurrent_guesses_get_at_most_the_allowed_checks(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = registered(&ctx, "flood@example.com").await;
+    let results = at_once(&ctx, "flood@example.com", vec!["wrong guess".into(); 20]).await;
+    // The suite allows 3 failures: only 3 of the 20 guesses got a verdict, however
+    // they interleaved; the rest were refused before their password was looked at.
+    let checked = results.iter().filter(|r| checked_wrong(r)).count();
+    assert_eq!(checked, 3, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| checked_wrong(r) || refused_unchecked(r)),
+        "{results:?}"
+    );
+    // Every refusal reads the same to the client.
+    assert!(results
+        .iter()
+        .all(|r| r.as_ref().unwrap_err().to_string() == "invalid email or password"));
+    let failed = audit(&ctx, user.id, AuditKind::LoginFailed).await;
+    assert_eq!(failed.len(), 20);
+    assert_eq!(
+        failed
+            .iter()
+            .filter(|e| e.detail["reason"] == "wrong_password")
+            .count(),
+        3
+    );
+    assert_eq!(
+        audit(&ctx, user.id, AuditKind::AccountLocked).await.len(),
+        1
+    );
+    let until = ctx.now().trunc_subsecs_6() + TimeDelta::minutes(15);
+    let account = store.account(user.id).await.unwrap();
+    assert_eq!(account.locked_until, Some(until));
+    assert_eq!(account.failed_logins, 0);
+    // Locked: the right password is refused too.
+    assert_eq!(
+        credentials(
+            store
+                .authenticate_password("flood@example.com", pw(PASSWORD), None)
+                .await
+        ),
+        CredentialRejection::Locked { until }
+    );
+    ctx.clock.advance(TimeDelta::minutes(15));
+    store
+        .authenticate_password("flood@example.com", pw(PASSWORD), None)
+        .await
+        .unwrap();
+}
+
+pub async fn a_right_password_among_concurrent_guesses_adds_no_tries(ctx: Ctx) {
+    let store = &ctx.store;
+    for round in 0..4 {
+        let email = format!("race{round}@example.com");
+        let user = registered(&ctx, &email).await;
+        let mut passwords = vec!["wrong guess".to_owned(); 20];
+        let right_at = round * 6;
+        passwords.insert(right_at, PASSWORD.to_owned());
+        let mut results = at_once(&ctx, &email, passwords).await;
+        let right = results.remove(right_at);
+        let checked = results.iter().filter(|r| checked_wrong(r)).count();
+        assert!(
+            results
+                .iter()
+                .all(|r| checked_wrong(r) || refused_unchecked(r)),
+            "{results:?}"
+        );
+        match right {
+            // It was one of the 3 attempts let through; its success cleared the count,
+            // which gives at most 3 more.
+            Ok(_) => assert!(checked <= 2 + 3, "round {round}: {checked} checked"),
+            // Refused unchecked: only the 3 allowed attempts got a verdict.
+            Err(e) => {
+                assert!(refused_unchecked(&Err(e)), "round {round}");
+                assert_eq!(checked, 3, "round {round}");
+            }
+        }
+        // Whatever the interleaving, the guesses ended in a lock, which the right
+        // password does not get through.
+        let account = store.account(user.id).await.unwrap();
+        assert!(
+            account.is_locked_at(ctx.now()),
+            "round {round}: {account:?}"
+        );
+        assert!(matches!(
+            credentials(
+                store
+                    .authenticate_password(&email, pw(PASSWORD), None)
+                    .await
+            ),
+            CredentialRejection::Locked { .. }
+        ));
+    }
+}
+
+pub async fn totp_accounts_keep_failures_until_the_second_factor(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = registered(&ctx, "second@example.com").await;
+    let enrolment = store.enrol_totp(user.id).await.unwrap();
+    let secret = totp::base32_decode(enrolment.secret_base32.expose()).unwrap();
+    store
+        .confirm_totp(user.id, &totp::code_at(&secret, ctx.now().timestamp()))
+        .await
+        .unwrap();
+    let login = |password: &'static str| {
+        store.authenticate_password("second@example.com", pw(password), None)
+    };
+    login("wrong").await.unwrap_err();
+    login("wrong").await.unwrap_err();
+    // The right password alone neither counts nor clears: the caller clears the
+    // failures once the second factor is right too.
+    let account = login(PASSWORD).await.unwrap();
+    assert_eq!(account.failed_logins, 2);
+    assert_eq!(store.account(user.id).await.unwrap().failed_logins, 2);
+    // A wrong code is the third failure: locked.
+    let failed = store.record_failed_login(user.id, None).await.unwrap();
+    assert!(failed.locked_until.is_some());
+    assert!(matches!(
+        credentials(login(PASSWORD).await),
+        CredentialRejection::Locked { .. }
+    ));
+    ctx.clock.advance(TimeDelta::minutes(15));
+    login("wrong").await.unwrap_err();
+    assert_eq!(login(PASSWORD).await.unwrap().failed_logins, 1);
+    store.clear_failed_logins(user.id).await.unwrap();
+    assert_eq!(store.account(user.id).await.unwrap().failed_logins, 0);
+}
+
+pub async fn unverified_emails_cannot_log_in_until_verified(ctx: Ctx) {
+    let store = &ctx.store;
+    let reg = store
+        .register_user(NewUser::new("unverified@example.com"), pw(PASSWORD), None)
+        .await
+        .unwrap();
+    let login = |password: &'static str| {
+        store.authenticate_password("unverified@example.com", pw(password), None)
+    };
+    // A wrong password is refused like any other.
+    assert_eq!(
+        credentials(login("wrong").await),
+        CredentialRejection::WrongPassword
+    );
+    // The right one is refused with its own error: only who knows the password
+    // learns the email is unverified.
+    let refused = login(PASSWORD).await;
+    assert!(
+        matches!(refused, Err(AuthError::EmailNotVerified)),
+        "{refused:?}"
+    );
+    // It did not count as a failure, nor clear the earlier one.
+    assert_eq!(store.account(reg.user.id).await.unwrap().failed_logins, 1);
+    let failed = audit(&ctx, reg.user.id, AuditKind::LoginFailed).await;
+    assert_eq!(failed[0].detail["reason"], "email_not_verified");
+
+    store
+        .verify_email(reg.verification.token.expose())
+        .await
+        .unwrap();
+    let account = login(PASSWORD).await.unwrap();
+    assert!(account.email_verified_at.is_some());
+    assert_eq!(account.failed_logins, 0);
+
+    // An operator vouches for an address instead (users they create).
+    let admin = registered(&ctx, "operator@example.com").await;
+    let vouched = store
+        .register_user(NewUser::new("vouched@example.com"), pw(PASSWORD), None)
+        .await
+        .unwrap();
+    store
+        .mark_email_verified(vouched.user.id, Some(admin.id))
+        .await
+        .unwrap();
+    let verified_at = store
+        .account(vouched.user.id)
+        .await
+        .unwrap()
+        .email_verified_at;
+    assert_eq!(verified_at, Some(ctx.now().trunc_subsecs_6()));
+    store
+        .authenticate_password("vouched@example.com", pw(PASSWORD), None)
+        .await
+        .unwrap();
+    // Idempotent: the first time stays, audited once with the operator.
+    ctx.clock.advance(TimeDelta::minutes(1));
+    store
+        .mark_email_verified(vouched.user.id, Some(admin.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .account(vouched.user.id)
+            .await
+            .unwrap()
+            .email_verified_at,
+        verified_at
+    );
+    let events = audit(&ctx, vouched.user.id, AuditKind::EmailVerified).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor_user_id, Some(admin.id));
+    assert_eq!(events[0].detail["by"], "operator");
+    assert!(matches!(
+        store.mark_email_verified(Uuid::new_v4(), None).await,
+        Err(AuthError::NotFound)
+    ));
 }
