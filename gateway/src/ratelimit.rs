@@ -119,14 +119,17 @@ struct Window {
 
 /// Fixed windows in this process's memory, sharded to keep lock hold times short.
 struct LocalWindows {
-    shards: Vec<Mutex<HashMap<(Bucket, String), Window>>>,
+    /// Per shard, a map per bucket (looked up by `&str`, without allocating).
+    shards: Vec<Mutex<[HashMap<String, Window>; 4]>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl LocalWindows {
     fn new() -> Self {
         LocalWindows {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Default::default()))
+                .collect(),
             hasher: Default::default(),
         }
     }
@@ -138,8 +141,12 @@ impl LocalWindows {
         };
         let shard = &self.shards[self.hasher.hash_one((bucket, key)) as usize % SHARDS];
         // One statement per update: a poisoned lock still holds consistent counts.
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-        let window = map.entry((bucket, key.to_string())).or_insert(fresh);
+        let mut maps = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let map = &mut maps[bucket as usize];
+        let window = match map.get_mut(key) {
+            Some(w) => w,
+            None => map.entry(key.to_string()).or_insert(fresh),
+        };
         if window.end <= now_ms {
             *window = fresh;
         }
@@ -150,15 +157,20 @@ impl LocalWindows {
     /// Drops windows that have ended, so memory follows the active clients.
     fn sweep(&self, now_ms: i64) {
         for shard in &self.shards {
-            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
-            map.retain(|_, w| w.end > now_ms);
+            let mut maps = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for map in maps.iter_mut() {
+                map.retain(|_, w| w.end > now_ms);
+            }
         }
     }
 
     fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .map(|s| {
+                let maps = s.lock().unwrap_or_else(|p| p.into_inner());
+                maps.iter().map(HashMap::len).sum::<usize>()
+            })
             .sum()
     }
 }
@@ -356,18 +368,19 @@ pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
 
 /// Adds the `X-RateLimit-*` headers of `decision` (all of them on a 429).
 pub fn add_headers(headers: &mut HeaderMap, bucket: Bucket, decision: &Decision, now_ms: i64) {
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    set("x-ratelimit-limit", decision.limit.to_string());
-    set("x-ratelimit-remaining", decision.remaining.to_string());
-    set("x-ratelimit-reset", decision.reset.to_string());
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
+    const PERIOD: HeaderName = HeaderName::from_static("x-ratelimit-period");
+    const TYPE: HeaderName = HeaderName::from_static("x-ratelimit-type");
+    headers.insert(LIMIT, HeaderValue::from(decision.limit));
+    headers.insert(REMAINING, HeaderValue::from(decision.remaining));
+    headers.insert(RESET, HeaderValue::from(decision.reset));
     if !decision.allowed {
-        set("retry-after", decision.retry_after(now_ms).to_string());
-        set("x-ratelimit-period", decision.period_sec.to_string());
-        set("x-ratelimit-type", bucket.as_str().to_string());
+        headers.insert(RETRY_AFTER, HeaderValue::from(decision.retry_after(now_ms)));
+        headers.insert(PERIOD, HeaderValue::from(decision.period_sec));
+        headers.insert(TYPE, HeaderValue::from_static(bucket.as_str()));
     }
 }
 
