@@ -436,6 +436,48 @@ async fn registration_mails_a_working_verification_link() {
 }
 
 #[actix_web::test]
+async fn a_lost_link_can_be_sent_again() {
+    let mut sink = Sink::start(Behaviour::default(), true).await;
+    let app = spawn(&sink).await;
+    register(&app, "bob@example.com").await;
+    let first = token_in(&body(&sink.next().await.data)).unwrap();
+
+    // Same answer for an address without an account (and nothing is sent), then a
+    // new link for the unverified one.
+    for email in ["nobody@example.com", "bob@example.com"] {
+        let (status, answer) =
+            post(&app, "/auth/resend-verification", json!({ "email": email })).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (202, Some("verification_sent"))
+        );
+    }
+    let mail = sink.next().await;
+    assert_eq!(
+        mail.to,
+        ["bob@example.com"],
+        "nothing for the unknown address"
+    );
+    let second = token_in(&body(&mail.data)).unwrap();
+    assert_ne!(first, second);
+    let (status, _) = post(&app, "/auth/verify-email", json!({ "token": second })).await;
+    assert_eq!(status, 200);
+
+    // Once verified, asking again sends nothing: the next mail is someone else's.
+    let (status, _) = post(
+        &app,
+        "/auth/resend-verification",
+        json!({ "email": "bob@example.com" }),
+    )
+    .await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    register(&app, "cy@example.com").await;
+    assert_eq!(sink.next().await.to, ["cy@example.com"]);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
 async fn transient_refusals_are_retried_and_permanent_ones_are_not() {
     let logs = captured_logs();
     let mut sink = Sink::start(

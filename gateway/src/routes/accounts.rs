@@ -86,6 +86,52 @@ pub async fn register(
     })))
 }
 
+/// `POST /auth/resend-verification` body.
+#[derive(Debug, Deserialize)]
+pub struct ResendRequest {
+    email: String,
+}
+
+/// `POST /auth/resend-verification`: a new verification token for an account whose
+/// address is not verified yet (earlier tokens stay valid until they expire). 202 in
+/// every case, so the answer does not tell which addresses have accounts.
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    body: web::Json<ResendRequest>,
+) -> HttpResponse {
+    state
+        .metrics
+        .auth("/auth/resend-verification", AuthResult::Ok);
+    // Answered at once and done in the background, so neither the answer nor its
+    // timing depends on whether the address has an account.
+    let email = body.into_inner().email;
+    actix_web::rt::spawn(async move {
+        if let Err(e) = resend(&state, &email).await {
+            tracing::warn!(error = %e, "verification link not re-sent");
+        }
+    });
+    HttpResponse::Accepted().json(serde_json::json!({
+        "status": "verification_sent",
+        "message": "if this address has an account waiting for verification, a new link was sent to it"
+    }))
+}
+
+async fn resend(state: &AppState, email: &str) -> Result<(), AuthError> {
+    let user = match state.db.user_by_email(email).await {
+        Ok(user) => user,
+        Err(AuthError::NotFound | AuthError::InvalidInput { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let account = state.db.account(user.id).await?;
+    if account.email_verified_at.is_none() && account.has_password {
+        let token = state.db.create_email_verification(user.id).await?;
+        state
+            .notifier
+            .verification(&user.email, token.token.expose());
+    }
+    Ok(())
+}
+
 /// `POST /auth/verify-email` body.
 #[derive(Debug, Deserialize)]
 pub struct VerifyRequest {

@@ -22,6 +22,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/auth/servers", web::get().to(accounts::servers))
         .route("/auth/register", web::post().to(accounts::register))
         .route("/auth/verify-email", web::post().to(accounts::verify_email))
+        .route(
+            "/auth/resend-verification",
+            web::post().to(accounts::resend_verification),
+        )
         .route("/auth/login", web::post().to(accounts::login))
         .route("/auth/refresh", web::post().to(accounts::refresh))
         .route("/auth/logout", web::post().to(accounts::logout))
