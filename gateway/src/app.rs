@@ -546,7 +546,7 @@ fn account_options(
     data_dir: &std::path::Path,
 ) -> Result<(AccountPolicy, Option<Keyring>), StartError> {
     let a = &settings.accounts;
-    let policy = AccountPolicy {
+    let mut policy = AccountPolicy {
         password: PasswordParams {
             m_cost: a.argon2_memory_kib,
             t_cost: a.argon2_iterations,
@@ -559,8 +559,12 @@ fn account_options(
         max_session_duration: Duration::from_secs(a.max_session_duration_sec),
         refresh_token_lifetime: Duration::from_secs(a.max_session_duration_sec),
         verification_token_lifetime: Duration::from_secs(a.verification_token_lifetime_sec),
+        hashing_wait: Duration::from_millis(a.hashing_wait_ms),
         ..AccountPolicy::default()
     };
+    if a.hashing_permits > 0 {
+        policy.hashing_permits = a.hashing_permits;
+    }
     let bad = |message: &str| StartError::Config {
         key: "accounts.encryption_keys".into(),
         message: message.into(),

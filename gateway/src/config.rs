@@ -73,6 +73,11 @@ pub struct AccountSettings {
     pub argon2_iterations: u32,
     /// Argon2id lanes.
     pub argon2_parallelism: u32,
+    /// Password hashes and checks running at once (each holds the argon2 memory); 0
+    /// for twice the number of cores.
+    pub hashing_permits: u32,
+    /// How long a login or registration waits for a hashing slot before a 503.
+    pub hashing_wait_ms: u64,
     /// Failed logins within `failure_window_sec` that lock logins.
     pub max_failed_logins: u32,
     /// The window failures are counted in.
@@ -454,9 +459,11 @@ format = ""
 level = "info"
 
 [accounts]
-argon2_memory_kib = 19456
-argon2_iterations = 2
+argon2_memory_kib = 25600
+argon2_iterations = 3
 argon2_parallelism = 1
+hashing_permits = 0
+hashing_wait_ms = 5000
 max_failed_logins = 5
 failure_window_sec = 900
 lockout_sec = 900
