@@ -25,10 +25,13 @@ pub trait Notifier: Send + Sync + 'static {
 /// otherwise [`LogNotifier`]. Must run inside a tokio runtime (it starts the sender).
 pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Notifier>, ConfigError> {
     if settings.smtp.host.trim().is_empty() {
-        if settings.mode == crate::config::Mode::Production {
-            tracing::warn!("smtp.host is empty: verification tokens are written to the log");
+        let production = settings.mode == crate::config::Mode::Production;
+        if production {
+            tracing::warn!("smtp.host is empty: verification links cannot be delivered, so self-registered accounts stay unverified (operators create users with POST /admin/users)");
         }
-        return Ok(Arc::new(LogNotifier));
+        return Ok(Arc::new(LogNotifier {
+            reveal_tokens: !production,
+        }));
     }
     let verification_hours = settings
         .accounts
@@ -41,13 +44,21 @@ pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Notifier>, ConfigErr
 }
 
 /// Writes account messages to the log, at info level, under the target
-/// `simutrador::notify`.
+/// `simutrador::notify`: in development with the verification token, in production
+/// without it (a token is a credential, and logs are no place for one).
 #[derive(Debug, Default)]
-pub struct LogNotifier;
+pub struct LogNotifier {
+    /// Whether verification tokens are written out.
+    pub reveal_tokens: bool,
+}
 
 impl Notifier for LogNotifier {
     fn verification(&self, email: &str, token: &str) {
-        tracing::info!(target: "simutrador::notify", %email, verification_token = %token, "email verification (POST /auth/verify-email with this token)");
+        if self.reveal_tokens {
+            tracing::info!(target: "simutrador::notify", %email, verification_token = %token, "email verification (POST /auth/verify-email with this token)");
+        } else {
+            tracing::info!(target: "simutrador::notify", %email, "email verification requested; no mail transport (smtp.host) to deliver it");
+        }
     }
 
     fn already_registered(&self, email: &str) {
@@ -296,5 +307,60 @@ mod tests {
             notifier("https://app.example.com/v?lang=en").link("sev_abc"),
             "https://app.example.com/v?lang=en&token=sev_abc"
         );
+    }
+}
+
+#[cfg(test)]
+mod log_notifier_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn production_logs_never_carry_verification_tokens() {
+        let load = |mode: &str| {
+            crate::config::Settings::load_from(
+                None,
+                [
+                    ("SIMUTRADOR__MODE", mode),
+                    (
+                        "SIMUTRADOR__JWT__SECRET",
+                        "0123456789abcdef0123456789abcdef",
+                    ),
+                    (
+                        "SIMUTRADOR__AUTH__API_KEY_PEPPER",
+                        "0123456789abcdef0123456789abcdef",
+                    ),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+            .unwrap()
+        };
+        for (mode, reveal) in [("production", false), ("development", true)] {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&buffer);
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || Capture(Arc::clone(&sink)))
+                .finish();
+            let notifier = from_settings(&load(mode)).unwrap();
+            tracing::subscriber::with_default(subscriber, || {
+                notifier.verification("ann@example.com", "stv_secret-token");
+            });
+            let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+            assert!(text.contains("ann@example.com"), "{text}");
+            assert_eq!(text.contains("stv_secret-token"), reveal, "{mode}: {text}");
+        }
     }
 }
