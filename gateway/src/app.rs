@@ -108,6 +108,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Request rate limits.
     pub limiter: Arc<RateLimiter>,
+    /// Live sessions across the cluster, for operators (`/admin/sessions`).
+    pub control: Arc<crate::control::Control>,
 }
 
 impl AppState {
@@ -261,6 +263,10 @@ impl Application {
             message: e.message,
         })?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let control =
+            crate::control::Control::start(&settings, registry.clone(), shutdown_rx.clone())
+                .await
+                .map_err(|e| StartError::SessionStore(StoreError::Unavailable(e)))?;
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),
             market,
@@ -277,6 +283,7 @@ impl Application {
             connections_opened: Default::default(),
             metrics: Arc::clone(&metrics),
             limiter,
+            control,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod bootstrap;
 pub mod config;
+pub mod control;
 pub mod errors;
 pub mod limits;
 pub mod logging;

@@ -1191,3 +1191,64 @@ impl Handler<DeleteSession> for SessionRegistry {
         found
     }
 }
+
+/// A live session of this node, as operators see it (any owner).
+#[derive(Clone, Debug)]
+pub struct LiveEntry {
+    /// Owner.
+    pub user_id: String,
+    /// The session.
+    pub handle: SessionHandle,
+    /// Creation time.
+    pub created: DateTime<Utc>,
+}
+
+/// Every live (created, not finished, not being closed) session of this node, of every
+/// user, oldest first: what `GET /admin/sessions` lists for this node.
+#[derive(Message)]
+#[rtype(result = "Vec<LiveEntry>")]
+pub struct AllLiveSessions;
+
+impl Handler<AllLiveSessions> for SessionRegistry {
+    type Result = actix::MessageResult<AllLiveSessions>;
+    fn handle(&mut self, _: AllLiveSessions, _ctx: &mut Context<Self>) -> Self::Result {
+        let mut live: Vec<LiveEntry> = self
+            .sessions
+            .values()
+            .filter(|e| e.live && !e.closing)
+            .map(|e| LiveEntry {
+                user_id: e.user_id.clone(),
+                handle: e.handle.clone(),
+                created: e.created,
+            })
+            .collect();
+        live.sort_by(|a, b| {
+            (a.created, &a.handle.session_id).cmp(&(b.created, &b.handle.session_id))
+        });
+        actix::MessageResult(live)
+    }
+}
+
+/// An operator stops a live session of this node, whoever owns it: the run ends as if
+/// its client had sent `stop_simulation` (`simulation_end` with reason `stopped` to an
+/// attached client; results stored). Answers the owner's id, or `None` when the
+/// session is not live here.
+#[derive(Message)]
+#[rtype(result = "Option<String>")]
+pub struct StopLiveSession {
+    /// Session id.
+    pub session_id: String,
+}
+
+impl Handler<StopLiveSession> for SessionRegistry {
+    type Result = Option<String>;
+    fn handle(&mut self, msg: StopLiveSession, _ctx: &mut Context<Self>) -> Option<String> {
+        let e = self
+            .sessions
+            .get(&msg.session_id)
+            .filter(|e| e.live && !e.closing)?;
+        tracing::info!(session_id = %msg.session_id, user_id = %e.user_id, "session stopped by an operator");
+        e.handle.addr.do_send(session_actor::actor::Stop);
+        Some(e.user_id.clone())
+    }
+}

@@ -1,6 +1,7 @@
 //! HTTP routes.
 
 mod accounts;
+mod admin;
 mod auth;
 mod health;
 mod limits;
@@ -46,4 +47,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/sessions/{id}", web::get().to(sessions::get))
         .route("/api/sessions/{id}", web::delete().to(sessions::delete))
         .route("/ws/simulate", web::get().to(crate::ws::simulate));
+    admin::configure(cfg);
 }
