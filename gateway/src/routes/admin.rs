@@ -26,6 +26,7 @@ use super::accounts::KeyEntry;
 use crate::app::AppState;
 use crate::control::{LiveSession, StopOutcome};
 use crate::errors::HttpError;
+use crate::ratelimit::client_ip;
 use crate::revocation::Revoked;
 
 /// Page size when the request gives none.
@@ -167,10 +168,6 @@ fn time_range(from: Option<&str>, until: Option<&str>) -> Result<TimeRange, Http
 
 fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
 }
 
 /// Writes an operator's action to the audit log. The action has happened by now, so a
