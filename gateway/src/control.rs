@@ -24,8 +24,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use chrono::{DateTime, SecondsFormat, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Client;
+use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use session_actor::actor::GetState;
 use tokio::sync::{oneshot, watch};
@@ -282,15 +281,7 @@ impl Control {
         let redis = if store.redis_url.is_empty() {
             None
         } else {
-            let client =
-                Client::open(store.redis_url.as_str()).map_err(|e| e.category().to_string())?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(2)))
-                .set_response_timeout(Some(Duration::from_secs(2)))
-                .set_number_of_retries(1);
-            let conn = ConnectionManager::new_with_config(client, config)
-                .await
-                .map_err(|e| e.to_string())?;
+            let conn = crate::redis_link::connect(&store.redis_url, Duration::from_secs(2)).await?;
             Some(RedisSide {
                 conn,
                 url: store.redis_url.clone(),
@@ -505,42 +496,13 @@ impl Control {
 
     /// Follows the control channel, reconnecting whenever Redis drops.
     async fn listen(self: Arc<Self>) {
-        use tokio_stream::StreamExt;
         let Some(redis) = &self.redis else { return };
-        let channel = redis.channel();
-        loop {
-            let subscribed = async {
-                let client = Client::open(redis.url.as_str()).map_err(|e| e.to_string())?;
-                let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
-                pubsub
-                    .subscribe(&channel)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>(pubsub)
-            }
-            .await;
-            match subscribed {
-                Ok(mut pubsub) => {
-                    let mut messages = pubsub.on_message();
-                    while let Some(msg) = messages.next().await {
-                        let Ok(payload) = msg.get_payload::<String>() else {
-                            continue;
-                        };
-                        match serde_json::from_str::<ControlMessage>(&payload) {
-                            Ok(m) => self.handle(m).await,
-                            Err(e) => {
-                                tracing::warn!(error = %e, "ignoring a malformed control message")
-                            }
-                        }
-                    }
-                    tracing::warn!("control channel closed; resubscribing");
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot subscribe to the control channel yet")
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
+        let (url, channel) = (redis.url.clone(), redis.channel());
+        crate::redis_link::follow(url, channel, "control", |m: ControlMessage| {
+            let control = Arc::clone(&self);
+            async move { control.handle(m).await }
+        })
+        .await;
     }
 
     async fn handle(&self, message: ControlMessage) {

@@ -10,6 +10,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod ratelimit;
+pub mod redis_link;
 pub mod registry;
 pub mod results;
 pub mod revocation;

@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Value};
+use redis::aio::ConnectionManager;
+use redis::Value;
 
 /// What is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,14 +78,7 @@ pub struct ClusterCounts {
 impl ClusterCounts {
     /// Connects to Redis; counts expire `ttl` after their node stops refreshing them.
     pub async fn connect(url: &str, prefix: &str, ttl: Duration) -> Result<Arc<Self>, String> {
-        let client = Client::open(url).map_err(|e| e.category().to_string())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let conn = crate::redis_link::connect(url, Duration::from_secs(2)).await?;
         Ok(Arc::new(ClusterCounts {
             conn,
             prefix: prefix.to_string(),

@@ -25,7 +25,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse};
 use protocol::ApiError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::app::AppState;
 use crate::config::{IpNet, RateLimitSettings, RateRule};
@@ -242,14 +242,7 @@ impl RateLimiter {
         url: &str,
         prefix: &str,
     ) -> Result<Arc<RateLimiter>, String> {
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let conn = crate::redis_link::connect(url, Duration::from_millis(500)).await?;
         Ok(Arc::new(RateLimiter {
             settings,
             trusted,

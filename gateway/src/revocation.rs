@@ -257,39 +257,16 @@ pub async fn publish(redis_url: &str, key_prefix: &str, revoked: Revoked) -> Res
 
 /// Applies revocations published by other nodes, reconnecting whenever Redis drops.
 pub async fn subscribe_redis(revocations: Arc<Revocations>, redis_url: String, key_prefix: String) {
-    use tokio_stream::StreamExt;
-    let channel = channel(&key_prefix);
-    loop {
-        let subscribed = async {
-            let client = redis::Client::open(redis_url.as_str()).map_err(|e| e.to_string())?;
-            let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
-            pubsub
-                .subscribe(&channel)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(pubsub)
-        }
-        .await;
-        match subscribed {
-            Ok(mut pubsub) => {
-                let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    let Ok(payload) = msg.get_payload::<String>() else {
-                        continue;
-                    };
-                    match serde_json::from_str::<Revoked>(&payload) {
-                        Ok(r) => revocations.apply(r),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "ignoring a malformed revocation message")
-                        }
-                    }
-                }
-                tracing::warn!("revocation channel closed; resubscribing");
-            }
-            Err(e) => tracing::debug!(error = %e, "cannot subscribe to revocations yet"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+    crate::redis_link::follow(
+        redis_url,
+        channel(&key_prefix),
+        "revocations",
+        |r: Revoked| {
+            revocations.apply(r);
+            std::future::ready(())
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]
