@@ -1,8 +1,8 @@
 //! Request rate limits (PROTOCOL.md section 7): fixed windows of `period_sec`
 //! seconds, each starting with a key's first request, counted per client IP (`auth`, `ws_connect`, `health`) or per user
 //! (`api`). Every refused request is a 429 carrying `Retry-After` and the
-//! `X-RateLimit-*` headers; allowed requests carry `X-RateLimit-Limit`, `-Remaining`
-//! and `-Reset` too.
+//! `X-RateLimit-*` headers; allowed requests (except health probes) carry
+//! `X-RateLimit-Limit`, `-Remaining` and `-Reset` too.
 //!
 //! With Redis configured, the `auth`, `ws_connect` and `api` windows are counted in
 //! Redis (one Lua script per request, windows on Redis's clock), so they hold across
@@ -430,7 +430,11 @@ pub async fn middleware(
         req.extensions_mut().insert(Counted(decision));
     }
     let mut response = next.call(req).await?.map_into_boxed_body();
-    add_headers(response.headers_mut(), bucket, &decision, now_ms());
+    // Probes (load balancers, Kubernetes) read only the status: their answers stay
+    // small, and carry the headers only when refused.
+    if bucket != Bucket::Health {
+        add_headers(response.headers_mut(), bucket, &decision, now_ms());
+    }
     Ok(response)
 }
 
