@@ -2,7 +2,6 @@
 # The /health rate with request limits off or on, and the gateway CPU per request.
 # Run from the repository root after `cargo build --release -p gateway`.
 # usage: benches/health_bench.sh disabled|enabled|redis PORT
-# usage: healthbench.sh enabled|disabled|redis PORT
 mode=$1; port=$2
 D=$(mktemp -d)
 env=(SIMUTRADOR__DATA_DIR=$D SIMUTRADOR__SERVER__PORT=$port SIMUTRADOR__SERVER__COMPAT_PORT=0 SIMUTRADOR__LOG__LEVEL=warn)
