@@ -164,6 +164,7 @@ impl LocalWindows {
         }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.shards
             .iter()
@@ -310,11 +311,6 @@ impl RateLimiter {
             tick.tick().await;
             self.local.sweep(now_ms());
         }
-    }
-
-    /// Windows held in memory (for tests and diagnostics).
-    pub fn local_windows(&self) -> usize {
-        self.local.len()
     }
 
     /// The client address: the peer, or with a trusted proxy as the peer, the last
