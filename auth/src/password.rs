@@ -9,7 +9,7 @@
 //! a [`HashingLimit`] caps how many run at once: a login flood then waits, and
 //! finally gets [`AuthError::Overloaded`], instead of running the server out of memory.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, Version};
@@ -163,16 +163,67 @@ impl PasswordHasher {
 }
 
 /// Caps concurrent password hashing and verification across a process (one per
-/// store). Cheap to clone; clones share the permits.
+/// store). Cheap to clone; clones share the permits and the threads.
+///
+/// The work runs on threads of its own, one per permit (at most [`MAX_THREADS`]),
+/// not on tokio's blocking pool: the allocator keeps each thread's freed argon2 buffer
+/// for reuse, so memory stays at about one buffer per permit instead of growing with
+/// every blocking thread that ever hashed (about 1 GiB after a few hundred logins).
 #[derive(Debug, Clone)]
 pub struct HashingLimit {
     permits: Arc<Semaphore>,
     wait: Duration,
+    pool: Arc<Pool>,
+}
+
+/// The most hashing threads one limit starts; more permits queue on them.
+pub const MAX_THREADS: usize = 32;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads running hashing jobs; they end when the last clone of the limit is dropped.
+#[derive(Debug)]
+struct Pool {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Pool {
+    fn start(threads: usize) -> Pool {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..threads.clamp(1, MAX_THREADS) {
+            let rx = Arc::clone(&rx);
+            let spawned = std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next job.
+                    let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    };
+                    job();
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
+        Pool {
+            jobs: Mutex::new(tx),
+        }
+    }
+
+    fn submit(&self, job: Job) -> bool {
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.send(job).is_ok()
+    }
 }
 
 /// The right to run one hash or verification; see [`HashingLimit::acquire`].
 #[derive(Debug)]
-pub struct HashingPermit(OwnedSemaphorePermit);
+pub struct HashingPermit {
+    permit: OwnedSemaphorePermit,
+    pool: Arc<Pool>,
+}
 
 impl HashingLimit {
     /// At most `permits` at once; a caller waits at most `wait` for one.
@@ -180,6 +231,7 @@ impl HashingLimit {
         Self {
             permits: Arc::new(Semaphore::new(permits)),
             wait,
+            pool: Arc::new(Pool::start(permits)),
         }
     }
 
@@ -192,7 +244,10 @@ impl HashingLimit {
     /// A permit, or [`AuthError::Overloaded`] if none frees up within the wait.
     pub async fn acquire(&self) -> Result<HashingPermit, AuthError> {
         match tokio::time::timeout(self.wait, Arc::clone(&self.permits).acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(HashingPermit(permit)),
+            Ok(Ok(permit)) => Ok(HashingPermit {
+                permit,
+                pool: Arc::clone(&self.pool),
+            }),
             // Timed out (or closed, which this type never does).
             _ => Err(AuthError::Overloaded),
         }
@@ -203,7 +258,10 @@ impl HashingLimit {
         Arc::clone(&self.permits)
             .try_acquire_owned()
             .ok()
-            .map(HashingPermit)
+            .map(|permit| HashingPermit {
+                permit,
+                pool: Arc::clone(&self.pool),
+            })
     }
 
     /// [`acquire`](Self::acquire), then [`HashingPermit::run`].
@@ -217,21 +275,29 @@ impl HashingLimit {
 }
 
 impl HashingPermit {
-    /// Runs `work` on the blocking pool. The permit is released when `work` ends, not
-    /// when the caller stops waiting: a dropped request cannot free a slot whose
+    /// Runs `work` on the limit's threads. The permit is released when `work` ends,
+    /// not when the caller stops waiting: a dropped request cannot free a slot whose
     /// argon2 memory is still in use.
     pub async fn run<T, F>(self, work: F) -> Result<T, AuthError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let permit = self.0;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|_| AuthError::PasswordHashing)
+        let HashingPermit { permit, pool } = self;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            // Free the slot before the caller hears of the result.
+            drop(permit);
+            let _ = tx.send(done);
+        });
+        if !pool.submit(job) {
+            return Err(AuthError::PasswordHashing);
+        }
+        match rx.await {
+            Ok(Ok(value)) => Ok(value),
+            _ => Err(AuthError::PasswordHashing),
+        }
     }
 }
 
@@ -368,6 +434,34 @@ mod tests {
             started.elapsed() >= Duration::from_millis(200),
             "serialised"
         );
+    }
+
+    #[tokio::test]
+    async fn hashing_runs_on_one_thread_per_permit() {
+        let limit = HashingLimit::new(2, Duration::from_secs(30));
+        let mut threads = std::collections::HashSet::new();
+        for _ in 0..3 {
+            let jobs: Vec<_> = (0..8)
+                .map(|_| {
+                    let limit = limit.clone();
+                    tokio::spawn(async move {
+                        limit
+                            .run(|| {
+                                std::thread::sleep(Duration::from_millis(5));
+                                std::thread::current().id()
+                            })
+                            .await
+                    })
+                })
+                .collect();
+            for job in jobs {
+                threads.insert(job.await.unwrap().unwrap());
+            }
+        }
+        // Whatever the order, 24 jobs ran on the same two threads (the allocator keeps
+        // one argon2 buffer per thread, so this is what bounds the memory).
+        assert_eq!(threads.len(), 2, "{threads:?}");
+        assert!(!threads.contains(&std::thread::current().id()));
     }
 
     #[tokio::test]
