@@ -4,42 +4,15 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use auth::Plan;
 use auth::UserStore;
-use gateway::config::LogFormat;
 use serde_json::{json, Value};
 use support::{spawn_app_with, Backend, TestApp, WsClient};
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-/// Everything logged by this test binary, as JSON lines through the gateway's own
-/// subscriber.
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        let writer = BoxMakeWriter::new(move || Capture(Arc::clone(&sink)));
-        let sub = gateway::logging::subscriber(LogFormat::Json, "info,gateway=debug", writer)
-            .expect("valid log settings");
-        tracing::subscriber::set_global_default(sub).expect("first subscriber");
-        logs
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    support::logs::captured_logs("info,gateway=debug")
 }
 
 async fn scrape(url: &str) -> String {

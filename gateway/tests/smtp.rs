@@ -7,19 +7,17 @@
 
 mod support;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use gateway::config::{LogFormat, Settings};
+use gateway::config::Settings;
 use serde_json::{json, Value};
 use support::{Backend, TestApp};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 const SMTP_USER: &str = "mailer";
 const SMTP_PASSWORD: &str = "smtp-password-never-logged";
@@ -262,32 +260,8 @@ fn token_in(text: &str) -> Option<String> {
     )
 }
 
-/// Everything logged by this test binary, as JSON lines through the gateway's own
-/// subscriber.
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&logs);
-        let writer = BoxMakeWriter::new(move || Capture(Arc::clone(&sink)));
-        let sub = gateway::logging::subscriber(LogFormat::Json, "debug", writer)
-            .expect("valid log settings");
-        tracing::subscriber::set_global_default(sub).expect("first subscriber");
-        logs
-    })
-    .clone()
-}
-
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    support::logs::captured_logs("debug")
 }
 
 fn log_text(logs: &Arc<Mutex<Vec<u8>>>) -> String {

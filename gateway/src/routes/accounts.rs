@@ -304,14 +304,19 @@ fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpErro
 /// owner out.
 fn login_claims(req: &HttpRequest, state: &AppState) -> Result<auth::Claims, HttpError> {
     let claims = authenticated(req, state)?;
-    if claims.sid.is_none() {
-        return Err(HttpError {
-            status: actix_web::http::StatusCode::FORBIDDEN,
-            code: "FORBIDDEN",
-            message: "managing the account needs a login session (POST /auth/login); API-key tokens cannot".into(),
-        });
-    }
+    login_session(&claims)?;
     Ok(claims)
+}
+
+/// The login session a token belongs to; 403 for tokens exchanged for an API key.
+fn login_session(claims: &auth::Claims) -> Result<Uuid, HttpError> {
+    claims.sid.ok_or_else(|| HttpError {
+        status: actix_web::http::StatusCode::FORBIDDEN,
+        code: "FORBIDDEN",
+        message:
+            "managing the account needs a login session (POST /auth/login); API-key tokens cannot"
+                .into(),
+    })
 }
 
 /// `POST /auth/logout`: ends the login session of the Bearer token (204).
@@ -319,10 +324,8 @@ pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
-    let session = claims.sid.ok_or_else(|| {
-        HttpError::invalid_params("this token does not belong to a login session")
-    })?;
+    let claims = authenticated(&req, &state)?;
+    let session = login_session(&claims)?;
     end_session(&state, claims.sub, session).await
 }
 
