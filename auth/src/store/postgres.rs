@@ -76,7 +76,7 @@ pub(super) fn user_from_row(row: &PgRow, c: &UserColumns) -> Result<User, AuthEr
     })
 }
 
-fn key_from_row(row: &PgRow) -> Result<ApiKey, AuthError> {
+pub(super) fn key_from_row(row: &PgRow) -> Result<ApiKey, AuthError> {
     Ok(ApiKey {
         id: get_id(row, "id")?,
         user_id: get_id(row, "user_id")?,

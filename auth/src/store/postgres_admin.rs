@@ -83,19 +83,6 @@ fn account_from_row(row: &PgRow) -> Result<Account, AuthError> {
     })
 }
 
-fn key_from_row(row: &PgRow) -> Result<ApiKey, AuthError> {
-    Ok(ApiKey {
-        id: get_id(row, "id")?,
-        user_id: get_id(row, "user_id")?,
-        name: row.try_get("name")?,
-        prefix: row.try_get("prefix")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
-
 impl AdminStore for PostgresStore {
     async fn search_users(&self, query: UserQuery) -> Result<UserListing, AuthError> {
         let email = email_fragment(&query)?;
@@ -164,7 +151,7 @@ impl AdminStore for PostgresStore {
         .fetch_optional(self.pool())
         .await?
         .ok_or(AuthError::NotFound)
-        .and_then(|row| key_from_row(&row))
+        .and_then(|row| super::postgres::key_from_row(&row))
     }
 
     async fn usage_by_user(&self, query: UsageQuery) -> Result<UsageListing, AuthError> {

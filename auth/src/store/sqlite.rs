@@ -110,7 +110,7 @@ pub(super) fn user_from_row(row: &SqliteRow, c: &UserColumns) -> Result<User, Au
     })
 }
 
-fn key_from_row(row: &SqliteRow) -> Result<ApiKey, AuthError> {
+pub(super) fn key_from_row(row: &SqliteRow) -> Result<ApiKey, AuthError> {
     Ok(ApiKey {
         id: get_id(row, "id")?,
         user_id: get_id(row, "user_id")?,
