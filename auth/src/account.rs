@@ -110,15 +110,6 @@ pub struct OneTimeToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What happened to a failed login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailedLogin {
-    /// Failures counted in the current window (0 right after a lockout starts).
-    pub failures: u32,
-    /// Set when this failure (or an earlier one) locked logins.
-    pub locked_until: Option<DateTime<Utc>>,
-}
-
 /// Why a login session ended early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RevokeReason {

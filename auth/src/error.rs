@@ -68,6 +68,10 @@ pub enum AuthError {
     /// An email-verification token is unknown, used or expired; the reason is for logs.
     #[error("invalid or expired token")]
     InvalidOneTimeToken(OneTimeRejection),
+    /// The right password for a user with TOTP, but no second factor was given; the
+    /// caller should ask for the code.
+    #[error("this account needs its second factor")]
+    SecondFactorRequired,
     /// A TOTP code or recovery code was wrong, replayed or already used.
     #[error("invalid authentication code")]
     InvalidSecondFactor,

@@ -33,9 +33,8 @@ pub mod token;
 pub mod totp;
 
 pub use account::{
-    Account, AccountPolicy, AuditEvent, AuditKind, AuditQuery, FailedLogin, LoginGrant,
-    LoginSession, NewAuditEvent, NewLoginSession, OneTimeToken, Registration, RevokeReason,
-    TotpEnrolment,
+    Account, AccountPolicy, AuditEvent, AuditKind, AuditQuery, LoginGrant, LoginSession,
+    NewAuditEvent, NewLoginSession, OneTimeToken, Registration, RevokeReason, TotpEnrolment,
 };
 pub use admin::{PlanUsage, UsageListing, UsageQuery, UserListing, UserQuery, UserUsage};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -56,5 +55,5 @@ pub use secret::Secret;
 pub use simulation::{SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES};
 pub use store::{
     connect, AccountStore, AdminStore, Backend, Database, PostgresStore, ResultStore, Revocations,
-    SqliteStore, StoreOptions, UserStore, DEFAULT_DATABASE_URL,
+    SecondFactor, SqliteStore, StoreOptions, UserStore, DEFAULT_DATABASE_URL,
 };

@@ -202,6 +202,7 @@ store_suite!(
     concurrent_guesses_get_at_most_the_allowed_checks,
     a_right_password_among_concurrent_guesses_adds_no_tries,
     totp_accounts_keep_failures_until_the_second_factor,
+    concurrent_code_guesses_get_at_most_the_allowed_checks,
     unverified_emails_cannot_log_in_until_verified,
 );
 

@@ -106,6 +106,14 @@ impl From<AuthError> for HttpError {
                 HttpError::auth_failed(e.to_string())
             }
             AuthError::InvalidSecondFactor => HttpError::auth_failed("invalid second factor"),
+            // Only after the right password, like EMAIL_NOT_VERIFIED below.
+            AuthError::SecondFactorRequired => HttpError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "TOTP_REQUIRED",
+                message: "this account needs its TOTP code (`totp_code`) or a recovery code \
+                          (`recovery_code`)"
+                    .into(),
+            },
             // Only after the right password, so telling it apart reveals nothing new.
             AuthError::EmailNotVerified => HttpError {
                 status: StatusCode::FORBIDDEN,

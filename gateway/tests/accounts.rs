@@ -594,6 +594,16 @@ async fn turning_the_second_factor_off(backend: Backend) {
     );
     let (status, _) = login(&app, "gus@example.com", PASSWORD).await;
     assert_eq!(status, 200, "no code needed any more");
+    // Turning it off again: nothing to turn off, and nothing counted.
+    let (status, body) = post(
+        &app,
+        "/auth/totp/disable",
+        json!({"code": "000000", "password": "not the password"}),
+        Some(&access),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(app.db.account(user.id).await.unwrap().failed_logins, 0);
     app.cleanup().await;
 }
 

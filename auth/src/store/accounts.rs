@@ -14,8 +14,8 @@ use uuid::Uuid;
 use super::shared::StoreCore;
 use super::{Database, UserStore};
 use crate::account::{
-    Account, AuditEvent, AuditKind, AuditQuery, FailedLogin, LoginGrant, LoginSession,
-    NewAuditEvent, NewLoginSession, OneTimeToken, Registration, RevokeReason, TotpEnrolment,
+    Account, AuditEvent, AuditKind, AuditQuery, LoginGrant, LoginSession, NewAuditEvent,
+    NewLoginSession, OneTimeToken, Registration, RevokeReason, TotpEnrolment,
 };
 use crate::crypto::Sealed;
 use crate::email::normalise_email;
@@ -57,7 +57,8 @@ pub trait AccountStore: Send + Sync {
         password: Secret<String>,
     ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
-    /// Checks an email and password: the first step of a human login.
+    /// Checks an email, a password and, for users with TOTP, the second factor: a
+    /// human login.
     ///
     /// Always runs exactly one argon2 verification (against a dummy hash for unknown
     /// emails, password-less users and refused attempts), so the time taken does not
@@ -69,17 +70,25 @@ pub trait AccountStore: Send + Sync {
     /// logins are locked or once `max_failed_logins` attempts are counted in the
     /// window: so however many attempts run at once, at most that many are checked
     /// per window. A wrong password leaves its attempt counted, and the last allowed
-    /// one locks logins for the lockout time. The right password gives its attempt
-    /// back; a disabled or locked-status user then gets [`AuthError::AccountInactive`],
-    /// and a user whose email is not verified [`AuthError::EmailNotVerified`].
-    /// Otherwise the failure count is cleared (unless a lock is in force), except for
-    /// users with TOTP, whose failures the caller clears once the second factor is
-    /// right too. [`AuthError::Overloaded`] when no hashing slot frees up in time
-    /// (nothing is counted then).
+    /// one locks logins for the lockout time. After the right password:
+    /// - a disabled or locked-status user gets [`AuthError::AccountInactive`], and a
+    ///   user whose email is not verified [`AuthError::EmailNotVerified`]; the attempt
+    ///   is given back;
+    /// - a user with TOTP and no `second_factor` gets
+    ///   [`AuthError::SecondFactorRequired`], the attempt given back; a wrong, replayed
+    ///   or used second factor is [`AuthError::InvalidSecondFactor`] and counts like a
+    ///   wrong password. The attempt stays counted while the code is checked, so the
+    ///   password alone never opens more than the window's attempts at the code;
+    /// - otherwise the login succeeds and the failure count is cleared (unless a lock
+    ///   is in force).
+    ///
+    /// `second_factor` is ignored for users without TOTP. [`AuthError::Overloaded`]
+    /// when no hashing slot frees up in time (nothing is counted then).
     fn authenticate_password(
         &self,
         email: &str,
         password: Secret<String>,
+        second_factor: Option<SecondFactor>,
         ip: Option<String>,
     ) -> impl Future<Output = Result<Account, AuthError>> + Send;
 
@@ -104,21 +113,6 @@ pub trait AccountStore: Send + Sync {
         &self,
         user_id: Uuid,
         actor: Option<Uuid>,
-    ) -> impl Future<Output = Result<(), AuthError>> + Send;
-
-    /// Counts a failed login (for example a wrong second factor); the
-    /// `max_failed_logins`-th failure within the window locks logins for the lockout
-    /// time. Failures while locked are not counted. Audited.
-    fn record_failed_login(
-        &self,
-        user_id: Uuid,
-        ip: Option<String>,
-    ) -> impl Future<Output = Result<FailedLogin, AuthError>> + Send;
-
-    /// Forgets failed logins (not an active lockout).
-    fn clear_failed_logins(
-        &self,
-        user_id: Uuid,
     ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Locks logins until `until` (an operator's action, audited with `actor`).
@@ -295,17 +289,6 @@ pub(super) trait AccountBackend: UserStore {
     async fn store_password_hash(&self, user_id: Uuid, hash: &str) -> Result<(), AuthError>;
 
     async fn account_row(&self, key: AccountKey<'_>) -> Result<Option<AccountRow>, AuthError>;
-
-    /// Counts one failure unless logins are locked at `now`. `None` if nothing was
-    /// counted (no such user, or locked). The bool is true when this failure locked.
-    async fn count_failure(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-        max: u32,
-        until: DateTime<Utc>,
-    ) -> Result<Option<(FailedLogin, bool)>, AuthError>;
 
     /// Counts a login attempt in the failure window before its password is checked,
     /// unless logins are locked at `now` or the window already counts `max` attempts
@@ -576,6 +559,7 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
     store: &S,
     email: &str,
     password: Secret<String>,
+    second_factor: Option<SecondFactor>,
     ip: Option<String>,
 ) -> Result<Account, AuthError> {
     check_ip(ip.as_deref())?;
@@ -653,10 +637,32 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
     } else {
         None
     };
-    // The right password gives its attempt back. Earlier failures are forgotten only
-    // by a login that goes through: with a second factor the caller clears them once
-    // that is right too, so wrong codes add up to the lockout.
-    let clear = refused.is_none() && !account.totp_enabled;
+    // With a second factor the attempt stays counted until the code is checked:
+    // giving it back first would let whoever knows the password have any number of
+    // code guesses in flight at once.
+    let refused = match refused {
+        None if account.totp_enabled => {
+            match check_second_factor(store, user_id, second_factor).await {
+                Ok(()) => None,
+                Err(AuthError::InvalidSecondFactor) => {
+                    attempt_failed(
+                        store,
+                        user_id,
+                        ip.as_deref(),
+                        "wrong_second_factor",
+                        attempt,
+                    )
+                    .await?;
+                    return Err(AuthError::InvalidSecondFactor);
+                }
+                Err(e) => Some(e),
+            }
+        }
+        refused => refused,
+    };
+    // The right password (and code) gives its attempt back. Earlier failures are
+    // forgotten only by a login that goes through.
+    let clear = refused.is_none();
     let now = core.now();
     store
         .settle_attempt(user_id, now, now - rules.failure_window, clear)
@@ -674,7 +680,7 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
         }
         return Err(refused);
     }
-    account.failed_logins = if clear { 0 } else { attempt - 1 };
+    account.failed_logins = 0;
     // Costs were raised since this hash was made: replace it while the password is at
     // hand, if a hashing slot is free now (a busy server does it at a later login).
     // Failing to is harmless, the old hash still verifies.
@@ -699,7 +705,33 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
     Ok(account)
 }
 
-/// A wrong password: its attempt stays counted; the last allowed one locks.
+/// The second factor of a login: a current TOTP code or an unused recovery code.
+#[derive(Debug, Clone)]
+pub enum SecondFactor {
+    /// A code from the authenticator app.
+    Totp(String),
+    /// One of the recovery codes (used up by a successful login).
+    RecoveryCode(String),
+}
+
+/// Checks (and uses up) `factor` for a user with TOTP; [`AuthError::SecondFactorRequired`]
+/// without one.
+async fn check_second_factor<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    factor: Option<SecondFactor>,
+) -> Result<(), AuthError> {
+    match factor {
+        None => Err(AuthError::SecondFactorRequired),
+        Some(SecondFactor::Totp(code)) => verify_totp(store, user_id, &code).await,
+        Some(SecondFactor::RecoveryCode(code)) => {
+            consume_recovery_code(store, user_id, &code).await.map(drop)
+        }
+    }
+}
+
+/// A wrong password or second factor: its attempt stays counted; the last allowed
+/// one locks.
 async fn attempt_failed<S: AccountBackend>(
     store: &S,
     user_id: Uuid,
@@ -733,71 +765,6 @@ async fn attempt_failed<S: AccountBackend>(
         .await;
     }
     Ok(())
-}
-
-/// A failure reported by the caller (a wrong second factor): counted unless locked,
-/// and the `max_failed_logins`-th in the window locks.
-async fn failed_login<S: AccountBackend>(
-    store: &S,
-    user_id: Uuid,
-    ip: Option<&str>,
-    reason: &str,
-) -> Result<FailedLogin, AuthError> {
-    let core = store.core();
-    let rules = &core.rules;
-    let now = core.now();
-    let until = now + rules.lockout;
-    let counted = store
-        .count_failure(
-            user_id,
-            now,
-            now - rules.failure_window,
-            rules.max_failed_logins,
-            until,
-        )
-        .await?;
-    let Some((outcome, just_locked)) = counted else {
-        // Locked already (or no such user): report the state without counting.
-        let row = store
-            .account_row(AccountKey::Id(user_id))
-            .await?
-            .ok_or(AuthError::NotFound)?;
-        return Ok(FailedLogin {
-            failures: row.account.failed_logins,
-            locked_until: row.account.locked_until,
-        });
-    };
-    audit(
-        store,
-        NewAuditEvent::new(AuditKind::LoginFailed)
-            .subject(user_id)
-            .ip(ip)
-            .detail(json!({
-                "reason": reason,
-                "failures": if just_locked { rules.max_failed_logins } else { outcome.failures },
-            })),
-    )
-    .await;
-    if just_locked {
-        audit(
-            store,
-            NewAuditEvent::new(AuditKind::AccountLocked)
-                .subject(user_id)
-                .ip(ip)
-                .detail(json!({ "until": rfc3339(until), "failures": rules.max_failed_logins })),
-        )
-        .await;
-    }
-    Ok(outcome)
-}
-
-pub(super) async fn record_failed_login<S: AccountBackend>(
-    store: &S,
-    user_id: Uuid,
-    ip: Option<String>,
-) -> Result<FailedLogin, AuthError> {
-    check_ip(ip.as_deref())?;
-    failed_login(store, user_id, ip.as_deref(), "rejected").await
 }
 
 pub(super) async fn account<S: AccountBackend>(
@@ -1305,9 +1272,11 @@ macro_rules! account_store_via_rules {
                 &self,
                 email: &str,
                 password: $crate::secret::Secret<String>,
+                second_factor: Option<super::accounts::SecondFactor>,
                 ip: Option<String>,
             ) -> Result<$crate::account::Account, $crate::error::AuthError> {
-                super::accounts::authenticate_password(self, email, password, ip).await
+                super::accounts::authenticate_password(self, email, password, second_factor, ip)
+                    .await
             }
 
             async fn account(
@@ -1337,22 +1306,6 @@ macro_rules! account_store_via_rules {
                 actor: Option<uuid::Uuid>,
             ) -> Result<(), $crate::error::AuthError> {
                 super::accounts::mark_email_verified(self, user_id, actor).await
-            }
-
-            async fn record_failed_login(
-                &self,
-                user_id: uuid::Uuid,
-                ip: Option<String>,
-            ) -> Result<$crate::account::FailedLogin, $crate::error::AuthError> {
-                super::accounts::record_failed_login(self, user_id, ip).await
-            }
-
-            async fn clear_failed_logins(
-                &self,
-                user_id: uuid::Uuid,
-            ) -> Result<(), $crate::error::AuthError> {
-                let now = super::accounts::AccountBackend::core(self).now();
-                super::accounts::AccountBackend::reset_failures(self, user_id, false, now).await
             }
 
             async fn lock_logins_until(
@@ -1510,9 +1463,10 @@ impl AccountStore for Database {
         &self,
         email: &str,
         password: Secret<String>,
+        second_factor: Option<SecondFactor>,
         ip: Option<String>,
     ) -> Result<Account, AuthError> {
-        dispatch!(self, s => s.authenticate_password(email, password, ip))
+        dispatch!(self, s => s.authenticate_password(email, password, second_factor, ip))
     }
 
     async fn account(&self, user_id: Uuid) -> Result<Account, AuthError> {
@@ -1533,18 +1487,6 @@ impl AccountStore for Database {
         actor: Option<Uuid>,
     ) -> Result<(), AuthError> {
         dispatch!(self, s => s.mark_email_verified(user_id, actor))
-    }
-
-    async fn record_failed_login(
-        &self,
-        user_id: Uuid,
-        ip: Option<String>,
-    ) -> Result<FailedLogin, AuthError> {
-        dispatch!(self, s => s.record_failed_login(user_id, ip))
-    }
-
-    async fn clear_failed_logins(&self, user_id: Uuid) -> Result<(), AuthError> {
-        dispatch!(self, s => s.clear_failed_logins(user_id))
     }
 
     async fn lock_logins_until(
@@ -1679,7 +1621,7 @@ mod tests {
         let started = Instant::now();
         for password in ["wrong password", PASSWORD] {
             let result = store
-                .authenticate_password("busy@example.com", pw(password), None)
+                .authenticate_password("busy@example.com", pw(password), None, None)
                 .await;
             assert!(matches!(result, Err(AuthError::Overloaded)), "{result:?}");
         }
@@ -1703,7 +1645,7 @@ mod tests {
 
         drop(held);
         store
-            .authenticate_password("busy@example.com", pw(PASSWORD), None)
+            .authenticate_password("busy@example.com", pw(PASSWORD), None, None)
             .await
             .unwrap();
     }
@@ -1744,12 +1686,12 @@ mod tests {
             }
         };
         assert!(stored(&new).await.contains("m=64,"));
-        new.authenticate_password("old@example.com", pw(PASSWORD), None)
+        new.authenticate_password("old@example.com", pw(PASSWORD), None, None)
             .await
             .unwrap();
         let upgraded = stored(&new).await;
         assert!(upgraded.contains("m=128,"), "{upgraded}");
-        new.authenticate_password("old@example.com", pw(PASSWORD), None)
+        new.authenticate_password("old@example.com", pw(PASSWORD), None, None)
             .await
             .unwrap();
     }

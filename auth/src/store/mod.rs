@@ -46,7 +46,7 @@ use crate::model::{
 };
 use crate::secret::Secret;
 
-pub use self::accounts::AccountStore;
+pub use self::accounts::{AccountStore, SecondFactor};
 pub use self::admin::AdminStore;
 pub use self::postgres::PostgresStore;
 pub use self::results::ResultStore;

@@ -18,9 +18,7 @@ use super::shared::{
 };
 use super::sqlite::{get_id, id, ts, user_from_row};
 use super::SqliteStore;
-use crate::account::{
-    Account, AuditEvent, AuditQuery, FailedLogin, LoginSession, NewAuditEvent, RevokeReason,
-};
+use crate::account::{Account, AuditEvent, AuditQuery, LoginSession, NewAuditEvent, RevokeReason};
 use crate::crypto::Sealed;
 use crate::error::{AuthError, OneTimeRejection};
 use crate::model::User;
@@ -183,50 +181,6 @@ impl AccountBackend for SqliteStore {
             },
             password_hash,
         }))
-    }
-
-    async fn count_failure(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-        max: u32,
-        until: DateTime<Utc>,
-    ) -> Result<Option<(FailedLogin, bool)>, AuthError> {
-        // One statement, so concurrent failures are all counted.
-        let row = sqlx::query(
-            "UPDATE users SET \
-               failed_login_count = CASE WHEN (CASE WHEN failed_login_since > ?3 \
-                   THEN failed_login_count + 1 ELSE 1 END) >= ?4 THEN 0 \
-                   ELSE (CASE WHEN failed_login_since > ?3 THEN failed_login_count + 1 ELSE 1 END) END, \
-               failed_login_since = CASE WHEN (CASE WHEN failed_login_since > ?3 \
-                   THEN failed_login_count + 1 ELSE 1 END) >= ?4 THEN NULL \
-                   WHEN failed_login_since > ?3 THEN failed_login_since ELSE ?2 END, \
-               locked_until = CASE WHEN (CASE WHEN failed_login_since > ?3 \
-                   THEN failed_login_count + 1 ELSE 1 END) >= ?4 THEN ?5 ELSE locked_until END \
-             WHERE id = ?1 AND (locked_until IS NULL OR locked_until <= ?2) \
-             RETURNING failed_login_count, locked_until",
-        )
-        .bind(id(user_id))
-        .bind(ts(now))
-        .bind(ts(window_start))
-        .bind(i64::from(max))
-        .bind(ts(until))
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let failures = count(row.try_get("failed_login_count")?);
-        let locked_until: Option<DateTime<Utc>> = row.try_get("locked_until")?;
-        let just_locked = failures == 0 && locked_until == Some(until);
-        Ok(Some((
-            FailedLogin {
-                failures,
-                locked_until: locked_until.filter(|at| *at > now),
-            },
-            just_locked,
-        )))
     }
 
     async fn take_attempt(

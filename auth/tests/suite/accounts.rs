@@ -5,7 +5,7 @@ use std::time::Duration;
 use auth::{
     totp, AccountPolicy, AccountStore, AuditKind, AuditQuery, AuthError, CredentialRejection,
     Database, Keyring, NewAuditEvent, NewLoginSession, NewUser, OneTimeRejection, Page,
-    PasswordParams, RefreshRejection, RevokeReason, Secret, UserStatus, UserStore,
+    PasswordParams, RefreshRejection, RevokeReason, SecondFactor, Secret, UserStatus, UserStore,
 };
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
@@ -139,7 +139,7 @@ pub async fn registration_verification_and_password_login(ctx: Ctx) {
     assert_eq!(account.email_verified_at, Some(ctx.now().trunc_subsecs_6()));
 
     let logged_in = store
-        .authenticate_password("NEW.user@example.com ", pw(PASSWORD), None)
+        .authenticate_password("NEW.user@example.com ", pw(PASSWORD), None, None)
         .await
         .unwrap();
     assert_eq!(logged_in.user.id, reg.user.id);
@@ -152,13 +152,18 @@ pub async fn registration_verification_and_password_login(ctx: Ctx) {
     assert_eq!(
         credentials(
             store
-                .authenticate_password("new.user@example.com", pw(PASSWORD), None)
+                .authenticate_password("new.user@example.com", pw(PASSWORD), None, None)
                 .await
         ),
         CredentialRejection::WrongPassword
     );
     store
-        .authenticate_password("new.user@example.com", pw("another long password"), None)
+        .authenticate_password(
+            "new.user@example.com",
+            pw("another long password"),
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -181,7 +186,12 @@ pub async fn registration_verification_and_password_login(ctx: Ctx) {
         .unwrap();
     assert!(matches!(
         store
-            .authenticate_password("new.user@example.com", pw("another long password"), None)
+            .authenticate_password(
+                "new.user@example.com",
+                pw("another long password"),
+                None,
+                None
+            )
             .await,
         Err(AuthError::AccountInactive(UserStatus::Disabled))
     ));
@@ -195,16 +205,16 @@ pub async fn unknown_emails_and_wrong_passwords_are_refused_alike(ctx: Ctx) {
         .await
         .unwrap();
     let unknown = store
-        .authenticate_password("nobody@example.com", pw(PASSWORD), None)
+        .authenticate_password("nobody@example.com", pw(PASSWORD), None, None)
         .await;
     let wrong = store
-        .authenticate_password("known@example.com", pw("wrong password"), None)
+        .authenticate_password("known@example.com", pw("wrong password"), None, None)
         .await;
     let no_password = store
-        .authenticate_password("keys@example.com", pw(PASSWORD), None)
+        .authenticate_password("keys@example.com", pw(PASSWORD), None, None)
         .await;
     let garbage = store
-        .authenticate_password("not an email", pw(PASSWORD), None)
+        .authenticate_password("not an email", pw(PASSWORD), None, None)
         .await;
     // One message for every reason; the reasons are for logs.
     let messages: Vec<String> = [&unknown, &wrong, &no_password, &garbage]
@@ -243,6 +253,7 @@ pub async fn failed_logins_lock_and_unlock(ctx: Ctx) {
         store.authenticate_password(
             "locked@example.com",
             pw(password),
+            None,
             Some("198.51.100.7".into()),
         )
     };
@@ -268,12 +279,12 @@ pub async fn failed_logins_lock_and_unlock(ctx: Ctx) {
     // Three within the window lock for 15 minutes, even for the right password.
     ctx.clock.advance(TimeDelta::minutes(1));
     login("wrong").await.unwrap_err();
-    let third = store
-        .record_failed_login(user.id, Some("198.51.100.7".into()))
-        .await
-        .unwrap();
+    login("wrong").await.unwrap_err();
     let until = ctx.now().trunc_subsecs_6() + TimeDelta::minutes(15);
-    assert_eq!(third.locked_until, Some(until));
+    assert_eq!(
+        store.account(user.id).await.unwrap().locked_until,
+        Some(until)
+    );
     assert_eq!(
         credentials(login(PASSWORD).await),
         CredentialRejection::Locked { until }
@@ -312,13 +323,12 @@ pub async fn failed_logins_lock_and_unlock(ctx: Ctx) {
     let unlocked = audit(&ctx, user.id, AuditKind::AccountUnlocked).await;
     assert_eq!(unlocked[0].actor_user_id, Some(admin.id));
 
-    // A manual lock, then clearing failures leaves the lock in force.
+    // A manual lock refuses even the right password.
     let until = ctx.now() + TimeDelta::hours(1);
     store
         .lock_logins_until(user.id, until, Some(admin.id))
         .await
         .unwrap();
-    store.clear_failed_logins(user.id).await.unwrap();
     assert!(matches!(
         credentials(login(PASSWORD).await),
         CredentialRejection::Locked { .. }
@@ -941,7 +951,7 @@ pub async fn sql_injection_strings_in_account_fields_are_stored_verbatim(ctx: Ct
             .await
             .unwrap();
         let account = store
-            .authenticate_password(&email, pw(&password), Some(text.to_string()))
+            .authenticate_password(&email, pw(&password), None, Some(text.to_string()))
             .await
             .unwrap();
         assert_eq!(account.user.id, reg.user.id);
@@ -1167,7 +1177,7 @@ async fn at_once(
             let email = email.to_owned();
             tokio::spawn(async move {
                 store
-                    .authenticate_password(&email, pw(&password), None)
+                    .authenticate_password(&email, pw(&password), None, None)
                     .await
             })
         })
@@ -1238,14 +1248,14 @@ pub async fn concurrent_guesses_get_at_most_the_allowed_checks(ctx: Ctx) {
     assert_eq!(
         credentials(
             store
-                .authenticate_password("flood@example.com", pw(PASSWORD), None)
+                .authenticate_password("flood@example.com", pw(PASSWORD), None, None)
                 .await
         ),
         CredentialRejection::Locked { until }
     );
     ctx.clock.advance(TimeDelta::minutes(15));
     store
-        .authenticate_password("flood@example.com", pw(PASSWORD), None)
+        .authenticate_password("flood@example.com", pw(PASSWORD), None, None)
         .await
         .unwrap();
 }
@@ -1287,7 +1297,7 @@ pub async fn a_right_password_among_concurrent_guesses_adds_no_tries(ctx: Ctx) {
         assert!(matches!(
             credentials(
                 store
-                    .authenticate_password(&email, pw(PASSWORD), None)
+                    .authenticate_password(&email, pw(PASSWORD), None, None)
                     .await
             ),
             CredentialRejection::Locked { .. }
@@ -1295,37 +1305,139 @@ pub async fn a_right_password_among_concurrent_guesses_adds_no_tries(ctx: Ctx) {
     }
 }
 
-pub async fn totp_accounts_keep_failures_until_the_second_factor(ctx: Ctx) {
-    let store = &ctx.store;
-    let user = registered(&ctx, "second@example.com").await;
-    let enrolment = store.enrol_totp(user.id).await.unwrap();
+/// A registered user with TOTP confirmed at the clock's current time; its secret.
+async fn with_totp(ctx: &Ctx, email: &str) -> (auth::User, Vec<u8>) {
+    let user = registered(ctx, email).await;
+    let enrolment = ctx.store.enrol_totp(user.id).await.unwrap();
     let secret = totp::base32_decode(enrolment.secret_base32.expose()).unwrap();
-    store
+    ctx.store
         .confirm_totp(user.id, &totp::code_at(&secret, ctx.now().timestamp()))
         .await
         .unwrap();
-    let login = |password: &'static str| {
-        store.authenticate_password("second@example.com", pw(password), None)
+    (user, secret)
+}
+
+pub async fn totp_accounts_keep_failures_until_the_second_factor(ctx: Ctx) {
+    let store = &ctx.store;
+    let (user, secret) = with_totp(&ctx, "second@example.com").await;
+    let login = |password: &'static str, factor: Option<SecondFactor>| {
+        store.authenticate_password("second@example.com", pw(password), factor, None)
     };
-    login("wrong").await.unwrap_err();
-    login("wrong").await.unwrap_err();
-    // The right password alone neither counts nor clears: the caller clears the
-    // failures once the second factor is right too.
-    let account = login(PASSWORD).await.unwrap();
-    assert_eq!(account.failed_logins, 2);
-    assert_eq!(store.account(user.id).await.unwrap().failed_logins, 2);
-    // A wrong code is the third failure: locked.
-    let failed = store.record_failed_login(user.id, None).await.unwrap();
-    assert!(failed.locked_until.is_some());
+    let failures = || async { store.account(user.id).await.unwrap().failed_logins };
+    // Codes of the next 30-second step (the one at enrolment is used up).
+    let fresh_code = || {
+        ctx.clock.advance(TimeDelta::seconds(30));
+        Some(SecondFactor::Totp(totp::code_at(
+            &secret,
+            ctx.now().timestamp(),
+        )))
+    };
+    login("wrong", None).await.unwrap_err();
+    login("wrong", None).await.unwrap_err();
+    // The right password alone is asked for the code: neither counted nor cleared.
     assert!(matches!(
-        credentials(login(PASSWORD).await),
+        login(PASSWORD, None).await,
+        Err(AuthError::SecondFactorRequired)
+    ));
+    assert_eq!(failures().await, 2);
+    // A wrong code is the third failure: locked, even for the right password and code.
+    assert!(matches!(
+        login(PASSWORD, Some(SecondFactor::Totp("000000".into()))).await,
+        Err(AuthError::InvalidSecondFactor)
+    ));
+    let events = audit(&ctx, user.id, AuditKind::LoginFailed).await;
+    assert_eq!(events[0].detail["reason"], "wrong_second_factor");
+    assert_eq!(events[0].detail["failures"], 3);
+    assert_eq!(
+        audit(&ctx, user.id, AuditKind::AccountLocked).await.len(),
+        1
+    );
+    assert!(matches!(
+        credentials(login(PASSWORD, fresh_code()).await),
         CredentialRejection::Locked { .. }
     ));
+    // After the lock, one failure, then a full login clears it.
     ctx.clock.advance(TimeDelta::minutes(15));
-    login("wrong").await.unwrap_err();
-    assert_eq!(login(PASSWORD).await.unwrap().failed_logins, 1);
-    store.clear_failed_logins(user.id).await.unwrap();
-    assert_eq!(store.account(user.id).await.unwrap().failed_logins, 0);
+    login("wrong", None).await.unwrap_err();
+    assert_eq!(failures().await, 1);
+    let account = login(PASSWORD, fresh_code()).await.unwrap();
+    assert_eq!(account.failed_logins, 0);
+    assert_eq!(failures().await, 0);
+    // A recovery code works once; used again it counts as a wrong code.
+    let codes = store.generate_recovery_codes(user.id).await.unwrap();
+    let recovery = || Some(SecondFactor::RecoveryCode(codes[0].expose().clone()));
+    login(PASSWORD, recovery()).await.unwrap();
+    assert!(matches!(
+        login(PASSWORD, recovery()).await,
+        Err(AuthError::InvalidSecondFactor)
+    ));
+    assert_eq!(failures().await, 1);
+    // A code given for an account without TOTP is ignored.
+    registered(&ctx, "plain@example.com").await;
+    store
+        .authenticate_password(
+            "plain@example.com",
+            pw(PASSWORD),
+            Some(SecondFactor::Totp("000000".into())),
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+/// Knowing the password opens no more code guesses than the failure window allows,
+/// however many are sent at once: each holds its attempt until its code is checked.
+pub async fn concurrent_code_guesses_get_at_most_the_allowed_checks(ctx: Ctx) {
+    let store = &ctx.store;
+    let (user, secret) = with_totp(&ctx, "codes@example.com").await;
+    // Twenty codes that are surely wrong: none valid anywhere near now.
+    let now = ctx.now().timestamp();
+    let valid: Vec<String> = (-4..=4)
+        .map(|step| totp::code_at(&secret, now + step * 30))
+        .collect();
+    let guesses: Vec<String> = (100_000..)
+        .map(|n: u32| n.to_string())
+        .filter(|code| !valid.contains(code))
+        .take(20)
+        .collect();
+    let tasks: Vec<_> = guesses
+        .into_iter()
+        .map(|code| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .authenticate_password(
+                        "codes@example.com",
+                        pw(PASSWORD),
+                        Some(SecondFactor::Totp(code)),
+                        None,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    // The suite allows 3 failures: only 3 codes were checked, however the requests
+    // interleaved; the rest were refused before their password was looked at.
+    let checked = results
+        .iter()
+        .filter(|r| matches!(r, Err(AuthError::InvalidSecondFactor)))
+        .count();
+    assert_eq!(checked, 3, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(AuthError::InvalidSecondFactor)) || refused_unchecked(r)),
+        "{results:?}"
+    );
+    assert!(store
+        .account(user.id)
+        .await
+        .unwrap()
+        .is_locked_at(ctx.now()));
 }
 
 pub async fn unverified_emails_cannot_log_in_until_verified(ctx: Ctx) {
@@ -1335,7 +1447,7 @@ pub async fn unverified_emails_cannot_log_in_until_verified(ctx: Ctx) {
         .await
         .unwrap();
     let login = |password: &'static str| {
-        store.authenticate_password("unverified@example.com", pw(password), None)
+        store.authenticate_password("unverified@example.com", pw(password), None, None)
     };
     // A wrong password is refused like any other.
     assert_eq!(
@@ -1379,7 +1491,7 @@ pub async fn unverified_emails_cannot_log_in_until_verified(ctx: Ctx) {
         .email_verified_at;
     assert_eq!(verified_at, Some(ctx.now().trunc_subsecs_6()));
     store
-        .authenticate_password("vouched@example.com", pw(PASSWORD), None)
+        .authenticate_password("vouched@example.com", pw(PASSWORD), None, None)
         .await
         .unwrap();
     // Idempotent: the first time stays, audited once with the operator.

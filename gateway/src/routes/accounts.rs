@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{
     AccountStore, AuditKind, AuthError, LoginGrant, NewAuditEvent, NewLoginSession, NewUser,
-    RevokeReason, Secret, UserStore,
+    RevokeReason, SecondFactor, Secret, UserStore,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -208,41 +208,24 @@ async fn do_login(
         ));
     }
     let ip = client_ip(req);
+    // A TOTP code is preferred when both are given; the store ignores either for
+    // accounts without a second factor.
+    let second_factor = match (body.totp_code, body.recovery_code) {
+        (Some(code), _) => Some(SecondFactor::Totp(code)),
+        (None, Some(code)) => Some(SecondFactor::RecoveryCode(code)),
+        (None, None) => None,
+    };
     let account = state
         .db
-        .authenticate_password(&body.email, Secret::new(body.password), ip.clone())
+        .authenticate_password(
+            &body.email,
+            Secret::new(body.password),
+            second_factor,
+            ip.clone(),
+        )
         .await?;
     let user_id = account.user.id;
     record_user(&user_id.to_string());
-    if account.totp_enabled {
-        let checked = match (body.totp_code, body.recovery_code) {
-            (Some(code), _) => state.db.verify_totp(user_id, &code).await,
-            (None, Some(code)) => state
-                .db
-                .consume_recovery_code(user_id, &code)
-                .await
-                .map(drop),
-            (None, None) => {
-                return Err(HttpError {
-                    status: actix_web::http::StatusCode::UNAUTHORIZED,
-                    code: "TOTP_REQUIRED",
-                    message: "this account needs its TOTP code (`totp_code`) or a recovery code"
-                        .into(),
-                })
-            }
-        };
-        // A wrong second factor counts toward the lockout like a wrong password, so
-        // knowing the password does not allow guessing codes without limit.
-        if let Err(e) = checked {
-            if matches!(e, auth::AuthError::InvalidSecondFactor) {
-                state.db.record_failed_login(user_id, ip).await?;
-            }
-            return Err(e.into());
-        }
-        if account.failed_logins > 0 {
-            state.db.clear_failed_logins(user_id).await?;
-        }
-    }
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -670,17 +653,19 @@ pub async fn totp_disable(
     let body = body.into_inner();
     let ip = client_ip(&req);
     let user = state.db.user_by_id(claims.sub).await?;
+    if !state.db.account(claims.sub).await?.totp_enabled {
+        return Err(AuthError::NotFound.into());
+    }
+    // Checked like a login, so wrong passwords and codes count toward the lockout.
     state
         .db
-        .authenticate_password(&user.email, Secret::new(body.password), ip.clone())
+        .authenticate_password(
+            &user.email,
+            Secret::new(body.password),
+            Some(SecondFactor::Totp(body.code)),
+            ip,
+        )
         .await?;
-    if let Err(e) = state.db.verify_totp(claims.sub, &body.code).await {
-        if matches!(e, AuthError::InvalidSecondFactor) {
-            state.db.record_failed_login(claims.sub, ip).await?;
-        }
-        return Err(e.into());
-    }
-    state.db.clear_failed_logins(claims.sub).await?;
     state.db.disable_totp(claims.sub, Some(claims.sub)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
