@@ -5,14 +5,19 @@
 //! replaced. Refusing an unknown email runs one verification against a dummy hash made
 //! with the current costs, so it takes as long as refusing a wrong password.
 //!
-//! Each hash or verification holds megabytes (19 MiB by default) for its duration, so
-//! a [`HashingLimit`] caps how many run at once: a login flood then waits, and
-//! finally gets [`AuthError::Overloaded`], instead of running the server out of memory.
+//! Each hash or verification needs argon2's working memory (25 MiB with the server's
+//! defaults) for its duration, so a [`HashingLimit`] caps how many run at once: a
+//! login flood then waits, and finally gets [`AuthError::Overloaded`], instead of
+//! running the server out of memory. Each thread that hashes keeps one buffer of the
+//! configured size and reuses it (see [`PasswordHasher::hash`]), so the memory held
+//! is one buffer per hashing thread, whatever the number of logins.
 
+use std::cell::RefCell;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::AuthError;
@@ -104,27 +109,81 @@ impl PasswordHasher {
     }
 
     /// A PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) for `password`.
+    ///
+    /// argon2 runs in this thread's kept buffer ([`hash_into`]) rather than in memory
+    /// allocated and freed per call: glibc's allocator keeps each thread's freed
+    /// buffer in an arena of its own anyway, so per-call buffers held far more in
+    /// total (about 50 MiB per thread that ever hashed) than one kept buffer does.
     pub fn hash(&self, password: &Secret<String>) -> Result<String, AuthError> {
         let mut salt = [0u8; SALT_LEN];
         getrandom::fill(&mut salt).map_err(AuthError::Random)?;
-        self.argon
-            .hash_password_with_salt(password.expose().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|_| AuthError::PasswordHashing)
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        hash_into(
+            &self.argon,
+            password.expose().as_bytes(),
+            &salt,
+            &mut out,
+            self.kept_blocks(),
+        )
+        .map_err(|_| AuthError::PasswordHashing)?;
+        fn failed<E>(_: E) -> AuthError {
+            AuthError::PasswordHashing
+        }
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(self.argon.params()).map_err(failed)?,
+            salt: Some(Salt::new(&salt).map_err(failed)?),
+            hash: Some(Output::new(&out).map_err(failed)?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Whether `password` matches `stored`. A hash that does not parse never matches.
+    /// The algorithm, version and costs come from `stored`, not from `self`.
     pub fn verify(&self, password: &Secret<String>, stored: &str) -> bool {
         let Ok(parsed) = PasswordHash::new(stored) else {
             return false;
         };
-        // The parameters come from the stored hash, not from `self`.
-        argon2::PasswordVerifier::verify_password(
-            &self.argon,
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+            return false;
+        };
+        let version = match parsed.version {
+            Some(v) => match Version::try_from(v) {
+                Ok(v) => v,
+                Err(_) => return false,
+            },
+            None => Version::default(),
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        let argon = Argon2::new(algorithm, version, params);
+        let mut buffer = [0u8; Output::MAX_LENGTH];
+        let Some(out) = buffer.get_mut(..expected.len()) else {
+            return false;
+        };
+        if hash_into(
+            &argon,
             password.expose().as_bytes(),
-            &parsed,
+            salt,
+            out,
+            self.kept_blocks(),
         )
-        .is_ok()
+        .is_err()
+        {
+            return false;
+        }
+        // `Output`'s comparison takes the same time wherever the outputs differ.
+        Output::new(out).is_ok_and(|computed| &computed == expected)
+    }
+
+    /// The most argon2 blocks a thread keeps between hashes: the configured costs'.
+    fn kept_blocks(&self) -> usize {
+        self.argon.params().block_count()
     }
 
     /// Spends the time of one verification and refuses: for unknown emails and users
@@ -162,13 +221,42 @@ impl PasswordHasher {
     }
 }
 
+thread_local! {
+    /// argon2's working memory, kept by each thread that hashes for its lifetime.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `argon` into `out`, in this thread's kept memory when the costs need at most
+/// `kept_blocks` blocks (always, for hashes made with the configured costs).
+/// Dearer hashes (from costs since lowered) get memory for this call only, so one
+/// old hash cannot make every thread keep a larger buffer. argon2 overwrites every
+/// block on its first pass, so what the buffer held before does not matter.
+fn hash_into(
+    argon: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    kept_blocks: usize,
+) -> argon2::Result<()> {
+    let blocks = argon.params().block_count();
+    if blocks > kept_blocks {
+        return argon.hash_password_into(password, salt, out);
+    }
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+}
+
 /// Caps concurrent password hashing and verification across a process (one per
 /// store). Cheap to clone; clones share the permits and the threads.
 ///
 /// The work runs on threads of its own, one per permit (at most [`MAX_THREADS`]),
-/// not on tokio's blocking pool: the allocator keeps each thread's freed argon2 buffer
-/// for reuse, so memory stays at about one buffer per permit instead of growing with
-/// every blocking thread that ever hashed (about 1 GiB after a few hundred logins).
+/// not on tokio's blocking pool: each hashing thread keeps one argon2 buffer, so
+/// memory stays at one buffer per permit instead of growing with every blocking
+/// thread that ever hashed (about 1 GiB after a few hundred logins).
 #[derive(Debug, Clone)]
 pub struct HashingLimit {
     permits: Arc<Semaphore>,
@@ -357,6 +445,54 @@ mod tests {
         assert!(new.needs_rehash(&hash));
         assert!(!old.needs_rehash(&hash));
         assert!(new.needs_rehash("garbage"));
+    }
+
+    /// The kept buffer changes nothing: hashes match argon2's own, in both directions,
+    /// whatever ran in the buffer before and with costs other than the configured ones.
+    #[test]
+    fn hashes_match_argon2s_own_whatever_the_buffer_held() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(PasswordParams {
+            m_cost: 256,
+            t_cost: 2,
+            p_cost: 1,
+        })
+        .unwrap();
+        let ours = hasher.hash(&pw("first password")).unwrap();
+        // Ours verifies with the reference implementation (fresh memory) ...
+        let reference = Argon2::default();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(reference
+            .verify_password(b"first password", &parsed)
+            .is_ok());
+        assert!(reference.verify_password(b"other", &parsed).is_err());
+        // ... and the reference's verify with ours, after the buffer held other work,
+        // for cheaper (reused slice), equal, dearer (memory of its own) costs and
+        // two lanes.
+        for (m, t, p) in [(64, 1, 1), (256, 2, 1), (1024, 1, 1), (512, 3, 2)] {
+            let params = Params::new(m, t, p, None).unwrap();
+            let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password_with_salt(b"second password", b"saltsaltsalt")
+                .unwrap()
+                .to_string();
+            assert!(hasher.verify(&pw("second password"), &theirs), "{theirs}");
+            assert!(!hasher.verify(&pw("second passwore"), &theirs), "{theirs}");
+            assert!(hasher.verify(&pw("first password"), &ours));
+        }
+        // argon2i and argon2d hashes still verify (the stored hash names them).
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d] {
+            let theirs = Argon2::new(
+                algorithm,
+                Version::V0x13,
+                Params::new(64, 1, 1, None).unwrap(),
+            )
+            .hash_password_with_salt(b"third password", b"saltsaltsalt")
+            .unwrap()
+            .to_string();
+            assert!(hasher.verify(&pw("third password"), &theirs), "{theirs}");
+        }
+        // The dearer costs did not grow what this thread keeps.
+        assert_eq!(MEMORY.with_borrow(Vec::len), 256);
     }
 
     #[test]
