@@ -13,8 +13,8 @@
 //! is one of `rate_limits.trusted_proxies`; otherwise the peer itself.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +26,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse};
 use protocol::ApiError;
 use redis::aio::ConnectionManager;
+use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::config::{IpNet, RateLimitSettings, RateRule};
@@ -108,7 +109,65 @@ impl Decision {
     }
 }
 
+/// Whom a window counts: a client network, or a user for the `api` limit. Small and
+/// `Copy`, so counting in memory neither formats nor allocates; the text form names the
+/// window in Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// An IPv4 client (IPv4-mapped IPv6 peers included).
+    V4(Ipv4Addr),
+    /// An IPv6 client's /64 (one subscriber's network, which can hold any number of
+    /// addresses): the address's upper 64 bits.
+    V6Net(u64),
+    /// A client whose address is not known.
+    Unknown,
+    /// A user, for the `api` limit with a valid token.
+    User(Uuid),
+}
+
+impl RateKey {
+    /// The per-IP key of a client address.
+    pub fn client(ip: Option<IpAddr>) -> RateKey {
+        match ip {
+            Some(IpAddr::V4(v4)) => RateKey::V4(v4),
+            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => RateKey::V4(v4),
+                None => RateKey::V6Net((u128::from(v6) >> 64) as u64),
+            },
+            None => RateKey::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for RateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateKey::V4(v4) => write!(f, "{v4}"),
+            RateKey::V6Net(net) => write!(f, "{}/64", Ipv6Addr::from(u128::from(*net) << 64)),
+            RateKey::Unknown => f.write_str("unknown"),
+            RateKey::User(id) => write!(f, "user:{id}"),
+        }
+    }
+}
+
 const SHARDS: usize = 16;
+
+/// The shard of a window: a multiplicative hash of the key's bits, so each request
+/// hashes with SipHash once (in the shard's map, which is what resists flooding;
+/// a client who steers its keys into one shard only shares that shard's lock).
+fn shard_of(bucket: Bucket, key: RateKey) -> usize {
+    let bits = match key {
+        RateKey::V4(v4) => u64::from(u32::from(v4)),
+        RateKey::V6Net(net) => net,
+        RateKey::Unknown => 0,
+        RateKey::User(id) => {
+            let (high, low) = id.as_u64_pair();
+            high ^ low
+        }
+    };
+    let mixed = (bits ^ bucket as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - SHARDS.trailing_zeros())) as usize
+}
 
 #[derive(Clone, Copy)]
 struct Window {
@@ -119,9 +178,8 @@ struct Window {
 
 /// Fixed windows in this process's memory, sharded to keep lock hold times short.
 struct LocalWindows {
-    /// Per shard, a map per bucket (looked up by `&str`, without allocating).
-    shards: Vec<Mutex<[HashMap<String, Window>; 4]>>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Per shard, a map per bucket.
+    shards: Vec<Mutex<[HashMap<RateKey, Window>; 4]>>,
 }
 
 impl LocalWindows {
@@ -130,23 +188,19 @@ impl LocalWindows {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(Default::default()))
                 .collect(),
-            hasher: Default::default(),
         }
     }
 
-    fn count(&self, bucket: Bucket, key: &str, period_ms: i64, now_ms: i64) -> (u64, i64) {
+    fn count(&self, bucket: Bucket, key: RateKey, period_ms: i64, now_ms: i64) -> (u64, i64) {
         let fresh = Window {
             end: now_ms + period_ms,
             count: 0,
         };
-        let shard = &self.shards[self.hasher.hash_one((bucket, key)) as usize % SHARDS];
+        let shard = &self.shards[shard_of(bucket, key)];
         // One statement per update: a poisoned lock still holds consistent counts.
         let mut maps = shard.lock().unwrap_or_else(|p| p.into_inner());
         let map = &mut maps[bucket as usize];
-        let window = match map.get_mut(key) {
-            Some(w) => w,
-            None => map.entry(key.to_string()).or_insert(fresh),
-        };
+        let window = map.entry(key).or_insert(fresh);
         if window.end <= now_ms {
             *window = fresh;
         }
@@ -195,7 +249,12 @@ struct RedisWindows {
 }
 
 impl RedisWindows {
-    async fn count(&self, bucket: Bucket, key: &str, period_ms: i64) -> Result<(u64, i64), String> {
+    async fn count(
+        &self,
+        bucket: Bucket,
+        key: RateKey,
+        period_ms: i64,
+    ) -> Result<(u64, i64), String> {
         let mut conn = self.conn.clone();
         let (n, left): (i64, i64) = redis::cmd("EVAL")
             .arg(HIT)
@@ -276,8 +335,8 @@ impl RateLimiter {
         (self.rule(bucket).period_sec as i64).saturating_mul(1000)
     }
 
-    /// Counts one request of `key` (an IP or a user id) against `bucket`.
-    pub async fn hit(&self, bucket: Bucket, key: &str) -> Decision {
+    /// Counts one request of `key` against `bucket`.
+    pub async fn hit(&self, bucket: Bucket, key: RateKey) -> Decision {
         let rule = self.rule(bucket);
         let period = self.period_ms(bucket);
         if bucket != Bucket::Health {
@@ -408,15 +467,12 @@ pub async fn middleware(
     };
     let ip = limiter.client_ip(req.peer_addr().map(|a| a.ip()), req.headers());
     let key = match bucket {
-        Bucket::Api => {
-            match crate::routes::bearer(req.request()).and_then(|t| state.jwt.verify(t).ok()) {
-                Some(claims) => format!("user:{}", claims.sub),
-                None => format!("ip:{}", rate_key(ip)),
-            }
-        }
-        _ => rate_key(ip),
+        Bucket::Api => crate::routes::bearer(req.request())
+            .and_then(|t| state.jwt.verify(t).ok())
+            .map_or(RateKey::client(ip), |claims| RateKey::User(claims.sub)),
+        _ => RateKey::client(ip),
     };
-    let decision = limiter.hit(bucket, &key).await;
+    let decision = limiter.hit(bucket, key).await;
     if !decision.allowed {
         state.metrics.rate_limited(bucket.metric());
         let (http, _) = req.into_parts();
@@ -432,18 +488,6 @@ pub async fn middleware(
         add_headers(response.headers_mut(), bucket, &decision, now_ms());
     }
     Ok(response)
-}
-
-/// What per-IP limits count: the address, or for IPv6 its /64 (one subscriber's
-/// network, which can hold any number of addresses).
-fn rate_key(ip: Option<IpAddr>) -> String {
-    match ip {
-        Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let net = std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1));
-            format!("{net}/64")
-        }
-        other => display_ip(other),
-    }
 }
 
 fn display_ip(ip: Option<IpAddr>) -> String {
@@ -478,18 +522,36 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64() {
-        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
-        assert_eq!(rate_key(ip("2001:db8:1:2:aaaa::1")), "2001:db8:1:2::/64");
+        let key = |s: &str| RateKey::client(Some(s.parse::<IpAddr>().unwrap()));
+        assert_eq!(key("2001:db8:1:2:aaaa::1").to_string(), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), key("2001:db8:1:2:aaaa::1"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert_eq!(key("192.0.2.1").to_string(), "192.0.2.1");
+        assert_eq!(RateKey::client(None).to_string(), "unknown");
+        let user = Uuid::nil();
         assert_eq!(
-            rate_key(ip("2001:db8:1:2:bbbb::9")),
-            rate_key(ip("2001:db8:1:2:aaaa::1"))
+            RateKey::User(user).to_string(),
+            "user:00000000-0000-0000-0000-000000000000"
         );
-        assert_ne!(
-            rate_key(ip("2001:db8:1:3::1")),
-            rate_key(ip("2001:db8:1:2::1"))
+    }
+
+    #[test]
+    fn windows_spread_over_the_shards() {
+        let mut used = [0usize; SHARDS];
+        for last in 0..=255u8 {
+            let key = RateKey::client(Some(IpAddr::from([192, 0, 2, last])));
+            used[shard_of(Bucket::Auth, key)] += 1;
+        }
+        for n in 0..=255u64 {
+            used[shard_of(Bucket::Api, RateKey::V6Net(0x2001_0db8_0000_0000 | n))] += 1;
+            used[shard_of(Bucket::Api, RateKey::User(Uuid::new_v4()))] += 1;
+        }
+        // 768 keys: every shard gets some, none more than three times its share.
+        assert!(
+            used.iter().all(|&n| n > 0 && n < 3 * 768 / SHARDS),
+            "{used:?}"
         );
-        assert_eq!(rate_key(ip("::ffff:192.0.2.1")), "192.0.2.1");
-        assert_eq!(rate_key(ip("192.0.2.1")), "192.0.2.1");
     }
 
     #[test]
@@ -508,19 +570,21 @@ mod tests {
     #[test]
     fn local_windows_count_and_reset() {
         let w = LocalWindows::new();
+        let a = RateKey::client(Some(IpAddr::from([192, 0, 2, 1])));
+        let b = RateKey::client(Some(IpAddr::from([192, 0, 2, 2])));
         let period = 60_000;
         let t0 = 1_800_000_000_000;
-        assert_eq!(w.count(Bucket::Auth, "a", period, t0), (1, t0 + 60_000));
+        assert_eq!(w.count(Bucket::Auth, a, period, t0), (1, t0 + 60_000));
         assert_eq!(
-            w.count(Bucket::Auth, "a", period, t0 + 59_999),
+            w.count(Bucket::Auth, a, period, t0 + 59_999),
             (2, t0 + 60_000)
         );
         // Other keys and buckets are separate.
-        assert_eq!(w.count(Bucket::Auth, "b", period, t0 + 1).0, 1);
-        assert_eq!(w.count(Bucket::Api, "a", period, t0).0, 1);
+        assert_eq!(w.count(Bucket::Auth, b, period, t0 + 1).0, 1);
+        assert_eq!(w.count(Bucket::Api, a, period, t0).0, 1);
         // The window ends a period after its first request; the next starts at one.
         assert_eq!(
-            w.count(Bucket::Auth, "a", period, t0 + 60_000),
+            w.count(Bucket::Auth, a, period, t0 + 60_000),
             (1, t0 + 120_000)
         );
         assert_eq!(w.len(), 3);
@@ -561,12 +625,13 @@ mod tests {
     #[actix_web::test]
     async fn local_limiter_refuses_past_the_limit() {
         let limiter = RateLimiter::local(settings(), vec![]);
+        let key = |last| RateKey::client(Some(IpAddr::from([10, 0, 0, last])));
         for _ in 0..3 {
-            assert!(limiter.hit(Bucket::Auth, "10.0.0.1").await.allowed);
+            assert!(limiter.hit(Bucket::Auth, key(1)).await.allowed);
         }
-        let refused = limiter.hit(Bucket::Auth, "10.0.0.1").await;
+        let refused = limiter.hit(Bucket::Auth, key(1)).await;
         assert!(!refused.allowed);
-        assert!(limiter.hit(Bucket::Auth, "10.0.0.2").await.allowed);
+        assert!(limiter.hit(Bucket::Auth, key(2)).await.allowed);
     }
 
     #[test]
