@@ -5,7 +5,7 @@
 //! replaced. Refusing an unknown email runs one verification against a dummy hash made
 //! with the current costs, so it takes as long as refusing a wrong password.
 //!
-//! Each hash or verification needs argon2's working memory (25 MiB with the server's
+//! Each hash or verification needs argon2's working memory (38 MiB with the server's
 //! defaults) for its duration, so a [`HashingLimit`] caps how many run at once: a
 //! login flood then waits, and finally gets [`AuthError::Overloaded`], instead of
 //! running the server out of memory. Each thread that hashes keeps one buffer of the

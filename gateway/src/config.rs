@@ -459,7 +459,7 @@ format = ""
 level = "info"
 
 [accounts]
-argon2_memory_kib = 25600
+argon2_memory_kib = 38912
 argon2_iterations = 3
 argon2_parallelism = 1
 hashing_permits = 0
