@@ -110,6 +110,8 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Live sessions across the cluster, for operators (`/admin/sessions`).
     pub control: Arc<crate::control::Control>,
+    /// What account routes take the time from (the one the store and tokens use).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl AppState {
@@ -207,7 +209,8 @@ impl Application {
             &settings.jwt.audience,
         );
         jwt_config.lifetime = std::time::Duration::from_secs(settings.jwt.lifetime_sec);
-        let jwt = Jwt::with_clock(jwt_config, injected.clock).map_err(StartError::Database)?;
+        let clock = injected.clock;
+        let jwt = Jwt::with_clock(jwt_config, Arc::clone(&clock)).map_err(StartError::Database)?;
         let market = start_market_data(&settings)?;
         let settings = Arc::new(settings);
         let metrics = Arc::new(Metrics::new());
@@ -284,6 +287,7 @@ impl Application {
             metrics: Arc::clone(&metrics),
             limiter,
             control,
+            clock,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);

@@ -151,6 +151,23 @@ async fn session_ends_after_twelve_hours(backend: Backend) {
     assert_eq!(status, 200);
     assert_ne!(again["session_id"], login["session_id"]);
     assert!(accepted(&app, access(&again)).await);
+    // The user's list of sessions goes by the same clock: the ended one is gone.
+    let mut res = awc::Client::new()
+        .get(app.url("/auth/sessions"))
+        .insert_header(("Authorization", format!("Bearer {}", access(&again))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let listed: Value = res.json().await.unwrap();
+    let ids: Vec<&Value> = listed
+        .as_array()
+        .or_else(|| listed["sessions"].as_array())
+        .unwrap()
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(ids, [&again["session_id"]], "{listed}");
     app.cleanup().await;
 }
 both_backends!(twelve_hour_session, session_ends_after_twelve_hours);

@@ -337,7 +337,7 @@ pub async fn sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let claims = login_claims(&req, &state)?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let sessions: Vec<SessionEntry> = state
         .db
         .login_sessions(claims.sub)
@@ -481,7 +481,9 @@ pub async fn create_key(
     let mut new = auth::NewApiKey::new(body.name.clone());
     new.expires_at = match body.expires_in_days {
         None => None,
-        Some(d @ 1..=MAX_KEY_DAYS) => Some(Utc::now() + chrono::Duration::days(i64::from(d))),
+        Some(d @ 1..=MAX_KEY_DAYS) => {
+            Some(state.clock.now() + chrono::Duration::days(i64::from(d)))
+        }
         Some(_) => {
             return Err(HttpError::invalid_params(format!(
                 "`expires_in_days` must be 1 to {MAX_KEY_DAYS}"
@@ -561,14 +563,14 @@ pub async fn rotate_key(
     if current.revoked_at.is_some() {
         return Err(HttpError::invalid_params("a revoked key cannot be rotated"));
     }
-    if current.expires_at.is_some_and(|at| at <= Utc::now()) {
+    if current.expires_at.is_some_and(|at| at <= state.clock.now()) {
         return Err(HttpError::invalid_params(
             "an expired key cannot be rotated",
         ));
     }
     let old = state
         .db
-        .expire_api_key(claims.sub, id, Utc::now() + KEY_ROTATION_GRACE)
+        .expire_api_key(claims.sub, id, state.clock.now() + KEY_ROTATION_GRACE)
         .await?;
     // The replacement keeps the old key's end, so rotating never extends a key.
     let mut replacement = auth::NewApiKey::new(old.name.clone());

@@ -297,7 +297,7 @@ pub async fn list_users(
         page: Page::new(offset, limit),
     };
     let listing = state.db.search_users(q).await?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let users: Vec<UserEntry> = listing
         .accounts
         .into_iter()
@@ -379,7 +379,7 @@ pub async fn create_user(
         }),
     )
     .await;
-    let entry = UserEntry::new(account(&state, user.id).await?, Utc::now());
+    let entry = UserEntry::new(account(&state, user.id).await?, state.clock.now());
     Ok(HttpResponse::Created().json(json!({
         "user": entry,
         "invited": invited,
@@ -395,7 +395,7 @@ pub async fn get_user(
 ) -> Result<HttpResponse, HttpError> {
     operator(&req, &state).await?;
     let id = path_id(&path, "user")?;
-    let now = Utc::now();
+    let now = state.clock.now();
     let entry = UserEntry::new(account(&state, id).await?, now);
     let keys: Vec<KeyEntry> = state
         .db
@@ -515,7 +515,7 @@ pub async fn update_user(
         )
         .await;
     }
-    let entry = UserEntry::new(account(&state, id).await?, Utc::now());
+    let entry = UserEntry::new(account(&state, id).await?, state.clock.now());
     Ok(HttpResponse::Ok().json(entry))
 }
 
@@ -535,7 +535,10 @@ pub async fn unlock(
         Err(AuthError::NotFound) => return Err(not_found("user")),
         Err(e) => return Err(e.into()),
     }
-    Ok(HttpResponse::Ok().json(UserEntry::new(account(&state, id).await?, Utc::now())))
+    Ok(HttpResponse::Ok().json(UserEntry::new(
+        account(&state, id).await?,
+        state.clock.now(),
+    )))
 }
 
 /// `POST /admin/users/{id}/reset-2fa`: removes the user's TOTP secret and recovery
@@ -567,7 +570,7 @@ pub async fn reset_second_factor(
         )
         .await;
     }
-    let entry = UserEntry::new(account(&state, id).await?, Utc::now());
+    let entry = UserEntry::new(account(&state, id).await?, state.clock.now());
     Ok(HttpResponse::Ok().json(json!({ "user": entry, "removed": removed })))
 }
 
@@ -615,7 +618,7 @@ pub async fn create_key(
     let mut new = auth::NewApiKey::new(b.name);
     new.expires_at = b
         .expires_in_days
-        .map(|d| Utc::now() + chrono::Duration::days(i64::from(d.clamp(1, 36_500))));
+        .map(|d| state.clock.now() + chrono::Duration::days(i64::from(d.clamp(1, 36_500))));
     let created = state.db.create_api_key(id, new).await?;
     let key = &created.key;
     let detail =
