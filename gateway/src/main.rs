@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use auth::{
-    AccountStore, AuthError, NewApiKey, NewUser, Plan, Role, Secret, StoreOptions, UserStatus,
-    UserStore,
+    AccountStore, AuditKind, AuthError, Database, NewApiKey, NewAuditEvent, NewUser, Plan, Role,
+    Secret, StoreOptions, UserStatus, UserStore,
 };
 use gateway::app::Application;
 use gateway::config::Settings;
 use gateway::logging;
 use gateway::revocation::{self, Revoked};
 use gateway::secrets;
+use serde_json::json;
 
 const USAGE: &str = "\
 usage: simutrador-gateway [--config FILE] [COMMAND]
@@ -139,6 +140,28 @@ async fn open_db(settings: &Settings) -> Result<auth::Database, Box<dyn std::err
     Ok(auth::connect(&settings.database_url(), options).await?)
 }
 
+/// Writes an operator's console action to the audit log, as the admin REST API does
+/// for its own (no actor: the console has no user; `"via": "cli"` says where it came
+/// from). A failure is reported but does not undo the action.
+async fn audit(db: &Database, kind: AuditKind, subject: uuid::Uuid, mut detail: serde_json::Value) {
+    detail["via"] = json!("cli");
+    let event = NewAuditEvent::new(kind).subject(subject).detail(detail);
+    if let Err(e) = db.append_audit(event).await {
+        eprintln!("warning: not written to the audit log: {e}");
+    }
+}
+
+/// What the audit log says of a user created from the console.
+fn created_detail(user: &auth::User) -> serde_json::Value {
+    json!({
+        "action": "create_user",
+        "email": user.email,
+        "plan": user.plan,
+        "role": user.role.as_str(),
+        "invited": false,
+    })
+}
+
 /// Value of `--name` in `options`.
 fn option<'a>(options: &[&'a str], name: &str) -> Option<&'a str> {
     options.windows(2).find(|w| w[0] == name).map(|w| w[1])
@@ -161,6 +184,7 @@ async fn admin(
             let user = db.create_user(new).await?;
             // An operator creating the user vouches for the address.
             db.mark_email_verified(user.id, None).await?;
+            audit(&db, AuditKind::AdminAction, user.id, created_detail(&user)).await;
             println!(
                 "created user {} ({}, plan {}, role {:?})",
                 user.email,
@@ -173,7 +197,12 @@ async fn admin(
         "create-key" => {
             let user = match db.user_by_email(email).await {
                 Ok(u) => match plan {
-                    Some(p) if p != u.plan => db.set_plan(u.id, p).await?,
+                    Some(p) if p != u.plan => {
+                        let changed = db.set_plan(u.id, p).await?;
+                        let detail = json!({ "from": u.plan.as_str(), "to": p.as_str() });
+                        audit(&db, AuditKind::PlanChanged, u.id, detail).await;
+                        changed
+                    }
                     _ => u,
                 },
                 Err(AuthError::NotFound) => {
@@ -181,12 +210,19 @@ async fn admin(
                     new.plan = plan.unwrap_or(Plan::Free);
                     let user = db.create_user(new).await?;
                     db.mark_email_verified(user.id, None).await?;
+                    audit(&db, AuditKind::AdminAction, user.id, created_detail(&user)).await;
                     user
                 }
                 Err(e) => return Err(e.into()),
             };
             let name = option(options, "--name").unwrap_or("cli");
             let key = db.create_api_key(user.id, NewApiKey::new(name)).await?;
+            let detail = json!({
+                "key_id": key.key.id.to_string(),
+                "prefix": key.key.display_prefix(),
+                "name": key.key.name,
+            });
+            audit(&db, AuditKind::ApiKeyCreated, user.id, detail).await;
             println!(
                 "API key for {} (plan {}), shown only now:",
                 user.email,
@@ -210,17 +246,26 @@ async fn admin(
                 .find(|k| k.prefix == prefix)
                 .ok_or("no key with that prefix for this user")?;
             db.revoke_api_key(user.id, key.id).await?;
+            if key.revoked_at.is_none() {
+                let detail =
+                    json!({ "key_id": key.id.to_string(), "prefix": key.display_prefix() });
+                audit(&db, AuditKind::ApiKeyRevoked, user.id, detail).await;
+            }
             println!("revoked key {} of {}", key.prefix, user.email);
             announce(settings, Revoked::Key(key.id)).await;
         }
         "disable-user" | "enable-user" => {
-            let user = db.user_by_email(email).await?;
+            let before = db.user_by_email(email).await?;
             let (status, done) = if command == "disable-user" {
                 (UserStatus::Disabled, "disabled")
             } else {
                 (UserStatus::Active, "enabled")
             };
-            let user = db.set_status(user.id, status).await?;
+            let user = db.set_status(before.id, status).await?;
+            if before.status != status {
+                let detail = json!({ "from": before.status.as_str(), "to": status.as_str() });
+                audit(&db, AuditKind::StatusChanged, user.id, detail).await;
+            }
             println!("{done} user {} ({})", user.email, user.id);
             if status == UserStatus::Disabled {
                 announce(settings, Revoked::User(user.id)).await;
