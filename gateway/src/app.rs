@@ -5,7 +5,8 @@
 //! `server.shutdown_timeout_sec`: `/ready` turns 503 and new connections are refused,
 //! every connection gets `connection_closing` (`server_maintenance`, reconnect allowed)
 //! and closes, every session stores its state and gives up its lease so another node
-//! can take it over at once, then the server stops.
+//! can take it over at once, results of finished runs are stored, the server stops,
+//! and account mail already queued is sent.
 //!
 //! `/metrics` is served on the main listener, or with `server.metrics_port` set, only
 //! on a separate listener at `server.metrics_host`.
@@ -161,6 +162,7 @@ pub struct Application {
     registry: Addr<SessionRegistry>,
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
     drain_timeout: Duration,
+    notifier: Arc<dyn crate::notify::Notifier>,
 }
 
 impl Application {
@@ -282,7 +284,7 @@ impl Application {
             revocations,
             counts,
             node_id: settings.node_id(),
-            notifier,
+            notifier: Arc::clone(&notifier),
             connections_opened: Default::default(),
             metrics: Arc::clone(&metrics),
             limiter,
@@ -366,6 +368,7 @@ impl Application {
             registry,
             shutdown: Arc::new(shutdown_tx),
             drain_timeout: Duration::from_secs(settings.server.shutdown_timeout_sec),
+            notifier,
         })
     }
 
@@ -403,6 +406,7 @@ impl Application {
             registry,
             shutdown,
             drain_timeout,
+            notifier,
             ..
         } = self;
         // Metrics stay available while draining; they stop with the main server.
@@ -411,7 +415,7 @@ impl Application {
             actix_web::rt::spawn(m);
             handle
         });
-        let result = Self::serve(server, registry, shutdown, drain_timeout).await;
+        let result = Self::serve(server, registry, shutdown, drain_timeout, notifier).await;
         if let Some(h) = metrics_handle {
             h.stop(false).await;
         }
@@ -423,6 +427,7 @@ impl Application {
         registry: Addr<SessionRegistry>,
         shutdown: Arc<tokio::sync::watch::Sender<bool>>,
         drain_timeout: Duration,
+        notifier: Arc<dyn crate::notify::Notifier>,
     ) -> std::io::Result<()> {
         let handle = server.handle();
         let mut serving = actix_web::rt::spawn(server);
@@ -467,6 +472,22 @@ impl Application {
         }
         let left = drain_timeout.saturating_sub(started.elapsed());
         let _ = tokio::time::timeout(left.max(Duration::from_millis(100)), handle.stop(true)).await;
+        // Account mail already accepted (a verification link the user was told about)
+        // goes out before the process exits; requests have finished, so none is added.
+        loop {
+            let mails = notifier.pending();
+            if mails == 0 {
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    mails,
+                    "drain timeout reached with account mail not yet sent"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(())
     }
 }

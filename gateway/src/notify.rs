@@ -2,6 +2,7 @@
 //! log (for development and operators); with `smtp.host` set, [`SmtpNotifier`] mails
 //! them.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,11 @@ pub trait Notifier: Send + Sync + 'static {
     fn verification(&self, email: &str, token: &str);
     /// Someone tried to register an address that already has an account.
     fn already_registered(&self, email: &str);
+    /// Messages accepted but not yet delivered (or given up on); a draining node waits
+    /// for them. Notifiers that do not queue have none.
+    fn pending(&self) -> usize {
+        0
+    }
 }
 
 /// The notifier the settings ask for: [`SmtpNotifier`] when `smtp.host` is set,
@@ -85,6 +91,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// never with the credentials or the message (it carries the token).
 pub struct SmtpNotifier {
     queue: mpsc::Sender<Outgoing>,
+    /// Queued or being sent.
+    pending: Arc<AtomicUsize>,
     from: Mailbox,
     verify_url: String,
     verification_hours: u64,
@@ -140,7 +148,8 @@ impl SmtpNotifier {
             .parse()
             .map_err(|e| bad("smtp.from", format!("not a mail address: {e}")))?;
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(send_queued(transport, receiver));
+        let pending = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(send_queued(transport, receiver, Arc::clone(&pending)));
         tracing::info!(
             host,
             port = settings.port,
@@ -149,6 +158,7 @@ impl SmtpNotifier {
         );
         Ok(Self {
             queue,
+            pending,
             from,
             verify_url: settings.verify_url.trim().to_string(),
             verification_hours,
@@ -187,7 +197,9 @@ impl SmtpNotifier {
                 return;
             }
         };
+        self.pending.fetch_add(1, Ordering::SeqCst);
         if let Err(e) = self.queue.try_send(Outgoing { kind, to, message }) {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
             let why = match e {
                 mpsc::error::TrySendError::Full(_) => "the mail queue is full",
                 mpsc::error::TrySendError::Closed(_) => "the mail sender has stopped",
@@ -198,6 +210,10 @@ impl SmtpNotifier {
 }
 
 impl Notifier for SmtpNotifier {
+    fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
     fn verification(&self, email: &str, token: &str) {
         let hours = self.verification_hours;
         let body = format!(
@@ -240,10 +256,12 @@ impl Notifier for SmtpNotifier {
     }
 }
 
-/// Sends queued messages, a few at a time, until every [`SmtpNotifier`] handle is gone.
+/// Sends queued messages, a few at a time, until every [`SmtpNotifier`] handle is gone;
+/// counts each off `pending` once it is sent or given up on.
 async fn send_queued(
     transport: AsyncSmtpTransport<Tokio1Executor>,
     mut queue: mpsc::Receiver<Outgoing>,
+    pending: Arc<AtomicUsize>,
 ) {
     let slots = Arc::new(Semaphore::new(CONCURRENT_SENDS));
     while let Some(mail) = queue.recv().await {
@@ -251,8 +269,10 @@ async fn send_queued(
             return;
         };
         let transport = transport.clone();
+        let pending = Arc::clone(&pending);
         tokio::spawn(async move {
             deliver(&transport, mail).await;
+            pending.fetch_sub(1, Ordering::SeqCst);
             drop(slot);
         });
     }
@@ -291,6 +311,7 @@ mod tests {
         let (queue, _) = mpsc::channel(1);
         SmtpNotifier {
             queue,
+            pending: Default::default(),
             from: "SimuTrador <no-reply@example.com>".parse().unwrap(),
             verify_url: verify_url.into(),
             verification_hours: 24,

@@ -2,7 +2,8 @@
 //! this test (EHLO, AUTH, MAIL, RCPT, DATA, QUIT on a local socket): registering
 //! through the running gateway mails a verification link whose token verifies the
 //! address; the request never waits for the mail server; transient refusals are
-//! retried and permanent ones are not; neither the SMTP password nor the token reaches
+//! retried and permanent ones are not; a draining node sends what it has queued before
+//! it stops; neither the SMTP password nor the token reaches
 //! the logs; `[smtp]` settings are validated naming the key.
 
 mod support;
@@ -448,6 +449,25 @@ async fn a_lost_link_can_be_sent_again() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     register(&app, "cy@example.com").await;
     assert_eq!(sink.next().await.to, ["cy@example.com"]);
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_draining_node_sends_the_mail_it_has_queued() {
+    // The mail server holds still: the verification link is queued when shutdown
+    // begins, and the node must not exit before it goes out.
+    let mut sink = Sink::start(Behaviour::default(), false).await;
+    let mut app = spawn(&sink).await;
+    register(&app, "dora@example.com").await;
+    app.shutdown.shutdown();
+    let stopped = app.stopped.take().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!stopped.is_finished(), "stopped with the mail still queued");
+    sink.gate.add_permits(1000);
+    stopped.await.unwrap().unwrap();
+    // Sent before the node finished stopping, not after.
+    let mail = sink.delivered.try_recv().expect("mail sent while draining");
+    assert_eq!(mail.to, ["dora@example.com"]);
     app.cleanup().await;
 }
 
