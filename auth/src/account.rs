@@ -32,6 +32,9 @@ pub struct AccountPolicy {
     pub refresh_token_lifetime: Duration,
     /// An email-verification token's lifetime.
     pub verification_token_lifetime: Duration,
+    /// How long a password-reset token works (an invitation's works as long as a
+    /// verification token).
+    pub password_reset_token_lifetime: Duration,
     /// Recovery codes issued at a time.
     pub recovery_codes: u32,
     /// The issuer named in TOTP provisioning URIs.
@@ -59,6 +62,7 @@ impl Default for AccountPolicy {
             max_session_duration: Duration::from_secs(12 * 3600),
             refresh_token_lifetime: Duration::from_secs(12 * 3600),
             verification_token_lifetime: Duration::from_secs(24 * 3600),
+            password_reset_token_lifetime: Duration::from_secs(3600),
             recovery_codes: 10,
             totp_issuer: "SimuTrador".to_owned(),
             hashing_permits: u32::try_from(crate::password::HashingLimit::default_permits())
@@ -108,6 +112,16 @@ pub struct OneTimeToken {
     pub token: Secret<String>,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+}
+
+/// What a password token is for; it decides how long the token works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordTokenPurpose {
+    /// The user forgot the password (`password_reset_token_lifetime`).
+    Reset,
+    /// An operator created the user without a password
+    /// (`verification_token_lifetime`).
+    Invitation,
 }
 
 /// Why a login session ended early.

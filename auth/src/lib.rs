@@ -34,7 +34,8 @@ pub mod totp;
 
 pub use account::{
     Account, AccountPolicy, AuditEvent, AuditKind, AuditQuery, LoginGrant, LoginSession,
-    NewAuditEvent, NewLoginSession, OneTimeToken, Registration, RevokeReason, TotpEnrolment,
+    NewAuditEvent, NewLoginSession, OneTimeToken, PasswordTokenPurpose, Registration, RevokeReason,
+    TotpEnrolment,
 };
 pub use admin::{PlanUsage, UsageListing, UsageQuery, UserListing, UserQuery, UserUsage};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -14,6 +14,8 @@ use crate::secret::Secret;
 pub const REFRESH_PREFIX: &str = "srt_";
 /// Email-verification tokens read `sev_<43 base62>`.
 pub const VERIFICATION_PREFIX: &str = "sev_";
+/// Password tokens (a reset, or an invitation) read `spw_<43 base62>`.
+pub const PASSWORD_PREFIX: &str = "spw_";
 /// Random characters after the prefix.
 pub const TOKEN_SECRET_LEN: usize = 43;
 /// Characters in a recovery code (shown as two groups of five).

@@ -204,6 +204,7 @@ store_suite!(
     totp_accounts_keep_failures_until_the_second_factor,
     concurrent_code_guesses_get_at_most_the_allowed_checks,
     unverified_emails_cannot_log_in_until_verified,
+    password_tokens_set_a_password_once,
 );
 
 mod suite {

@@ -591,6 +591,7 @@ fn account_options(
         max_session_duration: Duration::from_secs(a.max_session_duration_sec),
         refresh_token_lifetime: Duration::from_secs(a.max_session_duration_sec),
         verification_token_lifetime: Duration::from_secs(a.verification_token_lifetime_sec),
+        password_reset_token_lifetime: Duration::from_secs(a.password_reset_token_lifetime_sec),
         hashing_wait: Duration::from_millis(a.hashing_wait_ms),
         ..AccountPolicy::default()
     };

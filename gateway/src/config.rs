@@ -92,6 +92,8 @@ pub struct AccountSettings {
     pub access_token_lifetime_sec: u64,
     /// Email-verification links.
     pub verification_token_lifetime_sec: u64,
+    /// How long a password-reset token works.
+    pub password_reset_token_lifetime_sec: u64,
     /// `id:hexkey,...` (32-byte keys, 64 hex digits) for secrets at rest (TOTP); empty: a key
     /// generated under `data_dir` in development, none in production.
     pub encryption_keys: String,
@@ -119,6 +121,10 @@ pub struct SmtpSettings {
     /// Page of the verification link: the mail links to `<verify_url>?token=<token>`,
     /// and that page posts the token to `/auth/verify-email`.
     pub verify_url: String,
+    /// Page of password links (a reset, or an invitation): the mail links to
+    /// `<password_url>?token=<token>`, and that page posts the token with the new
+    /// password to `/auth/password/reset`. Empty: the mail carries the token only.
+    pub password_url: String,
 }
 
 /// How the connection to the mail server is protected.
@@ -183,6 +189,15 @@ impl SmtpSettings {
             return bad(
                 "smtp.verify_url",
                 "must be the http(s) URL of the page that verifies the token",
+            );
+        }
+        let url = self.password_url.trim();
+        if !url.is_empty()
+            && (!(url.starts_with("https://") || url.starts_with("http://")) || url.contains(' '))
+        {
+            return bad(
+                "smtp.password_url",
+                "must be empty or the http(s) URL of the page that sets a new password",
             );
         }
         let has_password = !self.password.expose().is_empty();
@@ -471,6 +486,7 @@ max_login_sessions = 5
 max_session_duration_sec = 43200
 access_token_lifetime_sec = 2700
 verification_token_lifetime_sec = 86400
+password_reset_token_lifetime_sec = 3600
 encryption_keys = ""
 encryption_key_current = ""
 
@@ -482,6 +498,7 @@ username = ""
 password = ""
 from = ""
 verify_url = ""
+password_url = ""
 
 [servers.default]
 name = "SimuTrador"

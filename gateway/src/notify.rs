@@ -20,6 +20,11 @@ pub trait Notifier: Send + Sync + 'static {
     fn verification(&self, email: &str, token: &str);
     /// Someone tried to register an address that already has an account.
     fn already_registered(&self, email: &str);
+    /// A token that sets a new password, asked for by someone who forgot it.
+    fn password_reset(&self, email: &str, token: &str);
+    /// An operator created an account for `email` without a password: a token that
+    /// sets one.
+    fn invitation(&self, email: &str, token: &str);
     /// Messages accepted but not yet delivered (or given up on); a draining node waits
     /// for them. Notifiers that do not queue have none.
     fn pending(&self) -> usize {
@@ -43,9 +48,14 @@ pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Notifier>, ConfigErr
         .accounts
         .verification_token_lifetime_sec
         .div_ceil(3600);
+    let reset_minutes = settings
+        .accounts
+        .password_reset_token_lifetime_sec
+        .div_ceil(60);
     Ok(Arc::new(SmtpNotifier::start(
         &settings.smtp,
         verification_hours,
+        reset_minutes,
     )?))
 }
 
@@ -69,6 +79,24 @@ impl Notifier for LogNotifier {
 
     fn already_registered(&self, email: &str) {
         tracing::info!(target: "simutrador::notify", %email, "registration attempted for an address that already has an account");
+    }
+
+    fn password_reset(&self, email: &str, token: &str) {
+        self.password_token(email, token, "password reset");
+    }
+
+    fn invitation(&self, email: &str, token: &str) {
+        self.password_token(email, token, "invitation");
+    }
+}
+
+impl LogNotifier {
+    fn password_token(&self, email: &str, token: &str, kind: &str) {
+        if self.reveal_tokens {
+            tracing::info!(target: "simutrador::notify", %email, password_token = %token, "{kind} (POST /auth/password/reset with this token and a new password)");
+        } else {
+            tracing::info!(target: "simutrador::notify", %email, "{kind} requested; no mail transport (smtp.host) to deliver it");
+        }
     }
 }
 
@@ -95,7 +123,9 @@ pub struct SmtpNotifier {
     pending: Arc<AtomicUsize>,
     from: Mailbox,
     verify_url: String,
+    password_url: String,
     verification_hours: u64,
+    reset_minutes: u64,
 }
 
 impl std::fmt::Debug for SmtpNotifier {
@@ -118,8 +148,13 @@ struct Outgoing {
 impl SmtpNotifier {
     /// Builds the transport from `settings` (already validated by
     /// [`Settings::load`]) and starts the sending task on the current tokio runtime.
-    /// `verification_hours` is what the message says about the link's expiry.
-    pub fn start(settings: &SmtpSettings, verification_hours: u64) -> Result<Self, ConfigError> {
+    /// `verification_hours` and `reset_minutes` are what the messages say about the
+    /// links' expiry.
+    pub fn start(
+        settings: &SmtpSettings,
+        verification_hours: u64,
+        reset_minutes: u64,
+    ) -> Result<Self, ConfigError> {
         let bad = |key: &str, message: String| ConfigError {
             key: key.into(),
             message,
@@ -161,19 +196,29 @@ impl SmtpNotifier {
             pending,
             from,
             verify_url: settings.verify_url.trim().to_string(),
+            password_url: settings.password_url.trim().to_string(),
             verification_hours,
+            reset_minutes,
         })
     }
 
     /// The verification link for `token`.
     fn link(&self, token: &str) -> String {
-        let joiner = if self.verify_url.contains('?') {
-            '&'
+        with_token(&self.verify_url, token)
+    }
+
+    /// How a password mail tells the user to use `token`: a link when
+    /// `smtp.password_url` is set, then the token itself.
+    fn password_instructions(&self, token: &str) -> String {
+        let link = if self.password_url.is_empty() {
+            String::new()
         } else {
-            '?'
+            format!(
+                "Open this link to choose your password:\r\n\r\n{}\r\n\r\nor, ",
+                with_token(&self.password_url, token)
+            )
         };
-        // Tokens are base62 and need no escaping in a query.
-        format!("{}{joiner}token={token}", self.verify_url)
+        format!("{link}where a password token is asked for, use this one:\r\n\r\n{token}\r\n")
     }
 
     fn enqueue(&self, kind: &'static str, email: &str, subject: &str, body: String) {
@@ -254,6 +299,51 @@ impl Notifier for SmtpNotifier {
             body,
         );
     }
+
+    fn password_reset(&self, email: &str, token: &str) {
+        let body = format!(
+            "Someone, perhaps you, asked to reset the password of your SimuTrador\r\n\
+             account.\r\n\
+             \r\n\
+             {instructions}\
+             \r\n\
+             It works once and expires in {minutes} minutes. Setting a new password ends\r\n\
+             every login session of the account. If you did not ask for this, ignore\r\n\
+             this message: your password has not changed.\r\n",
+            instructions = self.password_instructions(token),
+            minutes = self.reset_minutes,
+        );
+        self.enqueue(
+            "password_reset",
+            email,
+            "Reset your SimuTrador password",
+            body,
+        );
+    }
+
+    fn invitation(&self, email: &str, token: &str) {
+        let body = format!(
+            "An account on SimuTrador was created for this address.\r\n\
+             \r\n\
+             {instructions}\
+             \r\n\
+             It works once and expires in {hours} hours.\r\n",
+            instructions = self.password_instructions(token),
+            hours = self.verification_hours,
+        );
+        self.enqueue(
+            "invitation",
+            email,
+            "Your SimuTrador account is ready",
+            body,
+        );
+    }
+}
+
+/// `base` with `token` added to its query. Tokens are base62 and need no escaping.
+fn with_token(base: &str, token: &str) -> String {
+    let joiner = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{joiner}token={token}")
 }
 
 /// Sends queued messages, a few at a time, until every [`SmtpNotifier`] handle is gone;
@@ -314,7 +404,9 @@ mod tests {
             pending: Default::default(),
             from: "SimuTrador <no-reply@example.com>".parse().unwrap(),
             verify_url: verify_url.into(),
+            password_url: String::new(),
             verification_hours: 24,
+            reset_minutes: 60,
         }
     }
 

@@ -259,7 +259,7 @@ async fn create_search_and_change_users(backend: Backend) {
     assert_eq!(body["user"]["role"], "user");
     assert_eq!(body["user"]["has_password"], true);
     assert_eq!(body["invited"], false);
-    assert_eq!(body["verification_sent"], false);
+    assert_eq!(body["invitation_sent"], false);
     assert!(
         body["user"]["email_verified_at"].is_string(),
         "the operator vouches"
@@ -275,7 +275,7 @@ async fn create_search_and_change_users(backend: Backend) {
     .await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["invited"], true);
-    assert_eq!(body["verification_sent"], true);
+    assert_eq!(body["invitation_sent"], true);
     assert_eq!(body["user"]["has_password"], false);
     assert_eq!(body["user"]["role"], "admin");
     assert_eq!(body["user"]["email_verified_at"], Value::Null);

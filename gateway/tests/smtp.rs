@@ -24,6 +24,7 @@ const SMTP_USER: &str = "mailer";
 const SMTP_PASSWORD: &str = "smtp-password-never-logged";
 const PASSWORD: &str = "a long enough password";
 const VERIFY_URL: &str = "https://app.simutrador.test/verify-email";
+const PASSWORD_URL: &str = "https://app.simutrador.test/set-password";
 
 /// One message the sink accepted.
 #[derive(Debug)]
@@ -252,7 +253,12 @@ fn header<'a>(data: &'a str, name: &str) -> Option<&'a str> {
 
 /// The `sev_` token in `text`.
 fn token_in(text: &str) -> Option<String> {
-    let start = text.find("sev_")?;
+    token_with(text, "sev_")
+}
+
+/// The token starting with `prefix` in `text`.
+fn token_with(text: &str, prefix: &str) -> Option<String> {
+    let start = text.find(prefix)?;
     Some(
         text[start..]
             .chars()
@@ -301,6 +307,7 @@ async fn spawn(sink: &Sink) -> TestApp {
         s.smtp.password = auth::Secret::new(SMTP_PASSWORD.into());
         s.smtp.from = "SimuTrador <no-reply@simutrador.test>".into();
         s.smtp.verify_url = VERIFY_URL.into();
+        s.smtp.password_url = PASSWORD_URL.into();
     })
     .await
 }
@@ -452,6 +459,162 @@ async fn a_lost_link_can_be_sent_again() {
     app.cleanup().await;
 }
 
+/// The `spw_` token of the next mail, which must have `subject` and link to the
+/// password page with it.
+async fn password_mail(sink: &mut Sink, to: &str, subject: &str) -> String {
+    let mail = sink.next().await;
+    assert_eq!(mail.to, [to]);
+    assert_eq!(header(&mail.data, "Subject"), Some(subject));
+    let text = body(&mail.data);
+    let token = token_with(&text, "spw_").expect("a password token in the mail");
+    assert!(
+        auth::token::well_formed(&token, auth::token::PASSWORD_PREFIX),
+        "{token}"
+    );
+    assert!(
+        text.contains(&format!("{PASSWORD_URL}?token={token}")),
+        "{text}"
+    );
+    token
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
+    post(
+        app,
+        "/auth/login",
+        json!({"email": email, "password": password, "server": "default"}),
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn forgotten_passwords_and_invitations_are_set_by_mail() {
+    let logs = captured_logs();
+    let mut sink = Sink::start(Behaviour::default(), true).await;
+    let app = spawn(&sink).await;
+    register(&app, "ann@example.com").await;
+    let verification = token_in(&body(&sink.next().await.data)).unwrap();
+    assert_eq!(
+        post(&app, "/auth/verify-email", json!({ "token": verification }))
+            .await
+            .0,
+        200
+    );
+    let (status, session) = login(&app, "ann@example.com", PASSWORD).await;
+    assert_eq!(status, 200);
+    let access = session["access_token"].as_str().unwrap().to_string();
+
+    // The same answer for an address without an account, which gets nothing.
+    for email in ["nobody@example.com", "ann@example.com"] {
+        let (status, answer) = post(&app, "/auth/password/forgot", json!({ "email": email })).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (202, Some("reset_sent"))
+        );
+    }
+    let token = password_mail(
+        &mut sink,
+        "ann@example.com",
+        "Reset your SimuTrador password",
+    )
+    .await;
+
+    // A weak password is refused and the token kept; a good one is set, once.
+    let reset = |password: &'static str| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            post(
+                app,
+                "/auth/password/reset",
+                json!({ "token": token, "password": password }),
+            )
+            .await
+        }
+    };
+    let (status, body) = reset("short").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("INVALID_PARAMS")),
+        "{body}"
+    );
+    let (status, body) = reset("a new long password").await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("password_set")),
+        "{body}"
+    );
+    assert_eq!(reset("another long password").await.0, 400, "single use");
+    assert_eq!(login(&app, "ann@example.com", PASSWORD).await.0, 401);
+    assert_eq!(
+        login(&app, "ann@example.com", "a new long password")
+            .await
+            .0,
+        200
+    );
+    // The login session from before the reset has ended: its access token is refused.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = awc::Client::new()
+            .get(app.url("/auth/sessions"))
+            .insert_header(("Authorization", format!("Bearer {access}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        status, 401,
+        "the old session's token still works after the reset"
+    );
+
+    // An operator invites a user without a password; the mailed token sets one and
+    // proves the address, so the user can log in.
+    let operator = app.token(&app.admin_key).await;
+    let res = awc::Client::new()
+        .post(app.url("/admin/users"))
+        .insert_header(("Authorization", format!("Bearer {operator}")))
+        .send_json(&json!({ "email": "Invited@Example.com" }))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let token = password_mail(
+        &mut sink,
+        "invited@example.com",
+        "Your SimuTrador account is ready",
+    )
+    .await;
+    assert_eq!(
+        login(&app, "invited@example.com", "my own password")
+            .await
+            .0,
+        401
+    );
+    let (status, body) = post(
+        &app,
+        "/auth/password/reset",
+        json!({ "token": token, "password": "my own password" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["email"], "invited@example.com");
+    assert_eq!(
+        login(&app, "invited@example.com", "my own password")
+            .await
+            .0,
+        200
+    );
+
+    let text = log_text(&logs);
+    assert!(!text.contains(&token), "password token in the logs");
+    app.cleanup().await;
+}
+
 #[actix_web::test]
 async fn a_draining_node_sends_the_mail_it_has_queued() {
     // The mail server holds still: the verification link is queued when shutdown
@@ -581,6 +744,11 @@ fn smtp_settings_are_validated_naming_the_key() {
         ("SIMUTRADOR__SMTP__FROM", "no address here", "smtp.from"),
         ("SIMUTRADOR__SMTP__VERIFY_URL", "", "smtp.verify_url"),
         (
+            "SIMUTRADOR__SMTP__PASSWORD_URL",
+            "ftp://example.com/p",
+            "smtp.password_url",
+        ),
+        (
             "SIMUTRADOR__SMTP__VERIFY_URL",
             "ftp://example.com/v",
             "smtp.verify_url",
@@ -618,7 +786,7 @@ async fn tls_transports_are_built_at_start_without_connecting() {
     settings.verify_url = VERIFY_URL.into();
     for security in ["tls", "starttls", "none"] {
         settings.security = security.into();
-        let started = gateway::notify::SmtpNotifier::start(&settings, 24);
+        let started = gateway::notify::SmtpNotifier::start(&settings, 24, 60);
         assert!(started.is_ok(), "{security}: {:?}", started.err());
     }
 }

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -15,7 +15,7 @@ use super::shared::StoreCore;
 use super::{Database, UserStore};
 use crate::account::{
     Account, AuditEvent, AuditKind, AuditQuery, LoginGrant, LoginSession, NewAuditEvent,
-    NewLoginSession, OneTimeToken, Registration, RevokeReason, TotpEnrolment,
+    NewLoginSession, OneTimeToken, PasswordTokenPurpose, Registration, RevokeReason, TotpEnrolment,
 };
 use crate::crypto::Sealed;
 use crate::email::normalise_email;
@@ -105,6 +105,29 @@ pub trait AccountStore: Send + Sync {
     /// Uses a verification token once and marks the email verified.
     /// [`AuthError::InvalidOneTimeToken`] for unknown, used or expired tokens.
     fn verify_email(&self, token: &str) -> impl Future<Output = Result<User, AuthError>> + Send;
+
+    /// Issues a single-use token that sets the password: for a forgotten password, or
+    /// to invite a user an operator created without one. `None` (nothing issued) when
+    /// the user already has an unused one from the last minute, so a mailbox cannot be
+    /// flooded; [`AuthError::NotFound`] if there is no such user.
+    fn create_password_token(
+        &self,
+        user_id: Uuid,
+        purpose: PasswordTokenPurpose,
+    ) -> impl Future<Output = Result<Option<OneTimeToken>, AuthError>> + Send;
+
+    /// Sets a new password with a token from
+    /// [`create_password_token`](Self::create_password_token), once and before it
+    /// expires. The email counts as verified (the token went to it), the user's other
+    /// password tokens stop working, and every login session of the user ends.
+    /// [`AuthError::InvalidOneTimeToken`] for unknown, used or expired tokens;
+    /// [`AuthError::InvalidInput`] for an unacceptable password (the token is kept).
+    /// Audited.
+    fn reset_password(
+        &self,
+        token: &str,
+        password: Secret<String>,
+    ) -> impl Future<Output = Result<User, AuthError>> + Send;
 
     /// Marks the email verified without a token, for users an operator creates (the
     /// operator vouches for the address); audited with `actor`. Idempotent;
@@ -349,6 +372,27 @@ pub(super) trait AccountBackend: UserStore {
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), AuthError>;
+
+    /// Stores a password token, unless the user has an unused one issued after
+    /// `unless_after`; false when skipped. `NotFound` if no such user.
+    async fn insert_password_token(
+        &self,
+        user_id: Uuid,
+        hash: &[u8],
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        unless_after: DateTime<Utc>,
+    ) -> Result<bool, AuthError>;
+
+    /// Uses a password token, atomically with: storing `password_hash`, marking the
+    /// email verified (the token went to it) and voiding the user's other password
+    /// tokens.
+    async fn consume_password_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        password_hash: &str,
+    ) -> Result<Result<Uuid, OneTimeRejection>, AuthError>;
 
     /// Uses the token and marks the email verified, atomically.
     async fn consume_verification(
@@ -861,6 +905,53 @@ pub(super) async fn verify_email<S: AccountBackend>(
     store.user_by_id(user_id).await
 }
 
+pub(super) async fn create_password_token<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    purpose: PasswordTokenPurpose,
+) -> Result<Option<OneTimeToken>, AuthError> {
+    let core = store.core();
+    let token = token::generate(token::PASSWORD_PREFIX)?;
+    let now = core.now();
+    let lifetime = match purpose {
+        PasswordTokenPurpose::Reset => core.rules.password_reset_token_lifetime,
+        PasswordTokenPurpose::Invitation => core.rules.verification_token_lifetime,
+    };
+    let expires_at = now + lifetime;
+    let hash = core.token_hash(token.expose());
+    let issued = store
+        .insert_password_token(user_id, &hash, now, expires_at, now - TimeDelta::minutes(1))
+        .await?;
+    Ok(issued.then_some(OneTimeToken { token, expires_at }))
+}
+
+pub(super) async fn reset_password<S: AccountBackend>(
+    store: &S,
+    presented: &str,
+    password: Secret<String>,
+) -> Result<User, AuthError> {
+    if !token::well_formed(presented, token::PASSWORD_PREFIX) {
+        return Err(AuthError::InvalidOneTimeToken(OneTimeRejection::Unknown));
+    }
+    PasswordHasher::check_new(password.expose())?;
+    let core = store.core();
+    let hash = hash_password(core, password).await?;
+    let user_id = store
+        .consume_password_token(&core.token_hash(presented), core.now(), &hash)
+        .await?
+        .map_err(AuthError::InvalidOneTimeToken)?;
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::PasswordChanged)
+            .subject(user_id)
+            .actor(user_id)
+            .detail(json!({ "by": "password_token" })),
+    )
+    .await;
+    revoke_login_sessions(store, user_id, RevokeReason::PasswordChanged).await?;
+    store.user_by_id(user_id).await
+}
+
 fn new_refresh(
     core: &StoreCore,
     session: &LoginSession,
@@ -1300,6 +1391,22 @@ macro_rules! account_store_via_rules {
                 super::accounts::verify_email(self, token).await
             }
 
+            async fn create_password_token(
+                &self,
+                user_id: uuid::Uuid,
+                purpose: $crate::account::PasswordTokenPurpose,
+            ) -> Result<Option<$crate::account::OneTimeToken>, $crate::error::AuthError> {
+                super::accounts::create_password_token(self, user_id, purpose).await
+            }
+
+            async fn reset_password(
+                &self,
+                token: &str,
+                password: $crate::secret::Secret<String>,
+            ) -> Result<$crate::model::User, $crate::error::AuthError> {
+                super::accounts::reset_password(self, token, password).await
+            }
+
             async fn mark_email_verified(
                 &self,
                 user_id: uuid::Uuid,
@@ -1479,6 +1586,22 @@ impl AccountStore for Database {
 
     async fn verify_email(&self, token: &str) -> Result<User, AuthError> {
         dispatch!(self, s => s.verify_email(token))
+    }
+
+    async fn create_password_token(
+        &self,
+        user_id: Uuid,
+        purpose: PasswordTokenPurpose,
+    ) -> Result<Option<OneTimeToken>, AuthError> {
+        dispatch!(self, s => s.create_password_token(user_id, purpose))
+    }
+
+    async fn reset_password(
+        &self,
+        token: &str,
+        password: Secret<String>,
+    ) -> Result<User, AuthError> {
+        dispatch!(self, s => s.reset_password(token, password))
     }
 
     async fn mark_email_verified(

@@ -370,6 +370,80 @@ impl AccountBackend for PostgresStore {
         Ok(Ok(user_id))
     }
 
+    async fn insert_password_token(
+        &self,
+        user_id: Uuid,
+        hash: &[u8],
+        created_at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        unless_after: DateTime<Utc>,
+    ) -> Result<bool, AuthError> {
+        let done = sqlx::query(
+            "INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at) \
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM password_tokens \
+               WHERE user_id = $2 AND used_at IS NULL AND created_at > $5)",
+        )
+        .bind(hash)
+        .bind(user_id)
+        .bind(created_at)
+        .bind(expires_at)
+        .bind(unless_after)
+        .execute(self.pool())
+        .await
+        .map_err(not_found_on_fk)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn consume_password_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+        password_hash: &str,
+    ) -> Result<Result<Uuid, OneTimeRejection>, AuthError> {
+        let mut tx = self.pool().begin().await?;
+        let used = sqlx::query(
+            "UPDATE password_tokens SET used_at = $1 \
+             WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+        )
+        .bind(now)
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = used else {
+            let state = sqlx::query(
+                "SELECT used_at IS NOT NULL AS used FROM password_tokens WHERE token_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Ok(Err(match state {
+                None => OneTimeRejection::Unknown,
+                Some(row) if row.try_get::<bool, _>("used")? => OneTimeRejection::Used,
+                Some(_) => OneTimeRejection::Expired,
+            }));
+        };
+        let user_id = get_id(&row, "user_id")?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, \
+               email_verified_at = COALESCE(email_verified_at, $2), updated_at = $2 \
+             WHERE id = $3",
+        )
+        .bind(password_hash)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE password_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(user_id))
+    }
+
     async fn insert_login_session(
         &self,
         session: &LoginSession,

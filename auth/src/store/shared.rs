@@ -48,6 +48,7 @@ pub(super) struct AccountRules {
     pub max_session_duration: TimeDelta,
     pub refresh_token_lifetime: TimeDelta,
     pub verification_token_lifetime: TimeDelta,
+    pub password_reset_token_lifetime: TimeDelta,
     pub recovery_codes: u32,
     pub totp_issuer: String,
 }
@@ -88,6 +89,10 @@ impl AccountRules {
             verification_token_lifetime: delta(
                 policy.verification_token_lifetime,
                 "verification_token_lifetime must be positive",
+            )?,
+            password_reset_token_lifetime: delta(
+                policy.password_reset_token_lifetime,
+                "password_reset_token_lifetime must be positive",
             )?,
             recovery_codes: policy.recovery_codes,
             totp_issuer: policy.totp_issuer.clone(),

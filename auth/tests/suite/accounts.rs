@@ -5,7 +5,8 @@ use std::time::Duration;
 use auth::{
     totp, AccountPolicy, AccountStore, AuditKind, AuditQuery, AuthError, CredentialRejection,
     Database, Keyring, NewAuditEvent, NewLoginSession, NewUser, OneTimeRejection, Page,
-    PasswordParams, RefreshRejection, RevokeReason, SecondFactor, Secret, UserStatus, UserStore,
+    PasswordParams, PasswordTokenPurpose, RefreshRejection, RevokeReason, SecondFactor, Secret,
+    UserStatus, UserStore,
 };
 use chrono::{TimeDelta, Utc};
 use serde_json::json;
@@ -1514,6 +1515,133 @@ pub async fn unverified_emails_cannot_log_in_until_verified(ctx: Ctx) {
     assert_eq!(events[0].detail["by"], "operator");
     assert!(matches!(
         store.mark_email_verified(Uuid::new_v4(), None).await,
+        Err(AuthError::NotFound)
+    ));
+}
+
+fn one_time(result: Result<auth::User, AuthError>) -> OneTimeRejection {
+    match result {
+        Err(AuthError::InvalidOneTimeToken(why)) => why,
+        other => panic!("expected a refused token, got {other:?}"),
+    }
+}
+
+pub async fn password_tokens_set_a_password_once(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = registered(&ctx, "forgot@example.com").await;
+    let grant = store
+        .create_login_session(user.id, NewLoginSession::default())
+        .await
+        .unwrap();
+    let login = |password: &'static str| {
+        store.authenticate_password("forgot@example.com", pw(password), None, None)
+    };
+    let token =
+        |purpose| async move { store.create_password_token(user.id, purpose).await.unwrap() };
+
+    // One unused token a minute at most: a mailbox cannot be flooded.
+    let first = token(PasswordTokenPurpose::Reset).await.unwrap();
+    assert!(first.token.expose().starts_with("spw_"));
+    assert_eq!(
+        first.expires_at,
+        ctx.now().trunc_subsecs_6() + TimeDelta::hours(1)
+    );
+    assert!(token(PasswordTokenPurpose::Reset).await.is_none());
+    ctx.clock.advance(TimeDelta::seconds(61));
+    let second = token(PasswordTokenPurpose::Reset).await.unwrap();
+
+    // A password that breaks the rules is refused and the token kept.
+    assert!(matches!(
+        store
+            .reset_password(first.token.expose(), pw("short"))
+            .await,
+        Err(AuthError::InvalidInput {
+            field: "password",
+            ..
+        })
+    ));
+    let changed = store
+        .reset_password(first.token.expose(), pw("a brand new password"))
+        .await
+        .unwrap();
+    assert_eq!(changed.id, user.id);
+    login("a brand new password").await.unwrap();
+    assert!(login(PASSWORD).await.is_err());
+    // Used once; the user's other token is void too; every login session ended.
+    assert_eq!(
+        one_time(
+            store
+                .reset_password(first.token.expose(), pw("yet another one"))
+                .await
+        ),
+        OneTimeRejection::Used
+    );
+    assert_eq!(
+        one_time(
+            store
+                .reset_password(second.token.expose(), pw("yet another one"))
+                .await
+        ),
+        OneTimeRejection::Used
+    );
+    let session = store
+        .login_session(user.id, grant.session.id)
+        .await
+        .unwrap();
+    assert_eq!(session.revoke_reason, Some(RevokeReason::PasswordChanged));
+    let events = audit(&ctx, user.id, AuditKind::PasswordChanged).await;
+    assert_eq!(events[0].detail["by"], "password_token");
+
+    // Reset tokens expire after an hour; unknown and malformed ones are refused alike.
+    ctx.clock.advance(TimeDelta::seconds(61));
+    let late = token(PasswordTokenPurpose::Reset).await.unwrap();
+    ctx.clock.advance(TimeDelta::minutes(61));
+    assert_eq!(
+        one_time(
+            store
+                .reset_password(late.token.expose(), pw("yet another one"))
+                .await
+        ),
+        OneTimeRejection::Expired
+    );
+    let unknown = format!("spw_{}", "A".repeat(43));
+    for bad in [unknown.as_str(), "spw_short", "", "' OR 1=1 --"] {
+        assert_eq!(
+            one_time(store.reset_password(bad, pw("yet another one")).await),
+            OneTimeRejection::Unknown,
+            "{bad}"
+        );
+    }
+
+    // An invited user (no password, email unverified) sets one with an invitation,
+    // which lasts as long as a verification link, and can then log in.
+    let invited = store
+        .create_user(NewUser::new("invited@example.com"))
+        .await
+        .unwrap();
+    let invitation = store
+        .create_password_token(invited.id, PasswordTokenPurpose::Invitation)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        invitation.expires_at,
+        ctx.now().trunc_subsecs_6() + TimeDelta::hours(24)
+    );
+    ctx.clock.advance(TimeDelta::hours(23));
+    store
+        .reset_password(invitation.token.expose(), pw("my first password"))
+        .await
+        .unwrap();
+    let account = store
+        .authenticate_password("invited@example.com", pw("my first password"), None, None)
+        .await
+        .unwrap();
+    assert!(account.email_verified_at.is_some());
+    assert!(matches!(
+        store
+            .create_password_token(Uuid::new_v4(), PasswordTokenPurpose::Reset)
+            .await,
         Err(AuthError::NotFound)
     ));
 }

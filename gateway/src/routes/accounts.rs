@@ -10,7 +10,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{
     AccountStore, AuditKind, AuthError, LoginGrant, NewAuditEvent, NewLoginSession, NewUser,
-    RevokeReason, SecondFactor, Secret, UserStore,
+    PasswordTokenPurpose, RevokeReason, SecondFactor, Secret, UserStatus, UserStore,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -149,6 +149,84 @@ pub async fn verify_email(
         "email": user.email,
         "email_verified": true,
     })))
+}
+
+/// `POST /auth/password/forgot` body.
+#[derive(Debug, Deserialize)]
+pub struct ForgotRequest {
+    email: String,
+}
+
+/// `POST /auth/password/forgot`: mails a password token to the address if it belongs
+/// to an active account (at most one a minute per account). 202 in every case, and
+/// the lookup happens after answering, so neither the answer nor its timing tells
+/// which addresses have accounts.
+pub async fn forgot_password(
+    state: web::Data<AppState>,
+    body: web::Json<ForgotRequest>,
+) -> HttpResponse {
+    state.metrics.auth("/auth/password/forgot", AuthResult::Ok);
+    let email = body.into_inner().email;
+    actix_web::rt::spawn(async move {
+        if let Err(e) = send_password_reset(&state, &email).await {
+            tracing::warn!(error = %e, "password reset not sent");
+        }
+    });
+    HttpResponse::Accepted().json(serde_json::json!({
+        "status": "reset_sent",
+        "message": "if this address has an account, a password reset token was sent to it"
+    }))
+}
+
+async fn send_password_reset(state: &AppState, email: &str) -> Result<(), AuthError> {
+    let user = match state.db.user_by_email(email).await {
+        Ok(user) => user,
+        Err(AuthError::NotFound | AuthError::InvalidInput { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if user.status != UserStatus::Active {
+        return Ok(());
+    }
+    if let Some(token) = state
+        .db
+        .create_password_token(user.id, PasswordTokenPurpose::Reset)
+        .await?
+    {
+        state
+            .notifier
+            .password_reset(&user.email, token.token.expose());
+    }
+    Ok(())
+}
+
+/// `POST /auth/password/reset` body.
+#[derive(Debug, Deserialize)]
+pub struct ResetRequest {
+    token: String,
+    password: String,
+}
+
+/// `POST /auth/password/reset`: sets a new password with a token from a reset or an
+/// invitation mail. The address counts as verified, and every login session of the
+/// account ends (their tokens are refused on every node within a second).
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    body: web::Json<ResetRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let body = body.into_inner();
+    let result = state
+        .db
+        .reset_password(&body.token, Secret::new(body.password))
+        .await
+        .map(|user| {
+            HttpResponse::Ok().json(serde_json::json!({
+                "status": "password_set",
+                "user_id": user.id.to_string(),
+                "email": user.email,
+            }))
+        })
+        .map_err(HttpError::from);
+    counted(&state, "/auth/password/reset", result)
 }
 
 /// `POST /auth/login` body.

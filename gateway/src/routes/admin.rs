@@ -14,7 +14,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{
     Account, AccountStore, AdminStore, AuditKind, AuditQuery, AuthError, NewAuditEvent, NewUser,
-    Page, Plan, Role, Secret, UsageQuery, User, UserQuery, UserStatus, UserStore,
+    Page, PasswordTokenPurpose, Plan, Role, Secret, UsageQuery, User, UserQuery, UserStatus,
+    UserStore,
 };
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -315,8 +316,8 @@ pub async fn list_users(
 #[serde(deny_unknown_fields)]
 struct CreateUser {
     email: String,
-    /// Without one, the user is invited: a verification token goes out and the
-    /// account has no password (it works with API keys an operator creates).
+    /// Without one, the user is invited: a token that sets the password goes out (and
+    /// until it is used the account works only with API keys an operator creates).
     password: Option<String>,
     plan: Option<String>,
     role: Option<String>,
@@ -324,7 +325,8 @@ struct CreateUser {
 
 /// `POST /admin/users`: creates a user with a password (the operator vouches for the
 /// address, so it counts as verified and the user can log in at once), or invites one
-/// without: then an email-verification token goes out through the notifier (201).
+/// without: then a password token goes out through the notifier, and setting the
+/// password with it (`POST /auth/password/reset`) also verifies the address (201).
 pub async fn create_user(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -355,12 +357,15 @@ pub async fn create_user(
             r.user
         }
         None => {
-            // An invitation: the address is verified through the usual link.
+            // An invitation: the user chooses a password with the token, which also
+            // proves the address.
             let user = state.db.create_user(new).await?;
-            let token = state.db.create_email_verification(user.id).await?;
-            state
-                .notifier
-                .verification(&user.email, token.token.expose());
+            let token = state
+                .db
+                .create_password_token(user.id, PasswordTokenPurpose::Invitation)
+                .await?
+                .ok_or(HttpError::invalid_params("an invitation was just sent"))?;
+            state.notifier.invitation(&user.email, token.token.expose());
             user
         }
     };
@@ -383,7 +388,7 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(json!({
         "user": entry,
         "invited": invited,
-        "verification_sent": invited,
+        "invitation_sent": invited,
     })))
 }
 

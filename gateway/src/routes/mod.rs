@@ -27,6 +27,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/auth/resend-verification",
             web::post().to(accounts::resend_verification),
         )
+        .route(
+            "/auth/password/forgot",
+            web::post().to(accounts::forgot_password),
+        )
+        .route(
+            "/auth/password/reset",
+            web::post().to(accounts::reset_password),
+        )
         .route("/auth/login", web::post().to(accounts::login))
         .route("/auth/refresh", web::post().to(accounts::refresh))
         .route("/auth/logout", web::post().to(accounts::logout))
