@@ -205,6 +205,7 @@ store_suite!(
     concurrent_code_guesses_get_at_most_the_allowed_checks,
     unverified_emails_cannot_log_in_until_verified,
     password_tokens_set_a_password_once,
+    changing_the_password_needs_the_current_one_and_ends_other_sessions,
 );
 
 mod suite {

@@ -341,8 +341,15 @@ async fn api_key_lifecycle_and_second_factor(backend: Backend) {
     // mint keys, rotate itself away from revocation or enrol a second factor).
     let key_token = app.token(&key).await;
     assert_eq!(get(&app, "/api/keys", &key_token).await.0, 403);
-    for path in ["/api/keys", "/auth/totp/enrol", "/auth/logout"] {
-        let (status, body) = post(&app, path, json!({"name": "x"}), Some(&key_token)).await;
+    for path in [
+        "/api/keys",
+        "/auth/totp/enrol",
+        "/auth/logout",
+        "/auth/password/change",
+    ] {
+        let body =
+            json!({"name": "x", "current_password": PASSWORD, "new_password": "x".repeat(12)});
+        let (status, body) = post(&app, path, body, Some(&key_token)).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (403, Some("FORBIDDEN")),
@@ -608,3 +615,59 @@ async fn turning_the_second_factor_off(backend: Backend) {
 }
 
 both_backends!(totp_disable, turning_the_second_factor_off);
+
+async fn changing_the_password(backend: Backend) {
+    let app = spawn(backend).await;
+    registered(&app, "hal@example.com").await;
+    let (_, mine) = login(&app, "hal@example.com", PASSWORD).await;
+    let (_, other) = login(&app, "hal@example.com", PASSWORD).await;
+    let mine = mine["access_token"].as_str().unwrap().to_string();
+    let other = other["access_token"].as_str().unwrap().to_string();
+    let change = |current: &'static str, new: &'static str| {
+        let mine = mine.clone();
+        let app = &app;
+        async move {
+            post(
+                app,
+                "/auth/password/change",
+                json!({"current_password": current, "new_password": new}),
+                Some(&mine),
+            )
+            .await
+        }
+    };
+    let (status, body) = change(PASSWORD, "short").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("INVALID_PARAMS"))
+    );
+    let (status, body) = change("not the password", "a new long password").await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("AUTH_FAILED")));
+    let user = app.db.user_by_email("hal@example.com").await.unwrap();
+    assert_eq!(app.db.account(user.id).await.unwrap().failed_logins, 1);
+    let (status, body) = change(PASSWORD, "a new long password").await;
+    assert_eq!(status, 204, "{body}");
+
+    // The other session's token is refused within a second; the caller's still works.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = get(&app, "/auth/sessions", &other).await.0;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 401, "the other session survived the change");
+    let (status, sessions) = get(&app, "/auth/sessions", &mine).await;
+    assert_eq!(status, 200);
+    assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(1), "{sessions}");
+    assert_eq!(login(&app, "hal@example.com", PASSWORD).await.0, 401);
+    assert_eq!(
+        login(&app, "hal@example.com", "a new long password")
+            .await
+            .0,
+        200
+    );
+    app.cleanup().await;
+}
+both_backends!(password_change, changing_the_password);

@@ -129,6 +129,21 @@ pub trait AccountStore: Send + Sync {
         password: Secret<String>,
     ) -> impl Future<Output = Result<User, AuthError>> + Send;
 
+    /// Changes a user's password, given the current one: the attempt counts toward
+    /// the lockout like a login's (a stolen session cannot guess its way to a new
+    /// password), the new one must pass the password rules (checked first, nothing
+    /// counted), and every other login session of the user ends (`keep_session`, the
+    /// caller's, stays). [`AuthError::InvalidCredentials`] for a wrong or locked
+    /// current password. Audited.
+    fn change_password(
+        &self,
+        user_id: Uuid,
+        current: Secret<String>,
+        new: Secret<String>,
+        keep_session: Option<Uuid>,
+        ip: Option<String>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
+
     /// Marks the email verified without a token, for users an operator creates (the
     /// operator vouches for the address); audited with `actor`. Idempotent;
     /// [`AuthError::NotFound`] if there is no such user.
@@ -599,26 +614,33 @@ pub(super) async fn set_password<S: AccountBackend>(
     Ok(())
 }
 
-pub(super) async fn authenticate_password<S: AccountBackend>(
+/// A right password, with its attempt still counted in the failure window.
+struct PasswordAttempt {
+    account: Account,
+    password_hash: Option<String>,
+    attempt: u32,
+}
+
+/// Checks `password` against `row` (`None`: an unknown email, named in the audit by
+/// `email`), counting the attempt first: the shared first step of logins and password
+/// changes. Always runs exactly one argon2 verification. On a wrong password the
+/// attempt stays counted (the last allowed one locks) and the answer is
+/// [`AuthError::InvalidCredentials`]; on the right one the caller settles the
+/// attempt.
+async fn check_password_attempt<S: AccountBackend>(
     store: &S,
-    email: &str,
+    row: Option<AccountRow>,
+    email: Option<&str>,
     password: Secret<String>,
-    second_factor: Option<SecondFactor>,
-    ip: Option<String>,
-) -> Result<Account, AuthError> {
-    check_ip(ip.as_deref())?;
+    ip: Option<&str>,
+) -> Result<PasswordAttempt, AuthError> {
     let core = store.core();
     let rules = &core.rules;
-    let email = normalise_email(email).ok();
-    let row = match &email {
-        Some(email) => store.account_row(AccountKey::Email(email)).await?,
-        None => None,
-    };
     // Taken before the attempt is counted, so an overloaded server counts nothing.
     // Every path below spends it on exactly one argon2 verification.
     let permit = core.hashing.acquire().await?;
     let Some(AccountRow {
-        mut account,
+        account,
         password_hash,
     }) = row
     else {
@@ -626,7 +648,7 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
         audit(
             store,
             NewAuditEvent::new(AuditKind::LoginFailed)
-                .ip(ip.as_deref())
+                .ip(ip)
                 .detail(json!({ "reason": "unknown_email", "email": email })),
         )
         .await;
@@ -657,23 +679,111 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
             store,
             NewAuditEvent::new(AuditKind::LoginFailed)
                 .subject(user_id)
-                .ip(ip.as_deref())
+                .ip(ip)
                 .detail(json!({ "reason": why })),
         )
         .await;
         return Err(AuthError::InvalidCredentials(reason));
     };
     let has_password = password_hash.is_some();
-    let matches = verify_password(core, permit, password.clone(), password_hash.clone()).await?;
+    let matches = verify_password(core, permit, password, password_hash.clone()).await?;
     if !matches {
         let (reason, why) = if has_password {
             (CredentialRejection::WrongPassword, "wrong_password")
         } else {
             (CredentialRejection::NoPassword, "no_password")
         };
-        attempt_failed(store, user_id, ip.as_deref(), why, attempt).await?;
+        attempt_failed(store, user_id, ip, why, attempt).await?;
         return Err(AuthError::InvalidCredentials(reason));
     }
+    Ok(PasswordAttempt {
+        account,
+        password_hash,
+        attempt,
+    })
+}
+
+pub(super) async fn change_password<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    current: Secret<String>,
+    new: Secret<String>,
+    keep_session: Option<Uuid>,
+    ip: Option<String>,
+) -> Result<(), AuthError> {
+    check_ip(ip.as_deref())?;
+    // An unacceptable new password is refused before anything is counted.
+    PasswordHasher::check_new(new.expose())?;
+    let core = store.core();
+    let rules = &core.rules;
+    let row = store
+        .account_row(AccountKey::Id(user_id))
+        .await?
+        .ok_or(AuthError::NotFound)?;
+    check_password_attempt(store, Some(row), None, current, ip.as_deref()).await?;
+    let now = core.now();
+    store
+        .settle_attempt(user_id, now, now - rules.failure_window, true)
+        .await?;
+    let hash = hash_password(core, new).await?;
+    store.store_password_hash(user_id, &hash).await?;
+    audit(
+        store,
+        NewAuditEvent::new(AuditKind::PasswordChanged)
+            .subject(user_id)
+            .actor(user_id)
+            .ip(ip.as_deref())
+            .detail(json!({ "by": "user" })),
+    )
+    .await;
+    // Every other login session ends: whoever else knew the old password is out.
+    let others: Vec<Uuid> = login_sessions(store, user_id)
+        .await?
+        .into_iter()
+        .filter(|s| Some(s.id) != keep_session)
+        .map(|s| s.id)
+        .collect();
+    for session_id in others {
+        store
+            .revoke_sessions(
+                user_id,
+                Some(session_id),
+                RevokeReason::PasswordChanged,
+                core.now(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn authenticate_password<S: AccountBackend>(
+    store: &S,
+    email: &str,
+    password: Secret<String>,
+    second_factor: Option<SecondFactor>,
+    ip: Option<String>,
+) -> Result<Account, AuthError> {
+    check_ip(ip.as_deref())?;
+    let core = store.core();
+    let rules = &core.rules;
+    let email = normalise_email(email).ok();
+    let row = match &email {
+        Some(email) => store.account_row(AccountKey::Email(email)).await?,
+        None => None,
+    };
+    let PasswordAttempt {
+        mut account,
+        password_hash,
+        attempt,
+    } = check_password_attempt(
+        store,
+        row,
+        email.as_deref(),
+        password.clone(),
+        ip.as_deref(),
+    )
+    .await?;
+    let user_id = account.user.id;
     let refused = if account.user.status != UserStatus::Active {
         Some(AuthError::AccountInactive(account.user.status))
     } else if account.email_verified_at.is_none() {
@@ -1407,6 +1517,18 @@ macro_rules! account_store_via_rules {
                 super::accounts::reset_password(self, token, password).await
             }
 
+            async fn change_password(
+                &self,
+                user_id: uuid::Uuid,
+                current: $crate::secret::Secret<String>,
+                new: $crate::secret::Secret<String>,
+                keep_session: Option<uuid::Uuid>,
+                ip: Option<String>,
+            ) -> Result<(), $crate::error::AuthError> {
+                super::accounts::change_password(self, user_id, current, new, keep_session, ip)
+                    .await
+            }
+
             async fn mark_email_verified(
                 &self,
                 user_id: uuid::Uuid,
@@ -1602,6 +1724,17 @@ impl AccountStore for Database {
         password: Secret<String>,
     ) -> Result<User, AuthError> {
         dispatch!(self, s => s.reset_password(token, password))
+    }
+
+    async fn change_password(
+        &self,
+        user_id: Uuid,
+        current: Secret<String>,
+        new: Secret<String>,
+        keep_session: Option<Uuid>,
+        ip: Option<String>,
+    ) -> Result<(), AuthError> {
+        dispatch!(self, s => s.change_password(user_id, current, new, keep_session, ip))
     }
 
     async fn mark_email_verified(

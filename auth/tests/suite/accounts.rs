@@ -73,7 +73,7 @@ async fn audit(ctx: &Ctx, user_id: Uuid, kind: AuditKind) -> Vec<auth::AuditEven
         .unwrap()
 }
 
-fn credentials(result: Result<auth::Account, AuthError>) -> CredentialRejection {
+fn credentials<T: std::fmt::Debug>(result: Result<T, AuthError>) -> CredentialRejection {
     match result {
         Err(AuthError::InvalidCredentials(reason)) => reason,
         other => panic!("expected InvalidCredentials, got {other:?}"),
@@ -1643,5 +1643,72 @@ pub async fn password_tokens_set_a_password_once(ctx: Ctx) {
             .create_password_token(Uuid::new_v4(), PasswordTokenPurpose::Reset)
             .await,
         Err(AuthError::NotFound)
+    ));
+}
+
+pub async fn changing_the_password_needs_the_current_one_and_ends_other_sessions(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = registered(&ctx, "change@example.com").await;
+    let mine = store
+        .create_login_session(user.id, NewLoginSession::default())
+        .await
+        .unwrap();
+    let other = store
+        .create_login_session(user.id, NewLoginSession::default())
+        .await
+        .unwrap();
+    let change = |current: &'static str, new: &'static str| {
+        store.change_password(user.id, pw(current), pw(new), Some(mine.session.id), None)
+    };
+    // A weak new password is refused before anything is counted.
+    assert!(matches!(
+        change(PASSWORD, "short").await,
+        Err(AuthError::InvalidInput {
+            field: "password",
+            ..
+        })
+    ));
+    assert_eq!(store.account(user.id).await.unwrap().failed_logins, 0);
+    // A wrong current password counts like a failed login.
+    assert_eq!(
+        credentials(change("wrong", "a new long password").await),
+        CredentialRejection::WrongPassword
+    );
+    assert_eq!(store.account(user.id).await.unwrap().failed_logins, 1);
+    change(PASSWORD, "a new long password").await.unwrap();
+    assert_eq!(store.account(user.id).await.unwrap().failed_logins, 0);
+    store
+        .authenticate_password("change@example.com", pw("a new long password"), None, None)
+        .await
+        .unwrap();
+    // The caller's session stays; the other one ended.
+    let live: Vec<Uuid> = store
+        .login_sessions(user.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .filter(|id| *id == mine.session.id || *id == other.session.id)
+        .collect();
+    assert_eq!(live, [mine.session.id]);
+    let ended = store
+        .login_session(user.id, other.session.id)
+        .await
+        .unwrap();
+    assert_eq!(ended.revoke_reason, Some(RevokeReason::PasswordChanged));
+    let events = audit(&ctx, user.id, AuditKind::PasswordChanged).await;
+    assert_eq!(events[0].detail["by"], "user");
+    // Guessing the current password locks like guessing at login.
+    for _ in 0..3 {
+        change("wrong", "another long password").await.unwrap_err();
+    }
+    assert!(store
+        .account(user.id)
+        .await
+        .unwrap()
+        .is_locked_at(ctx.now()));
+    assert!(matches!(
+        credentials(change("a new long password", "another long password").await),
+        CredentialRejection::Locked { .. }
     ));
 }

@@ -229,6 +229,40 @@ pub async fn reset_password(
     counted(&state, "/auth/password/reset", result)
 }
 
+/// `POST /auth/password/change` body.
+#[derive(Debug, Deserialize)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /auth/password/change` (a login session): a new password, given the current
+/// one (wrong ones count toward the lockout). 204; every other login session of the
+/// user ends, the caller's stays.
+pub async fn change_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, HttpError> {
+    let result = async {
+        let claims = login_claims(&req, &state)?;
+        let body = body.into_inner();
+        state
+            .db
+            .change_password(
+                claims.sub,
+                Secret::new(body.current_password),
+                Secret::new(body.new_password),
+                claims.sid,
+                client_ip(&req),
+            )
+            .await?;
+        Ok(HttpResponse::NoContent().finish())
+    }
+    .await;
+    counted(&state, "/auth/password/change", result)
+}
+
 /// `POST /auth/login` body.
 #[derive(Debug, Deserialize)]
 pub struct LoginRequest {

@@ -35,6 +35,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/auth/password/reset",
             web::post().to(accounts::reset_password),
         )
+        .route(
+            "/auth/password/change",
+            web::post().to(accounts::change_password),
+        )
         .route("/auth/login", web::post().to(accounts::login))
         .route("/auth/refresh", web::post().to(accounts::refresh))
         .route("/auth/logout", web::post().to(accounts::logout))
