@@ -660,7 +660,11 @@ async fn changing_the_password(backend: Backend) {
     assert_eq!(status, 401, "the other session survived the change");
     let (status, sessions) = get(&app, "/auth/sessions", &mine).await;
     assert_eq!(status, 200);
-    assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(1), "{sessions}");
+    assert_eq!(
+        sessions["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{sessions}"
+    );
     assert_eq!(login(&app, "hal@example.com", PASSWORD).await.0, 401);
     assert_eq!(
         login(&app, "hal@example.com", "a new long password")
