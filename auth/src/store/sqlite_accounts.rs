@@ -339,29 +339,11 @@ impl AccountBackend for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Result<Uuid, OneTimeRejection>, AuthError> {
         let mut tx = self.pool().begin().await?;
-        let used = sqlx::query(
-            "UPDATE email_verification_tokens SET used_at = ?1 \
-             WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1 RETURNING user_id",
-        )
-        .bind(ts(now))
-        .bind(hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = used else {
-            let state = sqlx::query(
-                "SELECT used_at IS NOT NULL AS used FROM email_verification_tokens \
-                 WHERE token_hash = ?1",
-            )
-            .bind(hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Ok(Err(match state {
-                None => OneTimeRejection::Unknown,
-                Some(row) if row.try_get::<bool, _>("used")? => OneTimeRejection::Used,
-                Some(_) => OneTimeRejection::Expired,
-            }));
-        };
-        let user_id = get_id(&row, "user_id")?;
+        let user_id =
+            match use_one_time_token(&mut tx, "email_verification_tokens", hash, now).await? {
+                Ok(user_id) => user_id,
+                Err(why) => return Ok(Err(why)),
+            };
         sqlx::query(
             "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?1) WHERE id = ?2",
         )
@@ -404,28 +386,10 @@ impl AccountBackend for SqliteStore {
         password_hash: &str,
     ) -> Result<Result<Uuid, OneTimeRejection>, AuthError> {
         let mut tx = self.pool().begin().await?;
-        let used = sqlx::query(
-            "UPDATE password_tokens SET used_at = ?1 \
-             WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1 RETURNING user_id",
-        )
-        .bind(ts(now))
-        .bind(hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = used else {
-            let state = sqlx::query(
-                "SELECT used_at IS NOT NULL AS used FROM password_tokens WHERE token_hash = ?1",
-            )
-            .bind(hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Ok(Err(match state {
-                None => OneTimeRejection::Unknown,
-                Some(row) if row.try_get::<bool, _>("used")? => OneTimeRejection::Used,
-                Some(_) => OneTimeRejection::Expired,
-            }));
+        let user_id = match use_one_time_token(&mut tx, "password_tokens", hash, now).await? {
+            Ok(user_id) => user_id,
+            Err(why) => return Ok(Err(why)),
         };
-        let user_id = get_id(&row, "user_id")?;
         sqlx::query(
             "UPDATE users SET password_hash = ?1, \
                email_verified_at = COALESCE(email_verified_at, ?2), updated_at = ?2 \
@@ -814,4 +778,37 @@ async fn insert_refresh(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Marks the token in `table` (a one-time token table: `token_hash`, `user_id`,
+/// `expires_at`, `used_at`) used at `now` if it is unused and unexpired: its user, or
+/// why not.
+async fn use_one_time_token(
+    conn: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    hash: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Result<Uuid, OneTimeRejection>, AuthError> {
+    let used = sqlx::query(&format!(
+        "UPDATE {table} SET used_at = ?1 \
+         WHERE token_hash = ?2 AND used_at IS NULL AND expires_at > ?1 RETURNING user_id"
+    ))
+    .bind(ts(now))
+    .bind(hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = used {
+        return Ok(Ok(get_id(&row, "user_id")?));
+    }
+    let state = sqlx::query(&format!(
+        "SELECT used_at IS NOT NULL AS used FROM {table} WHERE token_hash = ?1"
+    ))
+    .bind(hash)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(Err(match state {
+        None => OneTimeRejection::Unknown,
+        Some(row) if row.try_get::<bool, _>("used")? => OneTimeRejection::Used,
+        Some(_) => OneTimeRejection::Expired,
+    }))
 }
