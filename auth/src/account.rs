@@ -87,6 +87,9 @@ pub struct Account {
     pub locked_until: Option<DateTime<Utc>>,
     /// Whether a confirmed TOTP second factor is required.
     pub totp_enabled: bool,
+    /// Counts password changes (not upgrades of its hash); see
+    /// [`NewLoginSession::password_version`].
+    pub password_version: i64,
 }
 
 impl Account {
@@ -210,6 +213,11 @@ pub struct NewLoginSession {
     pub user_agent: Option<String>,
     /// The client address.
     pub ip: Option<String>,
+    /// For a password login: the account's `password_version` its password was
+    /// checked against. If the password changed since (a reset or change that ran
+    /// while this login was being checked), the session is refused, so it cannot
+    /// outlive the change that was meant to end it.
+    pub password_version: Option<i64>,
 }
 
 /// A login session and a refresh token for it: the result of a login or a rotation.

@@ -206,6 +206,7 @@ store_suite!(
     unverified_emails_cannot_log_in_until_verified,
     password_tokens_set_a_password_once,
     changing_the_password_needs_the_current_one_and_ends_other_sessions,
+    logins_checked_against_a_changed_password_get_no_session,
 );
 
 mod suite {

@@ -1,3 +1,7 @@
+-- Bumped whenever the password changes (not when its hash is upgraded to new costs):
+-- a login whose password was checked against an older version gets no session.
+ALTER TABLE users ADD COLUMN password_version BIGINT NOT NULL DEFAULT 0;
+
 -- Single-use tokens that set a password: a forgotten password, or an invitation (a
 -- user an operator created without one). Stored only as hashes, like verification
 -- tokens.

@@ -323,8 +323,18 @@ pub(super) trait AccountBackend: UserStore {
     /// Inserts `user` with a password hash; `Conflict(EMAIL_TAKEN)` if taken.
     async fn insert_user_with_password(&self, user: &User, hash: &str) -> Result<(), AuthError>;
 
-    /// `NotFound` if the user does not exist.
+    /// A new password: stores its hash, bumps `password_version` and voids the user's
+    /// unused password tokens. `NotFound` if the user does not exist.
     async fn store_password_hash(&self, user_id: Uuid, hash: &str) -> Result<(), AuthError>;
+
+    /// The same password re-hashed with new costs: replaces `old` only if it is still
+    /// the stored hash (a password changed meanwhile stays); false otherwise.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, AuthError>;
 
     async fn account_row(&self, key: AccountKey<'_>) -> Result<Option<AccountRow>, AuthError>;
 
@@ -839,21 +849,16 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
     // hand, if a hashing slot is free now (a busy server does it at a later login).
     // Failing to is harmless, the old hash still verifies.
     let rehash = password_hash
-        .as_deref()
-        .is_some_and(|h| core.passwords.needs_rehash(h))
-        .then(|| core.hashing.try_acquire())
-        .flatten();
-    if let Some(permit) = rehash {
+        .filter(|h| core.passwords.needs_rehash(h))
+        .and_then(|h| core.hashing.try_acquire().map(|permit| (h, permit)));
+    if let Some((old, permit)) = rehash {
         let hasher = core.passwords.clone();
-        match permit.run(move || hasher.hash(&password)).await {
-            Ok(Ok(hash)) => {
-                if let Err(e) = store.store_password_hash(user_id, &hash).await {
-                    tracing::warn!(%user_id, error = %e, "could not upgrade password hash");
-                }
-            }
-            Ok(Err(e)) | Err(e) => {
-                tracing::warn!(%user_id, error = %e, "could not upgrade password hash");
-            }
+        let upgraded = match permit.run(move || hasher.hash(&password)).await {
+            Ok(Ok(new)) => store.upgrade_password_hash(user_id, &old, &new).await,
+            Ok(Err(e)) | Err(e) => Err(e),
+        };
+        if let Err(e) = upgraded {
+            tracing::warn!(%user_id, error = %e, "could not upgrade password hash");
         }
     }
     Ok(account)
@@ -1119,6 +1124,27 @@ pub(super) async fn create_login_session<S: AccountBackend>(
                 .detail(json!({ "session_id": id, "reason": RevokeReason::SessionLimit.as_str() })),
         )
         .await;
+    }
+    // Checked after the insert: a password change either saw this session (and ended
+    // it) or committed before this read, which then sees its new version.
+    if let Some(checked) = new.password_version {
+        let current = store
+            .account_row(AccountKey::Id(user_id))
+            .await?
+            .map(|row| row.account.password_version);
+        if current != Some(checked) {
+            store
+                .revoke_sessions(
+                    user_id,
+                    Some(session.id),
+                    RevokeReason::PasswordChanged,
+                    core.now(),
+                )
+                .await?;
+            return Err(AuthError::InvalidCredentials(
+                CredentialRejection::WrongPassword,
+            ));
+        }
     }
     audit(
         store,

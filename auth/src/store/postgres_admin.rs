@@ -80,6 +80,7 @@ fn account_from_row(row: &PgRow) -> Result<Account, AuthError> {
             .unwrap_or(u32::MAX),
         locked_until: row.try_get("locked_until")?,
         totp_enabled: row.try_get("totp_enabled")?,
+        password_version: row.try_get("password_version")?,
     })
 }
 
@@ -94,8 +95,8 @@ impl AdminStore for PostgresStore {
         let mut sql = QueryBuilder::<Postgres>::new(concat!(
             "SELECT ",
             user_columns!(),
-            ", password_hash IS NOT NULL AS has_password, email_verified_at, \
-             failed_login_count, locked_until, \
+            ", password_hash IS NOT NULL AS has_password, password_version, \
+             email_verified_at, failed_login_count, locked_until, \
              EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = users.id \
                      AND t.confirmed_at IS NOT NULL) AS totp_enabled \
              FROM users WHERE 1 = 1"

@@ -110,7 +110,8 @@ macro_rules! account_select {
         concat!(
             "SELECT ",
             user_columns!(),
-            ", password_hash, email_verified_at, failed_login_count, locked_until, \
+            ", password_hash, password_version, email_verified_at, failed_login_count, \
+             locked_until, \
              EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = users.id \
                      AND t.confirmed_at IS NOT NULL) AS totp_enabled \
              FROM users"
@@ -144,17 +145,45 @@ impl AccountBackend for SqliteStore {
     }
 
     async fn store_password_hash(&self, user_id: Uuid, hash: &str) -> Result<(), AuthError> {
+        let mut tx = self.pool().begin().await?;
+        let now = self.core.now();
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = ?1, password_version = password_version + 1, \
+               updated_at = ?2 WHERE id = ?3",
+        )
+        .bind(hash)
+        .bind(ts(now))
+        .bind(id(user_id))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(AuthError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE password_tokens SET used_at = ?1 WHERE user_id = ?2 AND used_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id(user_id))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, AuthError> {
         let done =
-            sqlx::query("UPDATE users SET password_hash = ?1, updated_at = ?2 WHERE id = ?3")
-                .bind(hash)
-                .bind(ts(self.core.now()))
+            sqlx::query("UPDATE users SET password_hash = ?1 WHERE id = ?2 AND password_hash = ?3")
+                .bind(new)
                 .bind(id(user_id))
+                .bind(old)
                 .execute(self.pool())
                 .await?;
-        match done.rows_affected() {
-            0 => Err(AuthError::NotFound),
-            _ => Ok(()),
-        }
+        Ok(done.rows_affected() > 0)
     }
 
     async fn account_row(&self, key: AccountKey<'_>) -> Result<Option<AccountRow>, AuthError> {
@@ -178,6 +207,7 @@ impl AccountBackend for SqliteStore {
                 failed_logins: count(row.try_get("failed_login_count")?),
                 locked_until: row.try_get("locked_until")?,
                 totp_enabled: row.try_get("totp_enabled")?,
+                password_version: row.try_get("password_version")?,
             },
             password_hash,
         }))
@@ -391,7 +421,7 @@ impl AccountBackend for SqliteStore {
             Err(why) => return Ok(Err(why)),
         };
         sqlx::query(
-            "UPDATE users SET password_hash = ?1, \
+            "UPDATE users SET password_hash = ?1, password_version = password_version + 1, \
                email_verified_at = COALESCE(email_verified_at, ?2), updated_at = ?2 \
              WHERE id = ?3",
         )

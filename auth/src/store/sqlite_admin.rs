@@ -79,6 +79,7 @@ fn account_from_row(row: &SqliteRow) -> Result<Account, AuthError> {
             .unwrap_or(u32::MAX),
         locked_until: row.try_get("locked_until")?,
         totp_enabled: row.try_get("totp_enabled")?,
+        password_version: row.try_get("password_version")?,
     })
 }
 
@@ -93,8 +94,8 @@ impl AdminStore for SqliteStore {
         let mut sql = QueryBuilder::<Sqlite>::new(concat!(
             "SELECT ",
             user_columns!(),
-            ", password_hash IS NOT NULL AS has_password, email_verified_at, \
-             failed_login_count, locked_until, \
+            ", password_hash IS NOT NULL AS has_password, password_version, \
+             email_verified_at, failed_login_count, locked_until, \
              EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = users.id \
                      AND t.confirmed_at IS NOT NULL) AS totp_enabled \
              FROM users WHERE 1 = 1"

@@ -620,6 +620,7 @@ pub async fn login_sessions_can_be_revoked_one_or_all(ctx: Ctx) {
             NewLoginSession {
                 user_agent: Some("Mozilla/5.0".into()),
                 ip: Some("2001:db8::1".into()),
+                ..NewLoginSession::default()
             },
         )
         .await
@@ -962,6 +963,7 @@ pub async fn sql_injection_strings_in_account_fields_are_stored_verbatim(ctx: Ct
                 NewLoginSession {
                     user_agent: Some(text.to_string()),
                     ip: Some(text.to_string()),
+                    ..NewLoginSession::default()
                 },
             )
             .await
@@ -1010,7 +1012,8 @@ pub async fn sql_injection_strings_in_account_fields_are_stored_verbatim(ctx: Ct
                 user.id,
                 NewLoginSession {
                     user_agent: Some("a\0b".into()),
-                    ip: None
+                    ip: None,
+                    ..NewLoginSession::default()
                 }
             )
             .await,
@@ -1035,6 +1038,7 @@ pub async fn sql_injection_strings_in_account_fields_are_stored_verbatim(ctx: Ct
             NewLoginSession {
                 user_agent: Some("x".repeat(2000)),
                 ip: None,
+                ..NewLoginSession::default()
             },
         )
         .await
@@ -1711,4 +1715,54 @@ pub async fn changing_the_password_needs_the_current_one_and_ends_other_sessions
         credentials(change("a new long password", "another long password").await),
         CredentialRejection::Locked { .. }
     ));
+}
+
+/// A login checked against a password that changed before its session was created (a
+/// reset or change that ran while it was being checked) gets no session.
+pub async fn logins_checked_against_a_changed_password_get_no_session(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = registered(&ctx, "racing@example.com").await;
+    let checked = store
+        .authenticate_password("racing@example.com", pw(PASSWORD), None, None)
+        .await
+        .unwrap();
+    let mine = store
+        .create_login_session(user.id, NewLoginSession::default())
+        .await
+        .unwrap();
+    store
+        .change_password(
+            user.id,
+            pw(PASSWORD),
+            pw("a new long password"),
+            Some(mine.session.id),
+            None,
+        )
+        .await
+        .unwrap();
+    let stale = NewLoginSession {
+        password_version: Some(checked.password_version),
+        ..NewLoginSession::default()
+    };
+    assert_eq!(
+        credentials(store.create_login_session(user.id, stale).await),
+        CredentialRejection::WrongPassword
+    );
+    let live = store.login_sessions(user.id).await.unwrap();
+    assert_eq!(
+        live.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [mine.session.id],
+        "the refused login left a session behind"
+    );
+    // A login checked against the new password gets its session.
+    let fresh = store
+        .authenticate_password("racing@example.com", pw("a new long password"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(fresh.password_version, checked.password_version + 1);
+    let current = NewLoginSession {
+        password_version: Some(fresh.password_version),
+        ..NewLoginSession::default()
+    };
+    store.create_login_session(user.id, current).await.unwrap();
 }

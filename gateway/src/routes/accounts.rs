@@ -345,7 +345,14 @@ async fn do_login(
         .map(String::from);
     let grant = state
         .db
-        .create_login_session(user_id, NewLoginSession { user_agent, ip })
+        .create_login_session(
+            user_id,
+            NewLoginSession {
+                user_agent,
+                ip,
+                password_version: Some(account.password_version),
+            },
+        )
         .await?;
     granted(state, grant)
 }

@@ -211,6 +211,27 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_string()
     }
 
+    /// Whether `GET path` with `bearer` is refused (401) within a second, the time
+    /// revocations take to reach every node; polled every 20 ms.
+    pub async fn refused_within_a_second(&self, path: &str, bearer: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        loop {
+            let status = awc::Client::new()
+                .get(self.url(path))
+                .insert_header(("Authorization", format!("Bearer {bearer}")))
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16());
+            if status == 401 {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Closes the pool; dropping the app then drops its Postgres database.
     pub async fn cleanup(self) {
         self.db.close().await;
