@@ -13,8 +13,9 @@
 //! is one buffer per hashing thread, whatever the number of logins.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -67,6 +68,9 @@ pub struct PasswordHasher {
     argon: Argon2<'static>,
     // Made on first use: hashing at construction would slow every store connect.
     dummy: Arc<OnceLock<String>>,
+    /// A moving average of how long a verification at the configured costs takes, in
+    /// microseconds (0 until the first one).
+    typical_us: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -85,6 +89,7 @@ impl PasswordHasher {
             params,
             argon,
             dummy: Arc::new(OnceLock::new()),
+            typical_us: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -197,8 +202,47 @@ impl PasswordHasher {
             let secret = Secret::new(format!("{random:x?}"));
             self.hash(&secret).unwrap_or_default()
         });
+        let started = Instant::now();
         let _ = self.verify(password, dummy);
+        self.record(started.elapsed());
         false
+    }
+
+    /// [`verify`](Self::verify), and how much longer a verification at the
+    /// configured costs would have taken. A hash made before the costs were raised
+    /// verifies faster, which would tell its account apart from an unknown email
+    /// (checked against the dummy hash, at the configured costs): the caller waits
+    /// the returned time before answering, and the account's next login replaces the
+    /// hash anyway ([`needs_rehash`](Self::needs_rehash)).
+    pub fn verify_padded(&self, password: &Secret<String>, stored: &str) -> (bool, Duration) {
+        let stale = self.needs_rehash(stored);
+        if stale && self.typical_us.load(Ordering::Relaxed) == 0 {
+            // Nothing to pad to yet: learn it from one verification of the dummy.
+            self.verify_dummy(password);
+        }
+        let started = Instant::now();
+        let matches = self.verify(password, stored);
+        let took = started.elapsed();
+        if !stale {
+            self.record(took);
+            return (matches, Duration::ZERO);
+        }
+        let typical = Duration::from_micros(self.typical_us.load(Ordering::Relaxed));
+        (matches, typical.saturating_sub(took))
+    }
+
+    /// Folds one verification at the configured costs into the moving average.
+    fn record(&self, took: Duration) {
+        let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .typical_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    took
+                } else {
+                    old.saturating_mul(7).saturating_add(took) / 8
+                })
+            });
     }
 
     /// Whether `stored` was made with other costs or another algorithm than the
@@ -502,6 +546,35 @@ mod tests {
         assert!(!hasher.verify_dummy(&pw("")));
         let dummy = hasher.dummy.get().unwrap();
         assert!(dummy.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+    }
+
+    #[test]
+    fn hashes_with_old_cheaper_costs_are_padded_to_the_configured_time() {
+        let hasher = PasswordHasher::new(PasswordParams {
+            m_cost: 4096,
+            t_cost: 3,
+            p_cost: 1,
+        })
+        .unwrap();
+        let cheap = fast().hash(&pw("old password")).unwrap();
+        // The first stale hash learns the configured time from the dummy first.
+        let (matches, pad) = hasher.verify_padded(&pw("old password"), &cheap);
+        assert!(matches);
+        let typical = Duration::from_micros(hasher.typical_us.load(Ordering::Relaxed));
+        assert!(typical > Duration::ZERO);
+        assert!(
+            pad > Duration::ZERO && pad <= typical,
+            "{pad:?} of {typical:?}"
+        );
+        let (matches, pad) = hasher.verify_padded(&pw("wrong"), &cheap);
+        assert!(!matches);
+        assert!(pad > Duration::ZERO);
+        // A hash at the configured costs takes its own time: nothing to pad.
+        let current = hasher.hash(&pw("new password")).unwrap();
+        assert_eq!(
+            hasher.verify_padded(&pw("new password"), &current),
+            (true, Duration::ZERO)
+        );
     }
 
     #[test]

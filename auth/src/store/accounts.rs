@@ -6,6 +6,7 @@
 //! written once here on top of them, so SQLite and Postgres cannot drift apart.
 
 use std::future::Future;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
@@ -545,7 +546,10 @@ async fn hash_password(core: &StoreCore, password: Secret<String>) -> Result<Str
 }
 
 /// One argon2 verification off the async threads, in the slot `permit` holds:
-/// against `stored`, or against the dummy hash when there is none.
+/// against `stored`, or against the dummy hash when there is none. Never answers
+/// sooner than a verification at the configured costs takes (see
+/// [`PasswordHasher::verify_padded`]), so timing does not tell accounts with old
+/// hashes from unknown emails.
 async fn verify_password(
     core: &StoreCore,
     permit: HashingPermit,
@@ -553,12 +557,18 @@ async fn verify_password(
     stored: Option<String>,
 ) -> Result<bool, AuthError> {
     let hasher = core.passwords.clone();
-    permit
+    let (matches, pad) = permit
         .run(move || match stored {
-            Some(stored) => hasher.verify(&password, &stored),
-            None => hasher.verify_dummy(&password),
+            Some(stored) => hasher.verify_padded(&password, &stored),
+            None => (hasher.verify_dummy(&password), Duration::ZERO),
         })
-        .await
+        .await?;
+    // A hash from before the costs were raised: answer no sooner than one at the
+    // current costs would (the hashing slot is free again meanwhile).
+    if !pad.is_zero() {
+        tokio::time::sleep(pad).await;
+    }
+    Ok(matches)
 }
 
 pub(super) async fn append_audit<S: AccountBackend>(
