@@ -113,6 +113,8 @@ pub struct AppState {
     pub control: Arc<crate::control::Control>,
     /// What account routes take the time from (the one the store and tokens use).
     pub clock: Arc<dyn Clock>,
+    /// Account work still running after its answer (waited for when draining).
+    pub background: crate::notify::Background,
 }
 
 impl AppState {
@@ -163,6 +165,7 @@ pub struct Application {
     shutdown: Arc<tokio::sync::watch::Sender<bool>>,
     drain_timeout: Duration,
     notifier: Arc<dyn crate::notify::Notifier>,
+    background: crate::notify::Background,
 }
 
 impl Application {
@@ -263,6 +266,7 @@ impl Application {
         }
         let limiter = rate_limiter(&settings).await?;
         actix_web::rt::spawn(Arc::clone(&limiter).sweep());
+        let background = crate::notify::Background::default();
         let notifier = crate::notify::from_settings(&settings).map_err(|e| StartError::Config {
             key: e.key,
             message: e.message,
@@ -290,6 +294,7 @@ impl Application {
             limiter,
             control,
             clock,
+            background: background.clone(),
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
@@ -369,6 +374,7 @@ impl Application {
             shutdown: Arc::new(shutdown_tx),
             drain_timeout: Duration::from_secs(settings.server.shutdown_timeout_sec),
             notifier,
+            background,
         })
     }
 
@@ -407,6 +413,7 @@ impl Application {
             shutdown,
             drain_timeout,
             notifier,
+            background,
             ..
         } = self;
         // Metrics stay available while draining; they stop with the main server.
@@ -415,7 +422,11 @@ impl Application {
             actix_web::rt::spawn(m);
             handle
         });
-        let result = Self::serve(server, registry, shutdown, drain_timeout, notifier).await;
+        let mail = Mail {
+            notifier,
+            background,
+        };
+        let result = Self::serve(server, registry, shutdown, drain_timeout, mail).await;
         if let Some(h) = metrics_handle {
             h.stop(false).await;
         }
@@ -427,7 +438,7 @@ impl Application {
         registry: Addr<SessionRegistry>,
         shutdown: Arc<tokio::sync::watch::Sender<bool>>,
         drain_timeout: Duration,
-        notifier: Arc<dyn crate::notify::Notifier>,
+        mail: Mail,
     ) -> std::io::Result<()> {
         let handle = server.handle();
         let mut serving = actix_web::rt::spawn(server);
@@ -470,25 +481,42 @@ impl Application {
                 Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+        // Account work answered already (a lookup that may mail) finishes while the
+        // workers still run; then the server stops, and the mail queued by then or by
+        // the last requests goes out.
+        mail.wait(deadline).await;
         let left = drain_timeout.saturating_sub(started.elapsed());
         let _ = tokio::time::timeout(left.max(Duration::from_millis(100)), handle.stop(true)).await;
-        // Account mail already accepted (a verification link the user was told about)
-        // goes out before the process exits; requests have finished, so none is added.
+        mail.wait(deadline).await;
+        Ok(())
+    }
+}
+
+/// Account mail a draining node waits for: background work that may queue some, and
+/// the queue itself.
+struct Mail {
+    notifier: Arc<dyn crate::notify::Notifier>,
+    background: crate::notify::Background,
+}
+
+impl Mail {
+    /// Until nothing is left or `deadline`; what is left then is logged.
+    async fn wait(&self, deadline: std::time::Instant) {
         loop {
-            let mails = notifier.pending();
-            if mails == 0 {
-                break;
+            let (running, queued) = (self.background.running(), self.notifier.pending());
+            if running == 0 && queued == 0 {
+                return;
             }
             if std::time::Instant::now() >= deadline {
                 tracing::warn!(
-                    mails,
+                    running,
+                    queued,
                     "drain timeout reached with account mail not yet sent"
                 );
-                break;
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(())
     }
 }
 

@@ -151,17 +151,6 @@ async fn audit(db: &Database, kind: AuditKind, subject: uuid::Uuid, mut detail: 
     }
 }
 
-/// What the audit log says of a user created from the console.
-fn created_detail(user: &auth::User) -> serde_json::Value {
-    json!({
-        "action": "create_user",
-        "email": user.email,
-        "plan": user.plan,
-        "role": user.role.as_str(),
-        "invited": false,
-    })
-}
-
 /// Value of `--name` in `options`.
 fn option<'a>(options: &[&'a str], name: &str) -> Option<&'a str> {
     options.windows(2).find(|w| w[0] == name).map(|w| w[1])
@@ -184,7 +173,13 @@ async fn admin(
             let user = db.create_user(new).await?;
             // An operator creating the user vouches for the address.
             db.mark_email_verified(user.id, None).await?;
-            audit(&db, AuditKind::AdminAction, user.id, created_detail(&user)).await;
+            audit(
+                &db,
+                AuditKind::AdminAction,
+                user.id,
+                gateway::routes::admin::created_user_detail(&user, false),
+            )
+            .await;
             println!(
                 "created user {} ({}, plan {}, role {:?})",
                 user.email,
@@ -210,7 +205,13 @@ async fn admin(
                     new.plan = plan.unwrap_or(Plan::Free);
                     let user = db.create_user(new).await?;
                     db.mark_email_verified(user.id, None).await?;
-                    audit(&db, AuditKind::AdminAction, user.id, created_detail(&user)).await;
+                    audit(
+                        &db,
+                        AuditKind::AdminAction,
+                        user.id,
+                        gateway::routes::admin::created_user_detail(&user, false),
+                    )
+                    .await;
                     user
                 }
                 Err(e) => return Err(e.into()),

@@ -32,6 +32,39 @@ pub trait Notifier: Send + Sync + 'static {
     }
 }
 
+/// Account work that runs after its request was answered (a lookup that may send
+/// mail, done in the background so the answer's timing reveals nothing). A draining
+/// node waits for it before stopping, so a request answered 202 still gets its mail.
+#[derive(Clone, Debug, Default)]
+pub struct Background(Arc<AtomicUsize>);
+
+impl Background {
+    /// Runs `work` on the current worker, counted until it ends.
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + 'static) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let running = Running(Arc::clone(&self.0));
+        actix_web::rt::spawn(async move {
+            let _running = running;
+            work.await;
+        });
+    }
+
+    /// Work started and not yet ended.
+    pub fn running(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts one piece of [`Background`] work off when dropped (also if it panics or is
+/// cancelled).
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The notifier the settings ask for: [`SmtpNotifier`] when `smtp.host` is set,
 /// otherwise [`LogNotifier`]. Must run inside a tokio runtime (it starts the sender).
 pub fn from_settings(settings: &Settings) -> Result<Arc<dyn Notifier>, ConfigError> {

@@ -242,6 +242,17 @@ end
 return {n, left}
 ";
 
+/// The Redis counter of a window: `<prefix>:rl:<type>:<key>`, where an `api` window
+/// without a user reads `ip:<address>`.
+fn redis_key(prefix: &str, bucket: Bucket, key: RateKey) -> String {
+    let ip = if bucket == Bucket::Api && !matches!(key, RateKey::User(_)) {
+        "ip:"
+    } else {
+        ""
+    };
+    format!("{prefix}:rl:{}:{ip}{key}", bucket.as_str())
+}
+
 /// Fixed windows in Redis, shared by every node.
 struct RedisWindows {
     conn: ConnectionManager,
@@ -259,7 +270,7 @@ impl RedisWindows {
         let (n, left): (i64, i64) = redis::cmd("EVAL")
             .arg(HIT)
             .arg(1)
-            .arg(format!("{}:rl:{}:{key}", self.prefix, bucket.as_str()))
+            .arg(redis_key(&self.prefix, bucket, key))
             .arg(period_ms)
             .query_async(&mut conn)
             .await
@@ -533,6 +544,18 @@ mod tests {
         assert_eq!(
             RateKey::User(user).to_string(),
             "user:00000000-0000-0000-0000-000000000000"
+        );
+    }
+
+    #[test]
+    fn redis_keys_name_the_type_and_the_client() {
+        let v4 = RateKey::client(Some(IpAddr::from([192, 0, 2, 1])));
+        assert_eq!(redis_key("p", Bucket::Auth, v4), "p:rl:auth:192.0.2.1");
+        assert_eq!(redis_key("p", Bucket::Api, v4), "p:rl:api:ip:192.0.2.1");
+        let user = RateKey::User(Uuid::nil());
+        assert_eq!(
+            redis_key("p", Bucket::Api, user),
+            "p:rl:api:user:00000000-0000-0000-0000-000000000000"
         );
     }
 

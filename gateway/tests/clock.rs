@@ -200,3 +200,31 @@ async fn access_tokens_live_45_minutes(backend: Backend) {
     app.cleanup().await;
 }
 both_backends!(access_token_lifetime, access_tokens_live_45_minutes);
+
+/// Key expiry is counted from the injected clock, like everything else.
+async fn key_expiry_follows_the_clock(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = spawn(backend, &clock).await;
+    let grant = logged_in(&app).await;
+    // 40 minutes on, the access token still valid: counted from the system clock,
+    // the expiry would be 40 minutes early.
+    clock.advance(TimeDelta::minutes(40));
+    let (status, key) = post(
+        &app,
+        "/api/keys",
+        json!({"name": "expiring", "expires_in_days": 1}),
+        Some(access(&grant)),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let expires = chrono::DateTime::parse_from_rfc3339(key["expires_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc);
+    let expected = auth::Clock::now(clock.as_ref()) + TimeDelta::days(1);
+    assert!(
+        (expires - expected).num_seconds().abs() <= 1,
+        "expires {expires}, expected {expected}"
+    );
+    app.cleanup().await;
+}
+both_backends!(key_expiry, key_expiry_follows_the_clock);

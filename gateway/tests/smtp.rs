@@ -2,8 +2,8 @@
 //! this test (EHLO, AUTH, MAIL, RCPT, DATA, QUIT on a local socket): registering
 //! through the running gateway mails a verification link whose token verifies the
 //! address; the request never waits for the mail server; transient refusals are
-//! retried and permanent ones are not; a draining node sends what it has queued before
-//! it stops; neither the SMTP password nor the token reaches
+//! retried and permanent ones are not; a draining node sends what it has queued, and
+//! what answered requests are still looking up, before it stops; neither the SMTP password nor the token reaches
 //! the logs; `[smtp]` settings are validated naming the key.
 
 mod support;
@@ -607,15 +607,38 @@ async fn a_draining_node_sends_the_mail_it_has_queued() {
     let mut sink = Sink::start(Behaviour::default(), false).await;
     let mut app = spawn(&sink).await;
     register(&app, "dora@example.com").await;
+    // Answered at once; the lookup that mails the reset runs after the answer.
+    let (status, _) = post(
+        &app,
+        "/auth/password/forgot",
+        json!({ "email": "dora@example.com" }),
+    )
+    .await;
+    assert_eq!(status, 202);
     app.shutdown.shutdown();
     let stopped = app.stopped.take().unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!stopped.is_finished(), "stopped with the mail still queued");
     sink.gate.add_permits(1000);
     stopped.await.unwrap().unwrap();
-    // Sent before the node finished stopping, not after.
-    let mail = sink.delivered.try_recv().expect("mail sent while draining");
-    assert_eq!(mail.to, ["dora@example.com"]);
+    // Both sent before the node finished stopping, not after.
+    let mut subjects = Vec::new();
+    while let Ok(mail) = sink.delivered.try_recv() {
+        assert_eq!(mail.to, ["dora@example.com"]);
+        subjects.push(
+            header(&mail.data, "Subject")
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            "Reset your SimuTrador password",
+            "Verify your SimuTrador email address"
+        ]
+    );
     app.cleanup().await;
 }
 

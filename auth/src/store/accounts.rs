@@ -108,9 +108,10 @@ pub trait AccountStore: Send + Sync {
     fn verify_email(&self, token: &str) -> impl Future<Output = Result<User, AuthError>> + Send;
 
     /// Issues a single-use token that sets the password: for a forgotten password, or
-    /// to invite a user an operator created without one. `None` (nothing issued) when
-    /// the user already has an unused one from the last minute, so a mailbox cannot be
-    /// flooded; [`AuthError::NotFound`] if there is no such user.
+    /// to invite a user an operator created without one. For a reset, `None` (nothing
+    /// issued) when the user already has an unused token from the last minute, so a
+    /// mailbox cannot be flooded; an invitation is always issued.
+    /// [`AuthError::NotFound`] if there is no such user.
     fn create_password_token(
         &self,
         user_id: Uuid,
@@ -382,14 +383,9 @@ pub(super) trait AccountBackend: UserStore {
     /// Sets `locked_until`. `NotFound` if no such user.
     async fn set_lock(&self, user_id: Uuid, until: Option<DateTime<Utc>>) -> Result<(), AuthError>;
 
-    /// Forgets failed logins; `reactivate` also turns a `locked` status back to
-    /// `active`. `NotFound` if no such user.
-    async fn reset_failures(
-        &self,
-        user_id: Uuid,
-        reactivate: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), AuthError>;
+    /// Forgets failed logins and turns a `locked` status back to `active` (an
+    /// operator's unlock). `NotFound` if no such user.
+    async fn reset_failures(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<(), AuthError>;
 
     async fn insert_verification(
         &self,
@@ -409,6 +405,14 @@ pub(super) trait AccountBackend: UserStore {
         expires_at: DateTime<Utc>,
         unless_after: DateTime<Utc>,
     ) -> Result<bool, AuthError>;
+
+    /// Why a password token cannot be used now, or `None` if it can (it is still
+    /// checked again when used).
+    async fn peek_password_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<OneTimeRejection>, AuthError>;
 
     /// Uses a password token, atomically with: storing `password_hash`, marking the
     /// email verified (the token went to it) and voiding the user's other password
@@ -740,10 +744,13 @@ pub(super) async fn change_password<S: AccountBackend>(
         .account_row(AccountKey::Id(user_id))
         .await?
         .ok_or(AuthError::NotFound)?;
-    check_password_attempt(store, Some(row), None, current, ip.as_deref()).await?;
+    let checked = check_password_attempt(store, Some(row), None, current, ip.as_deref()).await?;
+    // The attempt is given back; earlier failures are forgotten only without a
+    // second factor (with one, only a complete login clears them).
     let now = core.now();
+    let clear = !checked.account.totp_enabled;
     store
-        .settle_attempt(user_id, now, now - rules.failure_window, true)
+        .settle_attempt(user_id, now, now - rules.failure_window, clear)
         .await?;
     let hash = hash_password(core, new).await?;
     store.store_password_hash(user_id, &hash).await?;
@@ -764,14 +771,12 @@ pub(super) async fn change_password<S: AccountBackend>(
         .map(|s| s.id)
         .collect();
     for session_id in others {
-        store
-            .revoke_sessions(
-                user_id,
-                Some(session_id),
-                RevokeReason::PasswordChanged,
-                core.now(),
-            )
-            .await?;
+        match revoke_login_session(store, user_id, session_id, RevokeReason::PasswordChanged).await
+        {
+            // Ended meanwhile by its own logout or expiry: nothing left to do.
+            Ok(_) | Err(AuthError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }
@@ -875,12 +880,22 @@ pub(super) async fn authenticate_password<S: AccountBackend>(
 }
 
 /// The second factor of a login: a current TOTP code or an unused recovery code.
-#[derive(Debug, Clone)]
+/// Its `Debug` names the kind only.
+#[derive(Clone)]
 pub enum SecondFactor {
     /// A code from the authenticator app.
     Totp(String),
     /// One of the recovery codes (used up by a successful login).
     RecoveryCode(String),
+}
+
+impl std::fmt::Debug for SecondFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecondFactor::Totp(_) => "SecondFactor::Totp(..)",
+            SecondFactor::RecoveryCode(_) => "SecondFactor::RecoveryCode(..)",
+        })
+    }
 }
 
 /// Checks (and uses up) `factor` for a user with TOTP; [`AuthError::SecondFactorRequired`]
@@ -969,7 +984,7 @@ pub(super) async fn unlock_logins<S: AccountBackend>(
 ) -> Result<(), AuthError> {
     let now = store.core().now();
     store.set_lock(user_id, None).await?;
-    store.reset_failures(user_id, true, now).await?;
+    store.reset_failures(user_id, now).await?;
     let mut event = NewAuditEvent::new(AuditKind::AccountUnlocked).subject(user_id);
     event.actor_user_id = actor;
     audit(store, event).await;
@@ -1043,9 +1058,15 @@ pub(super) async fn create_password_token<S: AccountBackend>(
         PasswordTokenPurpose::Invitation => core.rules.verification_token_lifetime,
     };
     let expires_at = now + lifetime;
+    // Resets are limited to one unused token a minute; an operator's invitation
+    // always goes out (`expires_at` is later than any token's creation).
+    let unless_after = match purpose {
+        PasswordTokenPurpose::Reset => now - TimeDelta::minutes(1),
+        PasswordTokenPurpose::Invitation => expires_at,
+    };
     let hash = core.token_hash(token.expose());
     let issued = store
-        .insert_password_token(user_id, &hash, now, expires_at, now - TimeDelta::minutes(1))
+        .insert_password_token(user_id, &hash, now, expires_at, unless_after)
         .await?;
     Ok(issued.then_some(OneTimeToken { token, expires_at }))
 }
@@ -1058,11 +1079,16 @@ pub(super) async fn reset_password<S: AccountBackend>(
     if !token::well_formed(presented, token::PASSWORD_PREFIX) {
         return Err(AuthError::InvalidOneTimeToken(OneTimeRejection::Unknown));
     }
-    PasswordHasher::check_new(password.expose())?;
     let core = store.core();
+    let token_hash = core.token_hash(presented);
+    // A dead token is refused before any argon2 work, so made-up tokens cost the
+    // server nothing but a lookup.
+    if let Some(why) = store.peek_password_token(&token_hash, core.now()).await? {
+        return Err(AuthError::InvalidOneTimeToken(why));
+    }
     let hash = hash_password(core, password).await?;
     let user_id = store
-        .consume_password_token(&core.token_hash(presented), core.now(), &hash)
+        .consume_password_token(&token_hash, core.now(), &hash)
         .await?
         .map_err(AuthError::InvalidOneTimeToken)?;
     audit(

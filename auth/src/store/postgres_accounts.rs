@@ -316,19 +316,13 @@ impl AccountBackend for PostgresStore {
         }
     }
 
-    async fn reset_failures(
-        &self,
-        user_id: Uuid,
-        reactivate: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), AuthError> {
+    async fn reset_failures(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<(), AuthError> {
         let done = sqlx::query(
             "UPDATE users SET failed_login_count = 0, failed_login_since = NULL, \
-               status = CASE WHEN $1 AND status = 'locked' THEN 'active' ELSE status END, \
-               updated_at = CASE WHEN $1 AND status = 'locked' THEN $2 ELSE updated_at END \
-             WHERE id = $3",
+               status = CASE WHEN status = 'locked' THEN 'active' ELSE status END, \
+               updated_at = CASE WHEN status = 'locked' THEN $1 ELSE updated_at END \
+             WHERE id = $2",
         )
-        .bind(reactivate)
         .bind(now)
         .bind(user_id)
         .execute(self.pool())
@@ -390,6 +384,16 @@ impl AccountBackend for PostgresStore {
         expires_at: DateTime<Utc>,
         unless_after: DateTime<Utc>,
     ) -> Result<bool, AuthError> {
+        // The user's row is locked first: under READ COMMITTED two concurrent
+        // requests would otherwise both find no recent token and both insert one.
+        let mut tx = self.pool().begin().await?;
+        let user = sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if user.is_none() {
+            return Err(AuthError::NotFound);
+        }
         let done = sqlx::query(
             "INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at) \
              SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM password_tokens \
@@ -400,10 +404,31 @@ impl AccountBackend for PostgresStore {
         .bind(created_at)
         .bind(expires_at)
         .bind(unless_after)
-        .execute(self.pool())
-        .await
-        .map_err(not_found_on_fk)?;
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn peek_password_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<OneTimeRejection>, AuthError> {
+        let row = sqlx::query(
+            "SELECT used_at IS NOT NULL AS used, expires_at <= $2 AS expired \
+             FROM password_tokens WHERE token_hash = $1",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            None => Some(OneTimeRejection::Unknown),
+            Some(row) if row.try_get::<bool, _>("used")? => Some(OneTimeRejection::Used),
+            Some(row) if row.try_get::<bool, _>("expired")? => Some(OneTimeRejection::Expired),
+            Some(_) => None,
+        })
     }
 
     async fn consume_password_token(

@@ -319,19 +319,13 @@ impl AccountBackend for SqliteStore {
         }
     }
 
-    async fn reset_failures(
-        &self,
-        user_id: Uuid,
-        reactivate: bool,
-        now: DateTime<Utc>,
-    ) -> Result<(), AuthError> {
+    async fn reset_failures(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<(), AuthError> {
         let done = sqlx::query(
             "UPDATE users SET failed_login_count = 0, failed_login_since = NULL, \
-               status = CASE WHEN ?1 AND status = 'locked' THEN 'active' ELSE status END, \
-               updated_at = CASE WHEN ?1 AND status = 'locked' THEN ?2 ELSE updated_at END \
-             WHERE id = ?3",
+               status = CASE WHEN status = 'locked' THEN 'active' ELSE status END, \
+               updated_at = CASE WHEN status = 'locked' THEN ?1 ELSE updated_at END \
+             WHERE id = ?2",
         )
-        .bind(reactivate)
         .bind(ts(now))
         .bind(id(user_id))
         .execute(self.pool())
@@ -407,6 +401,27 @@ impl AccountBackend for SqliteStore {
         .await
         .map_err(not_found_on_fk)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn peek_password_token(
+        &self,
+        hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<OneTimeRejection>, AuthError> {
+        let row = sqlx::query(
+            "SELECT used_at IS NOT NULL AS used, expires_at <= ?2 AS expired \
+             FROM password_tokens WHERE token_hash = ?1",
+        )
+        .bind(hash)
+        .bind(ts(now))
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            None => Some(OneTimeRejection::Unknown),
+            Some(row) if row.try_get::<bool, _>("used")? => Some(OneTimeRejection::Used),
+            Some(row) if row.try_get::<bool, _>("expired")? => Some(OneTimeRejection::Expired),
+            Some(_) => None,
+        })
     }
 
     async fn consume_password_token(

@@ -1766,3 +1766,24 @@ pub async fn logins_checked_against_a_changed_password_get_no_session(ctx: Ctx) 
     };
     store.create_login_session(user.id, current).await.unwrap();
 }
+
+/// Requests for a reset sent at once issue one token, not one each.
+pub async fn concurrent_reset_requests_issue_one_token(ctx: Ctx) {
+    let user = registered(&ctx, "flooded@example.com").await;
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = ctx.store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_password_token(user.id, PasswordTokenPurpose::Reset)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut issued = 0;
+    for task in tasks {
+        issued += usize::from(task.await.unwrap().is_some());
+    }
+    assert_eq!(issued, 1);
+}

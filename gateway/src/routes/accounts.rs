@@ -47,7 +47,8 @@ pub async fn servers(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `POST /auth/register` body.
-#[derive(Debug, Deserialize)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct RegisterRequest {
     email: String,
     password: String,
@@ -105,7 +106,8 @@ pub async fn resend_verification(
     // Answered at once and done in the background, so neither the answer nor its
     // timing depends on whether the address has an account.
     let email = body.into_inner().email;
-    actix_web::rt::spawn(async move {
+    let background = state.background.clone();
+    background.spawn(async move {
         if let Err(e) = resend(&state, &email).await {
             tracing::warn!(error = %e, "verification link not re-sent");
         }
@@ -167,7 +169,8 @@ pub async fn forgot_password(
 ) -> HttpResponse {
     state.metrics.auth("/auth/password/forgot", AuthResult::Ok);
     let email = body.into_inner().email;
-    actix_web::rt::spawn(async move {
+    let background = state.background.clone();
+    background.spawn(async move {
         if let Err(e) = send_password_reset(&state, &email).await {
             tracing::warn!(error = %e, "password reset not sent");
         }
@@ -200,7 +203,8 @@ async fn send_password_reset(state: &AppState, email: &str) -> Result<(), AuthEr
 }
 
 /// `POST /auth/password/reset` body.
-#[derive(Debug, Deserialize)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct ResetRequest {
     token: String,
     password: String,
@@ -230,7 +234,8 @@ pub async fn reset_password(
 }
 
 /// `POST /auth/password/change` body.
-#[derive(Debug, Deserialize)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct ChangePasswordRequest {
     current_password: String,
     new_password: String,
@@ -264,7 +269,8 @@ pub async fn change_password(
 }
 
 /// `POST /auth/login` body.
-#[derive(Debug, Deserialize)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct LoginRequest {
     email: String,
     password: String,
@@ -456,13 +462,12 @@ pub async fn sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
     let claims = login_claims(&req, &state)?;
-    let now = state.clock.now();
+    // Live sessions only, by the store's clock.
     let sessions: Vec<SessionEntry> = state
         .db
         .login_sessions(claims.sub)
         .await?
         .into_iter()
-        .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
         .map(|s| SessionEntry {
             current: claims.sid == Some(s.id),
             id: s.id.to_string(),
@@ -734,7 +739,8 @@ pub async fn totp_enrol(
 }
 
 /// A TOTP code in a request body.
-#[derive(Debug, Deserialize)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct CodeRequest {
     code: String,
 }
@@ -756,7 +762,8 @@ pub async fn totp_confirm(
 }
 
 /// `POST /auth/totp/disable` body: the password and a current code.
-#[derive(Debug, Deserialize)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct DisableRequest {
     password: String,
     code: String,

@@ -323,6 +323,17 @@ struct CreateUser {
     role: Option<String>,
 }
 
+/// What the audit log says of a user an operator created (here or at the console).
+pub fn created_user_detail(user: &User, invited: bool) -> serde_json::Value {
+    json!({
+        "action": "create_user",
+        "email": user.email,
+        "plan": user.plan,
+        "role": user.role.as_str(),
+        "invited": invited,
+    })
+}
+
 /// `POST /admin/users`: creates a user with a password (the operator vouches for the
 /// address, so it counts as verified and the user can log in at once), or invites one
 /// without: then a password token goes out through the notifier, and setting the
@@ -342,6 +353,7 @@ pub async fn create_user(
         new = new.role(parse_role(role)?);
     }
     let invited = b.password.is_none();
+    let mut invitation_sent = false;
     let user = match b.password {
         Some(password) => {
             let r = state
@@ -360,12 +372,14 @@ pub async fn create_user(
             // An invitation: the user chooses a password with the token, which also
             // proves the address.
             let user = state.db.create_user(new).await?;
-            let token = state
+            if let Some(token) = state
                 .db
                 .create_password_token(user.id, PasswordTokenPurpose::Invitation)
                 .await?
-                .ok_or(HttpError::invalid_params("an invitation was just sent"))?;
-            state.notifier.invitation(&user.email, token.token.expose());
+            {
+                state.notifier.invitation(&user.email, token.token.expose());
+                invitation_sent = true;
+            }
             user
         }
     };
@@ -375,20 +389,14 @@ pub async fn create_user(
         &admin,
         AuditKind::AdminAction,
         Some(user.id),
-        json!({
-            "action": "create_user",
-            "email": user.email,
-            "plan": user.plan,
-            "role": user.role.as_str(),
-            "invited": invited,
-        }),
+        created_user_detail(&user, invited),
     )
     .await;
     let entry = UserEntry::new(account(&state, user.id).await?, state.clock.now());
     Ok(HttpResponse::Created().json(json!({
         "user": entry,
         "invited": invited,
-        "invitation_sent": invited,
+        "invitation_sent": invitation_sent,
     })))
 }
 

@@ -1,7 +1,7 @@
 //! HTTP routes.
 
 mod accounts;
-mod admin;
+pub mod admin;
 mod auth;
 mod health;
 mod limits;
