@@ -151,6 +151,16 @@ async fn audit(db: &Database, kind: AuditKind, subject: uuid::Uuid, mut detail: 
     }
 }
 
+/// Creates a user from the console: verified (the operator vouches for the address)
+/// and audited.
+async fn create_user(db: &Database, new: NewUser) -> Result<auth::User, AuthError> {
+    let user = db.create_user(new).await?;
+    db.mark_email_verified(user.id, None).await?;
+    let detail = gateway::routes::admin::created_user_detail(&user, false);
+    audit(db, AuditKind::AdminAction, user.id, detail).await;
+    Ok(user)
+}
+
 /// Value of `--name` in `options`.
 fn option<'a>(options: &[&'a str], name: &str) -> Option<&'a str> {
     options.windows(2).find(|w| w[0] == name).map(|w| w[1])
@@ -170,16 +180,7 @@ async fn admin(
             let mut new = NewUser::new(email);
             new.plan = plan.unwrap_or(Plan::Free);
             new.role = role;
-            let user = db.create_user(new).await?;
-            // An operator creating the user vouches for the address.
-            db.mark_email_verified(user.id, None).await?;
-            audit(
-                &db,
-                AuditKind::AdminAction,
-                user.id,
-                gateway::routes::admin::created_user_detail(&user, false),
-            )
-            .await;
+            let user = create_user(&db, new).await?;
             println!(
                 "created user {} ({}, plan {}, role {:?})",
                 user.email,
@@ -203,16 +204,7 @@ async fn admin(
                 Err(AuthError::NotFound) => {
                     let mut new = NewUser::new(email);
                     new.plan = plan.unwrap_or(Plan::Free);
-                    let user = db.create_user(new).await?;
-                    db.mark_email_verified(user.id, None).await?;
-                    audit(
-                        &db,
-                        AuditKind::AdminAction,
-                        user.id,
-                        gateway::routes::admin::created_user_detail(&user, false),
-                    )
-                    .await;
-                    user
+                    create_user(&db, new).await?
                 }
                 Err(e) => return Err(e.into()),
             };
