@@ -239,6 +239,8 @@ pub trait AccountStore: Send + Sync {
 
     /// Checks a code of a confirmed TOTP. A code (or an older one) is accepted once:
     /// [`AuthError::InvalidSecondFactor`] for wrong, replayed or not-enrolled.
+    /// Counts nothing toward the lockout: a login checks its code through
+    /// [`authenticate_password`](Self::authenticate_password), which does.
     fn verify_totp(
         &self,
         user_id: Uuid,
@@ -261,6 +263,8 @@ pub trait AccountStore: Send + Sync {
 
     /// Uses a recovery code once (dashes, spaces and case ignored); returns how many
     /// are left. [`AuthError::InvalidSecondFactor`] for a wrong or used code.
+    /// Counts nothing toward the lockout: a login uses its recovery code through
+    /// [`authenticate_password`](Self::authenticate_password), which does.
     fn consume_recovery_code(
         &self,
         user_id: Uuid,
