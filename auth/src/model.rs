@@ -174,6 +174,16 @@ impl ApiKey {
     pub fn display_prefix(&self) -> String {
         format!("{}{}_…", crate::api_key::KEY_PREFIX, self.prefix)
     }
+
+    /// What the audit log records of the key (never its secret), the same wherever it
+    /// was created or revoked.
+    pub fn audit_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "key_id": self.id.to_string(),
+            "prefix": self.display_prefix(),
+            "name": self.name,
+        })
+    }
 }
 
 /// The fields needed to create an API key.

@@ -210,12 +210,13 @@ async fn admin(
             };
             let name = option(options, "--name").unwrap_or("cli");
             let key = db.create_api_key(user.id, NewApiKey::new(name)).await?;
-            let detail = json!({
-                "key_id": key.key.id.to_string(),
-                "prefix": key.key.display_prefix(),
-                "name": key.key.name,
-            });
-            audit(&db, AuditKind::ApiKeyCreated, user.id, detail).await;
+            audit(
+                &db,
+                AuditKind::ApiKeyCreated,
+                user.id,
+                key.key.audit_detail(),
+            )
+            .await;
             println!(
                 "API key for {} (plan {}), shown only now:",
                 user.email,
@@ -240,9 +241,7 @@ async fn admin(
                 .ok_or("no key with that prefix for this user")?;
             db.revoke_api_key(user.id, key.id).await?;
             if key.revoked_at.is_none() {
-                let detail =
-                    json!({ "key_id": key.id.to_string(), "prefix": key.display_prefix() });
-                audit(&db, AuditKind::ApiKeyRevoked, user.id, detail).await;
+                audit(&db, AuditKind::ApiKeyRevoked, user.id, key.audit_detail()).await;
             }
             println!("revoked key {} of {}", key.prefix, user.email);
             announce(settings, Revoked::Key(key.id)).await;

@@ -775,6 +775,22 @@ async fn list_create_and_revoke_any_key(backend: Backend) {
     )
     .await;
     assert_eq!(status, 400);
+    // The same expiry bounds as for users' own keys.
+    for days in [0, 3651] {
+        let (status, body) = send(
+            &app,
+            Method::POST,
+            &format!("/admin/users/{dee}/keys"),
+            &admin,
+            json!({"name": "far", "expires_in_days": days}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("INVALID_PARAMS")),
+            "{days}"
+        );
+    }
     app.cleanup().await;
 }
 both_backends!(keys, list_create_and_revoke_any_key);

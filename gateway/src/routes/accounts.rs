@@ -595,6 +595,23 @@ pub struct NewKeyRequest {
 /// The longest expiry a new key can be given, in days (ten years).
 const MAX_KEY_DAYS: u32 = 3650;
 
+/// When a key created now with `expires_in_days` expires: none without, 400 outside
+/// 1 to [`MAX_KEY_DAYS`]. For users' own keys and the keys operators create alike.
+pub(crate) fn key_expiry(
+    state: &AppState,
+    expires_in_days: Option<u32>,
+) -> Result<Option<DateTime<Utc>>, HttpError> {
+    match expires_in_days {
+        None => Ok(None),
+        Some(d @ 1..=MAX_KEY_DAYS) => Ok(Some(
+            state.clock.now() + chrono::Duration::days(i64::from(d)),
+        )),
+        Some(_) => Err(HttpError::invalid_params(format!(
+            "`expires_in_days` must be 1 to {MAX_KEY_DAYS}"
+        ))),
+    }
+}
+
 /// `POST /api/keys`: a new key, its secret shown only in this answer (201).
 pub async fn create_key(
     req: HttpRequest,
@@ -603,24 +620,14 @@ pub async fn create_key(
 ) -> Result<HttpResponse, HttpError> {
     let claims = login_claims(&req, &state)?;
     let mut new = auth::NewApiKey::new(body.name.clone());
-    new.expires_at = match body.expires_in_days {
-        None => None,
-        Some(d @ 1..=MAX_KEY_DAYS) => {
-            Some(state.clock.now() + chrono::Duration::days(i64::from(d)))
-        }
-        Some(_) => {
-            return Err(HttpError::invalid_params(format!(
-                "`expires_in_days` must be 1 to {MAX_KEY_DAYS}"
-            )))
-        }
-    };
+    new.expires_at = key_expiry(&state, body.expires_in_days)?;
     let created = state.db.create_api_key(claims.sub, new).await?;
     audited(
         &state,
         &req,
         AuditKind::ApiKeyCreated,
         claims.sub,
-        serde_json::json!({"key_id": created.key.id, "prefix": created.key.prefix, "name": created.key.name}),
+        created.key.audit_detail(),
     )
     .await;
     created_answer(created)
@@ -662,7 +669,7 @@ pub async fn revoke_key(
         &req,
         AuditKind::ApiKeyRevoked,
         claims.sub,
-        serde_json::json!({"key_id": key.id, "prefix": key.prefix}),
+        key.audit_detail(),
     )
     .await;
     Ok(HttpResponse::NoContent().finish())
@@ -700,16 +707,12 @@ pub async fn rotate_key(
     let mut replacement = auth::NewApiKey::new(old.name.clone());
     replacement.expires_at = current.expires_at;
     let created = state.db.create_api_key(claims.sub, replacement).await?;
-    audited(
-        &state,
-        &req,
-        AuditKind::ApiKeyCreated,
-        claims.sub,
-        serde_json::json!({
-            "key_id": created.key.id, "prefix": created.key.prefix, "name": created.key.name,
-            "rotated_from": old.id, "old_key_expires_at": old.expires_at.map(|t| t.to_rfc3339()),
-        }),
-    )
+    audited(&state, &req, AuditKind::ApiKeyCreated, claims.sub, {
+        let mut detail = created.key.audit_detail();
+        detail["rotated_from"] = serde_json::json!(old.id);
+        detail["old_key_expires_at"] = serde_json::json!(old.expires_at.map(|t| t.to_rfc3339()));
+        detail
+    })
     .await;
     created_answer(created)
 }

@@ -629,13 +629,9 @@ pub async fn create_key(
     let b: NewKey = body(&bytes)?;
     account(&state, id).await?;
     let mut new = auth::NewApiKey::new(b.name);
-    new.expires_at = b
-        .expires_in_days
-        .map(|d| state.clock.now() + chrono::Duration::days(i64::from(d.clamp(1, 36_500))));
+    new.expires_at = super::accounts::key_expiry(&state, b.expires_in_days)?;
     let created = state.db.create_api_key(id, new).await?;
-    let key = &created.key;
-    let detail =
-        json!({ "key_id": key.id.to_string(), "prefix": key.display_prefix(), "name": key.name });
+    let detail = created.key.audit_detail();
     audited(
         &state,
         &req,
@@ -671,7 +667,7 @@ pub async fn revoke_key(
     let revoked = state.db.revoke_api_key(key.user_id, key.id).await?;
     announce(&state, Revoked::Key(key.id)).await;
     if key.revoked_at.is_none() {
-        let detail = json!({ "key_id": key.id.to_string(), "prefix": revoked.display_prefix() });
+        let detail = revoked.audit_detail();
         audited(
             &state,
             &req,
