@@ -13,12 +13,7 @@ use support::{Backend, TestApp};
 const PASSWORD: &str = "correct horse ' OR 1=1 -- battery";
 
 async fn spawn(backend: Backend) -> TestApp {
-    support::spawn_app_with(backend, |s| {
-        // Cheap hashes keep the suite fast; the costs are measured in BENCHMARKS.md.
-        s.accounts.argon2_memory_kib = 64;
-        s.accounts.argon2_iterations = 1;
-    })
-    .await
+    support::spawn_app(backend).await
 }
 
 async fn post(app: &TestApp, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {

@@ -15,11 +15,7 @@ use support::{Backend, TestApp, WsClient};
 const PASSWORD: &str = "correct horse ' OR 1=1 -- battery";
 
 async fn spawn(backend: Backend) -> TestApp {
-    support::spawn_app_with(backend, |s| {
-        s.accounts.argon2_memory_kib = 64;
-        s.accounts.argon2_iterations = 1;
-    })
-    .await
+    support::spawn_app(backend).await
 }
 
 /// One request to `base`; the status and the JSON body (Null when there is none).

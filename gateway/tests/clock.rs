@@ -22,11 +22,7 @@ async fn spawn(backend: Backend, clock: &Arc<ManualClock>) -> TestApp {
     let options = Options {
         clock: Arc::clone(clock) as Arc<dyn auth::Clock>,
     };
-    support::spawn_app_with_options(backend, options, |s| {
-        s.accounts.argon2_memory_kib = 64;
-        s.accounts.argon2_iterations = 1;
-    })
-    .await
+    support::spawn_app_with_options(backend, options, |_| {}).await
 }
 
 async fn post(app: &TestApp, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {

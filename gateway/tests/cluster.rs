@@ -77,12 +77,7 @@ async fn closed_for_revocation(ws: &mut WsClient, deadline: Instant) -> serde_js
 }
 
 async fn handshake_status(base: &str, token: &str) -> u16 {
-    awc::Client::new()
-        .get(format!("{base}/ws/simulate?token={token}"))
-        .insert_header(("Connection", "Upgrade"))
-        .insert_header(("Upgrade", "websocket"))
-        .insert_header(("Sec-WebSocket-Version", "13"))
-        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+    support::handshake(base, token)
         .send()
         .await
         .unwrap()

@@ -231,12 +231,7 @@ async fn series_move_with_traffic() {
     assert_eq!(value(&text, SESSIONS), 0.0, "the run finished");
 
     // Over the plan's connection cap (1 on free): 429, counted.
-    let res = awc::Client::new()
-        .get(app.url(&format!("/ws/simulate?token={token}")))
-        .insert_header(("Connection", "Upgrade"))
-        .insert_header(("Upgrade", "websocket"))
-        .insert_header(("Sec-WebSocket-Version", "13"))
-        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+    let res = support::handshake(&app.url(""), &token)
         .send()
         .await
         .unwrap();

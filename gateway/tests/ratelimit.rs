@@ -156,12 +156,7 @@ async fn every_429_carries_all_headers() {
     let token = app.token(&key).await;
     let _a = WsClient::connect(&app, &token).await;
     let _b = WsClient::connect(&app, &token).await;
-    let res = awc::Client::new()
-        .get(app.url(&format!("/ws/simulate?token={token}")))
-        .insert_header(("Connection", "Upgrade"))
-        .insert_header(("Upgrade", "websocket"))
-        .insert_header(("Sec-WebSocket-Version", "13"))
-        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+    let res = support::handshake(&app.url(""), &token)
         .send()
         .await
         .unwrap();

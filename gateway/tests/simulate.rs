@@ -225,12 +225,7 @@ async fn handshake_rejections_happen_before_the_upgrade() {
     let token = app.token(&key).await;
     let mut first = WsClient::connect(&app, &token).await;
     first.until("connection_ready").await;
-    let res = client
-        .get(app.url(&format!("/ws/simulate?token={token}")))
-        .insert_header(("Connection", "Upgrade"))
-        .insert_header(("Upgrade", "websocket"))
-        .insert_header(("Sec-WebSocket-Version", "13"))
-        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+    let res = support::handshake(&app.url(""), &token)
         .send()
         .await
         .unwrap();

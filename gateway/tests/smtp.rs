@@ -298,8 +298,6 @@ async fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
 async fn spawn(sink: &Sink) -> TestApp {
     let port = sink.port;
     support::spawn_app_with(Backend::Sqlite, move |s| {
-        s.accounts.argon2_memory_kib = 64;
-        s.accounts.argon2_iterations = 1;
         s.smtp.host = "127.0.0.1".into();
         s.smtp.port = port;
         s.smtp.security = "none".into();

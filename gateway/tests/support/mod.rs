@@ -75,6 +75,10 @@ pub fn base_settings(dir: &std::path::Path, database_url: &str) -> Settings {
             ("SIMUTRADOR__AUTH__API_KEY_PEPPER", PEPPER),
             ("SIMUTRADOR__JWT__SECRET", JWT_SECRET),
             ("SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT", root),
+            // Cheap password hashes keep the suites fast; the real costs are measured
+            // in BENCHMARKS.md.
+            ("SIMUTRADOR__ACCOUNTS__ARGON2_MEMORY_KIB", "64"),
+            ("SIMUTRADOR__ACCOUNTS__ARGON2_ITERATIONS", "1"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     )
@@ -166,6 +170,17 @@ impl Node {
 }
 
 /// The Redis test server.
+/// A raw WebSocket upgrade request for `/ws/simulate` on `base` with `token`, to see
+/// a refused handshake's status and headers (a WebSocket client reports only an error).
+pub fn handshake(base: &str, token: &str) -> awc::ClientRequest {
+    awc::Client::new()
+        .get(format!("{base}/ws/simulate?token={token}"))
+        .insert_header(("Connection", "Upgrade"))
+        .insert_header(("Upgrade", "websocket"))
+        .insert_header(("Sec-WebSocket-Version", "13"))
+        .insert_header(("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="))
+}
+
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
