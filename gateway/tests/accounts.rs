@@ -6,6 +6,8 @@ mod support;
 
 use std::time::Duration;
 
+use actix_web::http::Method;
+
 use auth::{AccountStore, UserStore};
 use serde_json::{json, Value};
 use support::{Backend, TestApp};
@@ -17,29 +19,11 @@ async fn spawn(backend: Backend) -> TestApp {
 }
 
 async fn post(app: &TestApp, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {
-    let mut req = awc::Client::new().post(app.url(path));
-    if let Some(token) = bearer {
-        req = req.insert_header(("Authorization", format!("Bearer {token}")));
-    }
-    let mut res = req.send_json(&body).await.unwrap();
-    let status = res.status().as_u16();
-    let body = res
-        .json::<Value>()
-        .limit(1 << 20)
-        .await
-        .unwrap_or(Value::Null);
-    (status, body)
+    app.call(Method::POST, path, bearer, Some(body)).await
 }
 
 async fn get(app: &TestApp, path: &str, bearer: &str) -> (u16, Value) {
-    let mut res = awc::Client::new()
-        .get(app.url(path))
-        .insert_header(("Authorization", format!("Bearer {bearer}")))
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json::<Value>().await.unwrap_or(Value::Null))
+    app.call(Method::GET, path, Some(bearer), None).await
 }
 
 async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
@@ -54,32 +38,9 @@ async fn login(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
 
 /// Registers and verifies `email`, returning after the account can log in.
 async fn registered(app: &TestApp, email: &str) {
-    let (status, body) = post(
-        app,
-        "/auth/register",
-        json!({"email": email, "password": PASSWORD}),
-        None,
-    )
-    .await;
-    assert_eq!(status, 202, "{body}");
-    let user = app.db.user_by_email(email).await.unwrap();
-    let token = app.db.create_email_verification(user.id).await.unwrap();
-    let (status, body) = post(
-        app,
-        "/auth/verify-email",
-        json!({"token": token.token.expose()}),
-        None,
-    )
-    .await;
-    assert_eq!((status, &body["email_verified"]), (200, &json!(true)));
+    let token = app.register_verified(email, PASSWORD).await;
     // Used up.
-    let (status, _) = post(
-        app,
-        "/auth/verify-email",
-        json!({"token": token.token.expose()}),
-        None,
-    )
-    .await;
+    let (status, _) = post(app, "/auth/verify-email", json!({ "token": token }), None).await;
     assert_eq!(status, 400);
 }
 

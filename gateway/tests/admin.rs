@@ -10,37 +10,12 @@ use actix_web::http::Method;
 use auth::{Plan, UserStore};
 use serde_json::{json, Value};
 use support::sma::goog_start;
-use support::{Backend, TestApp, WsClient};
+use support::{call_at, Backend, TestApp, WsClient};
 
 const PASSWORD: &str = "correct horse ' OR 1=1 -- battery";
 
 async fn spawn(backend: Backend) -> TestApp {
     support::spawn_app(backend).await
-}
-
-/// One request to `base`; the status and the JSON body (Null when there is none).
-async fn call_at(
-    base: &str,
-    method: Method,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = awc::Client::new().request(method, format!("{base}{path}"));
-    if let Some(token) = bearer {
-        req = req.insert_header(("Authorization", format!("Bearer {token}")));
-    }
-    let mut res = match body {
-        Some(b) => req.send_json(&b).await.unwrap(),
-        None => req.send().await.unwrap(),
-    };
-    let status = res.status().as_u16();
-    let body = res
-        .json::<Value>()
-        .limit(4 << 20)
-        .await
-        .unwrap_or(Value::Null);
-    (status, body)
 }
 
 async fn call(
@@ -50,7 +25,7 @@ async fn call(
     bearer: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
-    call_at(&app.url(""), method, path, bearer, body).await
+    app.call(method, path, bearer, body).await
 }
 
 async fn get(app: &TestApp, path: &str, bearer: &str) -> (u16, Value) {

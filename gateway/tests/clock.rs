@@ -9,7 +9,7 @@ mod support;
 
 use std::sync::Arc;
 
-use auth::{AccountStore, ManualClock, UserStore};
+use auth::ManualClock;
 use chrono::{TimeDelta, Utc};
 use gateway::app::Options;
 use serde_json::{json, Value};
@@ -26,13 +26,8 @@ async fn spawn(backend: Backend, clock: &Arc<ManualClock>) -> TestApp {
 }
 
 async fn post(app: &TestApp, path: &str, body: Value, bearer: Option<&str>) -> (u16, Value) {
-    let mut req = awc::Client::new().post(app.url(path));
-    if let Some(token) = bearer {
-        req = req.insert_header(("Authorization", format!("Bearer {token}")));
-    }
-    let mut res = req.send_json(&body).await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json::<Value>().await.unwrap_or(Value::Null))
+    app.call(actix_web::http::Method::POST, path, bearer, Some(body))
+        .await
 }
 
 /// Whether every authenticated route accepts `access`: `/auth/validate` and
@@ -54,24 +49,7 @@ async fn accepted(app: &TestApp, access: &str) -> bool {
 
 /// Registers and verifies [`EMAIL`] and logs in: the login answer.
 async fn logged_in(app: &TestApp) -> Value {
-    let (status, _) = post(
-        app,
-        "/auth/register",
-        json!({"email": EMAIL, "password": PASSWORD}),
-        None,
-    )
-    .await;
-    assert_eq!(status, 202);
-    let user = app.db.user_by_email(EMAIL).await.unwrap();
-    let token = app.db.create_email_verification(user.id).await.unwrap();
-    let (status, _) = post(
-        app,
-        "/auth/verify-email",
-        json!({"token": token.token.expose()}),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
+    app.register_verified(EMAIL, PASSWORD).await;
     let (status, body) = post(
         app,
         "/auth/login",

@@ -170,6 +170,32 @@ impl Node {
 }
 
 /// The Redis test server.
+/// One request to `base` (with a Bearer token and a JSON body when given): the status
+/// and the JSON answer (Null when there is none).
+pub async fn call_at(
+    base: &str,
+    method: actix_web::http::Method,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = awc::Client::new().request(method, format!("{base}{path}"));
+    if let Some(token) = bearer {
+        req = req.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    let mut res = match body {
+        Some(b) => req.send_json(&b).await.unwrap(),
+        None => req.send().await.unwrap(),
+    };
+    let status = res.status().as_u16();
+    let body = res
+        .json::<serde_json::Value>()
+        .limit(4 << 20)
+        .await
+        .unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
 /// A raw WebSocket upgrade request for `/ws/simulate` on `base` with `token`, to see
 /// a refused handshake's status and headers (a WebSocket client reports only an error).
 pub fn handshake(base: &str, token: &str) -> awc::ClientRequest {
@@ -224,6 +250,42 @@ impl TestApp {
         assert_eq!(res.status(), 200);
         let body: serde_json::Value = res.json().await.unwrap();
         body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Registers `email` through the API and verifies it with a token made directly
+    /// in the database (no mail in these tests): the account can log in. The token,
+    /// now used up.
+    pub async fn register_verified(&self, email: &str, password: &str) -> String {
+        use actix_web::http::Method;
+        use auth::AccountStore;
+        let body = serde_json::json!({"email": email, "password": password});
+        let (status, answer) = self
+            .call(Method::POST, "/auth/register", None, Some(body))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        let user = self.db.user_by_email(email).await.unwrap();
+        let token = self.db.create_email_verification(user.id).await.unwrap();
+        let token = token.token.expose().clone();
+        let body = serde_json::json!({ "token": token });
+        let (status, answer) = self
+            .call(Method::POST, "/auth/verify-email", None, Some(body))
+            .await;
+        assert_eq!(
+            (status, &answer["email_verified"]),
+            (200, &serde_json::json!(true))
+        );
+        token
+    }
+
+    /// [`call_at`] this gateway.
+    pub async fn call(
+        &self,
+        method: actix_web::http::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        call_at(&self.url(""), method, path, bearer, body).await
     }
 
     /// Whether `GET path` with `bearer` is refused (401) within a second, the time
