@@ -313,10 +313,15 @@ impl Application {
         let main_metrics = metrics_data.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    routes::deadline::body_deadline,
+                ))
+                .wrap(crate::errors::json_errors())
                 .wrap(actix_web::middleware::from_fn(ratelimit::middleware))
                 .wrap(actix_web::middleware::from_fn(routes::observe::observe))
                 .app_data(state.clone())
                 .app_data(main_metrics.clone())
+                .configure(crate::errors::extractor_configs)
                 .configure(routes::configure)
                 .configure(|cfg| {
                     if !separate_metrics {
@@ -350,7 +355,9 @@ impl Application {
             let port = local_port(&listener)?;
             let server = HttpServer::new(move || {
                 App::new()
+                    .wrap(crate::errors::json_errors())
                     .app_data(metrics_data.clone())
+                    .configure(crate::errors::extractor_configs)
                     .configure(routes::metrics::configure)
             })
             .workers(1)

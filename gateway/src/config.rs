@@ -33,6 +33,8 @@ pub struct ServerSettings {
     pub max_frame_bytes: usize,
     /// Close a connection after this long without a client message.
     pub idle_timeout_sec: u64,
+    /// A request body must arrive within this many seconds of its headers (408 otherwise).
+    pub body_timeout_sec: u64,
     /// Frames queued per connection before its session pauses.
     pub outbound_queue: usize,
     /// Seconds to finish in-flight work on shutdown.
@@ -463,6 +465,7 @@ port = 8003
 compat_port = 8001
 max_frame_bytes = 1048576
 idle_timeout_sec = 300
+body_timeout_sec = 10
 outbound_queue = 256
 shutdown_timeout_sec = 30
 node_id = ""
@@ -636,6 +639,9 @@ impl Settings {
         }
         if self.server.idle_timeout_sec == 0 {
             return bad("server.idle_timeout_sec", "must be at least 1");
+        }
+        if self.server.body_timeout_sec == 0 {
+            return bad("server.body_timeout_sec", "must be at least 1");
         }
         if self.server.metrics_port != 0 {
             if self.server.metrics_host.trim().is_empty() {

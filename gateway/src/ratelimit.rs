@@ -23,13 +23,13 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse};
-use protocol::ApiError;
+use actix_web::{web, HttpMessage, ResponseError};
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::config::{IpNet, RateLimitSettings, RateRule};
+use crate::errors::{HttpError, LimitPeriod, RateLimited};
 use crate::metrics::RateLimit;
 
 /// The request limits, by `X-RateLimit-Type`.
@@ -425,37 +425,33 @@ pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
     ip.map(|ip| display_ip(Some(ip)))
 }
 
-/// Adds the `X-RateLimit-*` headers of `decision` (all of them on a 429).
-pub fn add_headers(headers: &mut HeaderMap, bucket: Bucket, decision: &Decision, now_ms: i64) {
+/// Adds the `X-RateLimit-Limit`, `-Remaining` and `-Reset` headers of an allowed
+/// request's `decision` (a refusal carries them all: [`refusal`]).
+pub fn add_headers(headers: &mut HeaderMap, decision: &Decision) {
     const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
     const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
     const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-    const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
-    const PERIOD: HeaderName = HeaderName::from_static("x-ratelimit-period");
-    const TYPE: HeaderName = HeaderName::from_static("x-ratelimit-type");
     headers.insert(LIMIT, HeaderValue::from(decision.limit));
     headers.insert(REMAINING, HeaderValue::from(decision.remaining));
     headers.insert(RESET, HeaderValue::from(decision.reset));
-    if !decision.allowed {
-        headers.insert(RETRY_AFTER, HeaderValue::from(decision.retry_after(now_ms)));
-        headers.insert(PERIOD, HeaderValue::from(decision.period_sec));
-        headers.insert(TYPE, HeaderValue::from_static(bucket.as_str()));
-    }
 }
 
-/// The 429 answer for a refused request.
-pub fn too_many(bucket: Bucket, decision: &Decision) -> HttpResponse {
-    let mut response = HttpResponse::TooManyRequests().json(ApiError::new(
-        "RATE_LIMITED",
-        format!(
+/// The 429 for a refused request.
+pub fn refusal(bucket: Bucket, decision: &Decision, now_ms: i64) -> HttpError {
+    HttpError::rate_limited(RateLimited {
+        kind: bucket.as_str(),
+        limit: decision.limit.into(),
+        remaining: decision.remaining.into(),
+        reset: decision.reset,
+        retry_after: decision.retry_after(now_ms).max(1) as u64,
+        period: LimitPeriod::Seconds(decision.period_sec),
+        message: format!(
             "at most {} {} requests per {} s; retry after the time in Retry-After",
             decision.limit,
             bucket.as_str(),
             decision.period_sec
         ),
-    ));
-    add_headers(response.headers_mut(), bucket, decision, now_ms());
-    response
+    })
 }
 
 /// What the `api` limit counted for this request (read by `GET /api/limits`).
@@ -487,7 +483,8 @@ pub async fn middleware(
     if !decision.allowed {
         state.metrics.rate_limited(bucket.metric());
         let (http, _) = req.into_parts();
-        return Ok(ServiceResponse::new(http, too_many(bucket, &decision)));
+        let refused = refusal(bucket, &decision, now_ms()).error_response();
+        return Ok(ServiceResponse::new(http, refused));
     }
     if bucket == Bucket::Api {
         req.extensions_mut().insert(Counted(decision));
@@ -496,7 +493,7 @@ pub async fn middleware(
     // Probes (load balancers, Kubernetes) read only the status: their answers stay
     // small, and carry the headers only when refused.
     if bucket != Bucket::Health {
-        add_headers(response.headers_mut(), bucket, &decision, now_ms());
+        add_headers(response.headers_mut(), &decision);
     }
     Ok(response)
 }
@@ -515,6 +512,7 @@ fn display_ip(ip: Option<IpAddr>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::StatusCode;
 
     fn settings() -> RateLimitSettings {
         let rule = |requests| RateRule {
@@ -629,8 +627,10 @@ mod tests {
         assert_eq!(refused.remaining, 0);
         assert_eq!(refused.retry_after(1_800_000_030_500), 30);
         assert_eq!(refused.retry_after(1_800_000_070_000), 1);
-        let mut headers = HeaderMap::new();
-        add_headers(&mut headers, Bucket::Auth, &refused, 1_800_000_030_500);
+        let answer = refusal(Bucket::Auth, &refused, 1_800_000_030_500).error_response();
+        assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+        let headers = answer.headers();
+        assert_eq!(headers.get("retry-after").unwrap(), "30");
         for name in [
             "retry-after",
             "x-ratelimit-limit",

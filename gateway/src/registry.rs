@@ -27,6 +27,7 @@ use market_data::{
     filter_market_hours, Amount, GetSlice, MarketDataActor, MarketDataError, MarketHours, Price,
     Slice, SliceRequest, Timeframe, Timestamp,
 };
+use protocol::ErrorCode;
 use session_actor::actor::{
     Close, Lifecycle, LifecycleKind, Ownership, SessionActor, SessionConfig, Shutdown,
 };
@@ -115,8 +116,9 @@ impl SessionSpec {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct CreateError {
-    /// `INVALID_PARAMS`, `DATA_FETCH_FAILED`, `SESSION_CREATE_FAILED` or `SERVICE_BUSY`.
-    pub code: &'static str,
+    /// `INVALID_PARAMS`, `VALIDATION_ERROR`, `DATA_FETCH_FAILED`, `SESSION_CREATE_FAILED`
+    /// or `SERVICE_BUSY`.
+    pub code: ErrorCode,
     /// Safe to show to the client.
     pub message: String,
 }
@@ -254,7 +256,7 @@ impl SessionRegistry {
     fn engine_config(&self, spec: &SessionSpec) -> Result<EngineConfig, CreateError> {
         let sim = &self.settings.simulation;
         let invalid = |m: String| CreateError {
-            code: "INVALID_PARAMS",
+            code: ErrorCode::InvalidParams,
             message: m,
         };
         let mut config = EngineConfig::new(spec.symbols.clone(), spec.initial_capital);
@@ -276,7 +278,7 @@ impl SessionRegistry {
         config.periods_per_year = periods_per_year(spec.timeframe, session_calendar(&spec.symbols));
         config.account_snapshot_every = spec.account_snapshot_every;
         config.validate().map_err(|e| CreateError {
-            code: "VALIDATION_ERROR",
+            code: ErrorCode::ValidationError,
             message: e.to_string(),
         })?;
         Ok(config)
@@ -318,40 +320,40 @@ impl Handler<CreateSession> for SessionRegistry {
         let early = (|| {
             if self.draining {
                 return Err(CreateError {
-                    code: "SERVICE_BUSY",
+                    code: ErrorCode::ServiceBusy,
                     message: "this node is shutting down; reconnect to continue".into(),
                 });
             }
             if self.live_sessions_of(&user_id) >= max_sessions as usize {
                 return Err(CreateError {
-                    code: "SERVICE_BUSY",
+                    code: ErrorCode::ServiceBusy,
                     message: format!("concurrent session limit of {max_sessions} reached"),
                 });
             }
             if let Some(id) = &spec.session_id {
                 if id.is_empty() || id.len() > auth::MAX_SESSION_ID_BYTES {
                     return Err(CreateError {
-                        code: "INVALID_PARAMS",
+                        code: ErrorCode::InvalidParams,
                         message: "session_id must be 1 to 128 bytes".into(),
                     });
                 }
                 // Ids are echoed in logs and URLs, and Postgres cannot store NUL.
                 if id.chars().any(char::is_control) {
                     return Err(CreateError {
-                        code: "INVALID_PARAMS",
+                        code: ErrorCode::InvalidParams,
                         message: "session_id must not contain control characters".into(),
                     });
                 }
                 if self.sessions.contains_key(id) {
                     return Err(CreateError {
-                        code: "INVALID_PARAMS",
+                        code: ErrorCode::InvalidParams,
                         message: format!("session `{id}` already exists"),
                     });
                 }
             }
             if spec.warmup_bars > self.settings.simulation.max_warmup_bars {
                 return Err(CreateError {
-                    code: "VALIDATION_ERROR",
+                    code: ErrorCode::ValidationError,
                     message: format!(
                         "warmup_bars may be at most {}",
                         self.settings.simulation.max_warmup_bars
@@ -371,7 +373,7 @@ impl Handler<CreateSession> for SessionRegistry {
                 let slice = slice?;
                 if slice.steps.len() > max_bars {
                     return Err(CreateError {
-                        code: "VALIDATION_ERROR",
+                        code: ErrorCode::ValidationError,
                         message: format!(
                             "the range holds {} bars; at most {max_bars} are allowed per session",
                             slice.steps.len(),
@@ -384,7 +386,7 @@ impl Handler<CreateSession> for SessionRegistry {
                     None => new_session_id(act.created),
                 };
                 let engine = Engine::new(config.clone()).map_err(|e| CreateError {
-                    code: "VALIDATION_ERROR",
+                    code: ErrorCode::ValidationError,
                     message: e.to_string(),
                 })?;
                 Ok((session_id, engine, slice, config, spec))
@@ -406,7 +408,7 @@ impl Handler<CreateSession> for SessionRegistry {
                         {
                             let _ = store.release(&lease).await;
                             return Err(CreateError {
-                                code: "SERVICE_BUSY",
+                                code: ErrorCode::ServiceBusy,
                                 message: e,
                             });
                         }
@@ -421,14 +423,14 @@ impl Handler<CreateSession> for SessionRegistry {
                     act.release_count(&user_id, &session_id);
                     act.release(lease);
                     return Err(CreateError {
-                        code: "SERVICE_BUSY",
+                        code: ErrorCode::ServiceBusy,
                         message: format!("concurrent session limit of {max_sessions} reached"),
                     });
                 }
                 if act.sessions.contains_key(&session_id) {
                     act.release(lease);
                     return Err(CreateError {
-                        code: "INVALID_PARAMS",
+                        code: ErrorCode::InvalidParams,
                         message: format!("session `{session_id}` already exists"),
                     });
                 }
@@ -479,7 +481,7 @@ async fn claim_new(
     ttl: StoreTtl,
 ) -> Result<Lease, CreateError> {
     let taken = || CreateError {
-        code: "INVALID_PARAMS",
+        code: ErrorCode::InvalidParams,
         message: format!("session `{session_id}` already exists"),
     };
     match store.acquire(session_id, node, 0, ttl).await {
@@ -531,7 +533,7 @@ fn store_busy(e: &StoreError, taken: impl Fn() -> CreateError) -> CreateError {
         e => {
             tracing::warn!(error = %e, "session store unavailable; refusing new sessions");
             CreateError {
-                code: "SERVICE_BUSY",
+                code: ErrorCode::ServiceBusy,
                 message: "session storage is unavailable; try again shortly".into(),
             }
         }
@@ -575,7 +577,7 @@ impl SessionRegistry {
                     let filtered = filter_market_hours(&slice, hours);
                     if filtered.steps.is_empty() {
                         return Err(CreateError {
-                            code: "DATA_FETCH_FAILED",
+                            code: ErrorCode::DataFetchFailed,
                             message:
                                 "no bars in the requested range within the requested market hours"
                                     .into(),
@@ -585,7 +587,7 @@ impl SessionRegistry {
                 }
                 Ok(Err(e)) => Err(slice_error(e)),
                 Err(_) => Err(CreateError {
-                    code: "SESSION_CREATE_FAILED",
+                    code: ErrorCode::SessionCreateFailed,
                     message: "market data unavailable".into(),
                 }),
             }
@@ -668,8 +670,8 @@ fn slice_error(e: MarketDataError) -> CreateError {
         | DuplicateSymbol(_)
         | InvalidRange { .. }
         | TimeframeTooFine { .. }
-        | UnknownProvider(_) => "INVALID_PARAMS",
-        _ => "DATA_FETCH_FAILED",
+        | UnknownProvider(_) => ErrorCode::InvalidParams,
+        _ => ErrorCode::DataFetchFailed,
     };
     CreateError {
         code,

@@ -23,15 +23,24 @@ fn host_port(url: &str) -> SocketAddr {
     hp.replace("localhost", "127.0.0.1").parse().unwrap()
 }
 
+/// `/ready`'s status; a 503 is checked to be in the one error shape, naming what is down.
 async fn ready_status(app: &TestApp) -> u16 {
-    awc::Client::new()
+    let mut res = awc::Client::new()
         .get(app.url("/ready"))
         .timeout(Duration::from_secs(10))
         .send()
         .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .unwrap();
+    let status = res.status().as_u16();
+    if status == 503 {
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "SERVICE_UNAVAILABLE", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("unreachable"),
+            "{body}"
+        );
+    }
+    status
 }
 
 async fn wait_ready(app: &TestApp, want: u16) {

@@ -9,6 +9,7 @@ use gateway::registry::{
     CreateSession, GetSession, ListSessions, LookupError, SessionRegistry, SessionSpec,
 };
 use market_data::{parse_timestamp, Amount, Catalog, MarketDataActor, MarketDataConfig, Timeframe};
+use protocol::ErrorCode;
 use session_actor::actor::{Attach, Close, Pacing, SessionOutput, Start};
 use session_actor::store::MemoryStore;
 use tokio::sync::mpsc;
@@ -81,7 +82,7 @@ async fn creates_runs_and_frees_the_slot_when_finished() {
         .await
         .unwrap()
         .unwrap_err();
-    assert_eq!(e.code, "SERVICE_BUSY");
+    assert_eq!(e.code, ErrorCode::ServiceBusy);
     // Another user is not affected.
     reg.send(create(
         "bob",
@@ -148,28 +149,28 @@ async fn errors_carry_protocol_codes() {
         .await
         .unwrap()
         .unwrap_err();
-    assert_eq!(e.code, "DATA_FETCH_FAILED");
+    assert_eq!(e.code, ErrorCode::DataFetchFailed);
     assert!(e.message.contains("NOPE"), "{}", e.message);
     let e = reg
         .send(create("u", 5, spec(&["GOOG"], "2010-02-01", "2010-01-01")))
         .await
         .unwrap()
         .unwrap_err();
-    assert_eq!(e.code, "INVALID_PARAMS");
+    assert_eq!(e.code, ErrorCode::InvalidParams);
     let e = reg
         .send(create("u", 5, spec(&["GOOG"], "1990-01-01", "1991-01-01")))
         .await
         .unwrap()
         .unwrap_err();
-    assert_eq!(e.code, "DATA_FETCH_FAILED");
+    assert_eq!(e.code, ErrorCode::DataFetchFailed);
     let mut s = spec(&["GOOG"], "2010-01-01", "2010-02-01");
     s.warmup_bars = 1_000_000;
     let e = reg.send(create("u", 5, s)).await.unwrap().unwrap_err();
-    assert_eq!(e.code, "VALIDATION_ERROR");
+    assert_eq!(e.code, ErrorCode::ValidationError);
     let mut s = spec(&["GOOG"], "2010-01-01", "2010-02-01");
     s.slippage_bps = Some(20_000);
     let e = reg.send(create("u", 5, s)).await.unwrap().unwrap_err();
-    assert_eq!(e.code, "VALIDATION_ERROR");
+    assert_eq!(e.code, ErrorCode::ValidationError);
 }
 
 #[actix::test]
@@ -184,7 +185,7 @@ async fn sessions_belong_to_their_owner_and_ids_are_unique() {
         .unwrap();
     assert_eq!(h.session_id, "mine");
     let e = reg.send(create("alice", 5, s)).await.unwrap().unwrap_err();
-    assert_eq!(e.code, "INVALID_PARAMS");
+    assert_eq!(e.code, ErrorCode::InvalidParams);
     let got = reg
         .send(GetSession {
             session_id: "mine".into(),

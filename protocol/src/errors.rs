@@ -41,6 +41,32 @@ pub enum ErrorCode {
     DataFetchFailed,
     /// A session exists but cannot be resumed from where the client is.
     ResumeFailed,
+    /// The session was taken over by another node; resume it there.
+    SessionMoved,
+    /// A running session failed and stopped.
+    SessionError,
+    /// A dependency (database, session service) cannot answer now; retry later.
+    ServiceUnavailable,
+    /// An unexpected server-side failure (details are logged, never sent).
+    InternalError,
+    /// No such resource (REST), or no route at this path.
+    NotFound,
+    /// The request conflicts with the resource's current state (taken email, used key).
+    Conflict,
+    /// The right password of an address not verified yet.
+    EmailNotVerified,
+    /// The account needs its second factor (`totp_code` or `recovery_code`).
+    TotpRequired,
+    /// The node that owns the session did not confirm in time.
+    NodeTimeout,
+    /// The route exists but not with this method (the `Allow` header lists those it has).
+    MethodNotAllowed,
+    /// The request body did not arrive in time.
+    RequestTimeout,
+    /// The request body is larger than the route accepts.
+    PayloadTooLarge,
+    /// The request body's `Content-Type` is not one the route accepts.
+    UnsupportedMediaType,
 }
 
 /// A code that is not one of [`ErrorCode`]'s.
@@ -50,7 +76,7 @@ pub struct UnknownErrorCode(pub String);
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::InvalidParams,
         ErrorCode::ValidationError,
         ErrorCode::ServiceBusy,
@@ -66,6 +92,19 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::DataFetchFailed,
         ErrorCode::ResumeFailed,
+        ErrorCode::SessionMoved,
+        ErrorCode::SessionError,
+        ErrorCode::ServiceUnavailable,
+        ErrorCode::InternalError,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::EmailNotVerified,
+        ErrorCode::TotpRequired,
+        ErrorCode::NodeTimeout,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
     ];
 
     /// The wire name.
@@ -86,6 +125,19 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::DataFetchFailed => "DATA_FETCH_FAILED",
             ErrorCode::ResumeFailed => "RESUME_FAILED",
+            ErrorCode::SessionMoved => "SESSION_MOVED",
+            ErrorCode::SessionError => "SESSION_ERROR",
+            ErrorCode::ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            ErrorCode::TotpRequired => "TOTP_REQUIRED",
+            ErrorCode::NodeTimeout => "NODE_TIMEOUT",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
         }
     }
 
@@ -97,14 +149,27 @@ impl ErrorCode {
             | ErrorCode::NotImplemented
             | ErrorCode::UnknownType
             | ErrorCode::InvalidJson
-            | ErrorCode::FrameTooLarge => ErrorType::Validation,
+            | ErrorCode::FrameTooLarge
+            | ErrorCode::Conflict
+            | ErrorCode::MethodNotAllowed
+            | ErrorCode::PayloadTooLarge
+            | ErrorCode::UnsupportedMediaType => ErrorType::Validation,
             ErrorCode::SessionCreateFailed
             | ErrorCode::HandlerTimeout
             | ErrorCode::SessionNotFound
-            | ErrorCode::ResumeFailed => ErrorType::Execution,
-            ErrorCode::ServiceBusy | ErrorCode::AuthFailed | ErrorCode::Forbidden => {
-                ErrorType::Connection
-            }
+            | ErrorCode::ResumeFailed
+            | ErrorCode::SessionMoved
+            | ErrorCode::SessionError
+            | ErrorCode::InternalError
+            | ErrorCode::NotFound
+            | ErrorCode::NodeTimeout => ErrorType::Execution,
+            ErrorCode::ServiceBusy
+            | ErrorCode::ServiceUnavailable
+            | ErrorCode::AuthFailed
+            | ErrorCode::Forbidden
+            | ErrorCode::EmailNotVerified
+            | ErrorCode::TotpRequired
+            | ErrorCode::RequestTimeout => ErrorType::Connection,
             ErrorCode::DataFetchFailed => ErrorType::Data,
             ErrorCode::RateLimited => ErrorType::RateLimit,
         }
@@ -113,7 +178,9 @@ impl ErrorCode {
     /// The `severity` an `error` with this code carries.
     pub const fn severity(self) -> Severity {
         match self {
-            ErrorCode::ServiceBusy | ErrorCode::RateLimited => Severity::Warning,
+            ErrorCode::ServiceBusy | ErrorCode::ServiceUnavailable | ErrorCode::RateLimited => {
+                Severity::Warning
+            }
             ErrorCode::AuthFailed => Severity::Fatal,
             _ => Severity::Error,
         }

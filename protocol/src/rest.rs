@@ -58,23 +58,25 @@ pub struct ValidateResponse {
 /// `{"error": CODE, "message"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
-    /// Machine-readable code, e.g. `AUTH_FAILED`, `RATE_LIMITED`.
+    /// Machine-readable code, e.g. `AUTH_FAILED`, `RATE_LIMITED`: one of [`ErrorCode`]'s
+    /// names. Kept as text when read, so a client still understands the message of a
+    /// newer server's code.
     pub error: String,
     /// Human-readable text, safe to show.
     pub message: String,
 }
 
 impl ApiError {
-    /// An error body with any code (REST has codes beyond [`ErrorCode`], e.g. `NOT_FOUND`).
-    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error body; codes are always one of [`ErrorCode`]'s.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            error: error.into(),
+            error: code.as_str().to_string(),
             message: message.into(),
         }
     }
 
-    /// An error body with one of the protocol's codes.
-    pub fn from_code(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError::new(code.as_str(), message)
+    /// The code, when it is one this crate knows.
+    pub fn code(&self) -> Option<ErrorCode> {
+        self.error.parse().ok()
     }
 }

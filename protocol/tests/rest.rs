@@ -24,14 +24,17 @@ fn validate_response() {
 
 #[test]
 fn api_error() {
-    let e = ApiError::from_code(ErrorCode::RateLimited, "slow down");
+    let e = ApiError::new(ErrorCode::RateLimited, "slow down");
     assert_eq!(
         serde_json::to_value(&e).unwrap(),
         json!({"error": "RATE_LIMITED", "message": "slow down"})
     );
     let e: ApiError =
         serde_json::from_value(json!({"error": "AUTH_FAILED", "message": "bad token"})).unwrap();
-    assert_eq!(e.error.parse::<ErrorCode>().unwrap(), ErrorCode::AuthFailed);
+    assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
+    let newer: ApiError =
+        serde_json::from_value(json!({"error": "SOMETHING_NEW", "message": "m"})).unwrap();
+    assert_eq!((newer.code(), newer.message.as_str()), (None, "m"));
 }
 
 #[test]

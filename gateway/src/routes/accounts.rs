@@ -418,12 +418,10 @@ fn login_claims(req: &HttpRequest, state: &AppState) -> Result<auth::Claims, Htt
 
 /// The login session a token belongs to; 403 for tokens exchanged for an API key.
 fn login_session(claims: &auth::Claims) -> Result<Uuid, HttpError> {
-    claims.sid.ok_or_else(|| HttpError {
-        status: actix_web::http::StatusCode::FORBIDDEN,
-        code: "FORBIDDEN",
-        message:
-            "managing the account needs a login session (POST /auth/login); API-key tokens cannot"
-                .into(),
+    claims.sid.ok_or_else(|| {
+        HttpError::forbidden(
+            "managing the account needs a login session (POST /auth/login); API-key tokens cannot",
+        )
     })
 }
 
@@ -489,11 +487,9 @@ pub async fn end(
     path: web::Path<String>,
 ) -> Result<HttpResponse, HttpError> {
     let claims = login_claims(&req, &state)?;
-    let session: Uuid = path.parse().map_err(|_| HttpError {
-        status: actix_web::http::StatusCode::NOT_FOUND,
-        code: "NOT_FOUND",
-        message: "no such login session".into(),
-    })?;
+    let session: Uuid = path
+        .parse()
+        .map_err(|_| HttpError::not_found("no such login session"))?;
     end_session(&state, claims.sub, session).await
 }
 
@@ -643,11 +639,7 @@ fn created_answer(created: auth::CreatedApiKey) -> Result<HttpResponse, HttpErro
 }
 
 fn no_such_key() -> HttpError {
-    HttpError {
-        status: actix_web::http::StatusCode::NOT_FOUND,
-        code: "NOT_FOUND",
-        message: "no such key".into(),
-    }
+    HttpError::not_found("no such key")
 }
 
 fn key_id(path: &str) -> Result<Uuid, HttpError> {

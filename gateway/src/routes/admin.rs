@@ -18,6 +18,7 @@ use auth::{
     UserStore,
 };
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -37,22 +38,16 @@ pub const MAX_LIMIT: u32 = 500;
 
 /// Registers the `/admin` routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/users", web::get().to(list_users))
-        .route("/admin/users", web::post().to(create_user))
-        .route("/admin/users/{id}", web::get().to(get_user))
-        .route("/admin/users/{id}", web::patch().to(update_user))
-        .route("/admin/users/{id}/unlock", web::post().to(unlock))
-        .route(
-            "/admin/users/{id}/reset-2fa",
-            web::post().to(reset_second_factor),
-        )
-        .route("/admin/users/{id}/keys", web::get().to(user_keys))
-        .route("/admin/users/{id}/keys", web::post().to(create_key))
-        .route("/admin/keys/{id}", web::delete().to(revoke_key))
-        .route("/admin/sessions", web::get().to(sessions))
-        .route("/admin/sessions/{id}", web::delete().to(stop_session))
-        .route("/admin/audit", web::get().to(audit))
-        .route("/admin/usage", web::get().to(usage));
+    resource!(cfg, "/admin/users", get => list_users, post => create_user);
+    resource!(cfg, "/admin/users/{id}", get => get_user, patch => update_user);
+    resource!(cfg, "/admin/users/{id}/unlock", post => unlock);
+    resource!(cfg, "/admin/users/{id}/reset-2fa", post => reset_second_factor);
+    resource!(cfg, "/admin/users/{id}/keys", get => user_keys, post => create_key);
+    resource!(cfg, "/admin/keys/{id}", delete => revoke_key);
+    resource!(cfg, "/admin/sessions", get => sessions);
+    resource!(cfg, "/admin/sessions/{id}", delete => stop_session);
+    resource!(cfg, "/admin/audit", get => audit);
+    resource!(cfg, "/admin/usage", get => usage);
 }
 
 // ---------------------------------------------------------------------------------
@@ -74,21 +69,15 @@ async fn operator(req: &HttpRequest, state: &AppState) -> Result<User, HttpError
     };
     if user.role != Role::Admin || user.status != UserStatus::Active {
         tracing::info!(user_id = %user.id, "admin route refused: not an operator");
-        return Err(HttpError {
-            status: StatusCode::FORBIDDEN,
-            code: "FORBIDDEN",
-            message: "operators only: this account does not have the admin role".into(),
-        });
+        return Err(HttpError::forbidden(
+            "operators only: this account does not have the admin role",
+        ));
     }
     Ok(user)
 }
 
 fn not_found(what: &str) -> HttpError {
-    HttpError {
-        status: StatusCode::NOT_FOUND,
-        code: "NOT_FOUND",
-        message: format!("no such {what}"),
-    }
+    HttpError::not_found(format!("no such {what}"))
 }
 
 /// A path id that is not a UUID names nothing.
@@ -789,20 +778,19 @@ pub async fn stop_session(
             })))
         }
         StopOutcome::NotFound => Err(HttpError::session_not_found()),
-        StopOutcome::NoAnswer { node } => Err(HttpError {
-            status: StatusCode::GATEWAY_TIMEOUT,
-            code: "NODE_TIMEOUT",
-            message: format!(
+        StopOutcome::NoAnswer { node } => Err(HttpError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::NodeTimeout,
+            format!(
                 "node `{node}` runs this session but did not confirm the stop within {} s",
                 crate::control::STOP_TIMEOUT.as_secs()
             ),
-        }),
-        StopOutcome::Unavailable => Err(HttpError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "SERVICE_UNAVAILABLE",
-            message: "the session store is unavailable; sessions on other nodes cannot be reached"
-                .into(),
-        }),
+        )),
+        StopOutcome::Unavailable => Err(HttpError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+            "the session store is unavailable; sessions on other nodes cannot be reached",
+        )),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::UserStore;
-use protocol::{HealthData, HealthStatus, ServerMessage};
+use protocol::{ErrorCode, HealthData, HealthStatus, ServerMessage};
 
 use crate::app::AppState;
 
@@ -46,13 +46,19 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(health_data(HealthStatus::Ok, "alive".into()))
 }
 
-/// Readiness: 200 when the database and the session store answer, 503 otherwise.
+/// Readiness: 200 when the database and the session store answer, 503 otherwise. A
+/// 503 is in the one error shape too (`error` `SERVICE_UNAVAILABLE`, `message` naming
+/// what is down), beside the probe's own fields.
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let (status, message) = status(&state).await;
     let body = health_data(status, message);
     match status {
         HealthStatus::Ok => HttpResponse::Ok().json(body),
-        _ => HttpResponse::ServiceUnavailable().json(body),
+        _ => {
+            let mut body = serde_json::to_value(body).unwrap_or_default();
+            body["error"] = ErrorCode::ServiceUnavailable.as_str().into();
+            HttpResponse::ServiceUnavailable().json(body)
+        }
     }
 }
 

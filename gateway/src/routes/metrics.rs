@@ -17,5 +17,5 @@ pub async fn metrics(metrics: web::Data<Arc<Metrics>>) -> HttpResponse {
 
 /// Registers `/metrics` (needs `web::Data<Arc<Metrics>>`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/metrics", web::get().to(metrics));
+    resource!(cfg, "/metrics", get => metrics);
 }

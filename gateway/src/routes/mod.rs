@@ -1,8 +1,25 @@
 //! HTTP routes.
 
+/// Registers `path` with one handler per method; any other method gets 405
+/// `METHOD_NOT_ALLOWED` with an `Allow` header listing these.
+macro_rules! resource {
+    ($cfg:expr, $path:expr, $($method:ident => $handler:expr),+ $(,)?) => {
+        $cfg.service(
+            actix_web::web::resource($path)
+                $(.route(actix_web::web::$method().to($handler)))+
+                .default_service(actix_web::web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(
+                        crate::errors::HttpError::method_not_allowed(&[$(stringify!($method)),+]),
+                    )
+                })),
+        )
+    };
+}
+
 mod accounts;
 pub mod admin;
 mod auth;
+pub mod deadline;
 mod health;
 mod limits;
 pub mod metrics;
@@ -15,49 +32,32 @@ use actix_web::web;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready))
-        .route("/ws/health", web::get().to(health::ws_health))
-        .route("/auth/token", web::post().to(auth::token))
-        .route("/auth/validate", web::post().to(auth::validate))
-        .route("/auth/servers", web::get().to(accounts::servers))
-        .route("/auth/register", web::post().to(accounts::register))
-        .route("/auth/verify-email", web::post().to(accounts::verify_email))
-        .route(
-            "/auth/resend-verification",
-            web::post().to(accounts::resend_verification),
-        )
-        .route(
-            "/auth/password/forgot",
-            web::post().to(accounts::forgot_password),
-        )
-        .route(
-            "/auth/password/reset",
-            web::post().to(accounts::reset_password),
-        )
-        .route(
-            "/auth/password/change",
-            web::post().to(accounts::change_password),
-        )
-        .route("/auth/login", web::post().to(accounts::login))
-        .route("/auth/refresh", web::post().to(accounts::refresh))
-        .route("/auth/logout", web::post().to(accounts::logout))
-        .route("/auth/sessions", web::get().to(accounts::sessions))
-        .route("/auth/sessions/{id}", web::delete().to(accounts::end))
-        .route("/auth/totp/enrol", web::post().to(accounts::totp_enrol))
-        .route("/auth/totp/confirm", web::post().to(accounts::totp_confirm))
-        .route("/auth/totp/disable", web::post().to(accounts::totp_disable))
-        .route("/api/keys", web::get().to(accounts::keys))
-        .route("/api/keys", web::post().to(accounts::create_key))
-        .route("/api/keys/{id}", web::delete().to(accounts::revoke_key))
-        .route(
-            "/api/keys/{id}/rotate",
-            web::post().to(accounts::rotate_key),
-        )
-        .route("/api/limits", web::get().to(limits::limits))
-        .route("/api/sessions", web::get().to(sessions::list))
-        .route("/api/sessions/{id}", web::get().to(sessions::get))
-        .route("/api/sessions/{id}", web::delete().to(sessions::delete))
-        .route("/ws/simulate", web::get().to(crate::ws::simulate));
+    resource!(cfg, "/health", get => health::health);
+    resource!(cfg, "/ready", get => health::ready);
+    resource!(cfg, "/ws/health", get => health::ws_health);
+    resource!(cfg, "/auth/token", post => auth::token);
+    resource!(cfg, "/auth/validate", post => auth::validate);
+    resource!(cfg, "/auth/servers", get => accounts::servers);
+    resource!(cfg, "/auth/register", post => accounts::register);
+    resource!(cfg, "/auth/verify-email", post => accounts::verify_email);
+    resource!(cfg, "/auth/resend-verification", post => accounts::resend_verification);
+    resource!(cfg, "/auth/password/forgot", post => accounts::forgot_password);
+    resource!(cfg, "/auth/password/reset", post => accounts::reset_password);
+    resource!(cfg, "/auth/password/change", post => accounts::change_password);
+    resource!(cfg, "/auth/login", post => accounts::login);
+    resource!(cfg, "/auth/refresh", post => accounts::refresh);
+    resource!(cfg, "/auth/logout", post => accounts::logout);
+    resource!(cfg, "/auth/sessions", get => accounts::sessions);
+    resource!(cfg, "/auth/sessions/{id}", delete => accounts::end);
+    resource!(cfg, "/auth/totp/enrol", post => accounts::totp_enrol);
+    resource!(cfg, "/auth/totp/confirm", post => accounts::totp_confirm);
+    resource!(cfg, "/auth/totp/disable", post => accounts::totp_disable);
+    resource!(cfg, "/api/keys", get => accounts::keys, post => accounts::create_key);
+    resource!(cfg, "/api/keys/{id}", delete => accounts::revoke_key);
+    resource!(cfg, "/api/keys/{id}/rotate", post => accounts::rotate_key);
+    resource!(cfg, "/api/limits", get => limits::limits);
+    resource!(cfg, "/api/sessions", get => sessions::list);
+    resource!(cfg, "/api/sessions/{id}", get => sessions::get, delete => sessions::delete);
+    resource!(cfg, "/ws/simulate", get => crate::ws::simulate);
     admin::configure(cfg);
 }

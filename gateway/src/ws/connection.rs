@@ -324,7 +324,6 @@ impl ConnectionActor {
                 let handle = match res {
                     Ok(Ok(h)) => h,
                     Ok(Err(CreateError { code, message })) => {
-                        let code = code.parse().unwrap_or(ErrorCode::SessionCreateFailed);
                         return act.session_error(None, code, message, rid.as_deref());
                     }
                     Err(_) => {

@@ -8,13 +8,12 @@ pub mod translate;
 pub mod writer;
 
 use actix::{Actor, AsyncContext};
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use protocol::{ApiError, Plan};
+use protocol::Plan;
 
 use crate::app::AppState;
 use crate::config::PlanLimits;
-use crate::errors::HttpError;
+use crate::errors::{HttpError, LimitPeriod, RateLimited};
 use crate::limits::ClusterSlot;
 use crate::metrics::{AuthResult, RateLimit};
 use crate::routes::bearer;
@@ -72,7 +71,7 @@ pub async fn simulate(
         Ok(slot) => slot,
         Err(open) => {
             state.metrics.rate_limited(RateLimit::WsConnections);
-            return Ok(too_many_connections(limit, open));
+            return Err(too_many_connections(limit, open));
         }
     };
     // Across the cluster too, when Redis is configured and answers.
@@ -86,7 +85,7 @@ pub async fn simulate(
                 Ok(Ok(slot)) => Some(slot),
                 Ok(Err(open)) => {
                     state.metrics.rate_limited(RateLimit::WsConnections);
-                    return Ok(too_many_connections(limit, open));
+                    return Err(too_many_connections(limit, open));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cluster-wide connection count unavailable; this node's count applies");
@@ -97,11 +96,8 @@ pub async fn simulate(
         None => None,
     };
     let slot = slot.with_cluster(cluster);
-    let (response, session, stream) = actix_ws::handle(&req, body).map_err(|_| HttpError {
-        status: StatusCode::BAD_REQUEST,
-        code: "INVALID_PARAMS",
-        message: "a WebSocket upgrade is required".into(),
-    })?;
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|_| HttpError::invalid_params("a WebSocket upgrade is required"))?;
     let max = state.settings.server.max_frame_bytes;
     // Frames up to 4x the limit are read and answered with FRAME_TOO_LARGE; beyond that
     // the socket is closed, so no client can make us buffer without bound.
@@ -126,21 +122,16 @@ pub async fn simulate(
 }
 
 /// 429 for a user at the plan's connection cap, with the PROTOCOL.md section 7 headers.
-fn too_many_connections(limit: u32, open: u32) -> HttpResponse {
+fn too_many_connections(limit: u32, open: u32) -> HttpError {
+    // A slot frees when a connection closes, which no window predicts: retry soon.
     let retry = 5;
-    let reset = chrono::Utc::now().timestamp() + retry;
-    HttpResponse::TooManyRequests()
-        .insert_header(("Retry-After", retry.to_string()))
-        .insert_header(("X-RateLimit-Limit", limit.to_string()))
-        .insert_header((
-            "X-RateLimit-Remaining",
-            limit.saturating_sub(open).to_string(),
-        ))
-        .insert_header(("X-RateLimit-Reset", reset.to_string()))
-        .insert_header(("X-RateLimit-Period", "concurrent"))
-        .insert_header(("X-RateLimit-Type", RateLimit::WsConnections.as_str()))
-        .json(ApiError::new(
-            "RATE_LIMITED",
-            format!("at most {limit} concurrent connections on this plan"),
-        ))
+    HttpError::rate_limited(RateLimited {
+        kind: RateLimit::WsConnections.as_str(),
+        limit: limit.into(),
+        remaining: limit.saturating_sub(open).into(),
+        reset: chrono::Utc::now().timestamp() + retry as i64,
+        retry_after: retry,
+        period: LimitPeriod::Concurrent,
+        message: format!("at most {limit} concurrent connections on this plan"),
+    })
 }

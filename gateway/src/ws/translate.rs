@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use market_data::{Slice, Timeframe};
 use protocol::{
-    AccountSnapshotData, BatchAckData, ErrorCode, ExecutionReportData, HistorySnapshotData,
-    OrderUpdateData, PositionData, ServerMessage, SessionErrorData, SimulationEndData,
-    SimulationState, SimulationStateData, TickData, WireCandle,
+    AccountSnapshotData, BatchAckData, ExecutionReportData, HistorySnapshotData, OrderUpdateData,
+    PositionData, ServerMessage, SessionErrorData, SimulationEndData, SimulationState,
+    SimulationStateData, TickData, WireCandle,
 };
 use session_actor::actor::{SessionOutput, SessionState, StateView};
 use session_actor::engine::{
@@ -134,9 +134,9 @@ pub fn output(ctx: &SessionContext, out: &SessionOutput) -> ServerMessage {
         }
         SessionOutput::Engine(Event::Account(a)) => account(&ctx.session_id, a),
         SessionOutput::End(results) => end(ctx, results),
-        SessionOutput::Failed { message, .. } => ServerMessage::SessionError(SessionErrorData {
+        SessionOutput::Failed { code, message } => ServerMessage::SessionError(SessionErrorData {
             session_id: Some(sid()),
-            error_code: ErrorCode::SessionCreateFailed,
+            error_code: *code,
             message: message.clone(),
         }),
     }

@@ -28,6 +28,7 @@ use actix::{
     SpawnHandle,
 };
 use market_data::Slice;
+use protocol::ErrorCode;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -83,8 +84,9 @@ pub enum SessionOutput {
     End(Box<SimulationResults>),
     /// The session failed and stopped.
     Failed {
-        /// Machine-readable code (`SESSION_ERROR` family).
-        code: &'static str,
+        /// Machine-readable code: `SESSION_ERROR`, or `SESSION_MOVED` when another node
+        /// took the session over.
+        code: ErrorCode,
         /// What happened, safe to show to the client.
         message: String,
     },
@@ -394,7 +396,7 @@ impl SessionActor {
         self.state = SessionState::Error;
         self.backlog.clear();
         self.emit(SessionOutput::Failed {
-            code: "SESSION_MOVED",
+            code: ErrorCode::SessionMoved,
             message: "the session continues on another node; resume it there".into(),
         });
         self.flush_backlog();
@@ -682,7 +684,7 @@ impl SessionActor {
         warn!(session_id = %self.config.session_id, "{message}");
         self.state = SessionState::Error;
         self.emit(SessionOutput::Failed {
-            code: "SESSION_ERROR",
+            code: ErrorCode::SessionError,
             message: message.to_string(),
         });
         self.flush_backlog();

@@ -572,7 +572,7 @@ async fn takeover_at(store: Arc<dyn SessionStore>, slice: &Arc<Slice>, k: u64) {
     })
     .await
     .expect("the fenced node stops within its lease renewal");
-    assert_eq!(moved, Some("SESSION_MOVED"));
+    assert_eq!(moved, Some(ErrorCode::SessionMoved));
 }
 
 fn takeover_ticks() -> Vec<u64> {
