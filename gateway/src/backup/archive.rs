@@ -411,9 +411,7 @@ pub fn read(from: &Path, scratch: &Path) -> Result<Extracted, BackupError> {
         return Err(invalid("not a SimuTrador backup (no manifest first)"));
     }
     let mut manifest_bytes = Vec::new();
-    first
-        .read_to_end(&mut manifest_bytes)
-        .map_err(damaged)?;
+    first.read_to_end(&mut manifest_bytes).map_err(damaged)?;
     if manifest_bytes.len() as u64 != first.size() {
         return Err(invalid("truncated in the manifest"));
     }

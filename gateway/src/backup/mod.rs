@@ -171,13 +171,11 @@ fn collect_secrets(
                 }
                 // Every command that opens the database creates the pepper: without
                 // it, this is not the server's data_dir and the backup would be useless.
-                None if spec.name == PEPPER.name => {
-                    return Err(BackupError::Refused(format!(
-                        "{} not found: run the backup with the server's configuration (data_dir = {})",
-                        settings.data_dir.join(spec.name).display(),
-                        settings.data_dir.display()
-                    )))
-                }
+                None if spec.name == PEPPER.name => return Err(BackupError::Refused(format!(
+                    "{} not found: run the backup with the server's configuration (data_dir = {})",
+                    settings.data_dir.join(spec.name).display(),
+                    settings.data_dir.display()
+                ))),
                 None => SecretSource::Absent,
             }
         };
@@ -342,7 +340,12 @@ fn stage(settings: &Settings, spec: &Spec, data: &[u8]) -> Result<Staged, Backup
 
 /// What the operator must set for `record` to hold under `settings`, if anything;
 /// `restored` is the generated file's contents when the backup has it.
-fn action(settings: &Settings, spec: &Spec, record: &SecretSource, restored: Option<&[u8]>) -> Option<String> {
+fn action(
+    settings: &Settings,
+    spec: &Spec,
+    record: &SecretSource,
+    restored: Option<&[u8]>,
+) -> Option<String> {
     let value = configured(settings, spec);
     let file = settings.data_dir.join(spec.name);
     match record {
@@ -363,7 +366,9 @@ fn action(settings: &Settings, spec: &Spec, record: &SecretSource, restored: Opt
             }
         }
         SecretSource::File { .. } => {
-            let restored = restored.and_then(|d| std::str::from_utf8(d).ok()).map(str::trim);
+            let restored = restored
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .map(str::trim);
             if value.is_empty() || Some(value) == restored {
                 None
             } else {
@@ -468,9 +473,10 @@ pub async fn restore(
             .ok_or_else(|| BackupError::Invalid(format!("unknown secret `{}`", record.name)))?;
         let restored = match &record.source {
             SecretSource::File { entry } => {
-                let data = extracted.secrets.get(entry).ok_or_else(|| {
-                    BackupError::Invalid(format!("`{entry}` is missing"))
-                })?;
+                let data = extracted
+                    .secrets
+                    .get(entry)
+                    .ok_or_else(|| BackupError::Invalid(format!("`{entry}` is missing")))?;
                 staged.push(stage(settings, spec, data)?);
                 Some(data.as_slice())
             }

@@ -101,9 +101,9 @@ async fn run(tool: &'static str, mut cmd: Command) -> Result<String, BackupError
 async fn connect(url: &str) -> Result<PgConnection, BackupError> {
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| BackupError::Refused(format!("database.url: {e}")))?;
-    PgConnection::connect_with(&options)
-        .await
-        .map_err(|e| BackupError::Database(format!("cannot connect to the configured database: {e}")))
+    PgConnection::connect_with(&options).await.map_err(|e| {
+        BackupError::Database(format!("cannot connect to the configured database: {e}"))
+    })
 }
 
 /// Dumps the database at `url` into `out`; (schema version, `pg_dump --version`).
@@ -172,7 +172,12 @@ fn quote(ident: &str) -> String {
 /// Replaces everything in the database at `url` with `script` (from [`verify`]), in
 /// one transaction. Without `force`, refused when any table but the migration
 /// history has a row.
-pub async fn restore(url: &str, script: &Path, scratch: &Path, force: bool) -> Result<(), BackupError> {
+pub async fn restore(
+    url: &str,
+    script: &Path,
+    scratch: &Path,
+    force: bool,
+) -> Result<(), BackupError> {
     let failed = |e: sqlx::Error| BackupError::Database(e.to_string());
     let mut conn = connect(url).await?;
     let existing = tables(&mut conn).await.map_err(failed)?;
@@ -245,7 +250,10 @@ mod tests {
         assert_eq!(t.url, "postgresql://app@db/x?application_name=gw");
         assert_eq!(t.password.as_deref(), Some("s3cret"));
         let t = tool_target("postgres://db/x?password=only").unwrap();
-        assert_eq!((t.url.as_str(), t.password.as_deref()), ("postgres://db/x", Some("only")));
+        assert_eq!(
+            (t.url.as_str(), t.password.as_deref()),
+            ("postgres://db/x", Some("only"))
+        );
         let t = tool_target("postgres://postgres@127.0.0.1:5432/test").unwrap();
         assert_eq!(t.url, "postgres://postgres@127.0.0.1:5432/test");
         assert_eq!(t.password, None);

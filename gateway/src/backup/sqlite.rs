@@ -2,6 +2,7 @@
 //! transaction while the server keeps writing, WAL readers and writers do not block
 //! each other), and a restore that swaps the file in whole.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,8 +16,7 @@ use super::BackupError;
 pub fn database_path(url: &str) -> Result<PathBuf, BackupError> {
     if url.contains(":memory:") || url.contains("mode=memory") {
         return Err(BackupError::Refused(
-            "the configured database is in memory: there is nothing to back up or restore"
-                .into(),
+            "the configured database is in memory: there is nothing to back up or restore".into(),
         ));
     }
     let options = SqliteConnectOptions::from_str(url)
@@ -65,17 +65,17 @@ pub async fn snapshot(path: &Path, out: &Path) -> Result<i64, BackupError> {
 /// integrity_check`, migration history); its schema version.
 pub async fn verify(copy: &Path) -> Result<i64, BackupError> {
     let mut magic = [0u8; 16];
-    let header = std::fs::File::open(copy)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+    let header =
+        std::fs::File::open(copy).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
     if header.is_err() || &magic != b"SQLite format 3\0" {
         return Err(BackupError::Invalid(
             "the database entry is not a SQLite database".into(),
         ));
     }
     let damaged = |e: sqlx::Error| BackupError::Invalid(format!("the database copy: {e}"));
-    let mut conn = open(copy, true).await.map_err(|e| {
-        BackupError::Invalid(format!("the database copy cannot be opened: {e}"))
-    })?;
+    let mut conn = open(copy, true)
+        .await
+        .map_err(|e| BackupError::Invalid(format!("the database copy cannot be opened: {e}")))?;
     let rows = sqlx::query("PRAGMA integrity_check")
         .fetch_all(&mut conn)
         .await
@@ -135,6 +135,9 @@ fn is_busy(e: &sqlx::Error) -> bool {
 /// directory). Refused while another process has the database open (a running
 /// gateway would go on with the old file) and, without `force`, when it has data.
 pub async fn restore(path: &Path, copy: &Path, force: bool) -> Result<(), BackupError> {
+    // The restored file is as private as the one it replaces (owner-only when new):
+    // it holds password and key hashes.
+    let mode = std::fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o777);
     if path.exists() {
         // An exclusive lock is granted only when no other connection (in any process)
         // has the file open; WAL connections hold a shared lock while open.
@@ -174,7 +177,8 @@ pub async fn restore(path: &Path, copy: &Path, force: bool) -> Result<(), Backup
         }
     }
     let dir_context = || format!("replacing {}", path.display());
-    std::fs::File::open(copy)
+    std::fs::set_permissions(copy, std::fs::Permissions::from_mode(mode))
+        .and_then(|()| std::fs::File::open(copy))
         .and_then(|f| f.sync_all())
         .map_err(|source| BackupError::Io {
             context: dir_context(),
