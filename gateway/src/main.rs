@@ -284,13 +284,21 @@ async fn admin(
     Ok(())
 }
 
+/// A line on standard output; a closed pipe (`| head`) is not worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 async fn backup(settings: &Settings, file: &str) -> ExitCode {
     let report = match gateway::backup::backup(settings, file.as_ref()).await {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
     let m = &report.manifest;
-    println!(
+    say!(
         "wrote {} ({} bytes): {} database at migration {}, taken {} on {}",
         report.path.display(),
         report.bytes,
@@ -304,7 +312,7 @@ async fn backup(settings: &Settings, file: &str) -> ExitCode {
         match &s.source {
             gateway::backup::SecretSource::File { .. } => included.push(s.name.as_str()),
             gateway::backup::SecretSource::Configuration { setting, .. }
-            | gateway::backup::SecretSource::ConfiguredKeys { setting, .. } => println!(
+            | gateway::backup::SecretSource::ConfiguredKeys { setting, .. } => say!(
                 "not included: {} comes from the configuration ({setting}); keep the configuration safe too",
                 s.name
             ),
@@ -312,9 +320,9 @@ async fn backup(settings: &Settings, file: &str) -> ExitCode {
         }
     }
     if !included.is_empty() {
-        println!("included secrets: {}", included.join(", "));
+        say!("included secrets: {}", included.join(", "));
     }
-    println!(
+    say!(
         "WARNING: this file holds secrets and every user's data (password hashes, API-key \
          hashes, results); with it, anyone can sign tokens and verify keys as this server. \
          It is mode 0600: keep it so, encrypted, on other storage than this host."
@@ -328,7 +336,7 @@ async fn restore(settings: &Settings, file: &str, force: bool) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let m = &report.manifest;
-    println!(
+    say!(
         "restored the {} database of {} taken {} on {} ({} users; migrated to this version)",
         m.database.kind.as_str(),
         file,
@@ -337,10 +345,10 @@ async fn restore(settings: &Settings, file: &str, force: bool) -> ExitCode {
         report.users
     );
     for path in &report.restored_secrets {
-        println!("restored {} (mode 0600)", path.display());
+        say!("restored {} (mode 0600)", path.display());
     }
     for action in &report.actions {
-        println!("ACTION NEEDED: {action}");
+        say!("ACTION NEEDED: {action}");
     }
     ExitCode::SUCCESS
 }
