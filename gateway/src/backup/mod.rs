@@ -171,11 +171,13 @@ fn collect_secrets(
                 }
                 // Every command that opens the database creates the pepper: without
                 // it, this is not the server's data_dir and the backup would be useless.
-                None if spec.name == PEPPER.name => return Err(BackupError::Refused(format!(
+                None if spec.name == PEPPER.name => {
+                    return Err(BackupError::Refused(format!(
                     "{} not found: run the backup with the server's configuration (data_dir = {})",
                     settings.data_dir.join(spec.name).display(),
                     settings.data_dir.display()
-                ))),
+                )))
+                }
                 None => SecretSource::Absent,
             }
         };
