@@ -1,6 +1,7 @@
 //! The SimuTrador gateway: REST and WebSocket front end over the session actors.
 
 pub mod app;
+pub mod backup;
 pub mod bootstrap;
 pub mod config;
 pub mod control;

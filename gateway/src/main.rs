@@ -31,6 +31,11 @@ commands:
   admin enable-user  --email E
                                           Revocations close open connections on every
                                           node within a second.
+  admin backup  --to FILE                 database and generated secrets into a new
+                                          file (mode 0600), while serving
+  admin restore --from FILE [--force]     check FILE in full, then replace the database
+                                          (--force if it holds data) and the secrets;
+                                          stop every gateway first
 
 Settings come from built-in defaults, then FILE (TOML), then SIMUTRADOR__* environment
 variables, e.g. SIMUTRADOR__SERVER__PORT=9000. Plans: free, professional, enterprise.
@@ -73,6 +78,17 @@ async fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),
+        },
+        ["admin", "backup", options @ ..] => match options {
+            ["--to", file] => backup(&settings, file).await,
+            _ => usage_error("admin backup takes --to FILE"),
+        },
+        ["admin", "restore", options @ ..] => match options {
+            ["--from", file] => restore(&settings, file, false).await,
+            ["--from", file, "--force"] | ["--force", "--from", file] => {
+                restore(&settings, file, true).await
+            }
+            _ => usage_error("admin restore takes --from FILE [--force]"),
         },
         ["admin", command, options @ ..] => match admin(&settings, command, options).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -266,6 +282,75 @@ async fn admin(
         other => return Err(format!("unknown admin command `{other}`").into()),
     }
     Ok(())
+}
+
+/// A line on standard output; a closed pipe (`| head`) is not worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+async fn backup(settings: &Settings, file: &str) -> ExitCode {
+    let report = match gateway::backup::backup(settings, file.as_ref()).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let m = &report.manifest;
+    say!(
+        "wrote {} ({} bytes): {} database at migration {}, taken {} on {}",
+        report.path.display(),
+        report.bytes,
+        m.database.kind.as_str(),
+        m.database.schema_version,
+        m.created_at,
+        m.node
+    );
+    let mut included = Vec::new();
+    for s in &m.secrets {
+        match &s.source {
+            gateway::backup::SecretSource::File { .. } => included.push(s.name.as_str()),
+            gateway::backup::SecretSource::Configuration { setting, .. }
+            | gateway::backup::SecretSource::ConfiguredKeys { setting, .. } => say!(
+                "not included: {} comes from the configuration ({setting}); keep the configuration safe too",
+                s.name
+            ),
+            gateway::backup::SecretSource::Absent => {}
+        }
+    }
+    if !included.is_empty() {
+        say!("included secrets: {}", included.join(", "));
+    }
+    say!(
+        "WARNING: this file holds secrets and every user's data (password hashes, API-key \
+         hashes, results); with it, anyone can sign tokens and verify keys as this server. \
+         It is mode 0600: keep it so, encrypted, on other storage than this host."
+    );
+    ExitCode::SUCCESS
+}
+
+async fn restore(settings: &Settings, file: &str, force: bool) -> ExitCode {
+    let report = match gateway::backup::restore(settings, file.as_ref(), force).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let m = &report.manifest;
+    say!(
+        "restored the {} database of {} taken {} on {} ({} users; migrated to this version)",
+        m.database.kind.as_str(),
+        file,
+        m.created_at,
+        m.node,
+        report.users
+    );
+    for path in &report.restored_secrets {
+        say!("restored {} (mode 0600)", path.display());
+    }
+    for action in &report.actions {
+        say!("ACTION NEEDED: {action}");
+    }
+    ExitCode::SUCCESS
 }
 
 /// Tells every node at once (nodes also read revocations from the database every

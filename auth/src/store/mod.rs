@@ -239,6 +239,18 @@ impl Backend {
     }
 }
 
+impl Backend {
+    /// The newest migration this build applies on the backend: the schema version a
+    /// database has after [`connect`] (`MAX(version)` of its `_sqlx_migrations`).
+    pub fn schema_version(self) -> i64 {
+        let migrator = match self {
+            Backend::Sqlite => &sqlite::MIGRATOR,
+            Backend::Postgres => &postgres::MIGRATOR,
+        };
+        migrator.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+}
+
 /// A connected, migrated store on either backend.
 #[derive(Debug, Clone)]
 pub enum Database {

@@ -21,7 +21,7 @@ use crate::model::{
     ApiKey, AuthenticatedKey, CreatedApiKey, NewApiKey, NewUser, Page, User, UserStatus,
 };
 
-static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// Postgres-backed store. Cheap to clone: clones share one pool.
 #[derive(Debug, Clone)]

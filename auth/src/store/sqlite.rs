@@ -25,7 +25,7 @@ use crate::model::{
     ApiKey, AuthenticatedKey, CreatedApiKey, NewApiKey, NewUser, Page, User, UserStatus,
 };
 
-static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// SQLite-backed store. Cheap to clone: clones share one pool.
 #[derive(Debug, Clone)]
