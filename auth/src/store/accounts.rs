@@ -352,10 +352,13 @@ pub(super) enum KeyRotationRefusal {
     PrefixTaken,
 }
 
+/// A stored key's `(rotated_at, revoked_at)`.
+pub(super) type KeyRotationState = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 impl KeyRotationRefusal {
-    /// Which refusal a key's stored `(rotated_at, revoked_at)` gives, once the
-    /// conditional update refused it (`NotFound` without a row).
-    pub(super) fn of(state: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>) -> Self {
+    /// Which refusal a key's stored state gives, once the conditional update refused
+    /// it (`NotFound` without a row).
+    pub(super) fn of(state: Option<KeyRotationState>) -> Self {
         match state {
             None => KeyRotationRefusal::NotFound,
             Some((Some(_), _)) => KeyRotationRefusal::AlreadyRotated,

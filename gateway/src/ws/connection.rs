@@ -943,7 +943,8 @@ mod tests {
         assert_eq!(code(WsError::InvalidOpcode(3)), Some(1002));
         assert_eq!(code(WsError::UnmaskedFrame), Some(1002));
         assert_eq!(code(WsError::ContinuationNotStarted), Some(1002));
-        let bad_utf8 = std::str::from_utf8(&[0xc3, 0x28]).unwrap_err();
+        let bytes = vec![0xc3u8, 0x28];
+        let bad_utf8 = std::str::from_utf8(&bytes).unwrap_err();
         assert_eq!(
             code(WsError::Io(io::Error::new(
                 io::ErrorKind::InvalidData,
