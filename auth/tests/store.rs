@@ -208,6 +208,7 @@ store_suite!(
     changing_the_password_needs_the_current_one_and_ends_other_sessions,
     logins_checked_against_a_changed_password_get_no_session,
     concurrent_reset_requests_issue_one_token,
+    api_keys_rotate_once_even_concurrently,
 );
 
 mod suite {

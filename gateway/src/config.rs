@@ -699,6 +699,20 @@ impl Settings {
                 "production mode needs a pepper of at least 32 bytes (SIMUTRADOR__AUTH__API_KEY_PEPPER)",
             );
         }
+        if self.mode == Mode::Production {
+            for (key, value) in [
+                ("jwt.secret", self.jwt.secret.as_str()),
+                ("auth.api_key_pepper", self.auth.api_key_pepper.as_str()),
+                ("database.url", self.database.url.as_str()),
+            ] {
+                if is_published_example(value) {
+                    return bad(
+                        key,
+                        "production mode refuses the example value published in docker-compose.yml, deploy/k8s/secret.example.yaml or the README: set a secret of your own (e.g. openssl rand -hex 32)",
+                    );
+                }
+            }
+        }
         for (key, value) in [
             ("jwt.secret", &self.jwt.secret),
             ("auth.api_key_pepper", &self.auth.api_key_pepper),
@@ -848,6 +862,32 @@ fn error_key(e: &config::ConfigError) -> String {
         .unwrap_or_else(|| "configuration".to_string())
 }
 
+/// Values that were published as examples (docker-compose.yml defaults, the
+/// Kubernetes Secret template, README snippets). Anyone can read them, so a production
+/// server must not run with them. Compared case-insensitively, and as markers: an
+/// example with a character changed is still an example.
+const PUBLISHED_EXAMPLES: &[&str] = &[
+    "EXAMPLE-ONLY-replace-me-jwt-secret-0123456789abcdef",
+    "EXAMPLE-ONLY-replace-me-api-key-pepper-0123456789",
+    "EXAMPLE-ONLY-postgres-password",
+    "REPLACE-ME-example-jwt-secret-at-least-32-bytes",
+    "REPLACE-ME-example-api-key-pepper-at-least-32-bytes",
+    "REPLACE-ME-user",
+    "REPLACE-ME-password",
+];
+
+/// The markers every published example carries.
+const EXAMPLE_MARKERS: &[&str] = &["example-only", "replace-me"];
+
+/// Whether `value` is, or contains, a published example.
+fn is_published_example(value: &str) -> bool {
+    let value = value.to_ascii_lowercase();
+    PUBLISHED_EXAMPLES
+        .iter()
+        .any(|example| value.contains(&example.to_ascii_lowercase()))
+        || EXAMPLE_MARKERS.iter().any(|marker| value.contains(marker))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,6 +987,84 @@ mod tests {
             let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
             assert_eq!(e.key, key, "{var}={value}: {e}");
         }
+    }
+
+    #[test]
+    fn production_refuses_the_published_example_secrets() {
+        let own = "0f3a9c1d2e4b5a6978877665544332211aabbccddeeff00112233445566778899";
+        let production = |jwt: &str, pepper: &str, url: &str| {
+            Settings::load_from(
+                None,
+                env(&[
+                    ("SIMUTRADOR__MODE", "production"),
+                    ("SIMUTRADOR__JWT__SECRET", jwt),
+                    ("SIMUTRADOR__AUTH__API_KEY_PEPPER", pepper),
+                    ("SIMUTRADOR__DATABASE__URL", url),
+                ]),
+            )
+        };
+        let url = "postgres://simutrador:s3cr3t-of-mine@db:5432/simutrador";
+        assert!(production(own, own, url).is_ok());
+        for (jwt, pepper, url, key) in [
+            // docker-compose.yml's former defaults.
+            (
+                "EXAMPLE-ONLY-replace-me-jwt-secret-0123456789abcdef",
+                own,
+                url,
+                "jwt.secret",
+            ),
+            (
+                own,
+                "EXAMPLE-ONLY-replace-me-api-key-pepper-0123456789",
+                url,
+                "auth.api_key_pepper",
+            ),
+            (
+                own,
+                own,
+                "postgres://simutrador:EXAMPLE-ONLY-postgres-password@postgres:5432/simutrador",
+                "database.url",
+            ),
+            // deploy/k8s/secret.example.yaml.
+            (
+                "REPLACE-ME-example-jwt-secret-at-least-32-bytes",
+                own,
+                url,
+                "jwt.secret",
+            ),
+            (
+                own,
+                "REPLACE-ME-example-api-key-pepper-at-least-32-bytes",
+                url,
+                "auth.api_key_pepper",
+            ),
+            (
+                own,
+                own,
+                "postgres://REPLACE-ME-user:REPLACE-ME-password@postgres.example.internal:5432/simutrador",
+                "database.url",
+            ),
+            // Edited, but still the example.
+            (
+                "replace-me-example-jwt-secret-at-least-32-bytes!",
+                own,
+                url,
+                "jwt.secret",
+            ),
+        ] {
+            let e = production(jwt, pepper, url).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.message.contains("example"), "{e}");
+        }
+        // Development keeps accepting them (local try-outs).
+        let dev = Settings::load_from(
+            None,
+            env(&[(
+                "SIMUTRADOR__JWT__SECRET",
+                "REPLACE-ME-example-jwt-secret-at-least-32-bytes",
+            )]),
+        );
+        assert!(dev.is_ok());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::shared::StoreCore;
+use super::shared::{StoreCore, KEY_INSERT_ATTEMPTS};
 use super::{Database, UserStore};
 use crate::account::{
     Account, AuditEvent, AuditKind, AuditQuery, LoginGrant, LoginSession, NewAuditEvent,
@@ -21,7 +21,7 @@ use crate::account::{
 use crate::crypto::Sealed;
 use crate::email::normalise_email;
 use crate::error::{AuthError, CredentialRejection, OneTimeRejection, RefreshRejection};
-use crate::model::{NewUser, User, UserStatus};
+use crate::model::{ApiKey, CreatedApiKey, NewApiKey, NewUser, User, UserStatus};
 use crate::password::{HashingPermit, PasswordHasher};
 use crate::secret::Secret;
 use crate::{token, totp};
@@ -271,6 +271,21 @@ pub trait AccountStore: Send + Sync {
         code: &str,
     ) -> impl Future<Output = Result<u32, AuthError>> + Send;
 
+    /// Rotates a key of `user_id`: a new key with the same name and expiry, while the
+    /// old one keeps working until `grace_until` (or its own earlier expiry). Returns
+    /// the old key as updated and the new one (its secret shown only now).
+    ///
+    /// A key is rotated once, atomically: of concurrent rotations of one key exactly
+    /// one succeeds, and rotating it again is [`AuthError::Conflict`] (the replacement
+    /// is the key to rotate next). [`AuthError::InvalidInput`] (`key`) for a revoked
+    /// or expired key; [`AuthError::NotFound`] if `user_id` has no such key.
+    fn rotate_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        grace_until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(ApiKey, CreatedApiKey), AuthError>> + Send;
+
     /// Appends an event to the audit log.
     fn append_audit(
         &self,
@@ -320,6 +335,38 @@ pub(super) struct TotpRow {
     pub sealed: Sealed,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub last_used_step: Option<i64>,
+}
+
+/// Why [`AccountBackend::replace_api_key`] changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum KeyRotationRefusal {
+    /// No such key of this user.
+    NotFound,
+    /// Rotated before.
+    AlreadyRotated,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry.
+    Expired,
+    /// The new key's prefix is taken: draw another.
+    PrefixTaken,
+}
+
+/// A stored key's `(rotated_at, revoked_at)`.
+pub(super) type KeyRotationState = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+impl KeyRotationRefusal {
+    /// Which refusal a key's stored state gives, once the conditional update refused
+    /// it (`NotFound` without a row).
+    pub(super) fn of(state: Option<KeyRotationState>) -> Self {
+        match state {
+            None => KeyRotationRefusal::NotFound,
+            Some((Some(_), _)) => KeyRotationRefusal::AlreadyRotated,
+            Some((None, Some(_))) => KeyRotationRefusal::Revoked,
+            // Neither rotated nor revoked: the update refused it for its expiry.
+            Some((None, None)) => KeyRotationRefusal::Expired,
+        }
+    }
 }
 
 /// The SQL each backend provides; see the implementations for the exact guarantees.
@@ -508,6 +555,20 @@ pub(super) trait AccountBackend: UserStore {
         hash: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Option<u32>, AuthError>;
+
+    /// Marks `key_id` of `user_id` rotated at `now`, brings its expiry forward to
+    /// `grace_until`, and inserts `new` with `hash`, atomically, but only while the
+    /// key is unrevoked, unexpired at `now` and not yet rotated: the old key as
+    /// updated, or why not (nothing changed then).
+    async fn replace_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        now: DateTime<Utc>,
+        grace_until: DateTime<Utc>,
+        new: &ApiKey,
+        hash: &[u8],
+    ) -> Result<Result<ApiKey, KeyRotationRefusal>, AuthError>;
 
     /// Appends a checked event.
     async fn insert_audit(
@@ -1515,6 +1576,52 @@ pub(super) async fn consume_recovery_code<S: AccountBackend>(
 }
 
 /// Implements [`AccountStore`] for a backend by delegating to the shared rules.
+pub(super) async fn rotate_api_key<S: AccountBackend>(
+    store: &S,
+    user_id: Uuid,
+    key_id: Uuid,
+    grace_until: DateTime<Utc>,
+) -> Result<(ApiKey, CreatedApiKey), AuthError> {
+    // The name and the end the replacement inherits. Only a rotation changes a key's
+    // expiry, and the write below refuses a rotated key, so this read cannot go stale.
+    let current = store
+        .list_api_keys(user_id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id)
+        .ok_or(AuthError::NotFound)?;
+    let mut new = NewApiKey::new(current.name.clone());
+    new.expires_at = current.expires_at;
+    for _ in 0..KEY_INSERT_ATTEMPTS {
+        let (created, hash) = store.core().new_key(user_id, &new)?;
+        let now = store.core().now();
+        let refusal = match store
+            .replace_api_key(user_id, key_id, now, grace_until, &created.key, &hash)
+            .await?
+        {
+            Ok(old) => return Ok((old, created)),
+            Err(refusal) => refusal,
+        };
+        let invalid = |reason| AuthError::InvalidInput {
+            field: "key",
+            reason,
+        };
+        let error = match refusal {
+            KeyRotationRefusal::PrefixTaken => continue,
+            KeyRotationRefusal::NotFound => AuthError::NotFound,
+            KeyRotationRefusal::AlreadyRotated => {
+                AuthError::Conflict("this key was already rotated; rotate its replacement instead")
+            }
+            KeyRotationRefusal::Revoked => invalid("was revoked; a revoked key cannot be rotated"),
+            KeyRotationRefusal::Expired => invalid("has expired; an expired key cannot be rotated"),
+        };
+        return Err(error);
+    }
+    Err(AuthError::Conflict(
+        "could not draw an unused key prefix; try again",
+    ))
+}
+
 macro_rules! account_store_via_rules {
     ($store:ty) => {
         impl $crate::store::AccountStore for $store {
@@ -1713,6 +1820,18 @@ macro_rules! account_store_via_rules {
                 super::accounts::consume_recovery_code(self, user_id, code).await
             }
 
+            async fn rotate_api_key(
+                &self,
+                user_id: uuid::Uuid,
+                key_id: uuid::Uuid,
+                grace_until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<
+                ($crate::model::ApiKey, $crate::model::CreatedApiKey),
+                $crate::error::AuthError,
+            > {
+                super::accounts::rotate_api_key(self, user_id, key_id, grace_until).await
+            }
+
             async fn append_audit(
                 &self,
                 event: $crate::account::NewAuditEvent,
@@ -1890,6 +2009,15 @@ impl AccountStore for Database {
 
     async fn consume_recovery_code(&self, user_id: Uuid, code: &str) -> Result<u32, AuthError> {
         dispatch!(self, s => s.consume_recovery_code(user_id, code))
+    }
+
+    async fn rotate_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        grace_until: DateTime<Utc>,
+    ) -> Result<(ApiKey, CreatedApiKey), AuthError> {
+        dispatch!(self, s => s.rotate_api_key(user_id, key_id, grace_until))
     }
 
     async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, AuthError> {

@@ -10,18 +10,19 @@ use uuid::fmt::Hyphenated;
 use uuid::Uuid;
 
 use super::accounts::{
-    account_store_via_rules, AccountBackend, AccountKey, AccountRow, NewRefresh, RefreshRow,
-    TotpRow,
+    account_store_via_rules, AccountBackend, AccountKey, AccountRow, KeyRotationRefusal,
+    NewRefresh, RefreshRow, TotpRow,
 };
+use super::shared::is_unique_violation;
 use super::shared::{
     conflict_or, decode_enum, is_foreign_key_violation, StoreCore, EMAIL_TAKEN, JOINED_USER, USER,
 };
-use super::sqlite::{get_id, id, ts, user_from_row};
+use super::sqlite::{get_id, id, key_from_row, ts, user_from_row};
 use super::SqliteStore;
 use crate::account::{Account, AuditEvent, AuditQuery, LoginSession, NewAuditEvent, RevokeReason};
 use crate::crypto::Sealed;
 use crate::error::{AuthError, OneTimeRejection};
-use crate::model::User;
+use crate::model::{ApiKey, User};
 
 account_store_via_rules!(SqliteStore);
 
@@ -522,6 +523,69 @@ impl AccountBackend for SqliteStore {
             session: session_from_row(&row, "")?,
             user: user_from_row(&row, &JOINED_USER)?,
         }))
+    }
+
+    async fn replace_api_key(
+        &self,
+        user_id: Uuid,
+        key_id: Uuid,
+        now: DateTime<Utc>,
+        grace_until: DateTime<Utc>,
+        new: &ApiKey,
+        hash: &[u8],
+    ) -> Result<Result<ApiKey, KeyRotationRefusal>, AuthError> {
+        let mut tx = self.pool().begin().await?;
+        // The conditional write decides: of concurrent rotations one marks the key,
+        // the others then find it rotated.
+        let marked = sqlx::query(concat!(
+            "UPDATE api_keys SET rotated_at = ?1, expires_at = CASE \
+               WHEN expires_at IS NULL OR expires_at > ?2 THEN ?2 ELSE expires_at END \
+             WHERE id = ?3 AND user_id = ?4 AND rotated_at IS NULL AND revoked_at IS NULL \
+               AND (expires_at IS NULL OR expires_at > ?1) RETURNING ",
+            key_columns!()
+        ))
+        .bind(ts(now))
+        .bind(ts(grace_until))
+        .bind(id(key_id))
+        .bind(id(user_id))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(old) = marked else {
+            drop(tx);
+            let state = sqlx::query(
+                "SELECT rotated_at, revoked_at FROM api_keys WHERE id = ?1 AND user_id = ?2",
+            )
+            .bind(id(key_id))
+            .bind(id(user_id))
+            .fetch_optional(self.pool())
+            .await?
+            .map(|row| -> Result<_, sqlx::Error> {
+                Ok((row.try_get("rotated_at")?, row.try_get("revoked_at")?))
+            })
+            .transpose()?;
+            return Ok(Err(KeyRotationRefusal::of(state)));
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id(new.id))
+        .bind(id(new.user_id))
+        .bind(&new.name)
+        .bind(&new.prefix)
+        .bind(hash)
+        .bind(ts(new.created_at))
+        .bind(new.expires_at.map(ts))
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Rolled back with the transaction: the caller draws another key.
+            Err(e) if is_unique_violation(&e) => return Ok(Err(KeyRotationRefusal::PrefixTaken)),
+            Err(e) => return Err(AuthError::Database(e)),
+        }
+        tx.commit().await?;
+        key_from_row(&old).map(Ok)
     }
 
     async fn rotate_refresh(

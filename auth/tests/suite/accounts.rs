@@ -1787,3 +1787,90 @@ pub async fn concurrent_reset_requests_issue_one_token(ctx: Ctx) {
     }
     assert_eq!(issued, 1);
 }
+
+pub async fn api_keys_rotate_once_even_concurrently(ctx: Ctx) {
+    let store = &ctx.store;
+    let user = registered(&ctx, "rotor@example.com").await;
+    let mut new = auth::NewApiKey::new("ci");
+    new.expires_at = Some(ctx.now() + TimeDelta::days(30));
+    let original = store.create_api_key(user.id, new).await.unwrap();
+    let grace = ctx.now() + TimeDelta::hours(24);
+
+    // Eight rotations at once: exactly one wins, the others are conflicts.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            let key_id = original.key.id;
+            tokio::spawn(async move { store.rotate_api_key(user.id, key_id, grace).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let (won, lost): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| r.is_ok());
+    assert_eq!(won.len(), 1, "{lost:?}");
+    for refused in &lost {
+        match refused {
+            Err(AuthError::Conflict(message)) => {
+                assert!(message.contains("already rotated"), "{message}");
+                assert!(!message.contains(&original.key.prefix), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let Some(Ok((old, replacement))) = won.into_iter().next() else {
+        unreachable!()
+    };
+    assert_eq!(old.id, original.key.id);
+    assert_eq!(old.expires_at.unwrap().timestamp(), grace.timestamp());
+    assert_eq!(replacement.key.name, "ci");
+    assert_eq!(
+        replacement.key.expires_at, original.key.expires_at,
+        "the replacement keeps the old key's end"
+    );
+    // Two live keys: the old one (until the grace ends) and its one replacement.
+    let keys = store.list_api_keys(user.id).await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in [original.secret.expose(), replacement.secret.expose()] {
+        store.authenticate_api_key(key).await.unwrap();
+    }
+
+    // Again, one at a time: still refused; the replacement rotates normally.
+    assert!(matches!(
+        store.rotate_api_key(user.id, original.key.id, grace).await,
+        Err(AuthError::Conflict(_))
+    ));
+    let (_, third) = store
+        .rotate_api_key(user.id, replacement.key.id, grace)
+        .await
+        .unwrap();
+    assert_eq!(store.list_api_keys(user.id).await.unwrap().len(), 3);
+
+    // Revoked, expired, someone else's or unknown keys are not rotated.
+    store.revoke_api_key(user.id, third.key.id).await.unwrap();
+    assert!(matches!(
+        store.rotate_api_key(user.id, third.key.id, grace).await,
+        Err(AuthError::InvalidInput { field: "key", .. })
+    ));
+    let mut short = auth::NewApiKey::new("short");
+    short.expires_at = Some(ctx.now() + TimeDelta::hours(1));
+    let short = store.create_api_key(user.id, short).await.unwrap();
+    ctx.clock.advance(TimeDelta::hours(2));
+    assert!(matches!(
+        store.rotate_api_key(user.id, short.key.id, grace).await,
+        Err(AuthError::InvalidInput { field: "key", .. })
+    ));
+    let other = registered(&ctx, "other-rotor@example.com").await;
+    let theirs = store
+        .create_api_key(other.id, auth::NewApiKey::new("theirs"))
+        .await
+        .unwrap();
+    for (owner, key) in [(user.id, theirs.key.id), (user.id, Uuid::new_v4())] {
+        assert!(matches!(
+            store.rotate_api_key(owner, key, grace).await,
+            Err(AuthError::NotFound)
+        ));
+    }
+    assert_eq!(store.list_api_keys(other.id).await.unwrap().len(), 1);
+}

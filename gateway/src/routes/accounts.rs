@@ -668,7 +668,7 @@ pub async fn revoke_key(
 }
 
 /// `POST /api/keys/{id}/rotate`: a new key with the same name (201); the old one keeps
-/// working for 24 hours, then expires.
+/// working for 24 hours, then expires. A key is rotated once (409 `CONFLICT` after).
 pub async fn rotate_key(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -676,29 +676,17 @@ pub async fn rotate_key(
 ) -> Result<HttpResponse, HttpError> {
     let claims = login_claims(&req, &state)?;
     let id = key_id(&path)?;
-    let current = state
+    // One atomic step in the store: a key is rotated once, however many requests
+    // race (409 for the others); the replacement keeps the old key's end, so
+    // rotating never extends a key.
+    let (old, created) = match state
         .db
-        .list_api_keys(claims.sub)
-        .await?
-        .into_iter()
-        .find(|k| k.id == id)
-        .ok_or_else(no_such_key)?;
-    if current.revoked_at.is_some() {
-        return Err(HttpError::invalid_params("a revoked key cannot be rotated"));
-    }
-    if current.expires_at.is_some_and(|at| at <= state.clock.now()) {
-        return Err(HttpError::invalid_params(
-            "an expired key cannot be rotated",
-        ));
-    }
-    let old = state
-        .db
-        .expire_api_key(claims.sub, id, state.clock.now() + KEY_ROTATION_GRACE)
-        .await?;
-    // The replacement keeps the old key's end, so rotating never extends a key.
-    let mut replacement = auth::NewApiKey::new(old.name.clone());
-    replacement.expires_at = current.expires_at;
-    let created = state.db.create_api_key(claims.sub, replacement).await?;
+        .rotate_api_key(claims.sub, id, state.clock.now() + KEY_ROTATION_GRACE)
+        .await
+    {
+        Err(auth::AuthError::NotFound) => return Err(no_such_key()),
+        other => other?,
+    };
     audited(&state, &req, AuditKind::ApiKeyCreated, claims.sub, {
         let mut detail = created.key.audit_detail();
         detail["rotated_from"] = serde_json::json!(old.id);

@@ -781,73 +781,189 @@ impl StreamHandler<Result<AggregatedMessage, WsError>> for ConnectionActor {
 impl ConnectionActor {
     fn handle_frame(&mut self, item: Result<AggregatedMessage, WsError>, ctx: &mut Context<Self>) {
         match item {
-            Ok(AggregatedMessage::Text(text)) => {
-                if text.len() > self.app.settings.server.max_frame_bytes {
-                    let limit = self.app.settings.server.max_frame_bytes;
-                    return self.error(
-                        ErrorCode::FrameTooLarge,
-                        format!("frames are limited to {limit} bytes"),
+            Ok(AggregatedMessage::Text(text)) => self.text_frame(&text, ctx),
+            // PROTOCOL.md: every frame is a JSON text frame. A binary frame is bad input
+            // like malformed JSON: answered, counted, and the connection stays.
+            Ok(AggregatedMessage::Binary(_)) => {
+                if self.admit(None, ctx) {
+                    self.error(
+                        ErrorCode::InvalidJson,
+                        "binary frames are not supported; send JSON text frames",
                         None,
                     );
                 }
-                match parse_client_frame(&text) {
-                    Ok((msg, rid)) => {
-                        if !matches!(msg, ClientMessage::TickAck(_)) {
-                            let verdict = self.rate.check(Instant::now());
-                            if verdict != Verdict::Allowed {
-                                self.app.metrics.rate_limited(RateLimit::Messages);
-                            }
-                            match verdict {
-                                Verdict::Allowed => {}
-                                Verdict::Limited => {
-                                    let limit = self.rate.per_second();
-                                    return self.error(
-                                        ErrorCode::RateLimited,
-                                        format!(
-                                            "more than {limit} messages per second on this plan"
-                                        ),
-                                        rid.as_deref(),
-                                    );
-                                }
-                                Verdict::Flood => {
-                                    self.closing(
-                                        CloseReason::RateLimit,
-                                        "sustained message flood",
-                                        CloseCode::Policy,
-                                        true,
-                                    );
-                                    return ctx.stop();
-                                }
-                            }
-                        }
-                        self.dispatch(msg, rid, ctx)
-                    }
-                    Err(e) => {
-                        let rid = e.request_id.clone();
-                        self.send(e.to_server_message(), rid.as_deref());
-                    }
+            }
+            // Control frames cost a read (and a ping a write) like any request, so
+            // they count toward the plan's message rate too.
+            Ok(AggregatedMessage::Ping(b)) => {
+                if self.admit(None, ctx) {
+                    let _ = self.writer.try_send(WriterCmd::Pong(b.to_vec()));
                 }
             }
-            Ok(AggregatedMessage::Binary(_)) => self.error(
-                ErrorCode::InvalidJson,
-                "binary frames are not supported; send JSON text",
-                None,
-            ),
-            Ok(AggregatedMessage::Ping(b)) => {
-                let _ = self.writer.try_send(WriterCmd::Pong(b.to_vec()));
+            Ok(AggregatedMessage::Pong(_)) => {
+                self.admit(None, ctx);
             }
-            Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => ctx.stop(),
-            Err(WsError::Overflow) => {
-                self.closing(
-                    CloseReason::RateLimit,
-                    "frame exceeds the hard size limit",
-                    CloseCode::Size,
-                    false,
-                );
+            Err(e) => {
+                match violation(&e) {
+                    Some((code, message)) => {
+                        tracing::info!(user_id = %self.who.user_id, error = %e, close_code = u16::from(code), "closing on a WebSocket protocol violation");
+                        if code == CloseCode::Size {
+                            self.closing(CloseReason::RateLimit, message, code, false);
+                        } else {
+                            // No `connection_closing` notice: none of its reasons fits,
+                            // and the close frame's code and text say what went wrong.
+                            let _ = self
+                                .writer
+                                .try_send(WriterCmd::Close(code, message.to_string()));
+                        }
+                    }
+                    None => {
+                        tracing::debug!(user_id = %self.who.user_id, error = %e, "WebSocket read failed")
+                    }
+                }
                 ctx.stop();
             }
-            Err(_) => ctx.stop(),
         }
+    }
+
+    fn text_frame(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let limit = self.app.settings.server.max_frame_bytes;
+        if text.len() > limit {
+            if self.admit(None, ctx) {
+                self.error(
+                    ErrorCode::FrameTooLarge,
+                    format!("frames are limited to {limit} bytes"),
+                    None,
+                );
+            }
+            return;
+        }
+        match parse_client_frame(text) {
+            // `tick_ack` is flow control, not a request: never counted.
+            Ok((msg @ ClientMessage::TickAck(_), rid)) => self.dispatch(msg, rid, ctx),
+            Ok((msg, rid)) => {
+                if self.admit(rid.as_deref(), ctx) {
+                    self.dispatch(msg, rid, ctx)
+                }
+            }
+            Err(e) => {
+                let rid = e.request_id.clone();
+                if self.admit(rid.as_deref(), ctx) {
+                    self.send(e.to_server_message(), rid.as_deref());
+                }
+            }
+        }
+    }
+
+    /// Counts one client frame against the plan's `messages_per_second`. False when
+    /// it is refused: over the rate it was answered `RATE_LIMITED`; in a sustained
+    /// flood the connection is closing (`rate_limit`, 1008).
+    fn admit(&mut self, rid: Option<&str>, ctx: &mut Context<Self>) -> bool {
+        let verdict = self.rate.check(Instant::now());
+        if verdict != Verdict::Allowed {
+            self.app.metrics.rate_limited(RateLimit::Messages);
+        }
+        match verdict {
+            Verdict::Allowed => true,
+            Verdict::Limited => {
+                let limit = self.rate.per_second();
+                self.error(
+                    ErrorCode::RateLimited,
+                    format!("more than {limit} messages per second on this plan"),
+                    rid,
+                );
+                false
+            }
+            Verdict::Flood => {
+                self.closing(
+                    CloseReason::RateLimit,
+                    "sustained message flood",
+                    CloseCode::Policy,
+                    true,
+                );
+                ctx.stop();
+                false
+            }
+        }
+    }
+}
+
+/// The RFC 6455 close code and text for a read error, or `None` when the transport
+/// itself failed (nobody is left to tell).
+///
+/// actix-ws reports invalid UTF-8 (in a text frame or an aggregated fragmented one)
+/// and non-zero reserved bits alike as `Io(InvalidData)`, and the continuation limit
+/// as `Io(Other)` with its own text; the inner error tells them apart.
+fn violation(e: &WsError) -> Option<(CloseCode, &'static str)> {
+    const PROTOCOL: (CloseCode, &str) = (CloseCode::Protocol, "WebSocket protocol error");
+    Some(match e {
+        WsError::Overflow => (CloseCode::Size, "frame exceeds the hard size limit"),
+        WsError::Io(io) => {
+            let inner = io.get_ref();
+            if inner.is_some_and(|i| i.is::<actix_web::error::PayloadError>()) {
+                return None;
+            }
+            let text = inner.map(ToString::to_string).unwrap_or_default();
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                let utf8 = inner.is_some_and(|i| i.is::<std::str::Utf8Error>())
+                    || text.to_ascii_lowercase().contains("utf-8");
+                if utf8 {
+                    (CloseCode::Invalid, "text frames must be valid UTF-8")
+                } else {
+                    PROTOCOL
+                }
+            } else if text.contains("continuation size") {
+                (CloseCode::Size, "message exceeds the hard size limit")
+            } else {
+                PROTOCOL
+            }
+        }
+        WsError::UnmaskedFrame
+        | WsError::MaskedFrame
+        | WsError::InvalidOpcode(_)
+        | WsError::InvalidLength(_)
+        | WsError::BadOpCode
+        | WsError::ContinuationNotStarted
+        | WsError::ContinuationStarted
+        | WsError::ContinuationFragment(_) => PROTOCOL,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn violations_map_to_rfc_6455_close_codes() {
+        let code = |e: WsError| violation(&e).map(|(c, _)| u16::from(c));
+        assert_eq!(code(WsError::Overflow), Some(1009));
+        assert_eq!(code(WsError::InvalidOpcode(3)), Some(1002));
+        assert_eq!(code(WsError::UnmaskedFrame), Some(1002));
+        assert_eq!(code(WsError::ContinuationNotStarted), Some(1002));
+        let bytes = vec![0xc3u8, 0x28];
+        let bad_utf8 = std::str::from_utf8(&bytes).unwrap_err();
+        assert_eq!(
+            code(WsError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                bad_utf8
+            ))),
+            Some(1007)
+        );
+        assert_eq!(
+            code(WsError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "Received a frame with non-zero reserved bits"
+            ))),
+            Some(1002)
+        );
+        // A dropped connection is nobody's protocol error: nothing to send.
+        assert_eq!(
+            code(WsError::Io(io::Error::other(
+                actix_web::error::PayloadError::Incomplete(None)
+            ))),
+            None
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Per-connection message rate: a token bucket of `messages_per_second`, refilled
-//! continuously. `tick_ack` is flow control, not a request, and is not counted.
+//! continuously. Every frame a client sends counts (requests, malformed or oversized
+//! text, binary, WebSocket pings and pongs), except `tick_ack`, which is flow control,
+//! not a request, and close frames.
 
 use std::time::{Duration, Instant};
 
