@@ -83,7 +83,7 @@ pub fn check_text(
     if value.chars().any(forbidden_char) {
         return Err(bad_text(
             field,
-            "must not contain control or invisible formatting characters",
+            "must not contain control characters or invisible formatting characters",
         ));
     }
     Ok(())
