@@ -37,7 +37,10 @@ async fn answer(ws: &mut WsClient) -> Value {
     loop {
         let m = ws.recv().await.expect("connection open");
         let t = m["type"].as_str().unwrap_or_default();
-        if !matches!(t, "tick" | "history_snapshot" | "account_snapshot" | "order_update") {
+        if !matches!(
+            t,
+            "tick" | "history_snapshot" | "account_snapshot" | "order_update"
+        ) {
             return m;
         }
     }
@@ -96,17 +99,29 @@ async fn an_unstarted_session_of_a_closed_connection_frees_its_slot_after_the_gr
     let (mut ws, _) = connect(&app, &token).await;
     let refused = create(&mut ws, None, params()).await;
     assert_eq!(refused["data"]["error_code"], "SERVICE_BUSY", "{refused}");
-    let (_, limits) = app.call(Method::GET, "/api/limits", Some(&token), None).await;
+    let (_, limits) = app
+        .call(Method::GET, "/api/limits", Some(&token), None)
+        .await;
     assert_eq!(limits["usage"]["sessions"], 1, "{limits}");
 
     let since = Instant::now();
     let created = create_when_free(&mut ws, None).await;
     assert_eq!(created["type"], "session_created", "{created}");
-    assert!(since.elapsed() < Duration::from_secs(5), "freed after the grace period");
+    assert!(
+        since.elapsed() < Duration::from_secs(5),
+        "freed after the grace period"
+    );
     // The orphan is gone for good, not just uncounted.
-    ws.send("get_simulation_state", json!({"session_id": "orphan"}), None)
-        .await;
-    assert_eq!(answer(&mut ws).await["data"]["error_code"], "SESSION_NOT_FOUND");
+    ws.send(
+        "get_simulation_state",
+        json!({"session_id": "orphan"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        answer(&mut ws).await["data"]["error_code"],
+        "SESSION_NOT_FOUND"
+    );
     app.cleanup().await;
 }
 
@@ -133,7 +148,9 @@ async fn working_orders_are_capped_by_the_plan() {
     let app = spawn_app_with(Backend::Sqlite, |s| s.plans.free.max_working_orders = 3).await;
     let key = app.user_with_key("orders@example.com", Plan::Free).await;
     let token = app.token(&key).await;
-    let (_, limits) = app.call(Method::GET, "/api/limits", Some(&token), None).await;
+    let (_, limits) = app
+        .call(Method::GET, "/api/limits", Some(&token), None)
+        .await;
     assert_eq!(limits["limits"]["max_working_orders"], 3, "{limits}");
     let (mut ws, ready) = connect(&app, &token).await;
     assert_eq!(ready["data"]["max_working_orders"], 3, "{ready}");
@@ -155,8 +172,12 @@ async fn working_orders_are_capped_by_the_plan() {
 
     // A cancel frees one slot: an atomic batch of two does not fit and is refused
     // whole; one order does.
-    ws.send("cancel_orders", json!({"session_id": sid, "order_ids": ["a"]}), None)
-        .await;
+    ws.send(
+        "cancel_orders",
+        json!({"session_id": sid, "order_ids": ["a"]}),
+        None,
+    )
+    .await;
     assert_eq!(answer(&mut ws).await["data"]["cancelled"], json!(["a"]));
     let ack = batch(&mut ws, &sid, "atomic", vec![resting("e"), resting("f")]).await;
     assert_eq!(ack["accepted_orders"], json!([]));
@@ -180,8 +201,12 @@ async fn working_orders_are_capped_by_the_plan() {
         "take_profit": "500"});
     let ack = batch(&mut ws, &sid, "best_effort", vec![bracket.clone()]).await;
     assert_eq!(ack["rejected_orders"], json!({"br": reason}));
-    ws.send("cancel_orders", json!({"session_id": sid, "order_ids": ["e"]}), None)
-        .await;
+    ws.send(
+        "cancel_orders",
+        json!({"session_id": sid, "order_ids": ["e"]}),
+        None,
+    )
+    .await;
     answer(&mut ws).await;
     let ack = batch(&mut ws, &sid, "best_effort", vec![bracket]).await;
     assert_eq!(ack["accepted_orders"], json!(["br"]));
@@ -251,8 +276,12 @@ async fn order_ids_and_metadata_are_bounded_over_the_socket() {
 #[actix_web::test]
 async fn two_users_may_use_the_same_session_id_and_neither_sees_the_other() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
-    let alice_key = app.user_with_key("alice@example.com", Plan::Professional).await;
-    let bob_key = app.user_with_key("bob@example.com", Plan::Professional).await;
+    let alice_key = app
+        .user_with_key("alice@example.com", Plan::Professional)
+        .await;
+    let bob_key = app
+        .user_with_key("bob@example.com", Plan::Professional)
+        .await;
     let (alice, bob) = (app.token(&alice_key).await, app.token(&bob_key).await);
     let (mut a, ready_a) = connect(&app, &alice).await;
     let (mut b, ready_b) = connect(&app, &bob).await;
@@ -269,11 +298,19 @@ async fn two_users_may_use_the_same_session_id_and_neither_sees_the_other() {
     assert_eq!(again["data"]["error_code"], "INVALID_PARAMS", "{again}");
 
     let ticks = |m: &Value| m["data"]["ticks_total"].as_u64().unwrap();
-    a.send("get_simulation_state", json!({"session_id": "my-session"}), None)
-        .await;
+    a.send(
+        "get_simulation_state",
+        json!({"session_id": "my-session"}),
+        None,
+    )
+    .await;
     let state_a = answer(&mut a).await;
-    b.send("get_simulation_state", json!({"session_id": "my-session"}), None)
-        .await;
+    b.send(
+        "get_simulation_state",
+        json!({"session_id": "my-session"}),
+        None,
+    )
+    .await;
     let state_b = answer(&mut b).await;
     assert!(ticks(&state_b) > ticks(&state_a), "{state_a} {state_b}");
 
@@ -299,11 +336,21 @@ async fn two_users_may_use_the_same_session_id_and_neither_sees_the_other() {
         m["timestamp"] = Value::Null;
         answers.push(m);
         let (status, body) = app
-            .call(Method::GET, &format!("/api/sessions/{id}"), Some(&alice), None)
+            .call(
+                Method::GET,
+                &format!("/api/sessions/{id}"),
+                Some(&alice),
+                None,
+            )
             .await;
         answers.push(json!([status, body]));
         let (status, body) = app
-            .call(Method::DELETE, &format!("/api/sessions/{id}"), Some(&alice), None)
+            .call(
+                Method::DELETE,
+                &format!("/api/sessions/{id}"),
+                Some(&alice),
+                None,
+            )
             .await;
         answers.push(json!([status, body]));
     }
@@ -313,13 +360,19 @@ async fn two_users_may_use_the_same_session_id_and_neither_sees_the_other() {
     assert_eq!(answers[0]["data"]["error_code"], "SESSION_NOT_FOUND");
     assert_eq!(answers[1][0], 404);
     // Bob's session survived Alice's attempt to delete it.
-    b.send("get_simulation_state", json!({"session_id": "bobs-only"}), None)
-        .await;
+    b.send(
+        "get_simulation_state",
+        json!({"session_id": "bobs-only"}),
+        None,
+    )
+    .await;
     assert_eq!(answer(&mut b).await["type"], "simulation_state");
 
     // Operators see both; a stop by id alone must name the owner when two users have it.
     let admin = app.token(&app.admin_key).await;
-    let (_, listed) = app.call(Method::GET, "/admin/sessions", Some(&admin), None).await;
+    let (_, listed) = app
+        .call(Method::GET, "/admin/sessions", Some(&admin), None)
+        .await;
     let mine = listed["sessions"]
         .as_array()
         .unwrap()
@@ -328,7 +381,12 @@ async fn two_users_may_use_the_same_session_id_and_neither_sees_the_other() {
         .count();
     assert_eq!(mine, 2, "{listed}");
     let (status, body) = app
-        .call(Method::DELETE, "/admin/sessions/my-session", Some(&admin), None)
+        .call(
+            Method::DELETE,
+            "/admin/sessions/my-session",
+            Some(&admin),
+            None,
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = app
@@ -339,10 +397,18 @@ async fn two_users_may_use_the_same_session_id_and_neither_sees_the_other() {
             None,
         )
         .await;
-    assert_eq!((status, body["user_id"].as_str()), (200, Some(alice_id.as_str())), "{body}");
+    assert_eq!(
+        (status, body["user_id"].as_str()),
+        (200, Some(alice_id.as_str())),
+        "{body}"
+    );
     // Bob's `my-session` is untouched.
-    b.send("get_simulation_state", json!({"session_id": "my-session"}), None)
-        .await;
+    b.send(
+        "get_simulation_state",
+        json!({"session_id": "my-session"}),
+        None,
+    )
+    .await;
     let still = answer(&mut b).await;
     assert_eq!(still["data"]["state"], "ready", "{still}");
     let _ = ready_b;
