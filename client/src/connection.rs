@@ -590,6 +590,7 @@ fn placeholder_ready() -> ConnectionReadyData {
         idle_timeout_sec: 0,
         max_simulation_duration_sec: 0,
         concurrent_connections_limit: 0,
+        max_working_orders: None,
         server_time: 0,
         supported_features: Vec::new(),
     }

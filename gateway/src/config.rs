@@ -302,6 +302,10 @@ pub struct SimulationSettings {
     pub max_bars: usize,
 }
 
+/// Highest `plans.*.max_working_orders` accepted: each working order costs every bar
+/// of its session a match attempt, so a cap beyond this would not protect the node.
+pub const MAX_WORKING_ORDERS_CAP: u32 = 1_000_000;
+
 /// Limits of one plan, advertised in `connection_ready` and enforced.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct PlanLimits {
@@ -313,6 +317,9 @@ pub struct PlanLimits {
     pub messages_per_second: u32,
     /// Wall-clock limit of one simulation.
     pub max_simulation_duration_sec: u64,
+    /// Working orders one session may hold, bracket exits included (see
+    /// `EngineConfig::max_working_orders`); more are refused with `MAX_WORKING_ORDERS`.
+    pub max_working_orders: u32,
 }
 
 /// One request limit: at most `requests` per fixed window of `period_sec` seconds.
@@ -554,18 +561,21 @@ concurrent_connections = 2
 concurrent_sessions = 1
 messages_per_second = 50
 max_simulation_duration_sec = 3600
+max_working_orders = 100
 
 [plans.professional]
 concurrent_connections = 10
 concurrent_sessions = 5
 messages_per_second = 500
 max_simulation_duration_sec = 14400
+max_working_orders = 1000
 
 [plans.enterprise]
 concurrent_connections = 100
 concurrent_sessions = 50
 messages_per_second = 5000
 max_simulation_duration_sec = 86400
+max_working_orders = 10000
 "#;
 
 impl Settings {
@@ -797,6 +807,12 @@ impl Settings {
                     "must be at least 1",
                 );
             }
+            if plan.max_working_orders == 0 || plan.max_working_orders > MAX_WORKING_ORDERS_CAP {
+                return bad(
+                    &format!("plans.{name}.max_working_orders"),
+                    &format!("must be between 1 and {MAX_WORKING_ORDERS_CAP}"),
+                );
+            }
         }
         let limits = &self.rate_limits;
         for (name, rule) in [
@@ -908,6 +924,9 @@ mod tests {
             .database_url()
             .starts_with("sqlite://./data/simutrador.db"));
         assert_eq!(s.plans.free.concurrent_sessions, 1);
+        let caps = [&s.plans.free, &s.plans.professional, &s.plans.enterprise]
+            .map(|p| p.max_working_orders);
+        assert_eq!(caps, [100, 1_000, 10_000]);
     }
 
     #[test]
@@ -962,6 +981,14 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "plans.free");
+        for value in ["0", "1000001"] {
+            let e = Settings::load_from(
+                None,
+                env(&[("SIMUTRADOR__PLANS__PROFESSIONAL__MAX_WORKING_ORDERS", value)]),
+            )
+            .unwrap_err();
+            assert_eq!(e.key, "plans.professional.max_working_orders", "{value}");
+        }
         for (var, value, key) in [
             (
                 "SIMUTRADOR__RATE_LIMITS__AUTH__REQUESTS",

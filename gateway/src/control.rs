@@ -85,8 +85,14 @@ pub enum StopOutcome {
         /// Its owner.
         user_id: String,
     },
-    /// No node runs a live session with this id.
+    /// No node runs a live session with this id (of the user named).
     NotFound,
+    /// Several users have a live session with this id (session ids are unique per
+    /// user); the stop must name the owner.
+    Ambiguous {
+        /// The owners, sorted.
+        users: Vec<String>,
+    },
     /// `node` runs it by the index but did not confirm within [`STOP_TIMEOUT`].
     NoAnswer {
         /// The silent node.
@@ -100,10 +106,13 @@ pub enum StopOutcome {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum ControlMessage {
-    /// `node`, stop `session_id` and tell `reply_to`.
+    /// `node`, stop `session_id` of `user_id` and tell `reply_to`. A node of an
+    /// earlier version sends no `user_id`: the only live session with that id is meant.
     StopSession {
         request_id: String,
         session_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
         node: String,
         reply_to: String,
     },
@@ -362,12 +371,13 @@ impl Control {
 
     /// Every live session of the cluster, newest first.
     pub async fn cluster(&self) -> ClusterSessions {
-        let mut by_id: HashMap<String, (i64, LiveSession)> = HashMap::new();
+        // Session ids are unique per user, so a session is (owner, id).
+        let mut by_id: HashMap<(String, String), (i64, LiveSession)> = HashMap::new();
         let mut nodes = vec![self.node_id.clone()];
         let mut complete = true;
         for s in self.local().await {
             // This node's own view is the freshest there is.
-            by_id.insert(s.session_id.clone(), (i64::MAX, s));
+            by_id.insert((s.user_id.clone(), s.session_id.clone()), (i64::MAX, s));
         }
         if let Some(redis) = &self.redis {
             match redis.read(&self.node_id).await {
@@ -376,10 +386,11 @@ impl Control {
                         for s in snapshot.sessions {
                             // A session moving between nodes may be in two snapshots
                             // for a moment; the newer one is right.
-                            match by_id.get(&s.session_id) {
+                            let key = (s.user_id.clone(), s.session_id.clone());
+                            match by_id.get(&key) {
                                 Some((at, _)) if *at >= snapshot.at_ms => {}
                                 _ => {
-                                    by_id.insert(s.session_id.clone(), (snapshot.at_ms, s));
+                                    by_id.insert(key, (snapshot.at_ms, s));
                                 }
                             }
                         }
@@ -404,12 +415,34 @@ impl Control {
         }
     }
 
-    /// Stops a live session wherever it runs.
-    pub async fn stop(&self, session_id: &str) -> StopOutcome {
+    /// Stops the live session `session_id` of `user_id` wherever it runs; without a
+    /// user, the session with that id when only one user has one live.
+    pub async fn stop(&self, session_id: &str, user_id: Option<&str>) -> StopOutcome {
+        let user_id = match user_id {
+            Some(u) => u.to_string(),
+            None => {
+                let listing = self.cluster().await;
+                let mut users: Vec<String> = listing
+                    .sessions
+                    .into_iter()
+                    .filter(|s| s.session_id == session_id)
+                    .map(|s| s.user_id)
+                    .collect();
+                users.sort();
+                users.dedup();
+                match users.len() {
+                    0 if !listing.complete => return StopOutcome::Unavailable,
+                    0 => return StopOutcome::NotFound,
+                    1 => users.remove(0),
+                    _ => return StopOutcome::Ambiguous { users },
+                }
+            }
+        };
         let here = self
             .registry
             .send(StopLiveSession {
                 session_id: session_id.to_string(),
+                user_id: Some(user_id.clone()),
             })
             .await;
         if let Ok(Some(user_id)) = here {
@@ -430,7 +463,11 @@ impl Control {
         };
         let owner = snapshots
             .into_iter()
-            .filter(|(_, s)| s.sessions.iter().any(|x| x.session_id == session_id))
+            .filter(|(_, s)| {
+                s.sessions
+                    .iter()
+                    .any(|x| x.session_id == session_id && x.user_id == user_id)
+            })
             .max_by_key(|(_, s)| s.at_ms)
             .map(|(node, _)| node);
         let Some(node) = owner else {
@@ -442,6 +479,7 @@ impl Control {
         let message = ControlMessage::StopSession {
             request_id: request_id.clone(),
             session_id: session_id.to_string(),
+            user_id: Some(user_id),
             node: node.clone(),
             reply_to: self.node_id.clone(),
         };
@@ -511,12 +549,16 @@ impl Control {
             ControlMessage::StopSession {
                 request_id,
                 session_id,
+                user_id,
                 node,
                 reply_to,
             } if node == self.node_id => {
                 let user_id = self
                     .registry
-                    .send(StopLiveSession { session_id })
+                    .send(StopLiveSession {
+                        session_id,
+                        user_id,
+                    })
                     .await
                     .ok()
                     .flatten();
@@ -565,16 +607,25 @@ mod tests {
         let stop = ControlMessage::StopSession {
             request_id: "r1".into(),
             session_id: "sess_1".into(),
+            user_id: Some("u1".into()),
             node: "node-b".into(),
             reply_to: "node-a".into(),
         };
         let json = serde_json::to_value(&stop).unwrap();
         assert_eq!(json["op"], "stop_session");
         assert_eq!(json["node"], "node-b");
+        assert_eq!(json["user_id"], "u1");
         assert_eq!(
             serde_json::from_value::<ControlMessage>(json).unwrap(),
             stop
         );
+        // A stop from a node that predates per-user session ids names no user.
+        let old = serde_json::json!({"op": "stop_session", "request_id": "r1",
+            "session_id": "sess_1", "node": "node-b", "reply_to": "node-a"});
+        assert!(matches!(
+            serde_json::from_value::<ControlMessage>(old).unwrap(),
+            ControlMessage::StopSession { user_id: None, .. }
+        ));
         let stopped = ControlMessage::Stopped {
             request_id: "r1".into(),
             reply_to: "node-a".into(),

@@ -7,6 +7,11 @@
 //! Either way the session is its own actor: the connection dropping does not take it
 //! along.
 //!
+//! Session ids are unique per user, not across users: the registry keys sessions by
+//! (user id, session id) and the session store by [`store_key`], so two users may both
+//! name a session `my-session`, and an id another user holds answers exactly like one
+//! nobody holds (`SESSION_NOT_FOUND`): nobody can block or probe someone else's ids.
+//!
 //! When a run finishes, the registry stores its results through [`ResultStore`] in a
 //! spawned future, so neither the session nor the registry waits for the database. Until
 //! the write has committed, the results are served from memory ([`FindSession`]), so a
@@ -185,7 +190,8 @@ pub struct SessionRegistry {
     counts: Option<Arc<ClusterCounts>>,
     arbiters: Vec<Arbiter>,
     next_arbiter: usize,
-    sessions: HashMap<String, Entry>,
+    /// Keyed by (user id, session id).
+    sessions: HashMap<(String, String), Entry>,
     created: u64,
     results: Option<Database>,
     /// Keyed by (user id, session id).
@@ -253,7 +259,12 @@ impl SessionRegistry {
             .count()
     }
 
-    fn engine_config(&self, spec: &SessionSpec) -> Result<EngineConfig, CreateError> {
+    /// The engine parameters of `spec`, with the plan's cap on working orders.
+    fn engine_config(
+        &self,
+        spec: &SessionSpec,
+        max_working_orders: Option<u32>,
+    ) -> Result<EngineConfig, CreateError> {
         let sim = &self.settings.simulation;
         let invalid = |m: String| CreateError {
             code: ErrorCode::InvalidParams,
@@ -277,6 +288,7 @@ impl SessionRegistry {
             (sim.max_volume_participation_bps > 0).then_some(sim.max_volume_participation_bps);
         config.periods_per_year = periods_per_year(spec.timeframe, session_calendar(&spec.symbols));
         config.account_snapshot_every = spec.account_snapshot_every;
+        config.max_working_orders = max_working_orders;
         config.validate().map_err(|e| CreateError {
             code: ErrorCode::ValidationError,
             message: e.to_string(),
@@ -299,6 +311,9 @@ pub struct CreateSession {
     pub max_sessions: u32,
     /// Wall-clock limit of the run.
     pub max_duration: Duration,
+    /// The plan's cap on working orders; it stays with the session (in its engine
+    /// config, so in every checkpoint) for the rest of its life.
+    pub max_working_orders: u32,
     /// What to run.
     pub spec: SessionSpec,
     /// Run the session on this arbiter (the caller's thread, so a connection and its
@@ -314,6 +329,7 @@ impl Handler<CreateSession> for SessionRegistry {
             user_id,
             max_sessions,
             max_duration,
+            max_working_orders,
             spec,
             arbiter,
         } = msg;
@@ -344,7 +360,7 @@ impl Handler<CreateSession> for SessionRegistry {
                         message: "session_id must not contain control characters".into(),
                     });
                 }
-                if self.sessions.contains_key(id) {
+                if self.sessions.contains_key(&(user_id.clone(), id.clone())) {
                     return Err(CreateError {
                         code: ErrorCode::InvalidParams,
                         message: format!("session `{id}` already exists"),
@@ -360,7 +376,7 @@ impl Handler<CreateSession> for SessionRegistry {
                     ),
                 });
             }
-            self.engine_config(&spec)
+            self.engine_config(&spec, Some(max_working_orders))
         })();
         let config = match early {
             Ok(c) => c,
@@ -401,7 +417,9 @@ impl Handler<CreateSession> for SessionRegistry {
                     let (node, ttl) = (act.node_id.clone(), act.store_ttl());
                     wrap_future::<_, Self>(async move {
                         let prepared = prepared?;
-                        let lease = claim_new(store.as_ref(), &prepared.0, &node, ttl).await?;
+                        let key = store_key(&user_id, &prepared.0);
+                        let lease =
+                            claim_new(store.as_ref(), &key, &prepared.0, &node, ttl).await?;
                         if let Err(e) =
                             count_session(counts.as_deref(), &user_id, &prepared.0, max_sessions)
                                 .await
@@ -427,7 +445,11 @@ impl Handler<CreateSession> for SessionRegistry {
                         message: format!("concurrent session limit of {max_sessions} reached"),
                     });
                 }
-                if act.sessions.contains_key(&session_id) {
+                if act
+                    .sessions
+                    .contains_key(&(user_id.clone(), session_id.clone()))
+                {
+                    act.release_count(&user_id, &session_id);
                     act.release(lease);
                     return Err(CreateError {
                         code: ErrorCode::InvalidParams,
@@ -472,10 +494,18 @@ struct Started {
     max_duration: Duration,
 }
 
-/// Takes a new session id in the store. A tombstone of a deleted session with the same
-/// id is taken over; a stored live session is not.
+/// Where the session store keeps `session_id` of `user_id`: the user's id, a slash,
+/// then the session id. User ids are UUIDs (no slash), so the first slash splits the
+/// key unambiguously and users' ids never collide.
+pub fn store_key(user_id: &str, session_id: &str) -> String {
+    format!("{user_id}/{session_id}")
+}
+
+/// Takes a new session id (store key `key`) in the store. A tombstone of a deleted
+/// session with the same id is taken over; a stored live session is not.
 async fn claim_new(
     store: &dyn SessionStore,
+    key: &str,
     session_id: &str,
     node: &str,
     ttl: StoreTtl,
@@ -484,11 +514,11 @@ async fn claim_new(
         code: ErrorCode::InvalidParams,
         message: format!("session `{session_id}` already exists"),
     };
-    match store.acquire(session_id, node, 0, ttl).await {
+    match store.acquire(key, node, 0, ttl).await {
         Ok(lease) => Ok(lease),
-        Err(StoreError::Conflict { current }) => match store.load(session_id).await {
+        Err(StoreError::Conflict { current }) => match store.load(key).await {
             Ok(None) => store
-                .acquire(session_id, node, current, ttl)
+                .acquire(key, node, current, ttl)
                 .await
                 .map_err(|e| store_busy(&e, taken)),
             Ok(Some(_)) => Err(taken()),
@@ -648,7 +678,7 @@ impl SessionRegistry {
             created_at: created.timestamp(),
         };
         self.sessions.insert(
-            facts.session_id,
+            (facts.user_id.clone(), facts.session_id),
             Entry {
                 user_id: facts.user_id,
                 handle: handle.clone(),
@@ -705,22 +735,18 @@ pub struct GetSession {
 /// Why a lookup failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LookupError {
-    /// No such session on this node.
+    /// The caller has no such session on this node (another user's session with the
+    /// same id is not the caller's, so it is not found either).
     #[error("session not found")]
     NotFound,
-    /// The session belongs to someone else.
-    #[error("session belongs to another user")]
-    Forbidden,
 }
 
 impl Handler<GetSession> for SessionRegistry {
     type Result = Result<SessionHandle, LookupError>;
     fn handle(&mut self, msg: GetSession, _ctx: &mut Context<Self>) -> Self::Result {
-        match self.sessions.get(&msg.session_id) {
-            None => Err(LookupError::NotFound),
-            Some(e) if e.closing => Err(LookupError::NotFound),
-            Some(e) if e.user_id != msg.user_id => Err(LookupError::Forbidden),
-            Some(e) => Ok(e.handle.clone()),
+        match self.sessions.get(&(msg.user_id, msg.session_id)) {
+            Some(e) if !e.closing => Ok(e.handle.clone()),
+            _ => Err(LookupError::NotFound),
         }
     }
 }
@@ -748,12 +774,9 @@ pub struct ResumeSession {
 /// Why a session could not be resumed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResumeError {
-    /// Neither live here nor stored.
+    /// The caller has no such session, neither live here nor stored.
     #[error("session not found")]
     NotFound,
-    /// The session belongs to someone else.
-    #[error("session belongs to another user")]
-    Forbidden,
     /// Stored, but it cannot continue from where the client is (`RESUME_FAILED`).
     #[error("{0}")]
     Failed(String),
@@ -771,11 +794,9 @@ impl Handler<ResumeSession> for SessionRegistry {
                 "this node is shutting down; reconnect to continue".into(),
             ))));
         }
-        match self.sessions.get(&msg.session_id) {
+        let key = (msg.user_id.clone(), msg.session_id.clone());
+        match self.sessions.get(&key) {
             Some(e) if e.closing => {}
-            Some(e) if e.user_id != msg.user_id => {
-                return Box::pin(actix::fut::ready(Err(ResumeError::Forbidden)))
-            }
             Some(e) => return Box::pin(actix::fut::ready(Ok(e.handle.clone()))),
             None => {}
         }
@@ -788,10 +809,11 @@ impl Handler<ResumeSession> for SessionRegistry {
         let store = Arc::clone(&self.store);
         let load = {
             let store = Arc::clone(&store);
-            let id = msg.session_id.clone();
-            async move { store.load(&id).await }
+            let key = store_key(&msg.user_id, &msg.session_id);
+            async move { store.load(&key).await }
         };
         let user_id = msg.user_id.clone();
+        let session_id = msg.session_id.clone();
         let fut = wrap_future::<_, Self>(load)
             .map(move |loaded, act, _| {
                 let record = match loaded {
@@ -804,24 +826,27 @@ impl Handler<ResumeSession> for SessionRegistry {
                         ));
                     }
                 };
+                // The key holds the user's id, so this only fails on a corrupt store;
+                // even then another user's session is not the caller's.
                 if record.meta.user_id != user_id {
-                    return Err(ResumeError::Forbidden);
+                    return Err(ResumeError::NotFound);
                 }
                 if record.meta.state == StoredState::Completed {
                     return Err(ResumeError::Failed(format!(
-                        "session `{}` has finished; its results are at /api/sessions/{}",
-                        record.session_id, record.session_id
+                        "session `{session_id}` has finished; its results are at /api/sessions/{session_id}"
                     )));
                 }
                 let params: protocol::SessionParams = serde_json::from_str(&record.meta.params)
                     .map_err(|e| ResumeError::Failed(format!("stored parameters are unreadable: {e}")))?;
-                let spec = SessionSpec::from_params(Some(record.session_id.clone()), &params);
-                let config = act
-                    .engine_config(&spec)
+                let spec = SessionSpec::from_params(Some(session_id.clone()), &params);
+                // Checks the stored parameters; the session runs with the config in its
+                // checkpoint (which carries the cap on working orders it was created
+                // with).
+                act.engine_config(&spec, None)
                     .map_err(|e| ResumeError::Failed(e.message))?;
                 let request = spec.slice_request();
                 let slice = act.slice_for(request, spec.market_hours);
-                Ok((record, spec, config, slice))
+                Ok((record, spec, slice))
             })
             .then({
                 let (user, max) = (msg.user_id.clone(), msg.max_sessions);
@@ -829,8 +854,8 @@ impl Handler<ResumeSession> for SessionRegistry {
                 let (node, ttl) = (act.node_id.clone(), act.store_ttl());
                 let counts = act.counts.clone();
                 wrap_future::<_, Self>(async move {
-                    let (record, spec, config, slice) = prepared?;
-                    let session_id = record.session_id.clone();
+                    let (record, spec, slice) = prepared?;
+                    let session_id = spec.session_id.clone().unwrap_or_default();
                     let slice = slice.await.map_err(|e| ResumeError::Failed(e.message))?;
                     let recovered = recover(
                         store.as_ref(),
@@ -855,13 +880,13 @@ impl Handler<ResumeSession> for SessionRegistry {
                         let _ = store.release(&recovered.ownership.lease).await;
                         return Err(ResumeError::Busy(e));
                     }
-                    Ok((recovered, spec, config, slice))
+                    Ok((recovered, spec, slice))
                 })
             }})
             .map(move |ready, act, ctx| {
-                let (recovered, spec, config, slice) = ready?;
+                let (recovered, spec, slice) = ready?;
                 let id = spec.session_id.clone().unwrap_or_default();
-                if act.sessions.contains_key(&id) {
+                if act.sessions.contains_key(&(msg.user_id.clone(), id.clone())) {
                     // Resumed twice at once on this node: the other request won.
                     act.release(recovered.ownership.lease);
                     return Err(ResumeError::Failed(
@@ -876,7 +901,7 @@ impl Handler<ResumeSession> for SessionRegistry {
                     timeframe: spec.timeframe,
                     start: spec.start,
                     end: spec.end,
-                    config,
+                    config: recovered.engine.config().clone(),
                     max_duration: msg.max_duration,
                 };
                 Ok(act.start_session(
@@ -947,8 +972,8 @@ impl Handler<ListSessions> for SessionRegistry {
         let mut v: Vec<(String, bool)> = self
             .sessions
             .iter()
-            .filter(|(_, e)| e.user_id == msg.user_id && !e.closing)
-            .map(|(id, e)| (id.clone(), e.live))
+            .filter(|((user, _), e)| *user == msg.user_id && !e.closing)
+            .map(|((_, id), e)| (id.clone(), e.live))
             .collect();
         v.sort();
         actix::MessageResult(v)
@@ -958,26 +983,24 @@ impl Handler<ListSessions> for SessionRegistry {
 impl Handler<Lifecycle> for SessionRegistry {
     type Result = ();
     fn handle(&mut self, msg: Lifecycle, ctx: &mut Context<Self>) {
+        let key = (msg.user_id, msg.session_id);
         match msg.kind {
             LifecycleKind::Finished(results) => {
-                let Some(e) = self.sessions.get_mut(&msg.session_id) else {
+                let Some(e) = self.sessions.get_mut(&key) else {
                     return;
                 };
                 e.live = false;
-                let user = e.user_id.clone();
-                self.release_count(&user, &msg.session_id);
+                let closing = e.closing;
+                self.release_count(&key.0, &key.1);
                 self.report_live();
-                let Some(e) = self.sessions.get_mut(&msg.session_id) else {
-                    return;
-                };
-                if !e.closing {
-                    self.store_results(&msg.session_id, &results, ctx);
+                if !closing {
+                    self.store_results(&key, &results, ctx);
                 }
             }
             LifecycleKind::Stopped => {
-                if let Some(e) = self.sessions.remove(&msg.session_id) {
+                if let Some(e) = self.sessions.remove(&key) {
                     if e.live {
-                        self.release_count(&e.user_id, &msg.session_id);
+                        self.release_count(&e.user_id, &key.1);
                         self.report_live();
                     }
                 }
@@ -991,13 +1014,14 @@ impl SessionRegistry {
     /// until the write has committed.
     fn store_results(
         &mut self,
-        session_id: &str,
+        key: &(String, String),
         results: &SimulationResults,
         ctx: &mut Context<Self>,
     ) {
-        let (Some(db), Some(e)) = (self.results.clone(), self.sessions.get(session_id)) else {
+        let (Some(db), Some(e)) = (self.results.clone(), self.sessions.get(key)) else {
             return;
         };
+        let session_id = key.1.as_str();
         let Ok(user_id) = e.user_id.parse::<Uuid>() else {
             tracing::warn!(session_id, user_id = %e.user_id, "results not stored: user id is not a UUID");
             return;
@@ -1119,8 +1143,9 @@ pub struct FindSession {
 impl Handler<FindSession> for SessionRegistry {
     type Result = Option<LocalSession>;
     fn handle(&mut self, msg: FindSession, _ctx: &mut Context<Self>) -> Self::Result {
-        match self.sessions.get(&msg.session_id) {
-            Some(e) if e.user_id == msg.user_id && e.live && !e.closing => {
+        let key = (msg.user_id, msg.session_id);
+        match self.sessions.get(&key) {
+            Some(e) if e.live && !e.closing => {
                 return Some(LocalSession::Live {
                     handle: Box::new(e.handle.clone()),
                     params_json: e.params_json.clone(),
@@ -1129,7 +1154,7 @@ impl Handler<FindSession> for SessionRegistry {
             _ => {}
         }
         self.pending
-            .get(&(msg.user_id, msg.session_id))
+            .get(&key)
             .filter(|p| !p.deleted)
             .map(|p| LocalSession::Finished(Arc::clone(&p.record)))
     }
@@ -1179,14 +1204,15 @@ impl Handler<DeleteSession> for SessionRegistry {
     type Result = bool;
     fn handle(&mut self, msg: DeleteSession, _ctx: &mut Context<Self>) -> bool {
         let mut found = false;
-        if let Some(e) = self.sessions.get_mut(&msg.session_id) {
-            if e.user_id == msg.user_id && !e.closing {
+        let key = (msg.user_id, msg.session_id);
+        if let Some(e) = self.sessions.get_mut(&key) {
+            if !e.closing {
                 e.closing = true;
                 e.handle.addr.do_send(Close);
                 found = true;
             }
         }
-        if let Some(p) = self.pending.get_mut(&(msg.user_id, msg.session_id)) {
+        if let Some(p) = self.pending.get_mut(&key) {
             found |= !p.deleted;
             p.deleted = true;
         }
@@ -1240,15 +1266,25 @@ impl Handler<AllLiveSessions> for SessionRegistry {
 pub struct StopLiveSession {
     /// Session id.
     pub session_id: String,
+    /// Its owner. `None` stops the only live session with this id here; when several
+    /// users have one, none is stopped (the caller resolves the owner first, see
+    /// [`crate::control::Control::stop`]).
+    pub user_id: Option<String>,
 }
 
 impl Handler<StopLiveSession> for SessionRegistry {
     type Result = Option<String>;
     fn handle(&mut self, msg: StopLiveSession, _ctx: &mut Context<Self>) -> Option<String> {
-        let e = self
-            .sessions
-            .get(&msg.session_id)
-            .filter(|e| e.live && !e.closing)?;
+        let mut matching = self.sessions.iter().filter(|((user, id), e)| {
+            *id == msg.session_id
+                && msg.user_id.as_ref().is_none_or(|u| u == user)
+                && e.live
+                && !e.closing
+        });
+        let (_, e) = matching.next()?;
+        if matching.next().is_some() {
+            return None;
+        }
         tracing::info!(session_id = %msg.session_id, user_id = %e.user_id, "session stopped by an operator");
         e.handle.addr.do_send(session_actor::actor::Stop);
         Some(e.user_id.clone())

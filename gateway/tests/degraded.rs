@@ -93,7 +93,8 @@ async fn redis_outage_keeps_sessions_running_and_refuses_new_ones_until_it_retur
     .await;
     let token = app.token(&app.admin_key).await;
     let mut ws = WsClient::connect(&app, &token).await;
-    ws.until("connection_ready").await;
+    let ready = ws.until("connection_ready").await;
+    let user_id = ready["data"]["user_id"].as_str().unwrap().to_string();
     let sid = ws.start_session(goog_start()).await;
     let mut sma = Sma::default();
     advance(&mut ws, &sid, &mut sma, 300).await;
@@ -122,7 +123,8 @@ async fn redis_outage_keeps_sessions_running_and_refuses_new_ones_until_it_retur
     use session_actor::store::SessionStore;
     let deadline = Instant::now() + Duration::from_secs(5);
     let record = loop {
-        if let Some(r) = store.load(&sid).await.unwrap() {
+        let key = gateway::registry::store_key(&user_id, &sid);
+        if let Some(r) = store.load(&key).await.unwrap() {
             break r;
         }
         assert!(Instant::now() < deadline, "the session is stored again");

@@ -227,7 +227,8 @@ async fn token(base: &str, key: &str) -> String {
     body["access_token"].as_str().unwrap().to_string()
 }
 
-/// Which node owns `session_id`, from its lease in Redis (`node:token`).
+/// Which node owns `session_id` (its store key), from its lease in Redis
+/// (`node:token`).
 async fn owner(prefix: &str, session_id: &str) -> String {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -268,11 +269,12 @@ async fn killing_the_node_of_a_session_resumes_it_on_the_other_through_nginx() {
     let token = token(&base, &key).await;
 
     let mut ws = WsClient::connect_to(&base, &token).await;
-    ws.until("connection_ready").await;
+    let ready = ws.until("connection_ready").await;
     let sid = ws.start_session(goog_start()).await;
+    let key = gateway::registry::store_key(ready["data"]["user_id"].as_str().unwrap(), &sid);
     let mut sma = Sma::default();
     assert!(sma.drive(&mut ws, &sid, |s| s == 1000).await.is_none());
-    let victim = owner(&cluster.redis_prefix, &sid).await;
+    let victim = owner(&cluster.redis_prefix, &key).await;
     let index = if victim == "node-a" { 0 } else { 1 };
     // SIGKILL: no drain, no release, no last write.
     drop(nodes[index].take());
@@ -290,7 +292,7 @@ async fn killing_the_node_of_a_session_resumes_it_on_the_other_through_nginx() {
     assert_eq!(resumed["data"]["epoch"], 1);
     assert_eq!(ws.recv().await.unwrap()["type"], "account_snapshot");
     eprintln!("reconnect to session_resumed: {:?}", reconnect.elapsed());
-    assert_ne!(owner(&cluster.redis_prefix, &sid).await, victim);
+    assert_ne!(owner(&cluster.redis_prefix, &key).await, victim);
     sma.answer_pending(&mut ws, &sid).await;
     let end = sma
         .drive(&mut ws, &sid, |_| false)

@@ -53,6 +53,7 @@ fn create(user: &str, max: u32, spec: SessionSpec) -> CreateSession {
         user_id: user.into(),
         max_sessions: max,
         max_duration: Duration::from_secs(60),
+        max_working_orders: 100,
         spec,
         arbiter: None,
     }
@@ -174,7 +175,7 @@ async fn errors_carry_protocol_codes() {
 }
 
 #[actix::test]
-async fn sessions_belong_to_their_owner_and_ids_are_unique() {
+async fn session_ids_are_unique_per_user() {
     let reg = registry();
     let mut s = spec(&["GOOG"], "2010-01-01", "2010-02-01");
     s.session_id = Some("mine".into());
@@ -193,7 +194,8 @@ async fn sessions_belong_to_their_owner_and_ids_are_unique() {
         })
         .await
         .unwrap();
-    assert_eq!(got.unwrap_err(), LookupError::Forbidden);
+    // Another user's session is not theirs: not found, as if nobody had the id.
+    assert_eq!(got.unwrap_err(), LookupError::NotFound);
     let got = reg
         .send(GetSession {
             session_id: "mine".into(),
@@ -201,7 +203,26 @@ async fn sessions_belong_to_their_owner_and_ids_are_unique() {
         })
         .await
         .unwrap();
-    assert_eq!(got.unwrap().session_id, "mine");
+    let alices = got.unwrap();
+    assert_eq!(alices.session_id, "mine");
+    // The same id is free for another user, and each sees their own.
+    let mut s = spec(&["GOOG"], "2010-01-01", "2010-03-01");
+    s.session_id = Some("mine".into());
+    let h = reg.send(create("mallory", 5, s)).await.unwrap().unwrap();
+    assert_eq!(h.session_id, "mine");
+    assert_ne!(h.addr, alices.addr);
+    for (user, ticks) in [("alice", alices.ticks_total), ("mallory", h.ticks_total)] {
+        let got = reg
+            .send(GetSession {
+                session_id: "mine".into(),
+                user_id: user.into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.ticks_total, ticks, "{user}");
+    }
+    assert_ne!(alices.ticks_total, h.ticks_total);
 }
 
 #[actix::test]

@@ -189,21 +189,28 @@ async fn every_error_path_answers_and_the_connection_stays_usable() {
     let pong = ws.until("pong").await;
     assert_eq!(pong["request_id"], "p");
 
-    // Another user cannot touch this session.
+    // Another user cannot touch this session, nor learn that it exists: the answer
+    // is the one for an id nobody has.
     let other_key = app.user_with_key("mallory@example.com", Plan::Free).await;
     let other = app.token(&other_key).await;
     let mut ws2 = WsClient::connect(&app, &other).await;
     ws2.until("connection_ready").await;
-    ws2.send("get_simulation_state", json!({"session_id": sid}), None)
+    for id in [sid.as_str(), "nobody-has-this-id"] {
+        ws2.send("get_simulation_state", json!({"session_id": id}), None)
+            .await;
+        let m = ws2.recv().await.unwrap();
+        assert_eq!(code(&m), "SESSION_NOT_FOUND");
+        assert_eq!(m["data"]["message"], "session not found", "{m}");
+        ws2.send(
+            "resume_session",
+            json!({"session_id": id, "last_sequence_id": 0}),
+            None,
+        )
         .await;
-    assert_eq!(code(&ws2.recv().await.unwrap()), "FORBIDDEN");
-    ws2.send(
-        "resume_session",
-        json!({"session_id": sid, "last_sequence_id": 0}),
-        None,
-    )
-    .await;
-    assert_eq!(code(&ws2.recv().await.unwrap()), "FORBIDDEN");
+        let m = ws2.recv().await.unwrap();
+        assert_eq!(code(&m), "SESSION_NOT_FOUND");
+        assert_eq!(m["data"]["message"], "session not found", "{m}");
+    }
 }
 
 #[actix_web::test]

@@ -22,6 +22,11 @@ pub struct ConnectionReadyData {
     pub max_simulation_duration_sec: u64,
     /// The plan's concurrent connection cap.
     pub concurrent_connections_limit: u32,
+    /// Extension: the plan's cap on working orders per session (bracket exits
+    /// included); orders beyond it are rejected with `MAX_WORKING_ORDERS`. Absent from
+    /// servers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_working_orders: Option<u32>,
     /// Server wall-clock time.
     #[serde(with = "crate::time::rfc3339")]
     pub server_time: Timestamp,

@@ -10,9 +10,13 @@ use crate::client::{ClientMessage, CreateSessionData, OptionalSessionId};
 use crate::errors::{ErrorCode, ProtocolError};
 use crate::server::ServerMessage;
 use crate::time::truncate;
+use crate::validate::{check_text, MAX_REQUEST_ID_LEN};
 
 /// Longest `type` echoed back in an `UNKNOWN_TYPE` message.
 const MAX_ECHOED_TYPE_LEN: usize = 64;
+/// Longest deserializer message quoted in an `INVALID_PARAMS` error: serde quotes the
+/// offending value (`unknown variant `...``), which may be as long as the frame.
+const MAX_ECHOED_DETAIL_LEN: usize = 200;
 
 /// A parsed server frame, for the Rust client.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,6 +34,13 @@ pub struct ServerFrame {
 /// the frame's `request_id` and `type` when they could be read.
 pub fn parse_client_frame(text: &str) -> Result<(ClientMessage, Option<String>), ProtocolError> {
     let (message_type, data, request_id) = split_envelope(text)?;
+    if let Some(rid) = &request_id {
+        // Refused without echoing it: a request id out of bounds is not sent back.
+        check_text("request_id", rid, MAX_REQUEST_ID_LEN, true).map_err(|mut e| {
+            e.message_type = Some(truncate(&message_type, MAX_ECHOED_TYPE_LEN).to_string());
+            e
+        })?;
+    }
     let attach = |mut e: ProtocolError| {
         e.request_id.clone_from(&request_id);
         e.message_type = Some(message_type.clone());
@@ -202,6 +213,9 @@ fn typed<T: DeserializeOwned>(value: Value, strip: &str) -> Result<T, ProtocolEr
         if inner.contains("untagged enum Repr") {
             // market_data's decimal visitor reports a wrong JSON type this way.
             inner = "expected a decimal string or number".to_string();
+        }
+        if inner.len() > MAX_ECHOED_DETAIL_LEN {
+            inner = format!("{}...", truncate(&inner, MAX_ECHOED_DETAIL_LEN));
         }
         let (field, message) = match missing_field(&inner) {
             Some(name) => {

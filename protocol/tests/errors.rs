@@ -243,7 +243,7 @@ fn semantic_problems_are_validation_errors() {
         }
     }
     let e = err_data("create_session", with(params(), "session_id", json!("")));
-    assert_err(&e, ErrorCode::ValidationError, "session_id");
+    assert_err(&e, ErrorCode::InvalidParams, "session_id");
     let e = err_data(
         "simulation_start",
         json!({"session_id": "s", "max_pending_ticks": 0}),
@@ -288,4 +288,135 @@ fn answers_echo_and_pick_the_right_message() {
     );
     let e = err("{");
     assert!(matches!(e.to_server_message(), ServerMessage::Error(_)));
+}
+
+/// An order in a batch with `order_id`.
+fn batch_with_order_id(order_id: Value) -> Value {
+    json!({"session_id": "s", "batch_id": "b", "orders": [
+        {"order_id": "ok", "symbol": "A", "side": "buy", "type": "market", "quantity": 1},
+        {"order_id": order_id, "symbol": "A", "side": "buy", "type": "market", "quantity": 1}
+    ]})
+}
+
+#[test]
+fn client_strings_are_bounded_and_never_echoed() {
+    let long = "x".repeat(100_000);
+    let bad_strings = [
+        json!(long.clone()),
+        json!("a\u{0}b"),
+        json!("line\nbreak"),
+        json!("esc\u{1b}[31m"),
+        json!("rtl\u{202e}txt"),
+        json!("zero\u{200b}width"),
+    ];
+    for bad in &bad_strings {
+        let e = err_data("order_batch", batch_with_order_id(bad.clone()));
+        assert_err(&e, ErrorCode::InvalidParams, "orders[1].order_id");
+        assert!(e.message.len() < 200, "{}", e.message);
+        assert!(!e.message.contains("xxxxxxxxxx"), "{}", e.message);
+        let e = err_data(
+            "cancel_orders",
+            json!({"session_id": "s", "order_ids": ["a", bad]}),
+        );
+        assert_err(&e, ErrorCode::InvalidParams, "order_ids[1]");
+        let e = err_data(
+            "order_batch",
+            json!({"session_id": "s", "batch_id": bad, "orders": []}),
+        );
+        assert_err(&e, ErrorCode::InvalidParams, "batch_id");
+        for t in [
+            "tick_ack",
+            "get_account",
+            "resume_session",
+            "simulation_start",
+        ] {
+            let data = match t {
+                "tick_ack" => json!({"session_id": bad, "sequence_id": 1}),
+                "resume_session" => json!({"session_id": bad, "last_sequence_id": 0}),
+                _ => json!({"session_id": bad}),
+            };
+            let e = err_data(t, data);
+            assert_err(&e, ErrorCode::InvalidParams, "session_id");
+        }
+        let e = err_data("create_session", with(params(), "session_id", bad.clone()));
+        assert_err(&e, ErrorCode::InvalidParams, "session_id");
+        let e = err_data(
+            "start_simulation",
+            with(params(), "data_provider", bad.clone()),
+        );
+        assert_err(&e, ErrorCode::InvalidParams, "data_provider");
+        let e = err_data(
+            "start_simulation",
+            with(params(), "symbols", json!(["AAPL", bad])),
+        );
+        assert_err(&e, ErrorCode::InvalidParams, "symbols[1]");
+        // A bad request id is refused and not echoed.
+        let e = err(&json!({"type": "ping", "data": {}, "request_id": bad}).to_string());
+        assert_err(&e, ErrorCode::InvalidParams, "request_id");
+        assert_eq!(e.request_id, None);
+    }
+    // At the bounds: accepted.
+    let id = "o".repeat(protocol::validate::MAX_ORDER_ID_LEN);
+    let rid = "r".repeat(protocol::validate::MAX_REQUEST_ID_LEN);
+    let frame = json!({"type": "order_batch", "data": batch_with_order_id(json!(id)),
+        "request_id": rid});
+    let (_, got) = parse_client_frame(&frame.to_string()).unwrap();
+    assert_eq!(got.as_deref(), Some(rid.as_str()));
+    // One byte more: refused.
+    let e = err_data("order_batch", batch_with_order_id(json!(format!("{id}o"))));
+    assert_err(&e, ErrorCode::InvalidParams, "orders[1].order_id");
+    let e = err_data("order_batch", batch_with_order_id(json!("")));
+    assert_err(&e, ErrorCode::InvalidParams, "orders[1].order_id");
+    // Printable Unicode is fine.
+    parse_client_frame(
+        &json!({"type": "order_batch", "data": batch_with_order_id(json!("ordre-été-1"))})
+            .to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn metadata_is_bounded_in_size_and_depth() {
+    use protocol::validate::{MAX_METADATA_BYTES, MAX_METADATA_DEPTH};
+    let big = json!({"blob": "x".repeat(MAX_METADATA_BYTES)});
+    let e = err_data("start_simulation", with(params(), "metadata", big));
+    assert_err(&e, ErrorCode::InvalidParams, "metadata");
+    assert!(e.message.len() < 200, "{}", e.message);
+    // Just under the size: accepted ({"blob":"..."} is 11 bytes of framing).
+    let fits = json!({"blob": "x".repeat(MAX_METADATA_BYTES - 11)});
+    parse_client_frame(
+        &json!({"type": "start_simulation", "data": with(params(), "metadata", fits)}).to_string(),
+    )
+    .unwrap();
+    let nested = |levels: usize| {
+        let mut v = json!({"k": 1});
+        for _ in 1..levels {
+            v = json!({ "k": v });
+        }
+        v
+    };
+    let ok = nested(MAX_METADATA_DEPTH);
+    parse_client_frame(
+        &json!({"type": "create_session", "data": with(params(), "metadata", ok)}).to_string(),
+    )
+    .unwrap();
+    let deep = nested(MAX_METADATA_DEPTH + 1);
+    let e = err_data("create_session", with(params(), "metadata", deep));
+    assert_err(&e, ErrorCode::InvalidParams, "metadata");
+    let arrays = json!({"a": [[[[[[[[1]]]]]]]]});
+    let e = err_data("start_simulation", with(params(), "metadata", arrays));
+    assert_err(&e, ErrorCode::InvalidParams, "metadata");
+}
+
+#[test]
+fn deserializer_messages_do_not_quote_huge_values() {
+    let side = "s".repeat(50_000);
+    let e = err_data(
+        "order_batch",
+        json!({"session_id": "s", "batch_id": "b", "orders": [
+            {"order_id": "o", "symbol": "A", "side": side, "type": "market", "quantity": 1}
+        ]}),
+    );
+    assert_err(&e, ErrorCode::InvalidParams, "orders[0].side");
+    assert!(e.message.len() < 400, "{}", e.message.len());
 }

@@ -36,8 +36,22 @@ fn check_client(text: &str) {
                 Some(o) => {
                     assert_ne!(e.code, ErrorCode::InvalidJson, "{text}");
                     if let Some(Value::String(rid)) = o.get("request_id") {
-                        assert_eq!(e.request_id.as_deref(), Some(rid.as_str()));
+                        // Echoed when it is within bounds; never when it is not.
+                        let echoable = protocol::validate::check_text(
+                            "request_id",
+                            rid,
+                            protocol::validate::MAX_REQUEST_ID_LEN,
+                            true,
+                        )
+                        .is_ok();
+                        if echoable {
+                            assert_eq!(e.request_id.as_deref(), Some(rid.as_str()));
+                        } else {
+                            assert_eq!(e.request_id, None, "{text}");
+                        }
                     }
+                    // Nothing the client sent comes back in full.
+                    assert!(e.message.len() <= 600, "{}", e.message);
                 }
             }
             // Building the answer is total too.

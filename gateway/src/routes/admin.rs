@@ -741,8 +741,17 @@ pub async fn sessions(
     })))
 }
 
-/// `DELETE /admin/sessions/{id}`: stops a live session on whichever node runs it. Its
-/// client gets `simulation_end` with reason `stopped`, and the results are stored.
+/// `?user=` of `DELETE /admin/sessions/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopFilter {
+    user: Option<String>,
+}
+
+/// `DELETE /admin/sessions/{id}?user=`: stops a live session on whichever node runs it.
+/// Its client gets `simulation_end` with reason `stopped`, and the results are stored.
+/// Session ids are unique per user: `user` names the owner, and may be left out when
+/// only one user has a live session with this id.
 pub async fn stop_session(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -756,7 +765,14 @@ pub async fn stop_session(
     {
         return Err(HttpError::session_not_found());
     }
-    match state.control.stop(&session_id).await {
+    let filter = web::Query::<StopFilter>::from_query(req.query_string())
+        .map_err(|_| HttpError::invalid_params("the only query parameter is `user`"))?
+        .into_inner();
+    match state
+        .control
+        .stop(&session_id, filter.user.as_deref())
+        .await
+    {
         StopOutcome::Stopped { node, user_id } => {
             let detail =
                 json!({ "action": "stop_session", "session_id": session_id, "node": node });
@@ -778,6 +794,11 @@ pub async fn stop_session(
             })))
         }
         StopOutcome::NotFound => Err(HttpError::session_not_found()),
+        StopOutcome::Ambiguous { users } => Err(HttpError::invalid_params(format!(
+            "{} users have a live session with this id; name its owner with ?user= (one of {})",
+            users.len(),
+            users.join(", ")
+        ))),
         StopOutcome::NoAnswer { node } => Err(HttpError::new(
             StatusCode::GATEWAY_TIMEOUT,
             ErrorCode::NodeTimeout,

@@ -33,6 +33,8 @@ struct Limits {
     concurrent_sessions: u32,
     messages_per_second: u32,
     max_simulation_duration_sec: u64,
+    /// Working orders per session, bracket exits included.
+    max_working_orders: u32,
     /// Per user; `null` when request limits are off.
     api_requests: Option<Rule>,
     /// Per client IP; `null` when request limits are off.
@@ -82,6 +84,7 @@ pub async fn limits(
             concurrent_sessions: plan.concurrent_sessions,
             messages_per_second: plan.messages_per_second,
             max_simulation_duration_sec: plan.max_simulation_duration_sec,
+            max_working_orders: plan.max_working_orders,
             api_requests: rule(Bucket::Api),
             auth_requests_per_ip: rule(Bucket::Auth),
             ws_connects_per_ip: rule(Bucket::WsConnect),

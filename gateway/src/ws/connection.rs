@@ -283,13 +283,8 @@ impl ConnectionActor {
         });
         let fut = wrap_future::<_, Self>(lookup).map(move |res, act, ctx| match res {
             Ok(Ok(handle)) => then(act, handle, rid, ctx),
-            Ok(Err(LookupError::Forbidden)) => act.session_error(
-                Some(session_id),
-                ErrorCode::Forbidden,
-                "this session belongs to another user".into(),
-                rid.as_deref(),
-            ),
-            _ => act.session_error(
+            // Another user's session is not found either: ids are per user.
+            Ok(Err(LookupError::NotFound)) | Err(_) => act.session_error(
                 Some(session_id),
                 ErrorCode::SessionNotFound,
                 "session not found".into(),
@@ -312,6 +307,7 @@ impl ConnectionActor {
             user_id: self.who.user_id.clone(),
             max_sessions: self.limits.concurrent_sessions,
             max_duration: Duration::from_secs(self.limits.max_simulation_duration_sec),
+            max_working_orders: self.limits.max_working_orders,
             spec,
             arbiter: Some(actix::Arbiter::current()),
         };
@@ -353,6 +349,10 @@ impl ConnectionActor {
                     }),
                     rid.as_deref(),
                 );
+                // Held by this connection until started: if the connection goes first,
+                // the session is detached like a started one and its grace period runs.
+                act.sessions
+                    .insert(handle.session_id.clone(), handle.addr.clone());
                 if start_now {
                     let pacing = pacing(
                         params.flow_control,
@@ -465,14 +465,10 @@ impl ConnectionActor {
                 Ok(Err(e)) => {
                     let code = match e {
                         ResumeError::NotFound => ErrorCode::SessionNotFound,
-                        ResumeError::Forbidden => ErrorCode::Forbidden,
                         ResumeError::Failed(_) => ErrorCode::ResumeFailed,
                         ResumeError::Busy(_) => ErrorCode::ServiceBusy,
                     };
-                    let message = match e {
-                        ResumeError::Forbidden => "this session belongs to another user".into(),
-                        e => e.to_string(),
-                    };
+                    let message = e.to_string();
                     return act.session_error(Some(session_id), code, message, rid.as_deref());
                 }
                 Err(_) => {
@@ -670,6 +666,7 @@ impl Actor for ConnectionActor {
                 idle_timeout_sec: s.server.idle_timeout_sec,
                 max_simulation_duration_sec: self.limits.max_simulation_duration_sec,
                 concurrent_connections_limit: self.limits.concurrent_connections,
+                max_working_orders: Some(self.limits.max_working_orders),
                 server_time: Self::now(),
                 supported_features: [
                     "flow_control",

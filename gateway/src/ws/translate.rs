@@ -218,7 +218,7 @@ pub fn batch_ack(batch_id: String, r: BatchResult) -> ServerMessage {
         rejected_orders: r
             .rejected_orders
             .into_iter()
-            .map(|(id, reason)| (id, reason.code().to_string()))
+            .map(|(id, reason)| (id, reason.wire_reason()))
             .collect(),
         estimated_fills: r.estimated_fills.into_iter().collect(),
     })

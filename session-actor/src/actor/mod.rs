@@ -98,6 +98,8 @@ pub enum SessionOutput {
 pub struct Lifecycle {
     /// Session id.
     pub session_id: String,
+    /// Owner: session ids are unique per user, not across users.
+    pub user_id: String,
     /// What happened.
     pub kind: LifecycleKind,
 }
@@ -695,6 +697,7 @@ impl SessionActor {
         if let Some(o) = &self.config.observer {
             o.do_send(Lifecycle {
                 session_id: self.config.session_id.clone(),
+                user_id: self.config.user_id.clone(),
                 kind,
             });
         }

@@ -28,6 +28,11 @@ pub struct EngineConfig {
     pub account_snapshot_every: u32,
     /// Maximum points kept in the equity curve of the results.
     pub equity_curve_points: usize,
+    /// Most working-order slots the session may hold (the plan's `max_working_orders`);
+    /// `None` for no cap. Every working order takes one slot, and a bracket entry also
+    /// reserves one per exit it declares until that exit is in the book, so the book
+    /// never holds more orders than this.
+    pub max_working_orders: Option<u32>,
 }
 
 impl EngineConfig {
@@ -44,6 +49,7 @@ impl EngineConfig {
             periods_per_year: 252.0,
             account_snapshot_every: 0,
             equity_curve_points: 2048,
+            max_working_orders: None,
         }
     }
 
@@ -83,6 +89,9 @@ impl EngineConfig {
                     "must be between 1 and 10000",
                 );
             }
+        }
+        if self.max_working_orders == Some(0) {
+            return bad("max_working_orders", "must be at least 1");
         }
         if !(self.periods_per_year.is_finite() && self.periods_per_year > 0.0) {
             return bad("periods_per_year", "must be a positive number");

@@ -8,7 +8,7 @@ use super::{Engine, Scratch};
 
 const MAGIC: &[u8; 4] = b"STEN";
 /// Bumped whenever the serialized state changes shape.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// A snapshot that cannot be restored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -51,6 +51,13 @@ pub enum RejectReason {
     /// Another order of an atomic batch was rejected.
     #[error("another order in this atomic batch was rejected")]
     BatchRejected,
+    /// The session's working orders (and the bracket exits they reserve) are at the
+    /// plan's cap.
+    #[error("at most {limit} working orders per session on this plan")]
+    MaxWorkingOrders {
+        /// The cap (`max_working_orders`).
+        limit: u32,
+    },
 }
 
 impl RejectReason {
@@ -68,6 +75,17 @@ impl RejectReason {
             RejectReason::ShortNotAllowed => "SHORT_NOT_ALLOWED",
             RejectReason::SimulationEnded => "SIMULATION_ENDED",
             RejectReason::BatchRejected => "BATCH_REJECTED",
+            RejectReason::MaxWorkingOrders { .. } => "MAX_WORKING_ORDERS",
+        }
+    }
+
+    /// The reason as `batch_ack.rejected_orders` carries it: the code, and for a cap the
+    /// code followed by what the cap is (`MAX_WORKING_ORDERS: at most 100 ...`), so a
+    /// client can match on the part before the colon.
+    pub fn wire_reason(self) -> String {
+        match self {
+            RejectReason::MaxWorkingOrders { .. } => format!("{}: {self}", self.code()),
+            _ => self.code().to_string(),
         }
     }
 }
@@ -92,6 +110,11 @@ pub struct CancelResult {
     pub not_found: Vec<String>,
 }
 
+/// Slots a new order takes: itself and each bracket exit it declares.
+fn slots_of(req: &OrderRequest) -> usize {
+    1 + usize::from(req.stop_loss.is_some()) + usize::from(req.take_profit.is_some())
+}
+
 /// A validated order with what it commits.
 struct Checked {
     order: OpenOrder,
@@ -114,8 +137,28 @@ impl Engine {
                 pending_sells[o.symbol as usize] += o.remaining();
             }
         }
+        let cap = self.config.max_working_orders;
+        let mut slots = if cap.is_some() {
+            self.working_slots()
+        } else {
+            0
+        };
         for req in orders {
-            match self.check(&req, &batch_ids, reserved, &pending_sells) {
+            let checked_one = self
+                .check(&req, &batch_ids, reserved, &pending_sells)
+                .and_then(|c| match cap {
+                    Some(limit) => {
+                        let needed = slots_of(&req);
+                        if slots + needed > limit as usize {
+                            Err(RejectReason::MaxWorkingOrders { limit })
+                        } else {
+                            slots += needed;
+                            Ok(c)
+                        }
+                    }
+                    None => Ok(c),
+                });
+            match checked_one {
                 Ok(c) => {
                     batch_ids.insert(req.order_id.clone());
                     reserved += c.reserve;
@@ -145,6 +188,27 @@ impl Engine {
             }
         }
         result
+    }
+
+    /// Working-order slots in use: one per order in the book, plus one per bracket exit
+    /// a working entry declares that is not in the book (yet, or any more while the
+    /// entry can still fill). Exits attached on a fill take the slot their entry
+    /// reserved, so the book never outgrows `max_working_orders`.
+    pub fn working_slots(&self) -> usize {
+        let mut slots = self.orders.len();
+        for o in self.orders.iter() {
+            if let Role::Client {
+                stop_loss,
+                take_profit,
+                exits,
+            } = &o.role
+            {
+                let in_book = |leg: Option<u64>| leg.is_some_and(|s| self.orders.contains(s));
+                slots += usize::from(stop_loss.is_some() && !in_book(exits.0));
+                slots += usize::from(take_profit.is_some() && !in_book(exits.1));
+            }
+        }
+        slots
     }
 
     /// Cancels working orders by id. Cancelling a bracket entry leaves the exits of

@@ -567,3 +567,137 @@ fn bracket_leg_ids_never_collide_with_working_orders() {
     assert_eq!(s.engine.open_order_count(), 0);
     assert_eq!(s.engine.snapshot(), restored.snapshot());
 }
+
+/// An engine whose session may hold `cap` working orders.
+fn capped(cap: u32) -> Sim {
+    let mut cfg = EngineConfig::new(
+        vec!["AAA".into(), "BBB".into()],
+        Amount::from_int(1_000_000),
+    );
+    cfg.max_working_orders = Some(cap);
+    Sim::with(cfg)
+}
+
+/// A far-away resting buy that never fills at the bars used here.
+fn resting(id: &str) -> OrderRequest {
+    OrderRequest::limit(id, "AAA", Side::Buy, 1, p("1")).with_tif(TimeInForce::Gtc)
+}
+
+const CAP_REASON: RejectReason = RejectReason::MaxWorkingOrders { limit: 3 };
+
+#[test]
+fn working_orders_are_capped_and_cancels_free_slots() {
+    let mut s = capped(3);
+    s.bar(["100", "101", "99", "100"]);
+    let ack = s.submit(vec![resting("a"), resting("b"), resting("c")]);
+    assert_eq!(ack.accepted_orders, ["a", "b", "c"]);
+    assert_eq!(s.engine.working_slots(), 3);
+    // At the cap, best effort: the next one is refused, with a reason naming the cap.
+    let ack = s.submit(vec![resting("d")]);
+    assert_eq!(ack.rejected_orders, vec![("d".into(), CAP_REASON)]);
+    assert_eq!(
+        CAP_REASON.wire_reason(),
+        "MAX_WORKING_ORDERS: at most 3 working orders per session on this plan"
+    );
+    assert_eq!(
+        RejectReason::InsufficientBuyingPower.wire_reason(),
+        "INSUFFICIENT_BUYING_POWER"
+    );
+    // A cancel frees its slot.
+    s.engine.cancel(&["b".to_string()]);
+    let ack = s.submit(vec![resting("d"), resting("e")]);
+    assert_eq!(ack.accepted_orders, ["d"]);
+    assert_eq!(ack.rejected_orders, vec![("e".into(), CAP_REASON)]);
+    // Fills free slots too.
+    s.submit(vec![]);
+    s.engine.cancel(&["a".to_string()]);
+    let ack = s.submit(vec![OrderRequest::market("m", "AAA", Side::Buy, 1)]);
+    assert_eq!(ack.accepted_orders, ["m"]);
+    s.bar(["100", "101", "99", "100"]);
+    assert_eq!(s.engine.open_order_count(), 2);
+    assert_eq!(s.submit(vec![resting("f")]).accepted_orders, ["f"]);
+}
+
+#[test]
+fn an_atomic_batch_beyond_the_cap_is_rejected_whole() {
+    let mut s = capped(3);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![resting("a")]);
+    let ack = s.engine.submit(
+        vec![resting("b"), resting("c"), resting("d")],
+        ExecutionMode::Atomic,
+    );
+    assert!(ack.accepted_orders.is_empty());
+    assert_eq!(
+        ack.rejected_orders,
+        vec![
+            ("b".into(), RejectReason::BatchRejected),
+            ("c".into(), RejectReason::BatchRejected),
+            ("d".into(), CAP_REASON),
+        ]
+    );
+    assert_eq!(s.engine.open_order_count(), 1);
+    // Exactly up to the cap: accepted whole.
+    let ack = s
+        .engine
+        .submit(vec![resting("b"), resting("c")], ExecutionMode::Atomic);
+    assert_eq!(ack.accepted_orders, ["b", "c"]);
+    // Best effort takes what fits, in batch order.
+    s.engine.cancel(&["b".to_string(), "c".to_string()]);
+    let ack = s.submit(vec![resting("x"), resting("y"), resting("z")]);
+    assert_eq!(ack.accepted_orders, ["x", "y"]);
+    assert_eq!(ack.rejected_orders, vec![("z".into(), CAP_REASON)]);
+}
+
+#[test]
+fn bracket_exits_count_against_the_cap_so_the_book_never_outgrows_it() {
+    let mut s = capped(3);
+    s.bar(["100", "101", "99", "100"]);
+    let bracket = |id: &str| {
+        OrderRequest::market(id, "AAA", Side::Buy, 10).with_bracket(Some(p("50")), Some(p("200")))
+    };
+    // An entry with two exits reserves three slots.
+    let ack = s.submit(vec![resting("a"), bracket("e")]);
+    assert_eq!(ack.accepted_orders, ["a"]);
+    assert_eq!(ack.rejected_orders, vec![("e".into(), CAP_REASON)]);
+    s.engine.cancel(&["a".to_string()]);
+    assert_eq!(s.submit(vec![bracket("e")]).accepted_orders, ["e"]);
+    assert_eq!(
+        (s.engine.open_order_count(), s.engine.working_slots()),
+        (1, 3)
+    );
+    // Filled: the exits take the slots their entry reserved.
+    s.bar(["100", "101", "99", "100"]);
+    assert_eq!(
+        (s.engine.open_order_count(), s.engine.working_slots()),
+        (2, 2)
+    );
+    assert_eq!(s.submit(vec![resting("b")]).accepted_orders, ["b"]);
+    assert_eq!(
+        s.submit(vec![resting("c")]).rejected_orders,
+        vec![("c".into(), CAP_REASON)]
+    );
+    // The take-profit fills, the stop-loss is cancelled (OCO): both slots are free.
+    s.bar(["100", "250", "99", "240"]);
+    assert_eq!(s.engine.open_order_count(), 1);
+    assert_eq!(
+        s.submit(vec![resting("c"), resting("d")]).accepted_orders,
+        ["c", "d"]
+    );
+}
+
+#[test]
+fn the_cap_is_part_of_the_snapshot() {
+    let mut s = capped(3);
+    s.bar(["100", "101", "99", "100"]);
+    s.submit(vec![resting("a"), resting("b")]);
+    let mut restored = Engine::restore(&s.engine.snapshot()).unwrap();
+    assert_eq!(restored.config().max_working_orders, Some(3));
+    let ack = restored.submit(vec![resting("c"), resting("d")], ExecutionMode::BestEffort);
+    assert_eq!(ack.accepted_orders, ["c"]);
+    assert_eq!(ack.rejected_orders, vec![("d".into(), CAP_REASON)]);
+    // A zero cap is a configuration error, not a session that refuses everything.
+    let mut cfg = EngineConfig::new(vec!["AAA".into()], Amount::from_int(1));
+    cfg.max_working_orders = Some(0);
+    assert_eq!(Engine::new(cfg).unwrap_err().field, "max_working_orders");
+}
