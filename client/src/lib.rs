@@ -33,6 +33,7 @@ mod error;
 mod runner;
 pub mod strategy;
 mod stream;
+mod tcp;
 pub mod trades;
 
 pub use client::{now_unix, Client, Token};
