@@ -370,11 +370,18 @@ impl Connection {
 
     /// The next server message of any session, in arrival order (inbox first).
     pub async fn next_message(&mut self) -> Result<ServerMessage> {
-        if let Some(frame) = self.inbox.pop_front() {
-            return Ok(frame.message);
+        let frame = match self.inbox.pop_front() {
+            Some(frame) => frame,
+            None => {
+                let deadline = self.event_timeout.map(|t| (Instant::now() + t, t));
+                self.read_frame(deadline, "the next message").await?
+            }
+        };
+        // Handed out here, a batch's answer is not waited for on a stream any more.
+        if let Some(r) = &frame.request_id {
+            self.settle(r);
         }
-        let deadline = self.event_timeout.map(|t| (Instant::now() + t, t));
-        Ok(self.read_frame(deadline, "the next message").await?.message)
+        Ok(frame.message)
     }
 
     /// Round trip of a `ping`.
@@ -462,7 +469,7 @@ impl Connection {
         orders: Vec<OrderRequest>,
     ) -> Result<String> {
         if self.unanswered.len() >= MAX_UNANSWERED_BATCHES {
-            return Err(Error::Backlog(MAX_UNANSWERED_BATCHES));
+            return Err(Error::Unanswered(MAX_UNANSWERED_BATCHES));
         }
         self.next_batch += 1;
         let batch_id = format!("batch-{}", self.next_batch);
