@@ -93,9 +93,15 @@ impl Client {
     pub fn new(base_url: impl Into<String>) -> Self {
         let base_url = base_url.into().trim().trim_end_matches('/').to_string();
         let timeout = Duration::from_secs(30);
-        // No pool limit: a load generator holds one socket per session.
+        // No pool limit: a load generator holds one socket per session. TCP_NODELAY
+        // on every socket (see `tcp`), so a strategy's orders do not wait on Nagle.
         let http = awc::Client::builder()
-            .connector(awc::Connector::new().limit(0).timeout(timeout))
+            .connector(
+                awc::Connector::new()
+                    .connector(crate::tcp::connector())
+                    .limit(0)
+                    .timeout(timeout),
+            )
             .timeout(timeout)
             .finish();
         Client {

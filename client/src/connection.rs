@@ -6,7 +6,7 @@
 //! reader, so nothing is read unless a call waits for something. Frames that arrive
 //! while a reply is awaited are queued and handed out later, in arrival order.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use actix_codec::Framed;
@@ -28,6 +28,9 @@ use crate::stream::SessionStream;
 /// Most frames kept for later readers before the client gives up on the connection.
 pub const MAX_BUFFERED_FRAMES: usize = 1 << 20;
 
+/// Most order batches sent with [`Connection::send_orders`] and not yet answered.
+pub const MAX_UNANSWERED_BATCHES: usize = 1 << 16;
+
 type Socket = Framed<BoxedSocket, Codec>;
 
 /// An open, authenticated WebSocket connection to the gateway.
@@ -38,6 +41,9 @@ pub struct Connection {
     inbox: VecDeque<ServerFrame>,
     next_request: u64,
     next_batch: u64,
+    /// Batches sent without waiting (`send_orders`): request id -> (session, batch id).
+    /// Their replies go to the session's stream instead of being dropped.
+    unanswered: HashMap<String, (String, String)>,
     timeout: Duration,
     event_timeout: Option<Duration>,
     /// Text of a fragmented message being reassembled.
@@ -95,6 +101,7 @@ impl Connection {
             inbox: VecDeque::new(),
             next_request: 0,
             next_batch: 0,
+            unanswered: HashMap::new(),
             timeout,
             event_timeout: None,
             partial: None,
@@ -253,6 +260,34 @@ impl Connection {
         }
     }
 
+    /// True when `frame` goes to `session_id`'s stream: it is about that session, about
+    /// the whole connection, or the reply to one of its batches sent without waiting.
+    fn is_for_session(&self, frame: &ServerFrame, session_id: &str) -> bool {
+        if session_of(&frame.message).is_some_and(|s| s == session_id) || is_connection_wide(frame)
+        {
+            return true;
+        }
+        frame
+            .request_id
+            .as_ref()
+            .and_then(|r| self.unanswered.get(r))
+            .is_some_and(|(s, _)| s == session_id)
+    }
+
+    /// True when `frame` answers a batch sent without waiting (kept for its stream).
+    fn answers_unanswered(&self, frame: &ServerFrame) -> bool {
+        frame
+            .request_id
+            .as_ref()
+            .is_some_and(|r| self.unanswered.contains_key(r))
+    }
+
+    /// The batch id of the batch sent without waiting that `request_id` answers,
+    /// forgetting it (one reply per batch).
+    pub(crate) fn settle(&mut self, request_id: &str) -> Option<String> {
+        self.unanswered.remove(request_id).map(|(_, batch)| batch)
+    }
+
     fn keep(&mut self, frame: ServerFrame) -> Result<()> {
         if self.inbox.len() >= MAX_BUFFERED_FRAMES {
             return Err(Error::Backlog(MAX_BUFFERED_FRAMES));
@@ -283,6 +318,8 @@ impl Connection {
                         m => Ok(m),
                     }
                 }
+                // The reply to a batch sent without waiting: its stream reads it.
+                Some(_) if self.answers_unanswered(&frame) => self.keep(frame)?,
                 // A late reply to a request that timed out: nobody waits for it.
                 Some(_) => continue,
                 None if also(&frame.message) => return Ok(frame.message),
@@ -309,16 +346,13 @@ impl Connection {
         if let Some(frame) = self.buffered_for_session(session_id) {
             return Ok(frame);
         }
-        let mine = |f: &ServerFrame| {
-            session_of(&f.message).is_some_and(|s| s == session_id) || is_connection_wide(f)
-        };
         let deadline = timeout.map(|t| (Instant::now() + t, t));
         loop {
             let frame = self.read_frame(deadline, "the next session event").await?;
-            if mine(&frame) {
+            if self.is_for_session(&frame, session_id) {
                 return Ok(frame);
             }
-            if frame.request_id.is_none() {
+            if frame.request_id.is_none() || self.answers_unanswered(&frame) {
                 self.keep(frame)?;
             }
         }
@@ -327,19 +361,27 @@ impl Connection {
     /// The oldest kept frame for `session_id` (or about the whole connection), without
     /// reading the socket.
     pub(crate) fn buffered_for_session(&mut self, session_id: &str) -> Option<ServerFrame> {
-        let i = self.inbox.iter().position(|f| {
-            session_of(&f.message).is_some_and(|s| s == session_id) || is_connection_wide(f)
-        })?;
+        let i = self
+            .inbox
+            .iter()
+            .position(|f| self.is_for_session(f, session_id))?;
         self.inbox.remove(i)
     }
 
     /// The next server message of any session, in arrival order (inbox first).
     pub async fn next_message(&mut self) -> Result<ServerMessage> {
-        if let Some(frame) = self.inbox.pop_front() {
-            return Ok(frame.message);
+        let frame = match self.inbox.pop_front() {
+            Some(frame) => frame,
+            None => {
+                let deadline = self.event_timeout.map(|t| (Instant::now() + t, t));
+                self.read_frame(deadline, "the next message").await?
+            }
+        };
+        // Handed out here, a batch's answer is not waited for on a stream any more.
+        if let Some(r) = &frame.request_id {
+            self.settle(r);
         }
-        let deadline = self.event_timeout.map(|t| (Instant::now() + t, t));
-        Ok(self.read_frame(deadline, "the next message").await?.message)
+        Ok(frame.message)
     }
 
     /// Round trip of a `ping`.
@@ -414,6 +456,34 @@ impl Connection {
             execution_mode: Default::default(),
         };
         self.submit_batch(batch).await
+    }
+
+    /// Sends orders (`order_batch`, with a generated batch id) without waiting for the
+    /// answer, which the session's stream hands out later as
+    /// [`SessionEvent::BatchAck`](crate::SessionEvent::BatchAck) (or
+    /// [`SessionEvent::BatchFailed`](crate::SessionEvent::BatchFailed)). Lets a
+    /// strategy acknowledge the tick in the same round trip. Returns the batch id.
+    pub async fn send_orders(
+        &mut self,
+        session_id: &str,
+        orders: Vec<OrderRequest>,
+    ) -> Result<String> {
+        if self.unanswered.len() >= MAX_UNANSWERED_BATCHES {
+            return Err(Error::Unanswered(MAX_UNANSWERED_BATCHES));
+        }
+        self.next_batch += 1;
+        let batch_id = format!("batch-{}", self.next_batch);
+        let msg = ClientMessage::OrderBatch(OrderBatchData {
+            session_id: session_id.to_string(),
+            batch_id: batch_id.clone(),
+            orders,
+            execution_mode: Default::default(),
+        });
+        let rid = self.request_id();
+        self.send(&msg, Some(&rid)).await?;
+        self.unanswered
+            .insert(rid, (session_id.to_string(), batch_id.clone()));
+        Ok(batch_id)
     }
 
     /// Sends a fully specified `order_batch` and waits for its `batch_ack`.
@@ -530,8 +600,16 @@ impl Connection {
         let msg = ClientMessage::CloseSession(SessionRef::new(session_id));
         match self.request(msg, "session_closed").await? {
             ServerMessage::SessionClosed(_) => {
-                self.inbox
-                    .retain(|f| session_of(&f.message) != Some(session_id));
+                // Kept replies (frames with a request id) are all for unanswered
+                // batches; those of this session go with it.
+                self.unanswered.retain(|_, (s, _)| s != session_id);
+                let unanswered = &self.unanswered;
+                self.inbox.retain(|f| {
+                    session_of(&f.message) != Some(session_id)
+                        && f.request_id
+                            .as_ref()
+                            .is_none_or(|r| unanswered.contains_key(r))
+                });
                 Ok(())
             }
             other => Err(unexpected("session_closed", &other)),

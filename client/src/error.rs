@@ -72,6 +72,10 @@ pub enum Error {
     /// More unread frames of other sessions piled up than the client keeps.
     #[error("more than {0} unread messages of other sessions are buffered")]
     Backlog(usize),
+    /// More order batches sent without waiting (`send_orders`) are still unanswered
+    /// than the client keeps track of.
+    #[error("more than {0} order batches sent without waiting are unanswered")]
+    Unanswered(usize),
 }
 
 impl Error {

@@ -33,10 +33,11 @@ mod error;
 mod runner;
 pub mod strategy;
 mod stream;
+mod tcp;
 pub mod trades;
 
 pub use client::{now_unix, Client, Token};
-pub use connection::{Connection, MAX_BUFFERED_FRAMES};
+pub use connection::{Connection, MAX_BUFFERED_FRAMES, MAX_UNANSWERED_BATCHES};
 pub use error::{Error, Result};
 pub use runner::{Progress, Results};
 pub use strategy::{BuyAndHold, SmaCross, Strategy, TickContext};

@@ -110,7 +110,12 @@ impl Connection {
                     progress(Progress { done, total });
                 }
                 SessionEvent::Notice(e) if !e.recoverable => return Err(Error::from_error(e)),
-                SessionEvent::Warning(_) | SessionEvent::Notice(_) => {}
+                // The runner waits for its batches' answers (submit_orders): these
+                // come only for batches sent without waiting, which it does not send.
+                SessionEvent::Warning(_)
+                | SessionEvent::Notice(_)
+                | SessionEvent::BatchAck(_)
+                | SessionEvent::BatchFailed { .. } => {}
                 SessionEvent::End(end) => {
                     return Ok(Results {
                         end,

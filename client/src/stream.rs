@@ -28,6 +28,16 @@ pub enum SessionEvent {
     Warning(ConnectionWarningData),
     /// An `error` not tied to a request.
     Notice(ErrorData),
+    /// The answer to a batch sent with [`SessionStream::send_orders`] (not waited for).
+    BatchAck(BatchAckData),
+    /// A batch sent with [`SessionStream::send_orders`] was refused as a whole (rate
+    /// limit, invalid message); none of its orders was placed.
+    BatchFailed {
+        /// The refused batch.
+        batch_id: String,
+        /// Why.
+        error: ErrorData,
+    },
     /// Results; the last event of the session.
     End(SimulationEndData),
 }
@@ -145,6 +155,21 @@ impl<'c> SessionStream<'c> {
                     .next_for_session(&self.session_id, timeout)
                     .await?
             };
+            // The reply to a batch sent without waiting.
+            if let Some(batch_id) = frame
+                .request_id
+                .as_deref()
+                .and_then(|r| self.conn.settle(r))
+            {
+                match frame.message {
+                    ServerMessage::BatchAck(ack) => return Ok(Some(SessionEvent::BatchAck(ack))),
+                    ServerMessage::Error(error) => {
+                        return Ok(Some(SessionEvent::BatchFailed { batch_id, error }))
+                    }
+                    ServerMessage::SessionError(e) => return Err(Error::from_session_error(e)),
+                    _ => continue,
+                }
+            }
             let event = match frame.message {
                 ServerMessage::HistorySnapshot(h) => SessionEvent::History(h),
                 ServerMessage::Tick(t) => {
@@ -173,6 +198,12 @@ impl<'c> SessionStream<'c> {
     /// Sends orders for this session and waits for the `batch_ack`.
     pub async fn submit_orders(&mut self, orders: Vec<OrderRequest>) -> Result<BatchAckData> {
         self.conn.submit_orders(&self.session_id, orders).await
+    }
+
+    /// Sends orders for this session without waiting for the `batch_ack`, which comes
+    /// later as [`SessionEvent::BatchAck`]. Returns the batch id.
+    pub async fn send_orders(&mut self, orders: Vec<OrderRequest>) -> Result<String> {
+        self.conn.send_orders(&self.session_id, orders).await
     }
 
     /// Cancels working orders of this session.

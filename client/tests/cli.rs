@@ -397,6 +397,37 @@ fn bench_is_bounded_and_reports_its_numbers() {
     // Streaming overshoots the bar cap by whatever was in flight when stop arrived.
     assert!(doc["ticks"].as_u64().unwrap() >= 400, "{doc}");
     assert!(doc["round_trip"].is_null());
+    assert_eq!(doc["trading"]["orders_sent"], 0, "{doc}");
+
+    // Trading: an order on every bar but the last (the 200th stops the session), each
+    // answered and filled at the next bar's open before that bar's tick.
+    let mut args = vec!["bench", "--sessions", "2", "--order-every", "1"];
+    args.extend_from_slice(&common);
+    let doc: Value = serde_json::from_str(&ok(home.run(&args, &env))).unwrap();
+    assert_eq!(
+        (doc["sessions_ok"].as_u64(), doc["ticks"].as_u64()),
+        (Some(2), Some(400)),
+        "{doc}"
+    );
+    let t = &doc["trading"];
+    assert_eq!(
+        [
+            &t["orders_sent"],
+            &t["batch_acks"],
+            &t["fills"],
+            &t["orders_rejected"]
+        ],
+        [2 * 199, 2 * 199, 2 * 199, 0],
+        "{doc}"
+    );
+    assert_eq!(doc["round_trip"]["samples"], 2 * 199);
+    let mut args = vec!["bench", "--order-every", "2"];
+    args.extend_from_slice(&common);
+    let text = ok(home.run(&args[..args.len() - 1], &env));
+    assert!(
+        text.contains("one every 2 bar(s): 99 sent, 99 batch_ack(s), 0 rejected, 99 fill(s)"),
+        "{text}"
+    );
 
     // Sessions are closed afterwards: none left behind.
     let list: Value =

@@ -278,3 +278,57 @@ async fn refusals_come_back_as_typed_errors() {
     // Still usable.
     conn.ping().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn orders_sent_without_waiting_come_back_on_the_stream_in_order() {
+    let app = spawn_app().await;
+    let mut conn = connect(&app).await;
+    let mut params = goog("2004-01-01", "2014-01-01");
+    params.flow_control = true;
+    params.max_pending_ticks = 1;
+    let mut stream = conn.start_simulation(params).await.unwrap();
+    let (mut acks, mut fills, mut failed, mut position) = (Vec::new(), 0, 0, 0i64);
+    let mut ticks = 0;
+    while ticks < 20 {
+        match stream.next().await.unwrap().unwrap() {
+            SessionEvent::Tick(t) => {
+                ticks += 1;
+                // A buy and then an unknown symbol: one ack each, and one failed order.
+                let (id, symbol) = match ticks % 2 {
+                    1 => (format!("o{ticks}"), "GOOG"),
+                    _ => (format!("bad{ticks}"), "NOPE"),
+                };
+                let side = if position > 0 { Side::Sell } else { Side::Buy };
+                let batch = stream
+                    .send_orders(vec![OrderRequest::market(id, symbol, side, 1)])
+                    .await
+                    .unwrap();
+                assert_eq!(batch, format!("batch-{ticks}"));
+                stream.ack(t.sequence_id).await.unwrap();
+            }
+            SessionEvent::BatchAck(a) => {
+                if !a.rejected_orders.is_empty() {
+                    assert!(a.rejected_orders.keys().all(|k| k.starts_with("bad")));
+                    failed += 1;
+                }
+                acks.push(a.batch_id);
+            }
+            SessionEvent::Fill(f) => {
+                fills += 1;
+                position += if f.side == Side::Buy { 1 } else { -1 };
+            }
+            SessionEvent::BatchFailed { batch_id, error } => panic!("{batch_id}: {error:?}"),
+            _ => {}
+        }
+    }
+    // Each batch was answered before the next tick: 19 of the 20 by now, 9 of them
+    // refusing the unknown symbol; each good order filled at the next bar's open.
+    let expected: Vec<_> = (1..20).map(|n| format!("batch-{n}")).collect();
+    assert_eq!(acks, expected);
+    assert_eq!((failed, fills), (9, 10));
+    assert!((0..=1).contains(&position));
+    // Other requests on the connection still get their own replies.
+    stream.state().await.unwrap();
+    let end = stream.stop().await.unwrap();
+    assert_eq!(end.reason, EndReason::Stopped);
+}

@@ -28,6 +28,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "mode",
     "duration",
     "threads",
+    "order-every",
 ];
 
 /// Options without a value.

@@ -2,11 +2,17 @@
 //! against the configured server only; reports total ticks per second, the lock-step
 //! tick round trip (receiving tick N to receiving tick N+1, the ack in between) and
 //! errors. Every session stops after `--bars` ticks or at the `--duration` deadline.
+//!
+//! With `--order-every N`, every Nth tick is answered with a one-share market order on
+//! the first symbol (buy when flat, sell when long, so the position stays 0 or 1),
+//! sent as `order_batch` right before the `tick_ack` without waiting for its
+//! `batch_ack`, the way a strategy that trades each bar talks to the server.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use simutrador_client::protocol::{OrderRequest, Side};
 use simutrador_client::{Client, SessionEvent, SessionParams, Token};
 
 use crate::args::Args;
@@ -39,6 +45,8 @@ pub struct Plan {
     pub duration: Duration,
     pub threads: usize,
     pub params: SessionParams,
+    /// An order every this many ticks; 0: acknowledgements only.
+    pub order_every: u64,
     /// Client threads poll their sockets instead of sleeping between frames, so the
     /// generator's own wake-up latency is left out of the round trips it measures.
     pub busy_poll: bool,
@@ -55,6 +63,7 @@ impl Plan {
             "threads",
             "busy-poll",
             "json",
+            "order-every",
         ];
         allowed.extend_from_slice(SESSION_OPTIONS);
         args.allow("bench", &allowed)?;
@@ -90,6 +99,7 @@ impl Plan {
                 "--threads must be between 1 and --sessions".into(),
             ));
         }
+        let order_every: u64 = args.parsed_or("order-every", 0)?;
         let mut params = session_params(args)?;
         params.flow_control = mode == Mode::Lockstep;
         params.max_pending_ticks = 1;
@@ -100,6 +110,7 @@ impl Plan {
             duration: Duration::from_secs(secs),
             threads,
             params,
+            order_every,
             busy_poll: args.flag("busy-poll"),
             json: args.flag("json"),
         })
@@ -115,7 +126,30 @@ struct SessionReport {
     last_tick: Option<Instant>,
     /// Tick-to-tick round trips in microseconds (lock-step only).
     round_trips_us: Vec<u32>,
+    trading: Trading,
     error: Option<String>,
+}
+
+/// What the orders of `--order-every` came to.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Trading {
+    /// Orders sent (one per `order_batch`).
+    pub orders_sent: u64,
+    /// `batch_ack`s received.
+    pub batch_acks: u64,
+    /// Orders refused: in a `batch_ack`, or with their whole batch.
+    pub orders_rejected: u64,
+    /// Fills (`execution_report`s).
+    pub fills: u64,
+}
+
+impl Trading {
+    fn add(&mut self, o: &Trading) {
+        self.orders_sent += o.orders_sent;
+        self.batch_acks += o.batch_acks;
+        self.orders_rejected += o.orders_rejected;
+        self.fills += o.fills;
+    }
 }
 
 /// Lock-step round-trip statistics in milliseconds.
@@ -147,6 +181,9 @@ pub struct Summary {
     /// Ticks over `tick_span_sec`: the steady-state rate.
     pub ticks_per_sec_in_span: f64,
     pub round_trip: Option<Latency>,
+    /// `--order-every` (0: no orders).
+    pub order_every: u64,
+    pub trading: Trading,
     pub errors: BTreeMap<String, u32>,
 }
 
@@ -228,11 +265,30 @@ async fn one_session(
 ) -> simutrador_client::Result<()> {
     let mut conn = client.connect(token).await?;
     let lockstep = plan.mode == Mode::Lockstep;
+    let symbol = plan.params.symbols.first().cloned().unwrap_or_default();
     let session_id = {
         let mut stream = conn.start_simulation(plan.params.clone()).await?;
         let mut stopping = false;
+        let mut position: i64 = 0;
         while let Some(event) = stream.next_within(Some(EVENT_TIMEOUT)).await? {
             match event {
+                SessionEvent::Fill(fill) => {
+                    report.trading.fills += 1;
+                    let q = fill.executed_quantity;
+                    position += if fill.side == Side::Buy { q } else { -q };
+                }
+                SessionEvent::BatchAck(ack) => {
+                    report.trading.batch_acks += 1;
+                    report.trading.orders_rejected += ack.rejected_orders.len() as u64;
+                }
+                SessionEvent::BatchFailed { error, .. } => {
+                    report.trading.orders_rejected += 1;
+                    report.error.get_or_insert(format!(
+                        "order batch refused: {}: {}",
+                        error.error_code.as_str(),
+                        error.message
+                    ));
+                }
                 SessionEvent::Tick(tick) => {
                     let now = Instant::now();
                     if let (true, Some(prev)) = (lockstep && !stopping, report.last_tick) {
@@ -249,8 +305,17 @@ async fn one_session(
                     if enough || now >= deadline {
                         stopping = true;
                         stream.stop().await?;
-                    } else if lockstep {
-                        stream.ack(tick.sequence_id).await?;
+                    } else {
+                        if plan.order_every > 0 && report.ticks % plan.order_every == 0 {
+                            let side = if position > 0 { Side::Sell } else { Side::Buy };
+                            let n = report.trading.orders_sent + 1;
+                            let order = OrderRequest::market(format!("o{n}"), &symbol, side, 1);
+                            stream.send_orders(vec![order]).await?;
+                            report.trading.orders_sent = n;
+                        }
+                        if lockstep {
+                            stream.ack(tick.sequence_id).await?;
+                        }
                     }
                 }
                 SessionEvent::End(_) => break,
@@ -275,6 +340,7 @@ fn summarize(url: &str, plan: &Plan, reports: Vec<SessionReport>, wall: f64) -> 
     let mut errors = BTreeMap::new();
     let mut samples = Vec::new();
     let (mut ticks, mut ok) = (0, 0);
+    let mut trading = Trading::default();
     let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
     for r in reports {
         ticks += r.ticks;
@@ -284,6 +350,7 @@ fn summarize(url: &str, plan: &Plan, reports: Vec<SessionReport>, wall: f64) -> 
         };
         last = last.max(r.last_tick);
         samples.extend(r.round_trips_us);
+        trading.add(&r.trading);
         match r.error {
             Some(e) => *errors.entry(e).or_insert(0) += 1,
             None => ok += 1,
@@ -315,6 +382,8 @@ fn summarize(url: &str, plan: &Plan, reports: Vec<SessionReport>, wall: f64) -> 
         tick_span_sec: span,
         ticks_per_sec_in_span: rate(span),
         round_trip,
+        order_every: plan.order_every,
+        trading,
         errors,
     }
 }
@@ -374,6 +443,16 @@ pub fn report(s: &Summary, plan: &Plan) -> String {
             ),
         ));
     }
+    if s.order_every > 0 {
+        let t = &s.trading;
+        lines.push((
+            "Orders",
+            format!(
+                "one every {} bar(s): {} sent, {} batch_ack(s), {} rejected, {} fill(s)",
+                s.order_every, t.orders_sent, t.batch_acks, t.orders_rejected, t.fills
+            ),
+        ));
+    }
     let errors: u32 = s.errors.values().sum();
     lines.push(("Errors", errors.to_string()));
     let mut out = key_values(&lines);
@@ -412,5 +491,13 @@ mod tests {
             (Mode::Stream, Some(10), false)
         );
         assert!(p.threads >= 1 && p.threads <= 4);
+        assert_eq!(p.order_every, 0);
+        assert_eq!(
+            parse(&format!("{base} --order-every 3"))
+                .unwrap()
+                .order_every,
+            3
+        );
+        assert!(parse(&format!("{base} --order-every -1")).is_err());
     }
 }
