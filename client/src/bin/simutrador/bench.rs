@@ -306,7 +306,7 @@ async fn one_session(
                         stopping = true;
                         stream.stop().await?;
                     } else {
-                        if plan.order_every > 0 && report.ticks % plan.order_every == 0 {
+                        if plan.order_every > 0 && report.ticks.is_multiple_of(plan.order_every) {
                             let side = if position > 0 { Side::Sell } else { Side::Buy };
                             let n = report.trading.orders_sent + 1;
                             let order = OrderRequest::market(format!("o{n}"), &symbol, side, 1);
