@@ -652,21 +652,12 @@ fn account_options(
         key: "accounts.encryption_keys".into(),
         message: message.into(),
     };
-    let mut keys: Vec<(String, Secret<Vec<u8>>)> = Vec::new();
-    for entry in a
-        .encryption_keys
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        let (id, hex) = entry
-            .split_once(':')
-            .ok_or_else(|| bad("entries are id:hexkey"))?;
-        keys.push((
-            id.to_string(),
-            Secret::new(decode_hex(hex).ok_or_else(|| bad("keys are 64 hex digits"))?),
-        ));
-    }
+    let mut keys: Vec<(String, Secret<Vec<u8>>)> =
+        secrets::parse_encryption_keys(&a.encryption_keys)
+            .map_err(bad)?
+            .into_iter()
+            .map(|(id, key)| (id, Secret::new(key)))
+            .collect();
     if keys.is_empty() {
         if settings.mode == crate::config::Mode::Production {
             // Without keys, TOTP enrolment is refused; everything else works.
@@ -679,7 +670,8 @@ fn account_options(
                     source,
                 }
             })?;
-        let key = decode_hex(&generated).ok_or_else(|| bad("the generated key file is damaged"))?;
+        let key = secrets::decode_hex(&generated)
+            .ok_or_else(|| bad("the generated key file is damaged"))?;
         keys.push(("generated".into(), Secret::new(key)));
     }
     let current = if a.encryption_key_current.is_empty() {
@@ -689,17 +681,6 @@ fn account_options(
     };
     let keyring = Keyring::new(current, keys).map_err(|e| bad(&e.to_string()))?;
     Ok((policy, Some(keyring)))
-}
-
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    let hex = hex.trim();
-    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
 }
 
 /// Resolves on SIGTERM, SIGINT, or when `requested` turns true.

@@ -33,6 +33,33 @@ pub fn load_or_create(path: &Path, bytes: usize) -> std::io::Result<String> {
     Ok(hex)
 }
 
+/// Bytes from hex digits, or `None` for anything else.
+pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.trim();
+    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// `accounts.encryption_keys` (`id:hexkey,...`) as (id, key) pairs; the error says
+/// what is wrong.
+pub fn parse_encryption_keys(value: &str) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (id, hex) = entry.split_once(':').ok_or("entries are id:hexkey")?;
+            let key = decode_hex(hex).ok_or("keys are 64 hex digits")?;
+            Ok((id.to_string(), key))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

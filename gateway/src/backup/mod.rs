@@ -89,32 +89,10 @@ fn configured<'a>(settings: &'a Settings, spec: &Spec) -> &'a str {
     }
 }
 
-fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    let hex = hex.trim();
-    if !hex.len().is_multiple_of(2) || !hex.is_ascii() {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect()
-}
-
 /// `accounts.encryption_keys` (`id:hexkey,...`) as (id, key) pairs.
 fn configured_keys(value: &str) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
-    let bad = |m: &str| BackupError::Refused(format!("accounts.encryption_keys: {m}"));
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|entry| {
-            let (id, hex) = entry
-                .split_once(':')
-                .ok_or_else(|| bad("entries are id:hexkey"))?;
-            let key = decode_hex(hex).ok_or_else(|| bad("keys are 64 hex digits"))?;
-            Ok((id.to_string(), key))
-        })
-        .collect()
+    crate::secrets::parse_encryption_keys(value)
+        .map_err(|m| BackupError::Refused(format!("accounts.encryption_keys: {m}")))
 }
 
 fn secret_file(settings: &Settings, spec: &Spec) -> Result<Option<Vec<u8>>, BackupError> {
@@ -313,7 +291,7 @@ struct Staged {
 fn stage(settings: &Settings, spec: &Spec, data: &[u8]) -> Result<Staged, BackupError> {
     let text = std::str::from_utf8(data).map(str::trim).unwrap_or("");
     let sound = match spec.name {
-        "encryption_key" => decode_hex(text).is_some_and(|k| k.len() == 32),
+        "encryption_key" => crate::secrets::decode_hex(text).is_some_and(|k| k.len() == 32),
         _ => !text.is_empty(),
     };
     if !sound {
@@ -352,7 +330,8 @@ fn action(
     let file = settings.data_dir.join(spec.name);
     match record {
         SecretSource::File { .. } if spec.name == ENCRYPTION.name => {
-            let key = restored.and_then(|d| decode_hex(std::str::from_utf8(d).ok()?))?;
+            let key =
+                restored.and_then(|d| crate::secrets::decode_hex(std::str::from_utf8(d).ok()?))?;
             let has_it = configured_keys(value)
                 .map(|keys| keys.iter().any(|(_, k)| *k == key))
                 .unwrap_or(false);
