@@ -443,7 +443,7 @@ pub fn refusal(bucket: Bucket, decision: &Decision, now_ms: i64) -> HttpError {
         limit: decision.limit.into(),
         remaining: decision.remaining.into(),
         reset: decision.reset,
-        retry_after: decision.retry_after(now_ms).max(1) as u64,
+        retry_after: decision.retry_after(now_ms) as u64,
         period: LimitPeriod::Seconds(decision.period_sec),
         message: format!(
             "at most {} {} requests per {} s; retry after the time in Retry-After",

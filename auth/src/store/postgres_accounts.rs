@@ -577,20 +577,7 @@ impl AccountBackend for PostgresStore {
             .transpose()?;
             return Ok(Err(KeyRotationRefusal::of(state)));
         };
-        let inserted = sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(new.id)
-        .bind(new.user_id)
-        .bind(&new.name)
-        .bind(&new.prefix)
-        .bind(hash)
-        .bind(new.created_at)
-        .bind(new.expires_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
+        match super::postgres::insert_api_key(&mut *tx, new, hash).await {
             Ok(_) => {}
             // Rolled back with the transaction: the caller draws another key.
             Err(e) if is_unique_violation(&e) => return Ok(Err(KeyRotationRefusal::PrefixTaken)),

@@ -110,6 +110,32 @@ pub(super) fn user_from_row(row: &SqliteRow, c: &UserColumns) -> Result<User, Au
     })
 }
 
+/// Inserts `key` with `hash`: the one statement both a new key and a rotation's
+/// replacement are written with.
+pub(super) async fn insert_api_key<'e, E>(
+    executor: E,
+    key: &ApiKey,
+    hash: &[u8],
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id(key.id))
+    .bind(id(key.user_id))
+    .bind(&key.name)
+    .bind(&key.prefix)
+    .bind(hash)
+    .bind(ts(key.created_at))
+    .bind(key.expires_at.map(ts))
+    .execute(executor)
+    .await
+    .map(drop)
+}
+
 pub(super) fn key_from_row(row: &SqliteRow) -> Result<ApiKey, AuthError> {
     Ok(ApiKey {
         id: get_id(row, "id")?,
@@ -233,21 +259,7 @@ impl UserStore for SqliteStore {
         let mut attempt = 1;
         loop {
             let (created, hash) = self.core.new_key(user_id, &new)?;
-            let key = &created.key;
-            let inserted = sqlx::query(
-                "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id(key.id))
-            .bind(id(key.user_id))
-            .bind(&key.name)
-            .bind(&key.prefix)
-            .bind(hash)
-            .bind(ts(key.created_at))
-            .bind(key.expires_at.map(ts))
-            .execute(&self.pool)
-            .await;
-            match inserted {
+            match insert_api_key(&self.pool, &created.key, &hash).await {
                 Ok(_) => return Ok(created),
                 Err(e) if is_foreign_key_violation(&e) => return Err(AuthError::NotFound),
                 // A prefix collision: draw a new key.

@@ -565,20 +565,7 @@ impl AccountBackend for SqliteStore {
             .transpose()?;
             return Ok(Err(KeyRotationRefusal::of(state)));
         };
-        let inserted = sqlx::query(
-            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id(new.id))
-        .bind(id(new.user_id))
-        .bind(&new.name)
-        .bind(&new.prefix)
-        .bind(hash)
-        .bind(ts(new.created_at))
-        .bind(new.expires_at.map(ts))
-        .execute(&mut *tx)
-        .await;
-        match inserted {
+        match super::sqlite::insert_api_key(&mut *tx, new, hash).await {
             Ok(_) => {}
             // Rolled back with the transaction: the caller draws another key.
             Err(e) if is_unique_violation(&e) => return Ok(Err(KeyRotationRefusal::PrefixTaken)),

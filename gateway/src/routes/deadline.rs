@@ -34,10 +34,13 @@ pub async fn body_deadline(
         .map(|s| Duration::from_secs(s.settings.server.body_timeout_sec));
     if let Some(timeout) = timeout {
         if !req.headers().contains_key(header::UPGRADE) {
-            let body = req.take_payload();
-            req.set_payload(Payload::Stream {
-                payload: Box::pin(Deadline::new(body, timeout)),
-            });
+            // Requests without a body (most GETs, the probes) cost nothing here.
+            match req.take_payload() {
+                Payload::None => {}
+                body => req.set_payload(Payload::Stream {
+                    payload: Box::pin(Deadline::new(body, timeout)),
+                }),
+            }
         }
     }
     next.call(req).await
