@@ -106,28 +106,27 @@ async fn serve(settings: Settings) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let base = format!("http://{host}:{}", app.port());
-    println!("SimuTrador gateway listening on {base}");
+    // Written in one go and any failure ignored: a server whose stdout was closed (a
+    // supervisor that stopped reading) keeps serving instead of dying on `println!`.
+    let mut banner = format!("SimuTrador gateway listening on {base}\n");
     if let Some(p) = app.compat_port() {
-        println!("Python SDK compatibility port: http://{host}:{p}");
+        banner += &format!("Python SDK compatibility port: http://{host}:{p}\n");
     }
     if let Some(p) = app.metrics_port() {
-        let metrics_host = &app_metrics_host;
-        println!("Metrics: http://{metrics_host}:{p}/metrics");
+        banner += &format!("Metrics: http://{app_metrics_host}:{p}/metrics\n");
     }
     if let Some(b) = app.bootstrap() {
-        println!(
-            "\nFirst start: created admin user {} and a demo API key (shown only now):",
-            b.email
+        banner += &format!(
+            "\nFirst start: created admin user {} and a demo API key (shown only now):\n  {}\n\
+             Exchange it for a token:\n  curl -s -X POST -H 'X-API-Key: {}' {base}/auth/token\n\
+             More keys: simutrador-gateway admin create-key --email you@example.com --plan free\n\n",
+            b.email, b.api_key, b.api_key
         );
-        println!("  {}", b.api_key);
-        println!("Exchange it for a token:");
-        println!(
-            "  curl -s -X POST -H 'X-API-Key: {}' {base}/auth/token",
-            b.api_key
-        );
-        println!(
-            "More keys: simutrador-gateway admin create-key --email you@example.com --plan free\n"
-        );
+    }
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
     }
     let code = match app.run_until_stopped().await {
         Ok(()) => 0,

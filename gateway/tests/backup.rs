@@ -145,10 +145,10 @@ async fn start(place: &Place) -> Running {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Drained to the end even after the test stops listening: a reader that
+        // stopped would leave the gateway writing into a closed pipe.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
+            let _ = tx.send(line);
         }
     });
     // The address comes first; a first start's key follows at once.
@@ -472,6 +472,50 @@ async fn recovery_after_a_lost_node(backend: Backend) {
     node.stop().await;
 }
 both_backends!(recovery_after_a_lost_node_works, recovery_after_a_lost_node);
+
+/// A gateway whose stdout is closed before it prints its banner (a supervisor that
+/// stopped reading) serves anyway instead of dying on the write.
+#[actix_web::test]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    let place = Place::new(Backend::Sqlite).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simutrador-gateway"));
+    place.configure(&mut cmd);
+    cmd.arg("serve")
+        .env("SIMUTRADOR__SERVER__HOST", "127.0.0.1")
+        .env("SIMUTRADOR__SERVER__PORT", port.to_string())
+        .env("SIMUTRADOR__SERVER__COMPAT_PORT", "0")
+        .env(
+            "SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-data"),
+        )
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let base = format!("http://127.0.0.1:{port}");
+    let mut healthy = false;
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the gateway exited ({status}) once its stdout was closed");
+        }
+        if let Ok(res) = awc::Client::new()
+            .get(format!("{base}/health"))
+            .send()
+            .await
+        {
+            healthy = res.status().is_success();
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(healthy, "the gateway never answered /health");
+    let _ = child.kill();
+    let _ = child.wait();
+}
 
 /// What a database holds, to compare before and after a refused restore.
 async fn users(place: &Place) -> Vec<String> {
