@@ -51,6 +51,8 @@ pub struct Connection {
     /// `connection_closing` notice, kept to explain the close that follows.
     closing: Option<ConnectionClosingData>,
     closed: bool,
+    /// Frames queued with `feed` and not yet written (see [`Connection::send_orders`]).
+    unflushed: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -107,6 +109,7 @@ impl Connection {
             partial: None,
             closing: None,
             closed: false,
+            unflushed: false,
         };
         let deadline = (Instant::now() + timeout, timeout);
         // PROTOCOL.md: the first server frame after the upgrade is `connection_ready`.
@@ -162,8 +165,23 @@ impl Connection {
             return Err(Error::Closed(self.closing.clone()));
         }
         let text = msg.to_frame(request_id);
+        self.unflushed = false;
         self.socket
             .send(Message::Text(text.into()))
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))
+    }
+
+    /// Queues one message without writing it: it goes out with the next message sent,
+    /// or before this connection next waits for a frame, whichever comes first.
+    async fn queue(&mut self, msg: &ClientMessage, request_id: Option<&str>) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed(self.closing.clone()));
+        }
+        let text = msg.to_frame(request_id);
+        self.unflushed = true;
+        self.socket
+            .feed(Message::Text(text.into()))
             .await
             .map_err(|e| Error::Transport(e.to_string()))
     }
@@ -175,6 +193,13 @@ impl Connection {
         deadline: Option<(Instant, Duration)>,
         waiting_for: &'static str,
     ) -> Result<ServerFrame> {
+        if self.unflushed {
+            self.unflushed = false;
+            self.socket
+                .flush()
+                .await
+                .map_err(|e| Error::Transport(e.to_string()))?;
+        }
         loop {
             if self.closed {
                 return Err(Error::Closed(self.closing.clone()));
@@ -462,7 +487,10 @@ impl Connection {
     /// answer, which the session's stream hands out later as
     /// [`SessionEvent::BatchAck`](crate::SessionEvent::BatchAck) (or
     /// [`SessionEvent::BatchFailed`](crate::SessionEvent::BatchFailed)). Lets a
-    /// strategy acknowledge the tick in the same round trip. Returns the batch id.
+    /// strategy acknowledge the tick in the same round trip. The batch is written
+    /// together with the next message sent (typically that `tick_ack`, so both leave
+    /// in one TCP segment), or before the connection next waits for a frame. Returns
+    /// the batch id.
     pub async fn send_orders(
         &mut self,
         session_id: &str,
@@ -480,7 +508,7 @@ impl Connection {
             execution_mode: Default::default(),
         });
         let rid = self.request_id();
-        self.send(&msg, Some(&rid)).await?;
+        self.queue(&msg, Some(&rid)).await?;
         self.unanswered
             .insert(rid, (session_id.to_string(), batch_id.clone()));
         Ok(batch_id)

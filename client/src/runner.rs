@@ -43,8 +43,10 @@ pub struct Progress {
 
 impl Connection {
     /// Runs `strategy` over a new session in lock-step (flow control on, window 1): the
-    /// orders for tick N are sent and their `batch_ack` awaited before tick N is
-    /// acknowledged, so they fill from bar N+1 on, exactly as in-process.
+    /// orders for tick N are sent right before tick N is acknowledged (one write, one
+    /// round trip per bar), so they fill from bar N+1 on, exactly as in-process. The
+    /// server answers the batch before anything bar N+1 causes; a batch refused as a
+    /// whole ends the run with that error.
     pub async fn run<S: Strategy + ?Sized>(
         &mut self,
         params: SessionParams,
@@ -102,20 +104,16 @@ impl Connection {
                     };
                     strategy.on_tick(&ctx, &mut orders);
                     if !orders.is_empty() {
-                        let ack = stream.submit_orders(std::mem::take(&mut orders)).await?;
-                        rejected.extend(ack.rejected_orders);
+                        stream.send_orders(std::mem::take(&mut orders)).await?;
                     }
                     stream.ack(tick.sequence_id).await?;
                     done += 1;
                     progress(Progress { done, total });
                 }
+                SessionEvent::BatchAck(ack) => rejected.extend(ack.rejected_orders),
+                SessionEvent::BatchFailed { error, .. } => return Err(Error::from_error(error)),
                 SessionEvent::Notice(e) if !e.recoverable => return Err(Error::from_error(e)),
-                // The runner waits for its batches' answers (submit_orders): these
-                // come only for batches sent without waiting, which it does not send.
-                SessionEvent::Warning(_)
-                | SessionEvent::Notice(_)
-                | SessionEvent::BatchAck(_)
-                | SessionEvent::BatchFailed { .. } => {}
+                SessionEvent::Warning(_) | SessionEvent::Notice(_) => {}
                 SessionEvent::End(end) => {
                     return Ok(Results {
                         end,

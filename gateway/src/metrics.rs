@@ -373,6 +373,10 @@ impl SessionMetrics for Metrics {
     fn tick_round_trip(&self, elapsed: Duration) {
         self.tick_round_trip.observe(elapsed.as_secs_f64());
     }
+
+    fn orders(&self, accepted: usize, rejected: usize) {
+        Metrics::orders(self, accepted, rejected);
+    }
 }
 
 /// An open connection in `simutrador_connections_active`; dropping it closes it.

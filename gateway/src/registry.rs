@@ -21,6 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use actix::fut::wrap_future;
 use actix::{
     Actor, ActorFutureExt, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message,
@@ -319,6 +321,8 @@ pub struct CreateSession {
     /// Run the session on this arbiter (the caller's thread, so a connection and its
     /// session exchange ticks without crossing threads); None picks from the pool.
     pub arbiter: Option<ArbiterHandle>,
+    /// Closes when the creating connection is gone; see `SessionActor::with_owner`.
+    pub owner: Option<watch::Receiver<()>>,
 }
 
 impl Handler<CreateSession> for SessionRegistry {
@@ -332,6 +336,7 @@ impl Handler<CreateSession> for SessionRegistry {
             max_working_orders,
             spec,
             arbiter,
+            owner,
         } = msg;
         let early = (|| {
             if self.draining {
@@ -475,6 +480,7 @@ impl Handler<CreateSession> for SessionRegistry {
                     end: spec.end,
                     config,
                     max_duration,
+                    owner,
                 };
                 Ok(act.start_session(facts, engine, slice, ownership, arbiter, ctx))
             });
@@ -492,6 +498,8 @@ struct Started {
     end: Timestamp,
     config: EngineConfig,
     max_duration: Duration,
+    /// Closes when the connection that created or resumed it is gone.
+    owner: Option<watch::Receiver<()>>,
 }
 
 /// Where the session store keeps `session_id` of `user_id`: the user's id, a slash,
@@ -627,7 +635,7 @@ impl SessionRegistry {
     /// Starts a session actor and registers it.
     fn start_session(
         &mut self,
-        facts: Started,
+        mut facts: Started,
         engine: Engine,
         slice: Arc<Slice>,
         ownership: Ownership,
@@ -658,9 +666,13 @@ impl SessionRegistry {
         let store = Arc::clone(&self.store);
         let ticks_total = slice.steps.len() as u64;
         let metrics = self.metrics.clone();
+        let owner = facts.owner.take();
         let addr = SessionActor::start_in_arbiter(&arbiter, move |_| {
-            let actor =
+            let mut actor =
                 SessionActor::new(session_config, engine, slice, store).with_ownership(ownership);
+            if let Some(owner) = owner {
+                actor = actor.with_owner(owner);
+            }
             match metrics {
                 Some(m) => actor.with_metrics(m),
                 None => actor,
@@ -769,6 +781,8 @@ pub struct ResumeSession {
     pub max_duration: Duration,
     /// Run a taken-over session on this arbiter.
     pub arbiter: Option<ArbiterHandle>,
+    /// For a session taken over: closes when the resuming connection is gone.
+    pub owner: Option<watch::Receiver<()>>,
 }
 
 /// Why a session could not be resumed.
@@ -903,6 +917,7 @@ impl Handler<ResumeSession> for SessionRegistry {
                     end: spec.end,
                     config: recovered.engine.config().clone(),
                     max_duration: msg.max_duration,
+                    owner: msg.owner,
                 };
                 Ok(act.start_session(
                     facts,

@@ -138,8 +138,10 @@ async fn trade_lock_step(port: u16, token: &str, client_nodelay: bool) -> Tradin
             None,
         )
         .await;
+        let mut kinds = Vec::new();
         tick = loop {
             let m = ws.recv().await;
+            kinds.push(m["type"].as_str().unwrap().to_string());
             match m["type"].as_str().unwrap() {
                 "batch_ack" => {
                     assert_eq!(m["request_id"], batch, "{m}");
@@ -161,6 +163,9 @@ async fn trade_lock_step(port: u16, token: &str, client_nodelay: bool) -> Tradin
             Some(seq + 1),
             "{tick}"
         );
+        // The answer comes before anything the next bar causes (its fill included).
+        assert_eq!(kinds[0], "batch_ack", "bar {i}: {kinds:?}");
+        assert_eq!(kinds.iter().filter(|k| *k == "batch_ack").count(), 1);
     }
     Trading {
         elapsed: started.elapsed(),
@@ -191,6 +196,67 @@ async fn trading_lock_step_does_not_stall() {
         assert_eq!(t.batch_acks, ROUND_TRIPS, "{t:?}");
         // Market orders fill at the next bar's open: all but the last one sent.
         assert!(t.fills >= ROUND_TRIPS - 1, "{t:?}");
+    }
+    app.cleanup().await;
+}
+
+/// A batch sent on another connection of the same user, for a session this one does
+/// not drive, is answered on the connection that sent it; its fill reaches the
+/// session's own connection.
+#[actix_web::test]
+async fn a_batch_for_a_session_driven_elsewhere_is_answered_to_its_sender() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let key = app
+        .user_with_key("trader@example.com", Plan::Enterprise)
+        .await;
+    let token = app.token(&key).await;
+    let mut driver = RawWs::connect(app.port, &token, true).await;
+    assert_eq!(driver.recv().await["type"], "connection_ready");
+    driver
+        .send("start_simulation", goog_start(), Some("start"))
+        .await;
+    let sid = driver.until("session_created").await["data"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tick = driver.until("tick").await;
+    let mut other = RawWs::connect(app.port, &token, true).await;
+    assert_eq!(other.recv().await["type"], "connection_ready");
+    let order = json!({"order_id": "elsewhere", "symbol": "GOOG", "side": "buy",
+                       "type": "market", "quantity": 1});
+    other
+        .send(
+            "order_batch",
+            json!({"session_id": sid, "batch_id": "b-other", "orders": [order]}),
+            Some("rq-other"),
+        )
+        .await;
+    let ack = other.until("batch_ack").await;
+    assert_eq!(ack["request_id"], "rq-other", "{ack}");
+    assert_eq!(
+        ack["data"]["accepted_orders"],
+        json!(["elsewhere"]),
+        "{ack}"
+    );
+    let seq = tick["data"]["sequence_id"].as_u64().unwrap();
+    driver
+        .send(
+            "tick_ack",
+            json!({"session_id": sid, "sequence_id": seq}),
+            None,
+        )
+        .await;
+    loop {
+        let m = driver.recv().await;
+        match m["type"].as_str().unwrap() {
+            "execution_report" => {
+                assert_eq!(m["data"]["order_id"], "elsewhere", "{m}");
+                break;
+            }
+            "batch_ack" => panic!("the driver got another connection's answer: {m}"),
+            "tick" => panic!("no fill before the next tick: {m}"),
+            _ => {}
+        }
     }
     app.cleanup().await;
 }

@@ -56,6 +56,7 @@ fn create(user: &str, max: u32, spec: SessionSpec) -> CreateSession {
         max_working_orders: 100,
         spec,
         arbiter: None,
+        owner: None,
     }
 }
 

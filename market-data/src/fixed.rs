@@ -453,23 +453,36 @@ macro_rules! serde_decimal {
                 if !d.is_human_readable() {
                     return Deserialize::deserialize(d).map(Self);
                 }
-                #[derive(Deserialize)]
-                #[serde(untagged)]
-                enum Repr {
-                    Str(String),
-                    Int(i64),
-                    Float(f64),
-                }
-                match Repr::deserialize(d)? {
-                    Repr::Str(s) => s.parse().map_err(serde::de::Error::custom),
-                    Repr::Int(i) => Ok(Self::from_raw(
+                // A visitor rather than an untagged enum, which buffers every value
+                // before trying each form: decimals were the largest part of parsing
+                // a tick or an account snapshot.
+                struct DecimalVisitor;
+                impl<'de> serde::de::Visitor<'de> for DecimalVisitor {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a decimal string or number")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$t, E> {
+                        s.parse().map_err(E::custom)
+                    }
+                    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<$t, E> {
                         (i as i128 * SCALE as i128)
                             .try_into()
-                            .map_err(|_| serde::de::Error::custom("number out of range"))?,
-                    )),
+                            .map(<$t>::from_raw)
+                            .map_err(|_| E::custom("number out of range"))
+                    }
+                    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<$t, E> {
+                        match i64::try_from(u) {
+                            Ok(i) => self.visit_i64(i),
+                            Err(_) => self.visit_f64(u as f64),
+                        }
+                    }
                     // Shortest round-trip text of the float is the decimal the client wrote.
-                    Repr::Float(x) => x.to_string().parse().map_err(serde::de::Error::custom),
+                    fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<$t, E> {
+                        x.to_string().parse().map_err(E::custom)
+                    }
                 }
+                d.deserialize_any(DecimalVisitor)
             }
         }
     };
@@ -663,5 +676,22 @@ mod tests {
             serde_json::to_string(&Amount::from_int(100000)).unwrap(),
             "\"100000.00\""
         );
+        let p: Price = serde_json::from_str("-3").unwrap();
+        assert_eq!(p, Price::from_int(-3));
+        // The same through a `serde_json::Value` (the checked parse route).
+        let p: Price = serde_json::from_value(serde_json::json!(12.5)).unwrap();
+        assert_eq!(p.raw(), 1_250_000_000);
+        // Too large for the fixed point, as an integer and beyond i64 as a float.
+        assert!(serde_json::from_str::<Price>("9223372036854775807").is_err());
+        assert!(serde_json::from_str::<Price>("18446744073709551615").is_err());
+        for wrong in ["true", "null", "[1]", "{}"] {
+            let e = serde_json::from_str::<Price>(wrong)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("expected a decimal string or number"),
+                "{wrong}: {e}"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! `VALIDATION_ERROR`. The `request_id` is read first, so every error can echo it.
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::client::{ClientMessage, CreateSessionData, OptionalSessionId};
@@ -33,6 +34,77 @@ pub struct ServerFrame {
 /// failure is a [`ProtocolError`] carrying the code, a message naming the field, and
 /// the frame's `request_id` and `type` when they could be read.
 pub fn parse_client_frame(text: &str) -> Result<(ClientMessage, Option<String>), ProtocolError> {
+    match parse_client_frame_direct(text) {
+        Some(parsed) => Ok(parsed),
+        None => parse_client_frame_checked(text),
+    }
+}
+
+/// The route every well-formed frame takes: the envelope read in place with `data`
+/// left as raw text, then `data` parsed straight into its type. It answers only what
+/// the checked route would accept (same types, same validation) and gives up on
+/// anything else, which the checked route then explains. Measured: parsing through a
+/// `serde_json::Value` was 12% of the gateway's CPU in lock-step trading.
+fn parse_client_frame_direct(text: &str) -> Option<(ClientMessage, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "type", borrow)]
+        message_type: std::borrow::Cow<'a, str>,
+        #[serde(default)]
+        request_id: Option<String>,
+        #[serde(default, borrow)]
+        data: Option<&'a serde_json::value::RawValue>,
+    }
+    let envelope: Envelope = serde_json::from_str(text).ok()?;
+    if let Some(rid) = &envelope.request_id {
+        check_text("request_id", rid, MAX_REQUEST_ID_LEN, true).ok()?;
+    }
+    let data = match envelope.data.map(serde_json::value::RawValue::get) {
+        None | Some("null") => "{}",
+        Some(d) if d.starts_with('{') => d,
+        Some(_) => return None,
+    };
+    let message = direct_client_message(&envelope.message_type, data)?;
+    message.validate().ok()?;
+    Some((message, envelope.request_id))
+}
+
+/// [`typed_client_message`] without error paths, from the text of `data`.
+fn direct_client_message(message_type: &str, data: &str) -> Option<ClientMessage> {
+    use ClientMessage as M;
+    fn de<T: DeserializeOwned>(data: &str) -> Option<T> {
+        serde_json::from_str(data).ok()
+    }
+    Some(match message_type {
+        "start_simulation" => M::StartSimulation(de(data)?),
+        "create_session" => {
+            let id: OptionalSessionId = de(data)?;
+            M::CreateSession(CreateSessionData {
+                session_id: id.session_id,
+                params: de(data)?,
+            })
+        }
+        "simulation_start" => M::SimulationStart(de(data)?),
+        "tick_ack" => M::TickAck(de(data)?),
+        "order_batch" => M::OrderBatch(de(data)?),
+        "cancel_orders" => M::CancelOrders(de(data)?),
+        "pause_simulation" => M::PauseSimulation(de(data)?),
+        "resume_simulation" => M::ResumeSimulation(de(data)?),
+        "get_simulation_state" => M::GetSimulationState(de(data)?),
+        "stop_simulation" => M::StopSimulation(de(data)?),
+        "get_account" => M::GetAccount(de(data)?),
+        "list_sessions" => M::ListSessions(de(data)?),
+        "close_session" => M::CloseSession(de(data)?),
+        "resume_session" => M::ResumeSession(de(data)?),
+        "ping" => M::Ping(de(data)?),
+        _ => return None,
+    })
+}
+
+/// Every frame through `serde_json::Value`, with errors that name the problem.
+fn parse_client_frame_checked(
+    text: &str,
+) -> Result<(ClientMessage, Option<String>), ProtocolError> {
     let (message_type, data, request_id) = split_envelope(text)?;
     if let Some(rid) = &request_id {
         // Refused without echoing it: a request id out of bounds is not sent back.
@@ -70,15 +142,28 @@ pub fn parse_server_frame(text: &str) -> Result<ServerFrame, ProtocolError> {
 /// Anything this route refuses goes through the checked route, which decides and
 /// classifies the error, so both routes accept exactly the same frames.
 fn parse_server_frame_direct(text: &str) -> Option<ServerFrame> {
+    // One pass over the text: the envelope with `data` kept as raw text, then `data`
+    // parsed into the message its `type` names. (Reading the message and the envelope
+    // as two documents was a quarter of the SDK's parsing time.)
     #[derive(serde::Deserialize)]
-    struct Envelope {
+    struct Envelope<'a> {
+        #[serde(rename = "type", borrow)]
+        message_type: std::borrow::Cow<'a, str>,
+        #[serde(default, borrow)]
+        data: Option<&'a serde_json::value::RawValue>,
         #[serde(default)]
         request_id: Option<String>,
         #[serde(default)]
         timestamp: Option<String>,
     }
-    let message: ServerMessage = serde_json::from_str(text).ok()?;
     let envelope: Envelope = serde_json::from_str(text).ok()?;
+    let tagged = Adjacent {
+        message_type: &envelope.message_type,
+        data: envelope.data,
+        next: 0,
+    };
+    let message =
+        ServerMessage::deserialize(serde::de::value::MapAccessDeserializer::new(tagged)).ok()?;
     Some(ServerFrame {
         message,
         request_id: envelope.request_id,
@@ -86,7 +171,45 @@ fn parse_server_frame_direct(text: &str) -> Option<ServerFrame> {
     })
 }
 
-/// The `Value`-based route: every failure classified per PROTOCOL.md section 5.
+/// `{"type": .., "data": ..}` from the two parts, for an adjacently tagged enum.
+struct Adjacent<'a> {
+    message_type: &'a str,
+    data: Option<&'a serde_json::value::RawValue>,
+    /// 0: `type` next, 1: `data` next, 2: done.
+    next: u8,
+}
+
+impl<'de> serde::de::MapAccess<'de> for Adjacent<'de> {
+    type Error = serde_json::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        use serde::de::value::BorrowedStrDeserializer;
+        let key = match (self.next, self.data) {
+            (0, _) => "type",
+            (1, Some(_)) => "data",
+            _ => return Ok(None),
+        };
+        seed.deserialize(BorrowedStrDeserializer::new(key))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        use serde::de::value::BorrowedStrDeserializer;
+        self.next += 1;
+        match (self.next, self.data) {
+            (1, _) => seed.deserialize(BorrowedStrDeserializer::new(self.message_type)),
+            (_, Some(data)) => seed.deserialize(data),
+            (_, None) => Err(serde::de::Error::custom("no data")),
+        }
+    }
+}
+
 fn parse_server_frame_checked(text: &str) -> Result<ServerFrame, ProtocolError> {
     let value: Value = serde_json::from_str(text).map_err(not_json)?;
     let Value::Object(mut obj) = value else {
@@ -210,10 +333,6 @@ fn typed<T: DeserializeOwned>(value: Value, strip: &str) -> Result<T, ProtocolEr
         };
         let path = if path == "." { String::new() } else { path };
         let mut inner = e.into_inner().to_string();
-        if inner.contains("untagged enum Repr") {
-            // market_data's decimal visitor reports a wrong JSON type this way.
-            inner = "expected a decimal string or number".to_string();
-        }
         if inner.len() > MAX_ECHOED_DETAIL_LEN {
             inner = format!("{}...", truncate(&inner, MAX_ECHOED_DETAIL_LEN));
         }
@@ -292,6 +411,10 @@ mod tests {
             format!(r#"{{"type": "tick", "data": {tick}, "request_id": "r", "timestamp": "t"}}"#),
             format!(r#"{{"data": {tick}, "timestamp": null, "type": "tick", "extra": [1]}}"#),
             r#"{"type": "pong", "data": {"server_time": "2023-01-01T00:00:00Z"}}"#.into(),
+            r#"{"type": "batch_ack", "data": {"batch_id": "b\u0031", "accepted_orders": ["o1"],
+                "rejected_orders": {"o2": "insufficient buying power"},
+                "estimated_fills": {"o1": "10.5"}}, "request_id": "rq-1"}"#
+                .into(),
         ];
         for f in &frames {
             let direct = parse_server_frame_direct(f);
@@ -307,6 +430,81 @@ mod tests {
         ] {
             assert!(parse_server_frame_direct(f).is_none(), "{f}");
             assert!(parse_server_frame(f).is_err(), "{f}");
+        }
+    }
+
+    #[test]
+    fn direct_and_checked_client_routes_agree() {
+        let params = r#"{"symbols": ["AAPL"], "start_date": "2023-01-03T00:00:00Z",
+            "end_date": "2023-06-30T00:00:00Z", "initial_capital": "100000",
+            "timeframe": "1h", "metadata": {"k": [1, {"x": null}]}}"#;
+        let batch = r#"{"session_id": "s1", "batch_id": "b1", "execution_mode": "atomic",
+            "orders": [{"order_id": "o1", "symbol": "AAPL", "side": "buy", "type": "market",
+            "quantity": 10}, {"order_id": "o2", "symbol": "AAPL", "side": "sell",
+            "type": "stop_limit", "quantity": 5, "price": "151.25", "stop_price": 150,
+            "stop_loss": "160", "take_profit": 140.5, "time_in_force": "gtc"}]}"#;
+        let session = r#"{"session_id": "s1"}"#;
+        let mut accepted = vec![
+            format!(r#"{{"type": "start_simulation", "data": {params}, "request_id": "r1"}}"#),
+            format!(r#"{{"type": "create_session", "data": {params}}}"#),
+            format!(r#"{{"data": {batch}, "type": "order_batch", "timestamp": 5}}"#),
+            r#"{"type": "tick_ack", "data": {"session_id": "s1", "sequence_id": 7}}"#.into(),
+            r#"{"type": "cancel_orders", "data": {"session_id": "s", "order_ids": ["o1"]}}"#.into(),
+            r#"{"type": "resume_session", "data": {"session_id": "s", "last_sequence_id": 3,
+                "epoch": 2}}"#
+                .into(),
+            r#"{"type": "ping"}"#.into(),
+            r#"{"type": "list_sessions", "data": null, "request_id": null}"#.into(),
+            // An escaped type name and request id.
+            r#"{"type": "tick\u005fack", "request_id": "a\"b",
+                "data": {"session_id": "s1", "sequence_id": 1}}"#
+                .into(),
+            // Duplicate keys: the direct route gives up, the checked one keeps the last.
+            r#"{"type": "tick_ack", "data": {"session_id": "s1", "sequence_id": 1,
+                "sequence_id": 2}}"#
+                .into(),
+            r#"{"type": "nope", "type": "ping"}"#.into(),
+        ];
+        for t in [
+            "simulation_start",
+            "pause_simulation",
+            "resume_simulation",
+            "get_simulation_state",
+            "stop_simulation",
+            "get_account",
+            "close_session",
+        ] {
+            accepted.push(format!(r#"{{"type": "{t}", "data": {session}}}"#));
+        }
+        for f in &accepted {
+            let checked = parse_client_frame_checked(f);
+            assert!(checked.is_ok(), "{f}: {checked:?}");
+            let direct = parse_client_frame_direct(f);
+            if !f.contains("sequence_id\": 2") && !f.contains("nope") {
+                assert!(direct.is_some(), "the direct route refused {f}");
+            }
+            if let Some(d) = direct {
+                assert_eq!(Ok(d), checked, "{f}");
+            }
+            assert_eq!(parse_client_frame(f), checked, "{f}");
+        }
+        // Refused by the direct route and explained by the checked one.
+        for f in [
+            "[1]",
+            "{",
+            r#"{"data": {}}"#,
+            r#"{"type": null}"#,
+            r#"{"type": 5}"#,
+            r#"{"type": "ping", "request_id": 5}"#,
+            r#"{"type": "ping", "data": [1]}"#,
+            r#"{"type": "ping", "data": "x"}"#,
+            r#"{"type": "nope", "data": {}}"#,
+            r#"{"type": "tick_ack", "data": {"session_id": "s1"}}"#,
+            r#"{"type": "tick_ack", "data": {"session_id": "", "sequence_id": 1}}"#,
+        ] {
+            assert!(parse_client_frame_direct(f).is_none(), "{f}");
+            assert_eq!(parse_client_frame(f), parse_client_frame_checked(f), "{f}");
+            assert!(parse_client_frame(f).is_err(), "{f}");
         }
     }
 

@@ -144,6 +144,10 @@ struct FrameOut<'a, M: Serialize> {
     timestamp: Option<&'a str>,
 }
 
+/// What a frame's text starts with room for: a tick with a few symbols, an execution
+/// report or an account snapshot.
+const FRAME_CAPACITY: usize = 512;
+
 /// Envelope text of `message` (an adjacently tagged `{"type", "data"}` enum).
 pub(crate) fn frame_text<M: Serialize>(
     message: &M,
@@ -155,9 +159,14 @@ pub(crate) fn frame_text<M: Serialize>(
         request_id,
         timestamp,
     };
+    // Most frames fit: one allocation instead of a string grown by doubling.
+    let mut text = Vec::with_capacity(FRAME_CAPACITY);
     // Our message types hold only strings, numbers, string-keyed maps and decimals,
     // none of which can fail to serialise; the fallback keeps this total anyway.
-    serde_json::to_string(&out).unwrap_or_else(|_| {
+    serde_json::to_writer(&mut text, &out)
+        .ok()
+        .and_then(|()| String::from_utf8(text).ok())
+        .unwrap_or_else(|| {
         r#"{"type":"error","data":{"error_code":"SERVICE_BUSY","message":"internal serialization error","error_type":"connection","severity":"warning","recoverable":true,"details":null},"request_id":null,"timestamp":null}"#
             .to_string()
     })

@@ -12,15 +12,15 @@ use actix_web::web;
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError as WsError};
 use protocol::{
     parse_client_frame, ClientMessage, CloseReason, ConnectionClosingData, ConnectionReadyData,
-    ErrorCode, ErrorData, OrdersCancelledData, Plan, PongData, ServerMessage, SessionCreatedData,
-    SessionErrorData, SessionParams, SessionRef, SessionResumedData, SessionSummary, SessionsData,
-    SimulationStartedData, SimulationState,
+    ErrorCode, ErrorData, OrderBatchData, OrdersCancelledData, Plan, PongData, ServerMessage,
+    SessionCreatedData, SessionErrorData, SessionParams, SessionRef, SessionResumedData,
+    SessionSummary, SessionsData, SimulationStartedData, SimulationState,
 };
 use session_actor::actor::{
     Ack, Attach, Cancel, Close, Detach, GetAccount, GetState, Pacing, Pause, Resume, SessionActor,
-    Start, Stop, Submit,
+    Start, Stop, StreamAck, Submit, Submitted,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::rate::{MessageRate, Verdict};
 use super::slots::ConnectionSlot;
@@ -48,6 +48,10 @@ pub struct Identity {
     pub expires_at: i64,
 }
 
+/// `order_batch`es a connection hands on without waiting; beyond this it waits for
+/// each answer, so a client that floods batches is slowed down rather than buffered.
+const MAX_SUBMITS_IN_FLIGHT: usize = 8;
+
 /// The actor behind one `/ws/simulate` socket.
 pub struct ConnectionActor {
     app: web::Data<AppState>,
@@ -55,6 +59,13 @@ pub struct ConnectionActor {
     limits: PlanLimits,
     writer: mpsc::Sender<WriterCmd>,
     sessions: HashMap<String, actix::Addr<SessionActor>>,
+    /// The attachment of each session this connection attached, ended on close.
+    attachments: HashMap<String, u64>,
+    /// `order_batch`es handed to sessions and not yet answered.
+    submits_in_flight: usize,
+    /// Dropped with the actor: sessions it created learn that it is gone even when
+    /// it closed before hearing of them (see `SessionActor::with_owner`).
+    owner: watch::Sender<()>,
     last_activity: Instant,
     rate: MessageRate,
     /// Set when the outbound queue overflowed; the actor stops at the next turn.
@@ -82,6 +93,9 @@ impl ConnectionActor {
             limits,
             writer,
             sessions: HashMap::new(),
+            attachments: HashMap::new(),
+            submits_in_flight: 0,
+            owner: watch::Sender::new(()),
             last_activity: Instant::now(),
             _slot: slot,
             _open: open,
@@ -182,29 +196,15 @@ impl ConnectionActor {
                 ),
             },
             ClientMessage::OrderBatch(batch) => {
-                let batch_id = batch.batch_id.clone();
-                self.with_session(batch.session_id.clone(), rid, ctx, move |_, h, rid, ctx| {
-                    let fut = wrap_future::<_, Self>(h.addr.send(Submit {
-                        orders: batch.orders,
-                        mode: batch.execution_mode,
-                    }))
-                    .map(move |res, act, _| match res {
-                        Ok(r) => {
-                            let (accepted, rejected) =
-                                (r.accepted_orders.len(), r.rejected_orders.len());
-                            act.app.metrics.orders(accepted, rejected);
-                            act.send(translate::batch_ack(batch_id, r), rid.as_deref())
-                        }
-                        Err(_) => {
-                            act.error(ErrorCode::SessionNotFound, "session ended", rid.as_deref())
-                        }
-                    });
-                    ctx.wait(fut);
+                let session_id = batch.session_id.clone();
+                self.with_session_addr(session_id, rid, ctx, move |act, addr, rid, ctx| {
+                    act.submit(addr, batch, rid, ctx)
                 })
             }
             ClientMessage::CancelOrders(c) => {
-                self.with_session(c.session_id.clone(), rid, ctx, move |_, h, rid, ctx| {
-                    let fut = wrap_future::<_, Self>(h.addr.send(Cancel {
+                let session_id = c.session_id.clone();
+                self.with_session_addr(session_id, rid, ctx, move |_, addr, rid, ctx| {
+                    let fut = wrap_future::<_, Self>(addr.send(Cancel {
                         order_ids: c.order_ids,
                     }))
                     .map(move |res, act, _| match res {
@@ -294,6 +294,86 @@ impl ConnectionActor {
         ctx.wait(fut);
     }
 
+    /// Hands an `order_batch` to its session. The session is not waited for (unless
+    /// [`MAX_SUBMITS_IN_FLIGHT`] are): a `tick_ack` right behind the batch reaches it
+    /// in the same turn, and for an attached session the `batch_ack` comes on the
+    /// session's stream, so it leaves in one write with the next bar's frames.
+    fn submit(
+        &mut self,
+        addr: actix::Addr<SessionActor>,
+        batch: OrderBatchData,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let on_stream = self
+            .attachments
+            .get(&batch.session_id)
+            .map(|&attachment| StreamAck {
+                attachment,
+                request_id: rid.clone(),
+                batch_id: batch.batch_id.clone(),
+            });
+        let (reply, answer) = oneshot::channel();
+        let submit = Submit {
+            orders: batch.orders,
+            mode: batch.execution_mode,
+            on_stream,
+            reply,
+        };
+        // `try_send` queues at once or not at all, so nothing sent after it (the
+        // `tick_ack`) can overtake it; a full mailbox is waited for, in order.
+        let mut wait = match addr.try_send(submit) {
+            Ok(()) => false,
+            Err(actix::prelude::SendError::Full(submit)) => {
+                ctx.wait(wrap_future::<_, Self>(addr.send(submit)).map(|_, _, _| ()));
+                true
+            }
+            Err(actix::prelude::SendError::Closed(_)) => {
+                return self.error(ErrorCode::SessionNotFound, "session ended", rid.as_deref());
+            }
+        };
+        self.submits_in_flight += 1;
+        wait |= self.submits_in_flight > MAX_SUBMITS_IN_FLIGHT;
+        let batch_id = batch.batch_id;
+        let fut = wrap_future::<_, Self>(answer).map(move |res, act, _| {
+            act.submits_in_flight -= 1;
+            match res {
+                Ok(Submitted::OnStream) => {}
+                Ok(Submitted::Here(r)) => {
+                    act.send(translate::batch_ack(&batch_id, &r), rid.as_deref())
+                }
+                Err(_) => act.error(ErrorCode::SessionNotFound, "session ended", rid.as_deref()),
+            }
+        });
+        if wait {
+            ctx.wait(fut);
+        } else {
+            ctx.spawn(fut);
+        }
+    }
+
+    /// Like [`Self::with_session`] for callers that need only the session's address:
+    /// a session this connection holds is used directly, without asking the registry
+    /// (which runs on another thread: two thread hops on every order otherwise).
+    fn with_session_addr(
+        &mut self,
+        session_id: String,
+        rid: Option<String>,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, actix::Addr<SessionActor>, Option<String>, &mut Context<Self>)
+            + 'static,
+    ) {
+        match self.sessions.get(&session_id) {
+            Some(addr) => {
+                let addr = addr.clone();
+                then(self, addr, rid, ctx);
+            }
+            None => self.with_session(session_id, rid, ctx, move |act, h, rid, ctx| {
+                then(act, h.addr, rid, ctx)
+            }),
+        }
+    }
+
     fn create(
         &mut self,
         session_id: Option<String>,
@@ -310,6 +390,7 @@ impl ConnectionActor {
             max_working_orders: self.limits.max_working_orders,
             spec,
             arbiter: Some(actix::Arbiter::current()),
+            owner: Some(self.owner.subscribe()),
         };
         let provider = params
             .data_provider
@@ -426,6 +507,7 @@ impl ConnectionActor {
                 );
             }
             act.sessions.insert(sid.clone(), addr.clone());
+            act.attachments.insert(sid.clone(), info.attachment);
             let start = addr.send(Start { pacing });
             let fut = wrap_future::<_, Self>(start).map(move |res, act, _| {
                 if !matches!(res, Ok(Ok(_))) {
@@ -457,6 +539,7 @@ impl ConnectionActor {
             max_sessions: self.limits.concurrent_sessions,
             max_duration: Duration::from_secs(self.limits.max_simulation_duration_sec),
             arbiter: Some(actix::Arbiter::current()),
+            owner: Some(self.owner.subscribe()),
         };
         let lookup = wrap_future::<_, Self>(self.app.registry.send(request));
         let fut = lookup.map(move |res, act, ctx| {
@@ -549,6 +632,7 @@ impl ConnectionActor {
                 act.send(translate::account(&sid, &a), None);
             }
             let _ = act.writer.try_send(WriterCmd::Release(sid.clone()));
+            act.attachments.insert(sid.clone(), info.attachment);
             act.sessions.insert(sid, addr);
         });
         ctx.wait(fut);
@@ -601,6 +685,7 @@ impl ConnectionActor {
                 Some(Ok(msg)) => {
                     if what == Control::Close {
                         act.sessions.remove(&r.session_id);
+                        act.attachments.remove(&r.session_id);
                         let _ = act.writer.try_send(WriterCmd::Detach(r.session_id.clone()));
                     }
                     act.send(msg, rid.as_deref())
@@ -754,9 +839,12 @@ impl Actor for ConnectionActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        // Sessions outlive the connection: they pause and wait for a resume.
-        for addr in self.sessions.values() {
-            addr.do_send(Detach);
+        // Sessions outlive the connection: they pause and wait for a resume. Those
+        // it created but never attached learn it from `owner`, dropped with it.
+        for (id, &attachment) in &self.attachments {
+            if let Some(addr) = self.sessions.get(id) {
+                addr.do_send(Detach { attachment });
+            }
         }
     }
 }

@@ -139,7 +139,19 @@ pub fn output(ctx: &SessionContext, out: &SessionOutput) -> ServerMessage {
             error_code: *code,
             message: message.clone(),
         }),
+        SessionOutput::BatchAck {
+            batch_id, result, ..
+        } => batch_ack(batch_id, result),
     }
+}
+
+/// The text frame of one session output; a reply echoes its request's `request_id`.
+pub fn output_frame(ctx: &SessionContext, out: &SessionOutput, now: i64) -> String {
+    let request_id = match out {
+        SessionOutput::BatchAck { request_id, .. } => request_id.as_deref(),
+        _ => None,
+    };
+    output(ctx, out).to_frame(request_id, now)
 }
 
 /// `account_snapshot`.
@@ -211,16 +223,20 @@ pub fn end_data(session_id: &str, r: &SimulationResults, duration_sec: u64) -> S
 }
 
 /// `batch_ack`.
-pub fn batch_ack(batch_id: String, r: BatchResult) -> ServerMessage {
+pub fn batch_ack(batch_id: &str, r: &BatchResult) -> ServerMessage {
     ServerMessage::BatchAck(BatchAckData {
-        batch_id,
-        accepted_orders: r.accepted_orders,
+        batch_id: batch_id.to_string(),
+        accepted_orders: r.accepted_orders.clone(),
         rejected_orders: r
             .rejected_orders
-            .into_iter()
-            .map(|(id, reason)| (id, reason.wire_reason()))
+            .iter()
+            .map(|(id, reason)| (id.clone(), reason.wire_reason()))
             .collect(),
-        estimated_fills: r.estimated_fills.into_iter().collect(),
+        estimated_fills: r
+            .estimated_fills
+            .iter()
+            .map(|(id, price)| (id.clone(), *price))
+            .collect(),
     })
 }
 

@@ -89,7 +89,7 @@ async fn run(mut ws: Session, mut cmds: mpsc::Receiver<WriterCmd>) {
             }
             Some((id, out)) = streams.next(), if !streams.is_empty() => {
                 let Some(ctx) = contexts.get(&id) else { continue };
-                let frame = translate::output(ctx, &out).to_frame(None, chrono::Utc::now().timestamp());
+                let frame = translate::output_frame(ctx, &out, chrono::Utc::now().timestamp());
                 if ws.text(frame).await.is_err() {
                     break;
                 }

@@ -9,7 +9,7 @@ use actix::{
 };
 use market_data::{Slice, Timestamp};
 use protocol::orders::{ExecutionMode, OrderRequest};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Pacing, SessionActor, SessionOutput, SessionState};
 use crate::engine::{AccountSnapshot, BatchResult, CancelResult, EndReason};
@@ -52,6 +52,8 @@ pub struct AttachInfo {
     pub slice: Arc<Slice>,
     /// State at attach time.
     pub view: StateView,
+    /// This attachment, to name in [`Detach`].
+    pub attachment: u64,
 }
 
 /// Connects a connection's bounded output channel; with `resume_from`, re-sends the
@@ -67,10 +69,15 @@ pub struct Attach {
     pub epoch: Option<u64>,
 }
 
-/// The connection went away: stop producing, keep state for the grace period.
+/// The connection went away: stop producing, keep state for the grace period. Ignored
+/// unless `attachment` is the current one ([`AttachInfo::attachment`]): a connection
+/// that closes after another one took the session over must not detach that one.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Detach;
+pub struct Detach {
+    /// The attachment being ended.
+    pub attachment: u64,
+}
 
 /// Starts the run: history first, then ticks paced as asked.
 #[derive(Message)]
@@ -88,14 +95,42 @@ pub struct Ack {
     pub sequence_id: u64,
 }
 
-/// `order_batch`.
+/// `order_batch`. Sent without waiting for an answer (the answer comes through
+/// `reply`), so that a connection can pass the `tick_ack` that follows straight on: the
+/// session then takes both in one turn and the `batch_ack` leaves in one write with what
+/// the next bar causes.
 #[derive(Message)]
-#[rtype(result = "BatchResult")]
+#[rtype(result = "()")]
 pub struct Submit {
     /// Orders in batch order.
     pub orders: Vec<OrderRequest>,
     /// Atomic or best effort.
     pub mode: ExecutionMode,
+    /// Put the answer on the output stream when this attachment is still the current
+    /// one (it then reaches the client ahead of every fill it leads to).
+    pub on_stream: Option<StreamAck>,
+    /// Where the answer goes; dropped unanswered only if the session stopped.
+    pub reply: oneshot::Sender<Submitted>,
+}
+
+/// See [`Submit::on_stream`].
+#[derive(Clone, Debug)]
+pub struct StreamAck {
+    /// The attachment that sent the batch ([`AttachInfo::attachment`]).
+    pub attachment: u64,
+    /// The request's `request_id`, echoed.
+    pub request_id: Option<String>,
+    /// The batch's id.
+    pub batch_id: String,
+}
+
+/// The answer to a [`Submit`].
+#[derive(Debug, PartialEq)]
+pub enum Submitted {
+    /// Emitted as [`SessionOutput::BatchAck`].
+    OnStream,
+    /// For the caller to pass on (no connection of the batch's attachment to send it to).
+    Here(BatchResult),
 }
 
 /// `cancel_orders`.
@@ -160,8 +195,10 @@ impl Handler<Attach> for SessionActor {
 
 impl Handler<Detach> for SessionActor {
     type Result = ();
-    fn handle(&mut self, _: Detach, ctx: &mut Context<Self>) {
-        self.detach(ctx);
+    fn handle(&mut self, msg: Detach, ctx: &mut Context<Self>) {
+        if self.attachment == Some(msg.attachment) && !self.detached {
+            self.detach(ctx);
+        }
     }
 }
 
@@ -206,24 +243,45 @@ impl Handler<Ack> for SessionActor {
 // handles nothing else meanwhile, so an acknowledged input is durable and no tick is
 // produced between accepting it and acknowledging it.
 impl Handler<Submit> for SessionActor {
-    type Result = AtomicResponse<Self, BatchResult>;
+    type Result = AtomicResponse<Self, ()>;
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) -> Self::Result {
+        let Submit {
+            orders,
+            mode,
+            on_stream,
+            reply,
+        } = msg;
         let input = Input::Submit {
-            orders: msg.orders.clone(),
-            mode: msg.mode,
+            orders: orders.clone(),
+            mode,
         };
         let engine = &mut self.engine;
-        let result = match catch_unwind(AssertUnwindSafe(|| engine.submit(msg.orders, msg.mode))) {
+        let result = match catch_unwind(AssertUnwindSafe(|| engine.submit(orders, mode))) {
             Ok(result) => result,
             Err(_) => {
                 self.fail("engine failure while accepting orders", ctx);
-                return AtomicResponse::new(Box::pin(ready(BatchResult::default())));
+                let _ = reply.send(Submitted::Here(BatchResult::default()));
+                return AtomicResponse::new(Box::pin(ready(())));
             }
         };
+        if let Some(m) = &self.metrics {
+            m.orders(result.accepted_orders.len(), result.rejected_orders.len());
+        }
         let stored = wrap_future::<_, Self>(self.journal(input));
         AtomicResponse::new(Box::pin(stored.map(move |res, act, ctx| {
             act.store_result(res, ctx);
-            result
+            let answer = match on_stream {
+                Some(tag) if act.attached_as(tag.attachment) => {
+                    act.queue(SessionOutput::BatchAck {
+                        request_id: tag.request_id,
+                        batch_id: tag.batch_id,
+                        result,
+                    });
+                    Submitted::OnStream
+                }
+                _ => Submitted::Here(result),
+            };
+            let _ = reply.send(answer);
         })))
     }
 }

@@ -10,6 +10,8 @@ pub trait SessionMetrics: Send + Sync + 'static {
     fn ticks(&self, n: u64);
     /// `n` fills (execution reports) were produced.
     fn fills(&self, n: u64);
+    /// An `order_batch` was answered: `accepted` orders taken, `rejected` refused.
+    fn orders(&self, accepted: usize, rejected: usize);
     /// A lock-step tick was acknowledged `elapsed` after the session emitted it.
     fn tick_round_trip(&self, elapsed: Duration);
 }

@@ -29,10 +29,10 @@ use actix::{
 };
 use market_data::Slice;
 use protocol::ErrorCode;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use crate::engine::{EndReason, Engine, Event, SimulationResults};
+use crate::engine::{BatchResult, EndReason, Engine, Event, SimulationResults};
 use crate::store::{
     apply_due, Checkpoint, Input, JournalEntry, Lease, SessionMeta, SessionStore, StoreError,
     StoreTtl, StoredPacing, StoredState, Write,
@@ -80,6 +80,16 @@ pub enum SessionOutput {
     History,
     /// An engine event (fills, order updates, account snapshots, ticks).
     Engine(Event),
+    /// The answer to an `order_batch` (see [`Submit`]); a reply, not part of the
+    /// session's history, so never re-sent on resume.
+    BatchAck {
+        /// The request's `request_id`.
+        request_id: Option<String>,
+        /// The batch's id.
+        batch_id: String,
+        /// What was accepted and rejected.
+        result: BatchResult,
+    },
     /// The run ended.
     End(Box<SimulationResults>),
     /// The session failed and stopped.
@@ -183,6 +193,12 @@ pub struct SessionActor {
     waiting_for_room: Option<SpawnHandle>,
     pump_scheduled: bool,
     detach_generation: u64,
+    /// Identifies the current attachment; a `Detach` for another one is stale.
+    attachment: Option<u64>,
+    /// Detached and counting down the grace period.
+    detached: bool,
+    /// Closes when the connection that created the session is gone (taken at start).
+    owner: Option<watch::Receiver<()>>,
     events: Vec<Event>,
     epoch: u64,
     lease: Option<Lease>,
@@ -232,6 +248,9 @@ impl SessionActor {
             waiting_for_room: None,
             pump_scheduled: false,
             detach_generation: 0,
+            attachment: None,
+            detached: false,
+            owner: None,
             events: Vec::with_capacity(16),
             epoch: 1,
             lease: None,
@@ -243,6 +262,16 @@ impl SessionActor {
             unreported: (0, 0),
             tick_sent: VecDeque::new(),
         }
+    }
+
+    /// Ties the session to the connection that created it: once every sender of
+    /// `owner` is dropped (that connection is gone) and no connection is attached, the
+    /// session is detached and its grace period runs. This covers a connection that
+    /// closed before it learnt of the session (or of its attachment) and so could not
+    /// detach it itself.
+    pub fn with_owner(mut self, owner: watch::Receiver<()>) -> Self {
+        self.owner = Some(owner);
+        self
     }
 
     /// Reports ticks, fills and lock-step round trips to `metrics`.
@@ -509,6 +538,11 @@ impl SessionActor {
             self.replay.pop_front();
             self.replay_truncated = true;
         }
+        self.queue(output);
+    }
+
+    /// Queues an output that is not kept for resume.
+    fn queue(&mut self, output: SessionOutput) {
         if !self.backlog.is_empty() {
             self.backlog.push_back(output);
             return;
@@ -743,6 +777,15 @@ impl Actor for SessionActor {
             }
             self.keep_lease(ctx);
         }
+        if let Some(mut owner) = self.owner.take() {
+            let gone = async move { while owner.changed().await.is_ok() {} };
+            ctx.spawn(wrap_future::<_, Self>(gone).map(|(), act, ctx| {
+                let attached = act.sink.as_ref().is_some_and(|s| !s.is_closed());
+                if !attached && !act.detached {
+                    act.detach(ctx);
+                }
+            }));
+        }
         let limit = self.config.max_duration;
         ctx.run_later(limit, |act, ctx| {
             if matches!(
@@ -802,13 +845,22 @@ impl SessionActor {
         self.sink = Some(sink);
         self.backlog = missed.into();
         self.detach_generation += 1;
+        self.attachment = Some(self.detach_generation);
+        self.detached = false;
         Ok(AttachInfo {
             slice: Arc::clone(&self.slice),
             view: self.view(),
+            attachment: self.detach_generation,
         })
     }
 
+    /// Whether `attachment` is the current attachment and its connection still reads.
+    fn attached_as(&self, attachment: u64) -> bool {
+        self.attachment == Some(attachment) && self.sink.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
     fn detach(&mut self, ctx: &mut Context<Self>) {
+        self.detached = true;
         self.sink = None;
         self.backlog.clear();
         // Acks after a reconnect would measure the outage, not a round trip.

@@ -7,11 +7,11 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use market_data::{Amount, Catalog, Slice, SliceRequest, Timeframe};
 use protocol::orders::{ExecutionMode, OrderRequest, Side};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::*;
 use crate::engine::strategy::{run, SmaCrossover};
-use crate::engine::{EngineConfig, SimulationResults};
+use crate::engine::{BatchResult, EngineConfig, SimulationResults};
 use crate::store::MemoryStore;
 
 fn goog() -> Arc<Slice> {
@@ -119,6 +119,23 @@ impl SmaClient {
 
 /// Drives a lock-step session like a client: orders, then the ack, for every tick.
 /// Stops after `stop_after` ticks if given (returning None).
+/// Submits `orders` and returns the answer (given back, not on the stream).
+async fn submit(addr: &Addr<SessionActor>, orders: Vec<OrderRequest>) -> BatchResult {
+    let (reply, answer) = oneshot::channel();
+    addr.send(Submit {
+        orders,
+        mode: ExecutionMode::BestEffort,
+        on_stream: None,
+        reply,
+    })
+    .await
+    .unwrap();
+    match answer.await.unwrap() {
+        Submitted::Here(r) => r,
+        other => panic!("expected the answer back, got {other:?}"),
+    }
+}
+
 async fn drive(
     addr: &Addr<SessionActor>,
     rx: &mut mpsc::Receiver<SessionOutput>,
@@ -128,13 +145,7 @@ async fn drive(
 ) -> Option<SimulationResults> {
     while let Some(out) = rx.recv().await {
         if let Some(order) = client.on_output(&out, slice) {
-            let ack = addr
-                .send(Submit {
-                    orders: vec![order],
-                    mode: ExecutionMode::BestEffort,
-                })
-                .await
-                .unwrap();
+            let ack = submit(addr, vec![order]).await;
             assert_eq!(ack.accepted_orders.len(), 1, "{ack:?}");
         }
         match out {
@@ -240,14 +251,16 @@ async fn detach_and_resume_continue_exactly_where_the_client_was() {
     let slice = goog();
     let addr = session(&slice, Duration::from_secs(600));
     let (tx, mut rx) = mpsc::channel(8);
-    addr.send(Attach {
-        sink: tx,
-        resume_from: None,
-        epoch: None,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let attachment = addr
+        .send(Attach {
+            sink: tx,
+            resume_from: None,
+            epoch: None,
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .attachment;
     addr.send(Start {
         pacing: Pacing::LockStep { window: 1 },
     })
@@ -260,7 +273,7 @@ async fn detach_and_resume_continue_exactly_where_the_client_was() {
         .await
         .is_none());
     drop(rx);
-    addr.send(Detach).await.unwrap();
+    addr.send(Detach { attachment }).await.unwrap();
     let state = addr.send(GetState).await.unwrap();
     assert_eq!(state.sequence_id, 700);
 
@@ -301,14 +314,16 @@ async fn resume_resends_missed_outputs() {
     let slice = goog();
     let addr = session(&slice, Duration::from_secs(600));
     let (tx, mut rx) = mpsc::channel(64);
-    addr.send(Attach {
-        sink: tx,
-        resume_from: None,
-        epoch: None,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let attachment = addr
+        .send(Attach {
+            sink: tx,
+            resume_from: None,
+            epoch: None,
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .attachment;
     addr.send(Start {
         pacing: Pacing::LockStep { window: 5 },
     })
@@ -322,7 +337,7 @@ async fn resume_resends_missed_outputs() {
         }
     }
     assert_eq!(seen, vec![1, 2, 3, 4, 5]);
-    addr.send(Detach).await.unwrap();
+    addr.send(Detach { attachment }).await.unwrap();
     // The client only processed up to tick 2: ticks 3..5 come again, then 6 after acks.
     let (tx, mut rx) = mpsc::channel(64);
     addr.send(Attach {
@@ -467,6 +482,192 @@ async fn results_reach_the_supervisor_without_a_connection() {
             assert_eq!(results.metrics.final_equity, Amount::from_int(100_000));
         }
         other => panic!("expected Finished, got {other:?}"),
+    }
+}
+
+/// A session with a short grace period, tied to an owner and watched by an observer.
+fn owned_session(
+    slice: &Arc<Slice>,
+    owner: watch::Receiver<()>,
+) -> (Addr<SessionActor>, mpsc::UnboundedReceiver<Lifecycle>) {
+    let (notices, lifecycle) = mpsc::unbounded_channel();
+    let observer = Observer(notices).start().recipient();
+    let mut cfg = session_config(Duration::from_secs(600), Some(observer));
+    cfg.grace = Duration::from_millis(100);
+    let engine = Engine::new(config()).unwrap();
+    let actor = SessionActor::new(cfg, engine, Arc::clone(slice), Arc::new(MemoryStore::new()))
+        .with_owner(owner);
+    (actor.start(), lifecycle)
+}
+
+async fn attach(addr: &Addr<SessionActor>, sink: mpsc::Sender<SessionOutput>) -> u64 {
+    let info = addr.send(Attach {
+        sink,
+        resume_from: None,
+        epoch: None,
+    });
+    info.await.unwrap().unwrap().attachment
+}
+
+/// The next lifecycle notice within `wait`, if any.
+async fn notice_within(
+    lifecycle: &mut mpsc::UnboundedReceiver<Lifecycle>,
+    wait: Duration,
+) -> Option<LifecycleKind> {
+    tokio::time::timeout(wait, lifecycle.recv())
+        .await
+        .ok()
+        .flatten()
+        .map(|n| n.kind)
+}
+
+#[actix::test]
+async fn a_session_whose_creating_connection_is_gone_ends_after_the_grace_period() {
+    let slice = goog();
+    let (owner, watched) = watch::channel(());
+    let (addr, mut lifecycle) = owned_session(&slice, watched);
+    // Still owned: nothing ends it.
+    assert_eq!(
+        notice_within(&mut lifecycle, Duration::from_millis(300)).await,
+        None
+    );
+    // The connection closed before it ever heard of the session.
+    drop(owner);
+    let kind = notice_within(&mut lifecycle, Duration::from_secs(5)).await;
+    assert_eq!(kind, Some(LifecycleKind::Stopped));
+    assert!(!addr.connected());
+}
+
+#[actix::test]
+async fn an_attach_whose_reply_was_lost_is_detached_when_the_owner_goes() {
+    let slice = goog();
+    let (owner, watched) = watch::channel(());
+    let (addr, mut lifecycle) = owned_session(&slice, watched);
+    // The connection attached, then went away with the receiving end before it
+    // recorded the attachment.
+    let (tx, rx) = mpsc::channel(8);
+    attach(&addr, tx).await;
+    drop(rx);
+    drop(owner);
+    let kind = notice_within(&mut lifecycle, Duration::from_secs(5)).await;
+    assert_eq!(kind, Some(LifecycleKind::Stopped));
+}
+
+#[actix::test]
+async fn a_stale_detach_leaves_the_current_connection_attached() {
+    let slice = goog();
+    let (owner, watched) = watch::channel(());
+    let (addr, mut lifecycle) = owned_session(&slice, watched);
+    let (tx_a, _rx_a) = mpsc::channel(8);
+    let first = attach(&addr, tx_a).await;
+    // Another connection resumes the session; then the first one (also its creator)
+    // closes and detaches what it had.
+    let (tx_b, mut rx_b) = mpsc::channel(8);
+    let second = attach(&addr, tx_b).await;
+    assert_ne!(first, second);
+    addr.send(Detach { attachment: first }).await.unwrap();
+    drop(owner);
+    assert_eq!(
+        notice_within(&mut lifecycle, Duration::from_millis(400)).await,
+        None
+    );
+    // The second connection still drives the session.
+    addr.send(Start {
+        pacing: Pacing::LockStep { window: 1 },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let got = drive(&addr, &mut rx_b, &slice, &mut SmaClient::default(), Some(5)).await;
+    assert!(got.is_none());
+    assert_eq!(addr.send(GetState).await.unwrap().sequence_id, 5);
+    // Its own detach is honoured.
+    addr.send(Detach { attachment: second }).await.unwrap();
+    let kind = notice_within(&mut lifecycle, Duration::from_secs(5)).await;
+    assert_eq!(kind, Some(LifecycleKind::Stopped));
+}
+
+/// A one-share market buy.
+fn buy(id: &str) -> OrderRequest {
+    serde_json::from_value(serde_json::json!({
+        "order_id": id, "symbol": "GOOG", "side": "buy", "type": "market", "quantity": 1
+    }))
+    .unwrap()
+}
+
+#[actix::test]
+async fn a_batch_ack_on_the_stream_comes_before_what_the_batch_causes() {
+    let slice = goog();
+    let addr = session(&slice, Duration::from_secs(600));
+    let (tx, mut rx) = mpsc::channel(64);
+    let attachment = attach(&addr, tx).await;
+    addr.send(Start {
+        pacing: Pacing::LockStep { window: 1 },
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let first = loop {
+        if let Some(SessionOutput::Engine(Event::Tick(t))) = rx.recv().await {
+            break t.sequence_id;
+        }
+    };
+    // The batch and the ack that follows it, sent without waiting, as a connection does.
+    let (reply, answer) = oneshot::channel();
+    addr.do_send(Submit {
+        orders: vec![buy("o1")],
+        mode: ExecutionMode::BestEffort,
+        on_stream: Some(StreamAck {
+            attachment,
+            request_id: Some("r1".into()),
+            batch_id: "b1".into(),
+        }),
+        reply,
+    });
+    addr.do_send(Ack { sequence_id: first });
+    assert_eq!(answer.await.unwrap(), Submitted::OnStream);
+    let mut seen = Vec::new();
+    while let Some(out) = rx.recv().await {
+        match out {
+            SessionOutput::BatchAck {
+                request_id,
+                batch_id,
+                result,
+            } => {
+                assert_eq!(
+                    (request_id.as_deref(), batch_id.as_str()),
+                    (Some("r1"), "b1")
+                );
+                assert_eq!(result.accepted_orders, ["o1"]);
+                seen.push("batch_ack");
+            }
+            SessionOutput::Engine(Event::Execution(_)) => seen.push("fill"),
+            SessionOutput::Engine(Event::Tick(_)) => {
+                seen.push("tick");
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["batch_ack", "fill", "tick"]);
+    // A batch from an attachment that is no longer the session's is answered to the
+    // sender, not on another connection's stream.
+    let (tx, _rx2) = mpsc::channel(64);
+    attach(&addr, tx).await;
+    let (reply, answer) = oneshot::channel();
+    addr.do_send(Submit {
+        orders: vec![buy("o2")],
+        mode: ExecutionMode::BestEffort,
+        on_stream: Some(StreamAck {
+            attachment,
+            request_id: None,
+            batch_id: "b2".into(),
+        }),
+        reply,
+    });
+    match answer.await.unwrap() {
+        Submitted::Here(r) => assert_eq!(r.accepted_orders, ["o2"]),
+        other => panic!("expected the answer back, got {other:?}"),
     }
 }
 

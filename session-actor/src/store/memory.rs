@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -24,9 +24,32 @@ struct Entry {
 }
 
 /// In-process session store; state does not survive a restart of this node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, Entry>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// When expired entries were last swept out.
+    swept: Instant,
+}
+
+/// How often expired entries of sessions nobody asks about are dropped. Each call
+/// checks the entry it touches, so this only bounds memory: sweeping on every call
+/// made each journal append cost a scan of every session on the node.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                swept: Instant::now(),
+            }),
+        }
+    }
 }
 
 impl MemoryStore {
@@ -35,22 +58,34 @@ impl MemoryStore {
         Self::default()
     }
 
-    /// Runs `f` on the live entries, dropping expired ones first.
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Entry>) -> R) -> R {
+    /// Runs `f` on the entries with `session_id`'s dropped if it expired (and every
+    /// expired one at most once per [`SWEEP_EVERY`]).
+    fn with<R>(&self, session_id: &str, f: impl FnOnce(&mut HashMap<String, Entry>) -> R) -> R {
         // Every mutation below is complete before the guard drops, so a poisoned lock
         // (a panic elsewhere while holding it) still guards consistent data.
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        map.retain(|_, e| e.expires > now);
-        f(&mut map)
+        if now.duration_since(inner.swept) >= SWEEP_EVERY {
+            inner.entries.retain(|_, e| e.expires > now);
+            inner.swept = now;
+        } else if inner
+            .entries
+            .get(session_id)
+            .is_some_and(|e| e.expires <= now)
+        {
+            inner.entries.remove(session_id);
+        }
+        f(&mut inner.entries)
     }
 
     /// Checks `lease` against the entry and runs `f` on it.
     fn owned<R>(&self, lease: &Lease, f: impl FnOnce(&mut Entry) -> R) -> Result<R, StoreError> {
-        self.with(|map| match map.get_mut(&lease.session_id) {
-            None => Err(StoreError::Lost),
-            Some(e) if e.token != lease.token => Err(StoreError::Fenced),
-            Some(e) => Ok(f(e)),
+        self.with(&lease.session_id, |map| {
+            match map.get_mut(&lease.session_id) {
+                None => Err(StoreError::Lost),
+                Some(e) if e.token != lease.token => Err(StoreError::Fenced),
+                Some(e) => Ok(f(e)),
+            }
         })
     }
 }
@@ -65,7 +100,7 @@ impl SessionStore for MemoryStore {
         ttl: StoreTtl,
     ) -> Result<Lease, StoreError> {
         let now = Instant::now();
-        self.with(|map| {
+        self.with(session_id, |map| {
             let current = map.get(session_id).map_or(0, |e| e.token);
             if current != expected {
                 return Err(StoreError::Conflict { current });
@@ -120,7 +155,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.with(|map| {
+        Ok(self.with(session_id, |map| {
             let e = map.get(session_id)?;
             Some(SessionRecord {
                 session_id: session_id.to_string(),
