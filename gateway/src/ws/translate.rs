@@ -139,16 +139,14 @@ pub fn output(ctx: &SessionContext, out: &SessionOutput) -> ServerMessage {
             error_code: *code,
             message: message.clone(),
         }),
-        SessionOutput::BatchAck {
-            batch_id, result, ..
-        } => batch_ack(batch_id, result),
+        SessionOutput::BatchAck(a) => batch_ack(&a.batch_id, &a.result),
     }
 }
 
 /// The text frame of one session output; a reply echoes its request's `request_id`.
 pub fn output_frame(ctx: &SessionContext, out: &SessionOutput, now: i64) -> String {
     let request_id = match out {
-        SessionOutput::BatchAck { request_id, .. } => request_id.as_deref(),
+        SessionOutput::BatchAck(a) => a.request_id.as_deref(),
         _ => None,
     };
     output(ctx, out).to_frame(request_id, now)

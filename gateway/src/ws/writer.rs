@@ -44,9 +44,14 @@ pub fn spawn(session: Session, capacity: usize) -> mpsc::Sender<WriterCmd> {
 }
 
 async fn run(mut ws: Session, mut cmds: mpsc::Receiver<WriterCmd>) {
-    let mut streams: StreamMap<String, ReceiverStream<SessionOutput>> = StreamMap::new();
-    let mut contexts: HashMap<String, SessionContext> = HashMap::new();
-    let mut held: HashMap<String, mpsc::Receiver<SessionOutput>> = HashMap::new();
+    // Streams are keyed by a number given at attach: `StreamMap` hands out a clone of
+    // the key with every item, and a session id would cost an allocation and a string
+    // hash per frame.
+    let mut slots: HashMap<String, u64> = HashMap::new();
+    let mut next_slot = 0u64;
+    let mut streams: StreamMap<u64, ReceiverStream<SessionOutput>> = StreamMap::new();
+    let mut contexts: HashMap<u64, SessionContext> = HashMap::new();
+    let mut held: HashMap<u64, mpsc::Receiver<SessionOutput>> = HashMap::new();
     loop {
         tokio::select! {
             // Commands first: a preamble queued before a release must go out first.
@@ -57,25 +62,36 @@ async fn run(mut ws: Session, mut cmds: mpsc::Receiver<WriterCmd>) {
                     WriterCmd::Frame(f) => ws.text(f).await.is_ok(),
                     WriterCmd::Pong(b) => ws.pong(&b).await.is_ok(),
                     WriterCmd::Attach { ctx, rx, held: wait } => {
-                        let id = ctx.session_id.clone();
-                        contexts.insert(id.clone(), ctx);
+                        // A session attached again replaces its earlier stream.
+                        if let Some(old) = slots.remove(&ctx.session_id) {
+                            streams.remove(&old);
+                            held.remove(&old);
+                            contexts.remove(&old);
+                        }
+                        next_slot += 1;
+                        slots.insert(ctx.session_id.clone(), next_slot);
+                        contexts.insert(next_slot, ctx);
                         if wait {
-                            held.insert(id, rx);
+                            held.insert(next_slot, rx);
                         } else {
-                            streams.insert(id, ReceiverStream::new(rx));
+                            streams.insert(next_slot, ReceiverStream::new(rx));
                         }
                         true
                     }
                     WriterCmd::Release(id) => {
-                        if let Some(rx) = held.remove(&id) {
-                            streams.insert(id, ReceiverStream::new(rx));
+                        if let Some(slot) = slots.get(&id) {
+                            if let Some(rx) = held.remove(slot) {
+                                streams.insert(*slot, ReceiverStream::new(rx));
+                            }
                         }
                         true
                     }
                     WriterCmd::Detach(id) => {
-                        streams.remove(&id);
-                        held.remove(&id);
-                        contexts.remove(&id);
+                        if let Some(slot) = slots.remove(&id) {
+                            streams.remove(&slot);
+                            held.remove(&slot);
+                            contexts.remove(&slot);
+                        }
                         true
                     }
                     WriterCmd::Close(code, description) => {
@@ -87,8 +103,8 @@ async fn run(mut ws: Session, mut cmds: mpsc::Receiver<WriterCmd>) {
                     break;
                 }
             }
-            Some((id, out)) = streams.next(), if !streams.is_empty() => {
-                let Some(ctx) = contexts.get(&id) else { continue };
+            Some((slot, out)) = streams.next(), if !streams.is_empty() => {
+                let Some(ctx) = contexts.get(&slot) else { continue };
                 let frame = translate::output_frame(ctx, &out, chrono::Utc::now().timestamp());
                 if ws.text(frame).await.is_err() {
                     break;

@@ -11,7 +11,7 @@ use market_data::{Slice, Timestamp};
 use protocol::orders::{ExecutionMode, OrderRequest};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Pacing, SessionActor, SessionOutput, SessionState};
+use super::{BatchAnswer, Pacing, SessionActor, SessionOutput, SessionState};
 use crate::engine::{AccountSnapshot, BatchResult, CancelResult, EndReason};
 use crate::store::{Input, Write};
 
@@ -272,11 +272,11 @@ impl Handler<Submit> for SessionActor {
             act.store_result(res, ctx);
             let answer = match on_stream {
                 Some(tag) if act.attached_as(tag.attachment) => {
-                    act.queue(SessionOutput::BatchAck {
+                    act.queue(SessionOutput::BatchAck(Box::new(BatchAnswer {
                         request_id: tag.request_id,
                         batch_id: tag.batch_id,
                         result,
-                    });
+                    })));
                     Submitted::OnStream
                 }
                 _ => Submitted::Here(result),

@@ -81,15 +81,9 @@ pub enum SessionOutput {
     /// An engine event (fills, order updates, account snapshots, ticks).
     Engine(Event),
     /// The answer to an `order_batch` (see [`Submit`]); a reply, not part of the
-    /// session's history, so never re-sent on resume.
-    BatchAck {
-        /// The request's `request_id`.
-        request_id: Option<String>,
-        /// The batch's id.
-        batch_id: String,
-        /// What was accepted and rejected.
-        result: BatchResult,
-    },
+    /// session's history, so never re-sent on resume. Boxed: the replay buffer keeps
+    /// thousands of outputs per session, each as large as the largest variant.
+    BatchAck(Box<BatchAnswer>),
     /// The run ended.
     End(Box<SimulationResults>),
     /// The session failed and stopped.
@@ -100,6 +94,17 @@ pub enum SessionOutput {
         /// What happened, safe to show to the client.
         message: String,
     },
+}
+
+/// See [`SessionOutput::BatchAck`].
+#[derive(Clone, Debug)]
+pub struct BatchAnswer {
+    /// The request's `request_id`.
+    pub request_id: Option<String>,
+    /// The batch's id.
+    pub batch_id: String,
+    /// What was accepted and rejected.
+    pub result: BatchResult,
 }
 
 /// A change in a session's life, reported to its supervisor.

@@ -629,16 +629,12 @@ async fn a_batch_ack_on_the_stream_comes_before_what_the_batch_causes() {
     let mut seen = Vec::new();
     while let Some(out) = rx.recv().await {
         match out {
-            SessionOutput::BatchAck {
-                request_id,
-                batch_id,
-                result,
-            } => {
+            SessionOutput::BatchAck(a) => {
                 assert_eq!(
-                    (request_id.as_deref(), batch_id.as_str()),
+                    (a.request_id.as_deref(), a.batch_id.as_str()),
                     (Some("r1"), "b1")
                 );
-                assert_eq!(result.accepted_orders, ["o1"]);
+                assert_eq!(a.result.accepted_orders, ["o1"]);
                 seen.push("batch_ack");
             }
             SessionOutput::Engine(Event::Execution(_)) => seen.push("fill"),
@@ -804,4 +800,15 @@ async fn takeover_through_redis_equals_an_uninterrupted_run() {
     for k in takeover_ticks() {
         takeover_at(Arc::clone(&store), &slice, k).await;
     }
+}
+
+/// The resume replay buffer holds thousands of outputs per session: a large variant
+/// would cost every session that much more memory.
+#[test]
+fn a_session_output_is_small() {
+    assert!(
+        std::mem::size_of::<SessionOutput>() <= 40,
+        "{} bytes",
+        std::mem::size_of::<SessionOutput>()
+    );
 }
