@@ -34,6 +34,8 @@ import urllib.request
 
 import websockets
 
+from simutrador_auth import token
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -64,13 +66,6 @@ def create_key(state_dir: str, database_url: str, binary: str) -> str:
                           "--plan", "enterprise", "--name", "failover_resume.py"],
                          check=True, capture_output=True, text=True, env=env).stdout
     return out.strip().splitlines()[-1].strip()
-
-
-def token(base: str, key: str) -> str:
-    req = urllib.request.Request(f"{base}/auth/token", data=b"{}", method="POST",
-                                 headers={"X-API-Key": key, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as res:
-        return json.load(res)["access_token"]
 
 
 def redis_get(url: str, key: str):

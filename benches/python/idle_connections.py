@@ -9,19 +9,13 @@ import argparse
 import asyncio
 import json
 import os
-import urllib.request
 
 import websockets
 
+from simutrador_auth import token
+
 URL = os.environ.get("SIMUTRADOR_URL", "http://127.0.0.1:8003")
 KEY = os.environ["SIMUTRADOR_API_KEY"]
-
-
-def token() -> str:
-    req = urllib.request.Request(f"{URL}/auth/token", data=b"{}", method="POST",
-                                 headers={"X-API-Key": KEY, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as res:
-        return json.load(res)["access_token"]
 
 
 def rss_kib(pid: int) -> int:
@@ -37,7 +31,7 @@ async def main() -> None:
     ap.add_argument("--pid", type=int, required=True, help="gateway process id")
     ap.add_argument("-n", type=int, default=1000, help="connections to open")
     args = ap.parse_args()
-    ws_url = URL.replace("http", "ws", 1) + f"/ws/simulate?token={token()}"
+    ws_url = URL.replace("http", "ws", 1) + f"/ws/simulate?token={token(URL, KEY)}"
     before = rss_kib(args.pid)
     conns = []
     for _ in range(args.n):

@@ -16,19 +16,13 @@ import json
 import os
 import statistics
 import time
-import urllib.request
 
 import websockets
 
+from simutrador_auth import token
+
 URL = os.environ.get("SIMUTRADOR_URL", "http://127.0.0.1:8003")
 KEY = os.environ["SIMUTRADOR_API_KEY"]
-
-
-def token() -> str:
-    req = urllib.request.Request(f"{URL}/auth/token", data=b"{}", method="POST",
-                                 headers={"X-API-Key": KEY, "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as res:
-        return json.load(res)["access_token"]
 
 
 class Report:
@@ -108,7 +102,7 @@ async def main() -> None:
     args = ap.parse_args()
     if args.sessions < 1 or args.order_every < 0 or args.bars < 0:
         ap.error("--sessions must be at least 1; --order-every and --bars at least 0")
-    ws_url = URL.replace("http", "ws", 1) + f"/ws/simulate?token={token()}"
+    ws_url = URL.replace("http", "ws", 1) + f"/ws/simulate?token={token(URL, KEY)}"
     reports = [Report() for _ in range(args.sessions)]
     t0 = time.perf_counter()
     results = await asyncio.gather(*(session(ws_url, args, r) for r in reports),

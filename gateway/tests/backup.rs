@@ -104,6 +104,16 @@ impl Place {
         (out.status.success(), text(&out.stdout), text(&out.stderr))
     }
 
+    /// `admin restore --from file [--force]`: (success, stdout, stderr).
+    async fn restore(&self, file: &Path, force: bool) -> (bool, String, String) {
+        let file = file.to_str().unwrap();
+        let mut args = vec!["admin", "restore", "--from", file];
+        if force {
+            args.push("--force");
+        }
+        self.cli(&args).await
+    }
+
     fn secrets(&self) -> Vec<Vec<u8>> {
         SECRET_FILES
             .iter()
@@ -128,11 +138,13 @@ struct Running {
     child: std::process::Child,
 }
 
-async fn start(place: &Place) -> Running {
+/// `simutrador-gateway serve` on `place`, listening on `port` (0: any), its stdout
+/// piped.
+fn serve_command(place: &Place, port: u16) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_simutrador-gateway"));
     place.configure(&mut cmd);
     cmd.arg("serve")
-        .env("SIMUTRADOR__SERVER__PORT", "0")
+        .env("SIMUTRADOR__SERVER__PORT", port.to_string())
         .env("SIMUTRADOR__SERVER__COMPAT_PORT", "0")
         .env(
             "SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT",
@@ -145,7 +157,11 @@ async fn start(place: &Place) -> Running {
         // authentication (300 a minute), which is not what these tests are about.
         .env("SIMUTRADOR__RATE_LIMITS__AUTH__REQUESTS", "1000000")
         .stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
+    cmd
+}
+
+async fn start(place: &Place) -> Running {
+    let mut child = serve_command(place, 0).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -424,9 +440,7 @@ async fn recovery_after_a_lost_node(backend: Backend) {
     node.stop().await;
 
     place.wipe().await;
-    let (ok, out, err) = place
-        .cli(&["admin", "restore", "--from", file.to_str().unwrap()])
-        .await;
+    let (ok, out, err) = place.restore(&file, false).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("restored the"), "{out}");
     assert!(!out.contains("ACTION NEEDED"), "{out}");
@@ -490,17 +504,8 @@ async fn a_closed_stdout_does_not_stop_the_server() {
         .local_addr()
         .unwrap()
         .port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_simutrador-gateway"));
-    place.configure(&mut cmd);
-    cmd.arg("serve")
-        .env("SIMUTRADOR__SERVER__HOST", "127.0.0.1")
-        .env("SIMUTRADOR__SERVER__PORT", port.to_string())
-        .env("SIMUTRADOR__SERVER__COMPAT_PORT", "0")
-        .env(
-            "SIMUTRADOR__MARKET_DATA__ROOTS__DEFAULT",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../sample-data"),
-        )
-        .stdout(Stdio::piped());
+    let mut cmd = serve_command(&place, port);
+    cmd.env("SIMUTRADOR__SERVER__HOST", "127.0.0.1");
     let mut child = cmd.spawn().unwrap();
     drop(child.stdout.take());
     let base = format!("http://127.0.0.1:{port}");
@@ -550,15 +555,7 @@ async fn refusals_change_nothing(backend: Backend) {
         .unwrap();
     db.close().await;
     if matches!(backend, Backend::Sqlite) {
-        let (ok, _, err) = place
-            .cli(&[
-                "admin",
-                "restore",
-                "--from",
-                file.to_str().unwrap(),
-                "--force",
-            ])
-            .await;
+        let (ok, _, err) = place.restore(&file, true).await;
         assert!(!ok && err.contains("is in use"), "{err}");
     }
     node.stop().await;
@@ -579,15 +576,7 @@ async fn refusals_change_nothing(backend: Backend) {
     ];
     for (what, bytes) in cases {
         std::fs::write(&damaged, bytes).unwrap();
-        let (ok, out, err) = place
-            .cli(&[
-                "admin",
-                "restore",
-                "--from",
-                damaged.to_str().unwrap(),
-                "--force",
-            ])
-            .await;
+        let (ok, out, err) = place.restore(&damaged, true).await;
         assert!(!ok, "{what}: {out}");
         assert!(
             err.contains("the backup is not usable, nothing was changed"),
@@ -613,15 +602,7 @@ async fn refusals_change_nothing(backend: Backend) {
         .cli(&["admin", "backup", "--to", foreign.to_str().unwrap()])
         .await;
     assert!(ok, "{out}{err}");
-    let (ok, _, err) = place
-        .cli(&[
-            "admin",
-            "restore",
-            "--from",
-            foreign.to_str().unwrap(),
-            "--force",
-        ])
-        .await;
+    let (ok, _, err) = place.restore(&foreign, true).await;
     assert!(
         !ok && err.contains("but the configured one (database.url) is"),
         "{err}"
@@ -629,9 +610,7 @@ async fn refusals_change_nothing(backend: Backend) {
     assert_eq!(users(&place).await, users_before);
 
     // A database with data needs --force.
-    let (ok, _, err) = place
-        .cli(&["admin", "restore", "--from", file.to_str().unwrap()])
-        .await;
+    let (ok, _, err) = place.restore(&file, false).await;
     assert!(!ok && err.contains("add --force"), "{err}");
     assert_eq!(users(&place).await, users_before);
     assert!(
@@ -643,15 +622,7 @@ async fn refusals_change_nothing(backend: Backend) {
         "no scratch files are left behind"
     );
 
-    let (ok, out, err) = place
-        .cli(&[
-            "admin",
-            "restore",
-            "--from",
-            file.to_str().unwrap(),
-            "--force",
-        ])
-        .await;
+    let (ok, out, err) = place.restore(&file, true).await;
     assert!(ok, "{out}{err}");
     let restored = users(&place).await;
     assert!(

@@ -64,41 +64,9 @@ fn parse_client_frame_direct(text: &str) -> Option<(ClientMessage, Option<String
         Some(d) if d.starts_with('{') => d,
         Some(_) => return None,
     };
-    let message = direct_client_message(&envelope.message_type, data)?;
+    let message = client_message(&envelope.message_type, &RawData(data)).ok()?;
     message.validate().ok()?;
     Some((message, envelope.request_id))
-}
-
-/// [`typed_client_message`] without error paths, from the text of `data`.
-fn direct_client_message(message_type: &str, data: &str) -> Option<ClientMessage> {
-    use ClientMessage as M;
-    fn de<T: DeserializeOwned>(data: &str) -> Option<T> {
-        serde_json::from_str(data).ok()
-    }
-    Some(match message_type {
-        "start_simulation" => M::StartSimulation(de(data)?),
-        "create_session" => {
-            let id: OptionalSessionId = de(data)?;
-            M::CreateSession(CreateSessionData {
-                session_id: id.session_id,
-                params: de(data)?,
-            })
-        }
-        "simulation_start" => M::SimulationStart(de(data)?),
-        "tick_ack" => M::TickAck(de(data)?),
-        "order_batch" => M::OrderBatch(de(data)?),
-        "cancel_orders" => M::CancelOrders(de(data)?),
-        "pause_simulation" => M::PauseSimulation(de(data)?),
-        "resume_simulation" => M::ResumeSimulation(de(data)?),
-        "get_simulation_state" => M::GetSimulationState(de(data)?),
-        "stop_simulation" => M::StopSimulation(de(data)?),
-        "get_account" => M::GetAccount(de(data)?),
-        "list_sessions" => M::ListSessions(de(data)?),
-        "close_session" => M::CloseSession(de(data)?),
-        "resume_session" => M::ResumeSession(de(data)?),
-        "ping" => M::Ping(de(data)?),
-        _ => return None,
-    })
 }
 
 /// Every frame through `serde_json::Value`, with errors that name the problem.
@@ -122,7 +90,7 @@ fn parse_client_frame_checked(
         return Err(attach(unknown_type(&message_type)));
     }
     let data = data_object(data).map_err(attach)?;
-    let message = typed_client_message(&message_type, data).map_err(attach)?;
+    let message = client_message(&message_type, &data).map_err(attach)?;
     message.validate().map_err(attach)?;
     Ok((message, request_id))
 }
@@ -236,7 +204,7 @@ fn parse_server_frame_checked(text: &str) -> Result<ServerFrame, ProtocolError> 
     let mut tagged = Map::new();
     tagged.insert("type".to_string(), Value::String(message_type.clone()));
     tagged.insert("data".to_string(), data);
-    let message: ServerMessage = typed(Value::Object(tagged), "data").map_err(attach)?;
+    let message: ServerMessage = typed(&Value::Object(tagged), "data").map_err(attach)?;
     Ok(ServerFrame {
         message,
         request_id,
@@ -324,7 +292,7 @@ fn data_object(data: Option<Value>) -> Result<Value, ProtocolError> {
 /// Deserialises `value`, turning a serde error into `INVALID_PARAMS` with the path of
 /// the offending field. `strip` is a leading path segment to drop (`data` for server
 /// frames, whose payload sits under it).
-fn typed<T: DeserializeOwned>(value: Value, strip: &str) -> Result<T, ProtocolError> {
+fn typed<T: DeserializeOwned>(value: &Value, strip: &str) -> Result<T, ProtocolError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let path = match path.strip_prefix(strip) {
@@ -369,30 +337,54 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-fn typed_client_message(message_type: &str, data: Value) -> Result<ClientMessage, ProtocolError> {
+/// A message's `data`, to decode into each message type.
+trait Data {
+    fn decode<T: DeserializeOwned>(&self) -> Result<T, ProtocolError>;
+}
+
+/// `data` parsed into a `Value`: errors name the offending field.
+impl Data for Value {
+    fn decode<T: DeserializeOwned>(&self) -> Result<T, ProtocolError> {
+        typed(self, "")
+    }
+}
+
+/// The raw text of `data` (the direct route): parsed straight into the type; its
+/// errors are not shown, the checked route explains them.
+struct RawData<'a>(&'a str);
+
+impl Data for RawData<'_> {
+    fn decode<T: DeserializeOwned>(&self) -> Result<T, ProtocolError> {
+        serde_json::from_str(self.0)
+            .map_err(|e| ProtocolError::new(ErrorCode::InvalidParams, e.to_string()))
+    }
+}
+
+/// The client message `message_type` with `data`.
+fn client_message(message_type: &str, data: &impl Data) -> Result<ClientMessage, ProtocolError> {
     use ClientMessage as M;
     Ok(match message_type {
-        "start_simulation" => M::StartSimulation(typed(data, "")?),
+        "start_simulation" => M::StartSimulation(data.decode()?),
         "create_session" => {
-            let id: OptionalSessionId = typed(data.clone(), "")?;
+            let id: OptionalSessionId = data.decode()?;
             M::CreateSession(CreateSessionData {
                 session_id: id.session_id,
-                params: typed(data, "")?,
+                params: data.decode()?,
             })
         }
-        "simulation_start" => M::SimulationStart(typed(data, "")?),
-        "tick_ack" => M::TickAck(typed(data, "")?),
-        "order_batch" => M::OrderBatch(typed(data, "")?),
-        "cancel_orders" => M::CancelOrders(typed(data, "")?),
-        "pause_simulation" => M::PauseSimulation(typed(data, "")?),
-        "resume_simulation" => M::ResumeSimulation(typed(data, "")?),
-        "get_simulation_state" => M::GetSimulationState(typed(data, "")?),
-        "stop_simulation" => M::StopSimulation(typed(data, "")?),
-        "get_account" => M::GetAccount(typed(data, "")?),
-        "list_sessions" => M::ListSessions(typed(data, "")?),
-        "close_session" => M::CloseSession(typed(data, "")?),
-        "resume_session" => M::ResumeSession(typed(data, "")?),
-        "ping" => M::Ping(typed(data, "")?),
+        "simulation_start" => M::SimulationStart(data.decode()?),
+        "tick_ack" => M::TickAck(data.decode()?),
+        "order_batch" => M::OrderBatch(data.decode()?),
+        "cancel_orders" => M::CancelOrders(data.decode()?),
+        "pause_simulation" => M::PauseSimulation(data.decode()?),
+        "resume_simulation" => M::ResumeSimulation(data.decode()?),
+        "get_simulation_state" => M::GetSimulationState(data.decode()?),
+        "stop_simulation" => M::StopSimulation(data.decode()?),
+        "get_account" => M::GetAccount(data.decode()?),
+        "list_sessions" => M::ListSessions(data.decode()?),
+        "close_session" => M::CloseSession(data.decode()?),
+        "resume_session" => M::ResumeSession(data.decode()?),
+        "ping" => M::Ping(data.decode()?),
         other => return Err(unknown_type(other)),
     })
 }

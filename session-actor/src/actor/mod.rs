@@ -785,8 +785,7 @@ impl Actor for SessionActor {
         if let Some(mut owner) = self.owner.take() {
             let gone = async move { while owner.changed().await.is_ok() {} };
             ctx.spawn(wrap_future::<_, Self>(gone).map(|(), act, ctx| {
-                let attached = act.sink.as_ref().is_some_and(|s| !s.is_closed());
-                if !attached && !act.detached {
+                if !act.reading() && !act.detached {
                     act.detach(ctx);
                 }
             }));
@@ -859,9 +858,14 @@ impl SessionActor {
         })
     }
 
+    /// Whether a connection is attached and still reads.
+    fn reading(&self) -> bool {
+        self.sink.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
     /// Whether `attachment` is the current attachment and its connection still reads.
     fn attached_as(&self, attachment: u64) -> bool {
-        self.attachment == Some(attachment) && self.sink.as_ref().is_some_and(|s| !s.is_closed())
+        self.attachment == Some(attachment) && self.reading()
     }
 
     fn detach(&mut self, ctx: &mut Context<Self>) {

@@ -177,14 +177,7 @@ async fn lock_step_run_equals_the_in_process_engine() {
     let slice = goog();
     let addr = session(&slice, Duration::from_secs(600));
     let (tx, mut rx) = mpsc::channel(8);
-    addr.send(Attach {
-        sink: tx,
-        resume_from: None,
-        epoch: None,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    attach(&addr, tx).await;
     let view = addr
         .send(Start {
             pacing: Pacing::LockStep { window: 1 },
@@ -213,14 +206,7 @@ async fn streaming_through_a_tiny_channel_delivers_every_tick_in_order() {
     let slice = goog();
     let addr = session(&slice, Duration::from_secs(600));
     let (tx, mut rx) = mpsc::channel(2);
-    addr.send(Attach {
-        sink: tx,
-        resume_from: None,
-        epoch: None,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    attach(&addr, tx).await;
     addr.send(Start {
         pacing: Pacing::Stream { interval_ms: 0 },
     })
@@ -251,16 +237,7 @@ async fn detach_and_resume_continue_exactly_where_the_client_was() {
     let slice = goog();
     let addr = session(&slice, Duration::from_secs(600));
     let (tx, mut rx) = mpsc::channel(8);
-    let attachment = addr
-        .send(Attach {
-            sink: tx,
-            resume_from: None,
-            epoch: None,
-        })
-        .await
-        .unwrap()
-        .unwrap()
-        .attachment;
+    let attachment = attach(&addr, tx).await;
     addr.send(Start {
         pacing: Pacing::LockStep { window: 1 },
     })
@@ -314,16 +291,7 @@ async fn resume_resends_missed_outputs() {
     let slice = goog();
     let addr = session(&slice, Duration::from_secs(600));
     let (tx, mut rx) = mpsc::channel(64);
-    let attachment = addr
-        .send(Attach {
-            sink: tx,
-            resume_from: None,
-            epoch: None,
-        })
-        .await
-        .unwrap()
-        .unwrap()
-        .attachment;
+    let attachment = attach(&addr, tx).await;
     addr.send(Start {
         pacing: Pacing::LockStep { window: 5 },
     })
@@ -373,14 +341,7 @@ async fn lifecycle_rules() {
         Err(SessionError::InvalidState(_))
     ));
     let (tx, mut rx) = mpsc::channel(8);
-    addr.send(Attach {
-        sink: tx,
-        resume_from: None,
-        epoch: None,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    attach(&addr, tx).await;
     addr.send(Start {
         pacing: Pacing::LockStep { window: 1 },
     })
@@ -437,14 +398,7 @@ async fn the_supervisor_gets_the_results_the_client_gets() {
     let observer = Observer(notices).start().recipient();
     let addr = observed_session(&slice, Duration::from_secs(600), Some(observer));
     let (tx, mut rx) = mpsc::channel(8);
-    addr.send(Attach {
-        sink: tx,
-        resume_from: None,
-        epoch: None,
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    attach(&addr, tx).await;
     addr.send(Start {
         pacing: Pacing::LockStep { window: 1 },
     })
