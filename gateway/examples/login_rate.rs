@@ -100,12 +100,12 @@ fn email(i: usize) -> String {
 
 /// Creates the accounts the way registration does, with the gateway's costs.
 async fn prepare(settings: &Settings, accounts: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let pepper = if settings.auth.api_key_pepper.is_empty() {
-        std::fs::create_dir_all(&settings.data_dir)?;
-        gateway::secrets::load_or_create(&settings.data_dir.join("api_key_pepper"), 32)?
-    } else {
-        settings.auth.api_key_pepper.clone()
-    };
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let pepper = gateway::secrets::configured_or_generated(
+        &settings.auth.api_key_pepper,
+        &settings.data_dir,
+        "api_key_pepper",
+    )?;
     let a = &settings.accounts;
     let policy = AccountPolicy {
         password: PasswordParams {

@@ -19,19 +19,21 @@ use actix::{Actor, Addr};
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use auth::{
-    AccountPolicy, Clock, Database, Jwt, JwtConfig, Keyring, PasswordParams, Secret, StoreOptions,
+    AccountPolicy, Clock, Jwt, JwtConfig, Keyring, PasswordParams, Secret, StoreOptions,
     SystemClock,
 };
 use market_data::{Catalog, MarketDataActor, MarketDataConfig};
 use session_actor::store::{MemoryStore, RedisStore, SessionStore, StoreError};
 
 use crate::bootstrap::{first_start, Bootstrap};
+use crate::cluster::revocation::{self, Revocations};
 use crate::config::Settings;
-use crate::limits::ClusterCounts;
+use crate::limits::cluster::ClusterCounts;
+use crate::limits::requests::RateLimiter;
+use crate::limits::Concurrency;
 use crate::metrics::{MeteredStore, Metrics};
-use crate::ratelimit::{self, RateLimiter};
 use crate::registry::{Drain, PendingSaves, SessionRegistry};
-use crate::revocation::{self, Revocations};
+use crate::state::AppState;
 use crate::{routes, secrets};
 
 /// Why the gateway could not start.
@@ -75,53 +77,6 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
-}
-
-/// Shared, read-mostly state of all handlers.
-pub struct AppState {
-    /// Validated settings.
-    pub settings: Arc<Settings>,
-    /// Market data for sessions.
-    pub market: Addr<MarketDataActor>,
-    /// Users and API keys.
-    pub db: Database,
-    /// Token issuer and verifier.
-    pub jwt: Jwt,
-    /// This node's sessions.
-    pub registry: Addr<SessionRegistry>,
-    /// Open WebSocket connections per user.
-    pub slots: crate::ws::slots::ConnectionSlots,
-    /// Where session state is kept between connections.
-    pub session_store: Arc<dyn SessionStore>,
-    /// Becomes true when the node starts draining.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// Revoked keys and disabled users, cluster-wide.
-    pub revocations: Arc<Revocations>,
-    /// Per-user counts across the cluster (with Redis).
-    pub counts: Option<Arc<ClusterCounts>>,
-    /// This node's name.
-    pub node_id: String,
-    /// Account messages (verification links).
-    pub notifier: Arc<dyn crate::notify::Notifier>,
-    /// Numbers this node's connections in the cluster-wide counts.
-    pub connections_opened: std::sync::atomic::AtomicU64,
-    /// This node's Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// Request rate limits.
-    pub limiter: Arc<RateLimiter>,
-    /// Live sessions across the cluster, for operators (`/admin/sessions`).
-    pub control: Arc<crate::control::Control>,
-    /// What account routes take the time from (the one the store and tokens use).
-    pub clock: Arc<dyn Clock>,
-    /// Account work still running after its answer (waited for when draining).
-    pub background: crate::notify::Background,
-}
-
-impl AppState {
-    /// True while the node drains for shutdown.
-    pub fn draining(&self) -> bool {
-        *self.shutdown.borrow()
-    }
 }
 
 /// Starts a graceful shutdown of a running [`Application`] (what SIGTERM does).
@@ -186,15 +141,15 @@ impl Application {
             source,
         };
         std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-        let secret = |configured: &str, file: &str| -> Result<String, StartError> {
-            if configured.is_empty() {
-                secrets::load_or_create(&data_dir.join(file), 32).map_err(dir_error)
-            } else {
-                Ok(configured.to_string())
-            }
-        };
-        let jwt_secret = secret(&settings.jwt.secret, "jwt_secret")?;
-        let pepper = secret(&settings.auth.api_key_pepper, "api_key_pepper")?;
+        let jwt_secret =
+            secrets::configured_or_generated(&settings.jwt.secret, &data_dir, "jwt_secret")
+                .map_err(dir_error)?;
+        let pepper = secrets::configured_or_generated(
+            &settings.auth.api_key_pepper,
+            &data_dir,
+            "api_key_pepper",
+        )
+        .map_err(dir_error)?;
         let (policy, keyring) = account_options(&settings, &data_dir)?;
         let mut options = StoreOptions::new(Secret::new(pepper.into_bytes()))
             .accounts(policy)
@@ -238,6 +193,7 @@ impl Application {
             };
         let session_store: Arc<dyn SessionStore> =
             Arc::new(MeteredStore::new(session_store, Arc::clone(&metrics)));
+        let concurrency = Arc::new(Concurrency::new(settings.node_id(), counts));
         let registry = SessionRegistry::new(
             Arc::clone(&settings),
             market.clone(),
@@ -245,7 +201,7 @@ impl Application {
             workers,
         )
         .with_results(db.clone())
-        .with_counts(counts.clone())
+        .with_concurrency(Arc::clone(&concurrency))
         .with_metrics(Arc::clone(&metrics))
         .start();
         // No token outlives its lifetime plus a day of clock skew; older revocations
@@ -272,24 +228,25 @@ impl Application {
             message: e.message,
         })?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let control =
-            crate::control::Control::start(&settings, registry.clone(), shutdown_rx.clone())
-                .await
-                .map_err(|e| StartError::SessionStore(StoreError::Unavailable(e)))?;
+        let control = crate::cluster::control::Control::start(
+            &settings,
+            registry.clone(),
+            shutdown_rx.clone(),
+        )
+        .await
+        .map_err(|e| StartError::SessionStore(StoreError::Unavailable(e)))?;
         let state = web::Data::new(AppState {
             settings: Arc::clone(&settings),
             market,
             db,
             jwt,
             registry: registry.clone(),
-            slots: Default::default(),
             session_store,
             shutdown: shutdown_rx,
             revocations,
-            counts,
+            concurrency,
             node_id: settings.node_id(),
             notifier: Arc::clone(&notifier),
-            connections_opened: Default::default(),
             metrics: Arc::clone(&metrics),
             limiter,
             control,
@@ -314,11 +271,15 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(
-                    routes::deadline::body_deadline,
+                    crate::middleware::deadline::body_deadline,
                 ))
                 .wrap(crate::errors::json_errors())
-                .wrap(actix_web::middleware::from_fn(ratelimit::middleware))
-                .wrap(actix_web::middleware::from_fn(routes::observe::observe))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::middleware::ratelimit::middleware,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::middleware::observe::observe,
+                ))
                 .app_data(state.clone())
                 .app_data(main_metrics.clone())
                 .configure(crate::errors::extractor_configs)
@@ -582,12 +543,7 @@ fn local_port(l: &TcpListener) -> Result<u16, StartError> {
 
 /// The request limits: counted in Redis when the session store is, else in memory.
 async fn rate_limiter(settings: &Settings) -> Result<Arc<RateLimiter>, StartError> {
-    let trusted = settings
-        .trusted_proxies()
-        .map_err(|message| StartError::Config {
-            key: "rate_limits.trusted_proxies".into(),
-            message,
-        })?;
+    let trusted = settings.rate_limits.trusted_proxies.to_vec();
     let limits = settings.rate_limits.clone();
     let store = &settings.session_store;
     if store.redis_url.is_empty() {
@@ -652,12 +608,7 @@ fn account_options(
         key: "accounts.encryption_keys".into(),
         message: message.into(),
     };
-    let mut keys: Vec<(String, Secret<Vec<u8>>)> =
-        secrets::parse_encryption_keys(&a.encryption_keys)
-            .map_err(bad)?
-            .into_iter()
-            .map(|(id, key)| (id, Secret::new(key)))
-            .collect();
+    let mut keys = a.encryption_keys.keys().to_vec();
     if keys.is_empty() {
         if settings.mode == crate::config::Mode::Production {
             // Without keys, TOTP enrolment is refused; everything else works.

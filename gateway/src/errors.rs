@@ -339,13 +339,6 @@ impl From<actix::MailboxError> for HttpError {
     }
 }
 
-impl From<crate::results::StoredDataError> for HttpError {
-    fn from(e: crate::results::StoredDataError) -> Self {
-        log_chain(&e);
-        HttpError::internal()
-    }
-}
-
 impl ResponseError for HttpError {
     fn status_code(&self) -> StatusCode {
         self.status

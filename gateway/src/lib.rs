@@ -1,20 +1,26 @@
 //! The SimuTrador gateway: REST and WebSocket front end over the session actors.
+//!
+//! Layers, each using only those above it (docs/ARCHITECTURE.md draws the graph):
+//! `config`, `errors`, `secrets`, `logging`, `metrics`, `notify`, `translate`,
+//! `redis_link`; then `limits` and `cluster`; then `registry`; then `state`; then
+//! `extract`, `middleware`, `routes` and `ws`; `app` builds and runs it all.
 
 pub mod app;
 pub mod backup;
 pub mod bootstrap;
+pub mod cluster;
 pub mod config;
-pub mod control;
 pub mod errors;
+pub mod extract;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod middleware;
 pub mod notify;
-pub mod ratelimit;
 pub mod redis_link;
 pub mod registry;
-pub mod results;
-pub mod revocation;
 pub mod routes;
 pub mod secrets;
+pub mod state;
+pub mod translate;
 pub mod ws;

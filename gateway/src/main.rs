@@ -9,9 +9,9 @@ use auth::{
     Secret, StoreOptions, UserStatus, UserStore,
 };
 use gateway::app::Application;
+use gateway::cluster::revocation::{self, Revoked};
 use gateway::config::Settings;
 use gateway::logging;
-use gateway::revocation::{self, Revoked};
 use gateway::secrets;
 use serde_json::json;
 
@@ -151,11 +151,11 @@ async fn serve(settings: Settings) -> ExitCode {
 
 async fn open_db(settings: &Settings) -> Result<auth::Database, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&settings.data_dir)?;
-    let pepper = if settings.auth.api_key_pepper.is_empty() {
-        secrets::load_or_create(&settings.data_dir.join("api_key_pepper"), 32)?
-    } else {
-        settings.auth.api_key_pepper.clone()
-    };
+    let pepper = secrets::configured_or_generated(
+        &settings.auth.api_key_pepper,
+        &settings.data_dir,
+        "api_key_pepper",
+    )?;
     let options = StoreOptions::new(Secret::new(pepper.into_bytes()));
     Ok(auth::connect(&settings.database_url(), options).await?)
 }

@@ -1,4 +1,4 @@
-//! Prometheus metrics of this node: one [`Registry`] in [`crate::app::AppState`],
+//! Prometheus metrics of this node: one [`Registry`] in [`crate::state::AppState`],
 //! exposed at `GET /metrics` in the OpenMetrics text format.
 //!
 //! Where things are counted, and why it stays cheap:

@@ -193,10 +193,7 @@ impl SmtpNotifier {
             message,
         };
         let host = settings.host.trim();
-        let security = settings
-            .security()
-            .map_err(|m| bad("smtp.security", m.into()))?;
-        let builder = match security {
+        let builder = match settings.security {
             SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
             SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
                 .map_err(|e| bad("smtp.host", format!("cannot set up STARTTLS: {e}")))?,
@@ -221,7 +218,7 @@ impl SmtpNotifier {
         tracing::info!(
             host,
             port = settings.port,
-            ?security,
+            security = ?settings.security,
             "account mail goes out over SMTP"
         );
         Ok(Self {

@@ -33,6 +33,20 @@ pub fn load_or_create(path: &Path, bytes: usize) -> std::io::Result<String> {
     Ok(hex)
 }
 
+/// A secret setting's value, or when the setting is empty, the secret generated under
+/// `data_dir` in the file `name` (created on first use, 32 random bytes as hex).
+pub fn configured_or_generated(
+    configured: &auth::Secret<String>,
+    data_dir: &Path,
+    name: &str,
+) -> std::io::Result<String> {
+    if configured.expose().is_empty() {
+        load_or_create(&data_dir.join(name), 32)
+    } else {
+        Ok(configured.expose().clone())
+    }
+}
+
 /// Bytes from hex digits, or `None` for anything else.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     let hex = hex.trim();

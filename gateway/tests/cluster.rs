@@ -88,7 +88,7 @@ async fn handshake_status(base: &str, token: &str) -> u16 {
 #[actix_web::test]
 async fn revocations_close_connections_on_every_node_within_a_second() {
     use auth::{Plan, UserStatus, UserStore};
-    use gateway::revocation::{publish, Revoked};
+    use gateway::cluster::revocation::{publish, Revoked};
     let prefix = redis_prefix("revoke");
     let store = |s: &mut gateway::config::Settings| {
         s.session_store.redis_url = redis_url();
@@ -198,7 +198,7 @@ async fn plan_limits_hold_across_nodes() {
 
 #[actix_web::test]
 async fn a_dead_nodes_counts_expire_within_its_lease_time() {
-    use gateway::limits::{ClusterCounts, Kind};
+    use gateway::limits::cluster::{ClusterCounts, Kind};
     let prefix = redis_prefix("expiry");
     let ttl = Duration::from_millis(600);
     let dead = ClusterCounts::connect(&redis_url(), &prefix, ttl)

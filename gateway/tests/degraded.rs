@@ -172,7 +172,9 @@ async fn postgres_outage_refuses_token_exchange_while_issued_tokens_keep_working
         s.database.url = s
             .database
             .url
-            .replace("127.0.0.1:5432", &format!("127.0.0.1:{port}"));
+            .expose()
+            .replace("127.0.0.1:5432", &format!("127.0.0.1:{port}"))
+            .into();
     })
     .await;
     let token = app.token(&app.admin_key).await;

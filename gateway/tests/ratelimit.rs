@@ -279,7 +279,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     // Trusted (the test client is the proxy): each forwarded client has its own window.
     let app = spawn_app_with(Backend::Sqlite, |s| {
         small_limits(s);
-        s.rate_limits.trusted_proxies = "127.0.0.0/8, ::1".into();
+        s.rate_limits.trusted_proxies = "127.0.0.0/8, ::1".parse().unwrap();
     })
     .await;
     for i in 0..6 {

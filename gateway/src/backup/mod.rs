@@ -83,16 +83,21 @@ const ENCRYPTION: Spec = Spec {
 
 fn configured<'a>(settings: &'a Settings, spec: &Spec) -> &'a str {
     match spec.name {
-        "jwt_secret" => &settings.jwt.secret,
-        "api_key_pepper" => &settings.auth.api_key_pepper,
-        _ => &settings.accounts.encryption_keys,
+        "jwt_secret" => settings.jwt.secret.expose(),
+        "api_key_pepper" => settings.auth.api_key_pepper.expose(),
+        _ => settings.accounts.encryption_keys.text(),
     }
 }
 
-/// `accounts.encryption_keys` (`id:hexkey,...`) as (id, key) pairs.
-fn configured_keys(value: &str) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
-    crate::secrets::parse_encryption_keys(value)
-        .map_err(|m| BackupError::Refused(format!("accounts.encryption_keys: {m}")))
+/// `accounts.encryption_keys` as (id, key) pairs (parsed when the settings loaded).
+fn configured_keys(settings: &Settings) -> Vec<(String, Vec<u8>)> {
+    settings
+        .accounts
+        .encryption_keys
+        .keys()
+        .iter()
+        .map(|(id, key)| (id.clone(), key.expose().clone()))
+        .collect()
 }
 
 fn secret_file(settings: &Settings, spec: &Spec) -> Result<Option<Vec<u8>>, BackupError> {
@@ -117,7 +122,7 @@ fn collect_secrets(
         let value = configured(settings, spec);
         let source = if !value.is_empty() {
             if spec.name == ENCRYPTION.name {
-                let keys = configured_keys(value)?
+                let keys = configured_keys(settings)
                     .into_iter()
                     .map(|(id, key)| archive::KeyFingerprint {
                         id,
@@ -332,9 +337,7 @@ fn action(
         SecretSource::File { .. } if spec.name == ENCRYPTION.name => {
             let key =
                 restored.and_then(|d| crate::secrets::decode_hex(std::str::from_utf8(d).ok()?))?;
-            let has_it = configured_keys(value)
-                .map(|keys| keys.iter().any(|(_, k)| *k == key))
-                .unwrap_or(false);
+            let has_it = configured_keys(settings).iter().any(|(_, k)| *k == key);
             if has_it {
                 None
             } else if !value.is_empty() || settings.mode == Mode::Production {
@@ -380,7 +383,7 @@ fn action(
             }
         }
         SecretSource::ConfiguredKeys { setting, keys } => {
-            let current = configured_keys(value).unwrap_or_default();
+            let current = configured_keys(settings);
             let missing: Vec<&str> = keys
                 .iter()
                 .filter(|k| {
@@ -512,12 +515,12 @@ pub async fn restore(
 /// Applies this build's migrations to the restored database; its user count.
 async fn migrate(settings: &Settings, url: &str) -> Result<u64, BackupError> {
     let after = |m: String| BackupError::Database(format!("restored, but {m}"));
-    let pepper = if settings.auth.api_key_pepper.is_empty() {
-        crate::secrets::load_or_create(&settings.data_dir.join(PEPPER.name), 32)
-            .map_err(|e| after(format!("reading the pepper failed: {e}")))?
-    } else {
-        settings.auth.api_key_pepper.clone()
-    };
+    let pepper = crate::secrets::configured_or_generated(
+        &settings.auth.api_key_pepper,
+        &settings.data_dir,
+        PEPPER.name,
+    )
+    .map_err(|e| after(format!("reading the pepper failed: {e}")))?;
     let options = StoreOptions::new(Secret::new(pepper.into_bytes())).max_connections(1);
     let db = auth::connect(url, options)
         .await

@@ -9,19 +9,19 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{
-    AccountStore, AuditKind, AuthError, LoginGrant, NewAuditEvent, NewLoginSession, NewUser,
-    PasswordTokenPurpose, RevokeReason, SecondFactor, Secret, UserStatus, UserStore,
+    AccountStore, AuthError, LoginGrant, NewLoginSession, NewUser, PasswordTokenPurpose,
+    RevokeReason, SecondFactor, Secret, UserStatus, UserStore,
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::errors::HttpError;
+use crate::extract::record_user;
+use crate::extract::{client_ip, LoginSession};
 use crate::metrics::AuthResult;
-use crate::ratelimit::client_ip;
-use crate::routes::auth::{authenticated, counted};
-use crate::routes::observe::record_user;
+use crate::routes::auth::counted;
+use crate::routes::rfc3339;
+use crate::state::AppState;
 
 /// One entry of `GET /auth/servers`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -250,7 +250,7 @@ pub async fn change_password(
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, HttpError> {
     let result = async {
-        let claims = login_claims(&req, &state)?;
+        let claims = LoginSession::check(&req, &state)?.claims;
         let body = body.into_inner();
         state
             .db
@@ -406,33 +406,12 @@ fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpErro
         }))
 }
 
-/// The claims of a login session's access token. The account itself (its keys,
-/// second factor and login sessions) is managed only from a human login: a token
-/// exchanged for an API key gets 403, so a leaked key cannot mint new keys or lock its
-/// owner out.
-fn login_claims(req: &HttpRequest, state: &AppState) -> Result<auth::Claims, HttpError> {
-    let claims = authenticated(req, state)?;
-    login_session(&claims)?;
-    Ok(claims)
-}
-
-/// The login session a token belongs to; 403 for tokens exchanged for an API key.
-fn login_session(claims: &auth::Claims) -> Result<Uuid, HttpError> {
-    claims.sid.ok_or_else(|| {
-        HttpError::forbidden(
-            "managing the account needs a login session (POST /auth/login); API-key tokens cannot",
-        )
-    })
-}
-
 /// `POST /auth/logout`: ends the login session of the Bearer token (204).
 pub async fn logout(
-    req: HttpRequest,
     state: web::Data<AppState>,
+    session: LoginSession,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = authenticated(&req, &state)?;
-    let session = login_session(&claims)?;
-    end_session(&state, claims.sub, session).await
+    end_session(&state, session.claims.sub, session.id).await
 }
 
 /// One entry of `GET /auth/sessions`.
@@ -456,10 +435,9 @@ pub struct SessionEntry {
 
 /// `GET /auth/sessions`: the user's live login sessions.
 pub async fn sessions(
-    req: HttpRequest,
     state: web::Data<AppState>,
+    LoginSession { claims, .. }: LoginSession,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
     // Live sessions only, by the store's clock.
     let sessions: Vec<SessionEntry> = state
         .db
@@ -482,11 +460,10 @@ pub async fn sessions(
 /// `DELETE /auth/sessions/{id}`: ends one of the user's login sessions (204); another
 /// user's session id is a 404 like an unknown one.
 pub async fn end(
-    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    LoginSession { claims, .. }: LoginSession,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
     let session: Uuid = path
         .parse()
         .map_err(|_| HttpError::not_found("no such login session"))?;
@@ -503,215 +480,17 @@ async fn end_session(
         .revoke_login_session(user, session, RevokeReason::Logout)
         .await?;
     // Open connections and access tokens of the session end on every node.
-    announce(state, crate::revocation::Revoked::Session(session)).await;
+    state
+        .revoke(crate::cluster::revocation::Revoked::Session(session))
+        .await;
     Ok(HttpResponse::NoContent().finish())
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// Writes a user's own key change to the audit log; the change has happened, so a
-/// failure to record it is logged rather than undone.
-async fn audited(
-    state: &AppState,
-    req: &HttpRequest,
-    kind: AuditKind,
-    user: Uuid,
-    detail: serde_json::Value,
-) {
-    let event = NewAuditEvent::new(kind)
-        .actor(user)
-        .subject(user)
-        .ip(client_ip(req).as_deref())
-        .detail(detail);
-    if let Err(e) = state.db.append_audit(event).await {
-        tracing::error!(%kind, %user, error = %e, "key change not written to the audit log");
-    }
-}
-
-/// How long a rotated API key keeps working beside its replacement.
-const KEY_ROTATION_GRACE: chrono::Duration = chrono::Duration::hours(24);
-
-/// One entry of `GET /api/keys`.
-#[derive(Debug, Serialize)]
-pub struct KeyEntry {
-    /// Key id (for revoke and rotate).
-    pub id: String,
-    /// Label.
-    pub name: String,
-    /// The visible part, `stk_<prefix>_…`.
-    pub prefix: String,
-    /// Creation time.
-    pub created_at: String,
-    /// Last use, at most a minute stale.
-    pub last_used_at: Option<String>,
-    /// When it stops working, if ever.
-    pub expires_at: Option<String>,
-    /// When it was revoked.
-    pub revoked_at: Option<String>,
-}
-
-impl From<auth::ApiKey> for KeyEntry {
-    fn from(k: auth::ApiKey) -> Self {
-        KeyEntry {
-            id: k.id.to_string(),
-            prefix: k.display_prefix(),
-            name: k.name,
-            created_at: rfc3339(k.created_at),
-            last_used_at: k.last_used_at.map(rfc3339),
-            expires_at: k.expires_at.map(rfc3339),
-            revoked_at: k.revoked_at.map(rfc3339),
-        }
-    }
-}
-
-/// `GET /api/keys`: the caller's API keys (never the secrets).
-pub async fn keys(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
-    let keys: Vec<KeyEntry> = state
-        .db
-        .list_api_keys(claims.sub)
-        .await?
-        .into_iter()
-        .map(KeyEntry::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "keys": keys })))
-}
-
-/// `POST /api/keys` body.
-#[derive(Debug, Deserialize)]
-pub struct NewKeyRequest {
-    name: String,
-    /// Days until the key expires (1 to [`MAX_KEY_DAYS`]); none for no expiry.
-    #[serde(default)]
-    expires_in_days: Option<u32>,
-}
-
-/// The longest expiry a new key can be given, in days (ten years).
-const MAX_KEY_DAYS: u32 = 3650;
-
-/// When a key created now with `expires_in_days` expires: none without, 400 outside
-/// 1 to [`MAX_KEY_DAYS`]. For users' own keys and the keys operators create alike.
-pub(crate) fn key_expiry(
-    state: &AppState,
-    expires_in_days: Option<u32>,
-) -> Result<Option<DateTime<Utc>>, HttpError> {
-    match expires_in_days {
-        None => Ok(None),
-        Some(d @ 1..=MAX_KEY_DAYS) => Ok(Some(
-            state.clock.now() + chrono::Duration::days(i64::from(d)),
-        )),
-        Some(_) => Err(HttpError::invalid_params(format!(
-            "`expires_in_days` must be 1 to {MAX_KEY_DAYS}"
-        ))),
-    }
-}
-
-/// `POST /api/keys`: a new key, its secret shown only in this answer (201).
-pub async fn create_key(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    body: web::Json<NewKeyRequest>,
-) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
-    let mut new = auth::NewApiKey::new(body.name.clone());
-    new.expires_at = key_expiry(&state, body.expires_in_days)?;
-    let created = state.db.create_api_key(claims.sub, new).await?;
-    audited(
-        &state,
-        &req,
-        AuditKind::ApiKeyCreated,
-        claims.sub,
-        created.key.audit_detail(),
-    )
-    .await;
-    created_answer(created)
-}
-
-fn created_answer(created: auth::CreatedApiKey) -> Result<HttpResponse, HttpError> {
-    let mut body = serde_json::to_value(KeyEntry::from(created.key))
-        .map_err(|_| HttpError::invalid_params("unencodable key"))?;
-    body["key"] = serde_json::Value::String(created.secret.expose().clone());
-    Ok(HttpResponse::Created()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(body))
-}
-
-fn no_such_key() -> HttpError {
-    HttpError::not_found("no such key")
-}
-
-fn key_id(path: &str) -> Result<Uuid, HttpError> {
-    path.parse().map_err(|_| no_such_key())
-}
-
-/// `DELETE /api/keys/{id}`: revokes a key; its tokens and connections end on every
-/// node within a second (204).
-pub async fn revoke_key(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
-    let key = state.db.revoke_api_key(claims.sub, key_id(&path)?).await?;
-    announce(&state, crate::revocation::Revoked::Key(key.id)).await;
-    audited(
-        &state,
-        &req,
-        AuditKind::ApiKeyRevoked,
-        claims.sub,
-        key.audit_detail(),
-    )
-    .await;
-    Ok(HttpResponse::NoContent().finish())
-}
-
-/// `POST /api/keys/{id}/rotate`: a new key with the same name (201); the old one keeps
-/// working for 24 hours, then expires. A key is rotated once (409 `CONFLICT` after).
-pub async fn rotate_key(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
-    let id = key_id(&path)?;
-    // One atomic step in the store: a key is rotated once, however many requests
-    // race (409 for the others); the replacement keeps the old key's end, so
-    // rotating never extends a key.
-    let (old, created) = match state
-        .db
-        .rotate_api_key(claims.sub, id, state.clock.now() + KEY_ROTATION_GRACE)
-        .await
-    {
-        Err(auth::AuthError::NotFound) => return Err(no_such_key()),
-        other => other?,
-    };
-    audited(&state, &req, AuditKind::ApiKeyCreated, claims.sub, {
-        let mut detail = created.key.audit_detail();
-        detail["rotated_from"] = serde_json::json!(old.id);
-        detail["old_key_expires_at"] = serde_json::json!(old.expires_at.map(|t| t.to_rfc3339()));
-        detail
-    })
-    .await;
-    created_answer(created)
-}
-
-/// Applies a revocation here and tells the other nodes (they also read it from the
-/// database within half a second).
-async fn announce(state: &AppState, revoked: crate::revocation::Revoked) {
-    state.revocations.apply(revoked);
-    if let Err(e) = crate::revocation::announce(&state.settings.session_store, revoked).await {
-        tracing::warn!(error = %e, "revocation not announced on Redis; nodes read it from the database");
-    }
 }
 
 /// `POST /auth/totp/enrol`: a new TOTP secret (unconfirmed until a code is shown).
 pub async fn totp_enrol(
-    req: HttpRequest,
     state: web::Data<AppState>,
+    LoginSession { claims, .. }: LoginSession,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
     let enrolment = state.db.enrol_totp(claims.sub).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -735,7 +514,8 @@ pub async fn totp_confirm(
     state: web::Data<AppState>,
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
+    // Checked after the body is read, so a bad body is answered 400 first.
+    let LoginSession { claims, .. } = LoginSession::check(&req, &state)?;
     state.db.confirm_totp(claims.sub, &body.code).await?;
     let codes = state.db.generate_recovery_codes(claims.sub).await?;
     let codes: Vec<&String> = codes.iter().map(|c| c.expose()).collect();
@@ -760,7 +540,8 @@ pub async fn totp_disable(
     state: web::Data<AppState>,
     body: web::Json<DisableRequest>,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = login_claims(&req, &state)?;
+    // Checked after the body is read, so a bad body is answered 400 first.
+    let LoginSession { claims, .. } = LoginSession::check(&req, &state)?;
     let body = body.into_inner();
     let ip = client_ip(&req);
     let user = state.db.user_by_id(claims.sub).await?;

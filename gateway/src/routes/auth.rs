@@ -5,27 +5,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use auth::UserStore;
 use protocol::{TokenResponse, ValidateResponse};
 
-use crate::app::AppState;
 use crate::errors::HttpError;
+use crate::extract::record_user;
+use crate::extract::Authenticated;
 use crate::metrics::AuthResult;
-use crate::routes::observe::record_user;
-
-/// The verified claims of the request's Bearer token, unless its key, login session
-/// or user has been revoked.
-pub(crate) fn authenticated(
-    req: &HttpRequest,
-    state: &AppState,
-) -> Result<auth::Claims, HttpError> {
-    let token = bearer(req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
-    let claims = state.jwt.verify(token)?;
-    if state.revocations.refuses_token(&claims) {
-        return Err(HttpError::auth_failed(
-            "invalid, revoked or expired credentials",
-        ));
-    }
-    record_user(&claims.sub.to_string());
-    Ok(claims)
-}
+use crate::state::AppState;
 
 /// Counts the outcome of an authentication endpoint.
 pub(crate) fn counted(
@@ -80,7 +64,7 @@ pub async fn validate(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, HttpError> {
-    let result = authenticated(&req, &state).map(validated);
+    let result = Authenticated::check(&req, &state).map(validated);
     counted(&state, "/auth/validate", result)
 }
 
@@ -91,14 +75,4 @@ fn validated(claims: auth::Claims) -> HttpResponse {
         plan: claims.plan,
         expires_at: claims.exp,
     })
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }

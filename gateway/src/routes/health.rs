@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use auth::UserStore;
 use protocol::{ErrorCode, HealthData, HealthStatus, ServerMessage};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()

@@ -4,13 +4,12 @@
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::config::RateRule;
 use crate::errors::HttpError;
-use crate::limits::Kind;
-use crate::ratelimit::{Bucket, Counted};
+use crate::extract::Authenticated;
+use crate::limits::requests::{Bucket, Counted};
 use crate::registry::{LocalSession, LocalSessions};
-use crate::routes::auth::authenticated;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct Rule {
@@ -69,10 +68,10 @@ struct LimitsResponse {
 pub async fn limits(
     req: HttpRequest,
     state: web::Data<AppState>,
+    Authenticated(claims): Authenticated,
 ) -> Result<HttpResponse, HttpError> {
-    let claims = authenticated(&req, &state)?;
     let user = claims.sub.to_string();
-    let plan = crate::ws::plan_limits(&state, claims.plan);
+    let plan = state.settings.plans.of(claims.plan);
     let limiter = &state.limiter;
     let rule = |b: Bucket| limiter.enabled().then(|| Rule::from(limiter.rule(b)));
     let counted = req.extensions().get::<Counted>().copied();
@@ -103,25 +102,19 @@ pub async fn limits(
 /// Open connections and live sessions of `user`: across the cluster with Redis, else
 /// (or while Redis cannot answer) on this node.
 async fn in_use(state: &AppState, user: &str) -> (u32, u32) {
-    if let Some(counts) = &state.counts {
-        if let (Ok(c), Ok(s)) = (
-            counts.count(Kind::Connections, user).await,
-            counts.count(Kind::Sessions, user).await,
-        ) {
-            return (c, s);
-        }
-    }
-    let sessions = state
-        .registry
-        .send(LocalSessions {
-            user_id: user.to_string(),
-        })
-        .await
-        .map(|l| {
-            l.iter()
-                .filter(|s| matches!(s, LocalSession::Live { .. }))
-                .count() as u32
-        })
-        .unwrap_or(0);
-    (state.slots.count(user), sessions)
+    let local_sessions = async {
+        state
+            .registry
+            .send(LocalSessions {
+                user_id: user.to_string(),
+            })
+            .await
+            .map(|l| {
+                l.iter()
+                    .filter(|s| matches!(s, LocalSession::Live { .. }))
+                    .count() as u32
+            })
+            .unwrap_or(0)
+    };
+    state.concurrency.in_use(user, local_sessions).await
 }

@@ -19,16 +19,14 @@ macro_rules! resource {
 mod accounts;
 pub mod admin;
 mod auth;
-pub mod deadline;
 mod health;
+mod keys;
 mod limits;
 pub mod metrics;
-pub mod observe;
 mod sessions;
 
-pub use auth::bearer;
-
 use actix_web::web;
+use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -52,12 +50,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource!(cfg, "/auth/totp/enrol", post => accounts::totp_enrol);
     resource!(cfg, "/auth/totp/confirm", post => accounts::totp_confirm);
     resource!(cfg, "/auth/totp/disable", post => accounts::totp_disable);
-    resource!(cfg, "/api/keys", get => accounts::keys, post => accounts::create_key);
-    resource!(cfg, "/api/keys/{id}", delete => accounts::revoke_key);
-    resource!(cfg, "/api/keys/{id}/rotate", post => accounts::rotate_key);
+    resource!(cfg, "/api/keys", get => keys::keys, post => keys::create_key);
+    resource!(cfg, "/api/keys/{id}", delete => keys::revoke_key);
+    resource!(cfg, "/api/keys/{id}/rotate", post => keys::rotate_key);
     resource!(cfg, "/api/limits", get => limits::limits);
     resource!(cfg, "/api/sessions", get => sessions::list);
     resource!(cfg, "/api/sessions/{id}", get => sessions::get, delete => sessions::delete);
     resource!(cfg, "/ws/simulate", get => crate::ws::simulate);
     admin::configure(cfg);
+}
+
+/// A time as REST answers give it: RFC 3339 in UTC, to the second.
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

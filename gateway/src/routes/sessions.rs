@@ -12,12 +12,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{AuthError, Page, ResultStore};
 use protocol::{SessionEntry, SessionListResponse};
 use session_actor::actor::GetState;
-use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::errors::HttpError;
+use crate::extract::Authenticated;
+use crate::registry::results::{live_detail, live_entry, stored_detail, stored_entry};
 use crate::registry::{DeleteSession, FindSession, LocalSession, LocalSessions};
-use crate::results::{live_detail, live_entry, stored_detail, stored_entry};
+use crate::state::AppState;
 
 /// Page size when the request gives none.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -36,15 +36,14 @@ fn default_limit() -> u32 {
     DEFAULT_LIMIT
 }
 
-/// The caller's user id from a verified, unrevoked bearer token.
-fn caller(req: &HttpRequest, state: &AppState) -> Result<Uuid, HttpError> {
-    Ok(super::auth::authenticated(req, state)?.sub)
-}
-
 /// `GET /api/sessions?offset=&limit=`: newest first, this node's live sessions before
 /// finished ones.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
-    let user = caller(&req, &state)?;
+pub async fn list(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<HttpResponse, HttpError> {
+    let user = claims.sub;
     let paging = web::Query::<Paging>::from_query(req.query_string())
         .map_err(|_| HttpError::invalid_params("offset and limit must be non-negative integers"))?
         .into_inner();
@@ -106,11 +105,11 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 /// `GET /api/sessions/{id}`: a live session's state and progress, or a finished one's
 /// stored results.
 pub async fn get(
-    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
+    Authenticated(claims): Authenticated,
 ) -> Result<HttpResponse, HttpError> {
-    let user = caller(&req, &state)?;
+    let user = claims.sub;
     let session_id = path.into_inner();
     let local = state
         .registry
@@ -144,11 +143,11 @@ pub async fn get(
 /// `DELETE /api/sessions/{id}`: closes the session if it is live on this node and
 /// deletes its stored results. 204, or 404 when the user has no such session.
 pub async fn delete(
-    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
+    Authenticated(claims): Authenticated,
 ) -> Result<HttpResponse, HttpError> {
-    let user = caller(&req, &state)?;
+    let user = claims.sub;
     let session_id = path.into_inner();
     let here = state
         .registry

@@ -22,18 +22,18 @@ use session_actor::actor::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::rate::{MessageRate, Verdict};
-use super::slots::ConnectionSlot;
-use super::translate::{self, SessionContext};
 use super::writer::WriterCmd;
-use crate::app::AppState;
+use crate::cluster::revocation::{Credential, Revoked};
 use crate::config::PlanLimits;
+use crate::limits::connections::ConnectionSlot;
+use crate::limits::messages::{MessageRate, Verdict};
 use crate::metrics::{ConnectionGauge, RateLimit};
 use crate::registry::{
     CreateError, CreateSession, GetSession, ListSessions, LookupError, ResumeError, ResumeSession,
     SessionHandle, SessionSpec,
 };
-use crate::revocation::{Credential, Revoked};
+use crate::state::AppState;
+use crate::translate::{self, SessionContext};
 use tokio::sync::broadcast::error::RecvError;
 
 /// Who is connected, from the verified token.

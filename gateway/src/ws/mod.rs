@@ -2,32 +2,16 @@
 //! [`connection::ConnectionActor`] per socket.
 
 pub mod connection;
-pub mod rate;
-pub mod slots;
-pub mod translate;
 pub mod writer;
 
 use actix::{Actor, AsyncContext};
 use actix_web::{web, HttpRequest, HttpResponse};
-use protocol::Plan;
 
-use crate::app::AppState;
-use crate::config::PlanLimits;
 use crate::errors::{HttpError, LimitPeriod, RateLimited};
-use crate::limits::ClusterSlot;
+use crate::extract::bearer;
 use crate::metrics::{AuthResult, RateLimit};
-use crate::routes::bearer;
+use crate::state::AppState;
 use connection::{ConnectionActor, Identity};
-
-/// The limits of `plan` from the one configuration source.
-pub fn plan_limits(state: &AppState, plan: Plan) -> PlanLimits {
-    let p = &state.settings.plans;
-    match plan {
-        Plan::Free => p.free.clone(),
-        Plan::Professional => p.professional.clone(),
-        Plan::Enterprise => p.enterprise.clone(),
-    }
-}
 
 /// The `token` query parameter.
 fn query_token(req: &HttpRequest) -> Option<&str> {
@@ -63,39 +47,18 @@ pub async fn simulate(
     };
     state.metrics.auth("/ws/simulate", outcome);
     let claims = verified?;
-    let limits = plan_limits(&state, claims.plan);
+    let limits = state.settings.plans.of(claims.plan).clone();
     let user_id = claims.sub.to_string();
-    crate::routes::observe::record_user(&user_id);
+    crate::extract::record_user(&user_id);
     let limit = limits.concurrent_connections;
-    let slot = match state.slots.acquire(&user_id, limit) {
+    // On this node, and across the cluster when Redis is configured and answers.
+    let slot = match state.concurrency.connection(&user_id, limit).await {
         Ok(slot) => slot,
         Err(open) => {
             state.metrics.rate_limited(RateLimit::WsConnections);
             return Err(too_many_connections(limit, open));
         }
     };
-    // Across the cluster too, when Redis is configured and answers.
-    let cluster = match &state.counts {
-        Some(counts) => {
-            let n = state
-                .connections_opened
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let member = format!("{}:{n}", state.node_id);
-            match ClusterSlot::connection(counts, &user_id, member, limit).await {
-                Ok(Ok(slot)) => Some(slot),
-                Ok(Err(open)) => {
-                    state.metrics.rate_limited(RateLimit::WsConnections);
-                    return Err(too_many_connections(limit, open));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cluster-wide connection count unavailable; this node's count applies");
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    let slot = slot.with_cluster(cluster);
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|_| HttpError::invalid_params("a WebSocket upgrade is required"))?;
     let max = state.settings.server.max_frame_bytes;
@@ -109,7 +72,7 @@ pub async fn simulate(
     let writer = writer::spawn(session, state.settings.server.outbound_queue);
     let who = Identity {
         user_id,
-        credential: crate::revocation::Credential::of(&claims),
+        credential: crate::cluster::revocation::Credential::of(&claims),
         plan: claims.plan,
         expires_at: claims.exp,
     };

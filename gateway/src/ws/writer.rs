@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{StreamExt, StreamMap};
 
-use super::translate::{self, SessionContext};
+use crate::translate::{self, SessionContext};
 
 /// Work for the writer, in order.
 pub enum WriterCmd {

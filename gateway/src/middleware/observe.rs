@@ -13,19 +13,14 @@ use actix_web::{web, Error};
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use crate::app::AppState;
 use crate::logging::{loggable_target, new_request_id, valid_request_id};
+use crate::state::AppState;
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Routes polled by probes and scrapers, logged at debug level only.
 const QUIET_ROUTES: [&str; 3] = ["/health", "/ready", "/metrics"];
-
-/// Records the authenticated user in the current request's span.
-pub fn record_user(user_id: &str) {
-    tracing::Span::current().record("user_id", user_id);
-}
 
 /// The middleware (`App::wrap(from_fn(observe))`).
 pub async fn observe(

@@ -22,7 +22,7 @@ use actix_web::web::{self, Bytes};
 use actix_web::HttpMessage;
 use tokio_stream::Stream;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Wraps the request's body in [`Deadline`].
 pub async fn body_deadline(

@@ -4,10 +4,17 @@
 //! an error that names the offending key.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use auth::Secret;
+use market_data::{Amount, Price};
 use serde::Deserialize;
+
+mod values;
+
+pub use values::{
+    AddressList, DatabaseUrl, EncryptionKeys, IpNet, LogFormat, LogFormatSetting, SmtpSecurity,
+};
 
 /// How the server runs; production refuses insecure defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -52,18 +59,9 @@ pub struct ServerSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct LogSettings {
     /// `text`, `json`, or empty for text in development and JSON in production.
-    pub format: String,
+    pub format: LogFormatSetting,
     /// Level directives in `RUST_LOG` syntax, e.g. `info` or `info,gateway=debug`.
     pub level: String,
-}
-
-/// How log lines are written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Human accounts: passwords, lockout, login sessions, secrets at rest.
@@ -98,7 +96,7 @@ pub struct AccountSettings {
     pub password_reset_token_lifetime_sec: u64,
     /// `id:hexkey,...` (32-byte keys, 64 hex digits) for secrets at rest (TOTP); empty: a key
     /// generated under `data_dir` in development, none in production.
-    pub encryption_keys: String,
+    pub encryption_keys: EncryptionKeys,
     /// The key id new secrets are sealed with; empty: the last one listed.
     pub encryption_key_current: String,
 }
@@ -113,7 +111,7 @@ pub struct SmtpSettings {
     pub port: u16,
     /// `starttls` (upgrade after connecting, required), `tls` (TLS from the first byte)
     /// or `none` (plain text; refused with credentials in production).
-    pub security: String,
+    pub security: SmtpSecurity,
     /// SMTP AUTH user; empty for no authentication.
     pub username: String,
     /// SMTP AUTH password; never logged.
@@ -129,35 +127,8 @@ pub struct SmtpSettings {
     pub password_url: String,
 }
 
-/// How the connection to the mail server is protected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SmtpSecurity {
-    /// Plain text.
-    None,
-    /// `STARTTLS` after connecting; the mail is not sent without it.
-    Starttls,
-    /// TLS from the start (implicit TLS, usually port 465).
-    Tls,
-}
-
 impl SmtpSettings {
-    /// The parsed `security`.
-    pub fn security(&self) -> Result<SmtpSecurity, &'static str> {
-        match self.security.trim().to_ascii_lowercase().as_str() {
-            "none" => Ok(SmtpSecurity::None),
-            "starttls" => Ok(SmtpSecurity::Starttls),
-            "tls" => Ok(SmtpSecurity::Tls),
-            _ => Err("must be `none`, `starttls` or `tls`"),
-        }
-    }
-
     fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: &str| {
-            Err(ConfigError {
-                key: key.into(),
-                message: message.into(),
-            })
-        };
         let host = self.host.trim();
         if host.is_empty() {
             return Ok(());
@@ -176,10 +147,7 @@ impl SmtpSettings {
         if self.port == 0 {
             return bad("smtp.port", "must be a port number (587 for starttls)");
         }
-        let security = match self.security() {
-            Ok(s) => s,
-            Err(message) => return bad("smtp.security", message),
-        };
+        let security = self.security;
         if self.from.parse::<lettre::message::Mailbox>().is_err() {
             return bad(
                 "smtp.from",
@@ -245,14 +213,14 @@ pub struct SessionStoreSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct DatabaseSettings {
     /// `sqlite:` file URL or `postgres://` URL; empty for `<data_dir>/simutrador.db`.
-    pub url: String,
+    pub url: DatabaseUrl,
 }
 
 /// Token signing.
 #[derive(Clone, Debug, Deserialize)]
 pub struct JwtSettings {
     /// HS256 secret; empty in development generates one under the data directory.
-    pub secret: String,
+    pub secret: Secret<String>,
     /// `iss` claim.
     pub issuer: String,
     /// `aud` claim.
@@ -266,7 +234,7 @@ pub struct JwtSettings {
 pub struct AuthSettings {
     /// Server-side key for hashing API keys (at least 32 bytes); empty in development
     /// generates one under the data directory. All nodes must share it.
-    pub api_key_pepper: String,
+    pub api_key_pepper: Secret<String>,
     /// Email of the admin user created on an empty database.
     pub admin_email: String,
 }
@@ -289,9 +257,9 @@ pub struct SimulationSettings {
     /// Seconds a disconnected session is kept for `resume_session`.
     pub resume_grace_sec: u64,
     /// Commission per share when a request gives none.
-    pub default_commission_per_share: String,
+    pub default_commission_per_share: Price,
     /// Minimum commission per fill.
-    pub min_commission: String,
+    pub min_commission: Amount,
     /// Slippage when a request gives none.
     pub default_slippage_bps: u32,
     /// Cap on fills per bar as basis points of bar volume; 0 disables it.
@@ -338,7 +306,7 @@ pub struct RateLimitSettings {
     pub enabled: bool,
     /// Peers (IPs or CIDR blocks, comma-separated) whose `X-Forwarded-For` names the
     /// client, e.g. the load balancer; every other peer is the client itself.
-    pub trusted_proxies: String,
+    pub trusted_proxies: AddressList,
     /// Every `/auth/*` request, per client IP.
     pub auth: RateRule,
     /// WebSocket handshakes (`/ws/simulate`), per client IP.
@@ -359,6 +327,17 @@ pub struct PlanSettings {
     pub professional: PlanLimits,
     /// `enterprise`.
     pub enterprise: PlanLimits,
+}
+
+impl PlanSettings {
+    /// The limits of `plan`.
+    pub fn of(&self, plan: protocol::Plan) -> &PlanLimits {
+        match plan {
+            protocol::Plan::Free => &self.free,
+            protocol::Plan::Professional => &self.professional,
+            protocol::Plan::Enterprise => &self.enterprise,
+        }
+    }
 }
 
 /// All gateway settings.
@@ -394,62 +373,6 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     /// Logging.
     pub log: LogSettings,
-}
-
-/// An IP address or a CIDR block (`10.0.0.0/8`, `::1/128`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    /// Whether `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::str::FromStr for IpNet {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{s}` is not an IP address or CIDR block"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
-        };
-        Ok(IpNet { addr, prefix })
-    }
 }
 
 /// A configuration problem, naming the key.
@@ -631,65 +554,144 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Each section checks itself; a few rules span sections.
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: &str| {
-            Err(ConfigError {
-                key: key.into(),
-                message: message.into(),
-            })
-        };
-        if self.server.host.trim().is_empty() {
+        self.server.validate()?;
+        self.log.validate()?;
+        self.session_store.validate()?;
+        self.database.validate(self.mode)?;
+        self.jwt.validate(self.mode)?;
+        self.auth.validate(self.mode)?;
+        self.accounts.validate()?;
+        self.smtp.validate(self.mode)?;
+        if self.servers.is_empty() {
+            return bad("servers", "at least one server must be selectable at login");
+        }
+        self.market_data.validate()?;
+        self.simulation.validate()?;
+        self.plans.validate()?;
+        self.rate_limits.validate()
+    }
+
+    /// The log format: `log.format`, or by default text in development and JSON in
+    /// production.
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.0.unwrap_or(match self.mode {
+            Mode::Production => LogFormat::Json,
+            Mode::Development => LogFormat::Text,
+        })
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        let url = self.database.url.expose().trim();
+        if url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("simutrador.db").display()
+            )
+        } else {
+            url.to_string()
+        }
+    }
+}
+
+/// The error for `key`.
+fn bad<T>(key: &str, message: &str) -> Result<T, ConfigError> {
+    Err(ConfigError {
+        key: key.into(),
+        message: message.into(),
+    })
+}
+
+/// A secret setting (`key`): at least 32 bytes when set, set in production, and never
+/// one of the published examples there.
+fn check_secret(key: &str, value: &str, mode: Mode, variable: &str) -> Result<(), ConfigError> {
+    if mode == Mode::Production && value.len() < 32 {
+        return bad(
+            key,
+            &format!("production mode needs a secret of at least 32 bytes ({variable})"),
+        );
+    }
+    if mode == Mode::Production && is_published_example(value) {
+        return bad(key, PUBLISHED_EXAMPLE);
+    }
+    if !value.is_empty() && value.len() < 32 {
+        return bad(key, "must be at least 32 bytes when set");
+    }
+    Ok(())
+}
+
+const PUBLISHED_EXAMPLE: &str = "production mode refuses the example value published in docker-compose.yml, deploy/k8s/secret.example.yaml or the README: set a secret of your own (e.g. openssl rand -hex 32)";
+
+impl ServerSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
             return bad("server.host", "must not be empty");
         }
-        if self.server.max_frame_bytes < 1024 {
+        if self.max_frame_bytes < 1024 {
             return bad("server.max_frame_bytes", "must be at least 1024");
         }
-        if self.server.outbound_queue == 0 {
+        if self.outbound_queue == 0 {
             return bad("server.outbound_queue", "must be at least 1");
         }
-        if self.server.idle_timeout_sec == 0 {
+        if self.idle_timeout_sec == 0 {
             return bad("server.idle_timeout_sec", "must be at least 1");
         }
-        if self.server.body_timeout_sec == 0 {
+        if self.body_timeout_sec == 0 {
             return bad("server.body_timeout_sec", "must be at least 1");
         }
-        if self.server.metrics_port != 0 {
-            if self.server.metrics_host.trim().is_empty() {
+        if self.metrics_port != 0 {
+            if self.metrics_host.trim().is_empty() {
                 return bad("server.metrics_host", "must not be empty");
             }
-            if [self.server.port, self.server.compat_port].contains(&self.server.metrics_port) {
+            if [self.port, self.compat_port].contains(&self.metrics_port) {
                 return bad(
                     "server.metrics_port",
                     "must differ from server.port and server.compat_port (0 serves /metrics on the main listener)",
                 );
             }
         }
-        if !matches!(self.log.format.as_str(), "" | "text" | "json") {
-            return bad("log.format", "must be `text` or `json`");
-        }
-        if let Err(e) = self.log.level.parse::<tracing_subscriber::EnvFilter>() {
+        Ok(())
+    }
+}
+
+impl LogSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = self.level.parse::<tracing_subscriber::EnvFilter>() {
             return bad("log.level", &format!("not a level or directive list: {e}"));
         }
-        let store = &self.session_store;
-        if !(store.redis_url.is_empty() || store.redis_url.starts_with("redis://")) {
+        Ok(())
+    }
+}
+
+impl SessionStoreSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.redis_url.is_empty() || self.redis_url.starts_with("redis://")) {
             return bad("session_store.redis_url", "must be empty or a redis:// URL");
         }
-        if store.key_prefix.is_empty() || store.key_prefix.contains(['{', '}', ' ']) {
+        if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
             return bad(
                 "session_store.key_prefix",
                 "must be non-empty, without braces or spaces",
             );
         }
-        if store.lease_ms < 300 {
+        if self.lease_ms < 300 {
             return bad("session_store.lease_ms", "must be at least 300");
         }
-        if store.checkpoint_every_ticks == 0 || store.checkpoint_every_ms == 0 {
+        if self.checkpoint_every_ticks == 0 || self.checkpoint_every_ms == 0 {
             return bad(
                 "session_store.checkpoint_every_ticks",
                 "checkpoint intervals must be at least 1",
             );
         }
-        let url = self.database.url.trim();
+        Ok(())
+    }
+}
+
+impl DatabaseSettings {
+    fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        let url = self.url.expose().trim();
         if !(url.is_empty()
             || url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -697,103 +699,110 @@ impl Settings {
         {
             return bad("database.url", "must be a sqlite: or postgres:// URL");
         }
-        if self.mode == Mode::Production && self.jwt.secret.len() < 32 {
-            return bad(
-                "jwt.secret",
-                "production mode needs a secret of at least 32 bytes (SIMUTRADOR__JWT__SECRET)",
-            );
+        if mode == Mode::Production && is_published_example(url) {
+            return bad("database.url", PUBLISHED_EXAMPLE);
         }
-        if self.mode == Mode::Production && self.auth.api_key_pepper.len() < 32 {
-            return bad(
-                "auth.api_key_pepper",
-                "production mode needs a pepper of at least 32 bytes (SIMUTRADOR__AUTH__API_KEY_PEPPER)",
-            );
+        Ok(())
+    }
+}
+
+impl JwtSettings {
+    fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        check_secret(
+            "jwt.secret",
+            self.secret.expose(),
+            mode,
+            "SIMUTRADOR__JWT__SECRET",
+        )?;
+        if self.lifetime_sec < 60 {
+            return bad("jwt.lifetime_sec", "must be at least 60");
         }
-        if self.mode == Mode::Production {
-            for (key, value) in [
-                ("jwt.secret", self.jwt.secret.as_str()),
-                ("auth.api_key_pepper", self.auth.api_key_pepper.as_str()),
-                ("database.url", self.database.url.as_str()),
-            ] {
-                if is_published_example(value) {
-                    return bad(
-                        key,
-                        "production mode refuses the example value published in docker-compose.yml, deploy/k8s/secret.example.yaml or the README: set a secret of your own (e.g. openssl rand -hex 32)",
-                    );
-                }
-            }
-        }
-        for (key, value) in [
-            ("jwt.secret", &self.jwt.secret),
-            ("auth.api_key_pepper", &self.auth.api_key_pepper),
-        ] {
-            if !value.is_empty() && value.len() < 32 {
-                return bad(key, "must be at least 32 bytes when set");
-            }
-        }
-        let acc = &self.accounts;
-        if acc.argon2_memory_kib < 8 * acc.argon2_parallelism.max(1)
-            || acc.argon2_iterations == 0
-            || acc.argon2_parallelism == 0
+        Ok(())
+    }
+}
+
+impl AuthSettings {
+    fn validate(&self, mode: Mode) -> Result<(), ConfigError> {
+        check_secret(
+            "auth.api_key_pepper",
+            self.api_key_pepper.expose(),
+            mode,
+            "SIMUTRADOR__AUTH__API_KEY_PEPPER",
+        )
+    }
+}
+
+impl AccountSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism.max(1)
+            || self.argon2_iterations == 0
+            || self.argon2_parallelism == 0
         {
             return bad(
                 "accounts.argon2_memory_kib",
                 "argon2 costs are out of range",
             );
         }
-        if acc.max_failed_logins == 0 || acc.max_login_sessions == 0 {
+        if self.max_failed_logins == 0 || self.max_login_sessions == 0 {
             return bad("accounts.max_failed_logins", "limits must be at least 1");
         }
-        if acc.access_token_lifetime_sec < 60
-            || acc.access_token_lifetime_sec > acc.max_session_duration_sec
+        if self.access_token_lifetime_sec < 60
+            || self.access_token_lifetime_sec > self.max_session_duration_sec
         {
             return bad(
                 "accounts.access_token_lifetime_sec",
                 "must be at least 60 and at most accounts.max_session_duration_sec",
             );
         }
-        self.smtp.validate(self.mode)?;
-        if self.servers.is_empty() {
-            return bad("servers", "at least one server must be selectable at login");
-        }
-        if self.jwt.lifetime_sec < 60 {
-            return bad("jwt.lifetime_sec", "must be at least 60");
-        }
-        if !self
-            .market_data
-            .roots
-            .contains_key(&self.market_data.default_provider)
-        {
+        Ok(())
+    }
+}
+
+impl MarketDataSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.roots.contains_key(&self.default_provider) {
             return bad(
                 "market_data.default_provider",
                 "must name one of market_data.roots",
             );
         }
-        for (key, value) in [
-            (
+        Ok(())
+    }
+}
+
+impl SimulationSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.default_commission_per_share.raw() < 0 {
+            return bad(
                 "simulation.default_commission_per_share",
-                &self.simulation.default_commission_per_share,
-            ),
-            ("simulation.min_commission", &self.simulation.min_commission),
-        ] {
-            match value.parse::<market_data::Amount>() {
-                Ok(a) if !a.is_negative() => {}
-                _ => return bad(key, "must be a non-negative decimal"),
-            }
+                "must be a non-negative decimal",
+            );
         }
-        if self.simulation.default_slippage_bps > 10_000 {
+        if self.min_commission.is_negative() {
+            return bad(
+                "simulation.min_commission",
+                "must be a non-negative decimal",
+            );
+        }
+        if self.default_slippage_bps > 10_000 {
             return bad("simulation.default_slippage_bps", "must be at most 10000");
         }
-        if self.simulation.max_volume_participation_bps > 10_000 {
+        if self.max_volume_participation_bps > 10_000 {
             return bad(
                 "simulation.max_volume_participation_bps",
                 "must be at most 10000",
             );
         }
+        Ok(())
+    }
+}
+
+impl PlanSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
         for (name, plan) in [
-            ("free", &self.plans.free),
-            ("professional", &self.plans.professional),
-            ("enterprise", &self.plans.enterprise),
+            ("free", &self.free),
+            ("professional", &self.professional),
+            ("enterprise", &self.enterprise),
         ] {
             if plan.concurrent_connections == 0
                 || plan.concurrent_sessions == 0
@@ -814,12 +823,17 @@ impl Settings {
                 );
             }
         }
-        let limits = &self.rate_limits;
+        Ok(())
+    }
+}
+
+impl RateLimitSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
         for (name, rule) in [
-            ("auth", &limits.auth),
-            ("ws_connect", &limits.ws_connect),
-            ("health", &limits.health),
-            ("api", &limits.api),
+            ("auth", &self.auth),
+            ("ws_connect", &self.ws_connect),
+            ("health", &self.health),
+            ("api", &self.api),
         ] {
             if rule.requests == 0 || rule.period_sec == 0 || rule.period_sec > 86_400 {
                 return bad(
@@ -828,43 +842,7 @@ impl Settings {
                 );
             }
         }
-        if let Err(e) = self.trusted_proxies() {
-            return bad("rate_limits.trusted_proxies", &e);
-        }
         Ok(())
-    }
-
-    /// The parsed `rate_limits.trusted_proxies`.
-    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>, String> {
-        self.rate_limits
-            .trusted_proxies
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| p.parse())
-            .collect()
-    }
-
-    /// The log format: `log.format`, or by default text in development and JSON in
-    /// production.
-    pub fn log_format(&self) -> LogFormat {
-        match (self.log.format.as_str(), self.mode) {
-            ("json", _) | ("", Mode::Production) => LogFormat::Json,
-            _ => LogFormat::Text,
-        }
-    }
-
-    /// The database URL, defaulting to a SQLite file in the data directory.
-    pub fn database_url(&self) -> String {
-        let url = self.database.url.trim();
-        if url.is_empty() {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("simutrador.db").display()
-            )
-        } else {
-            url.to_string()
-        }
     }
 }
 
@@ -1104,7 +1082,7 @@ mod tests {
             )]),
         )
         .unwrap();
-        let nets = s.trusted_proxies().unwrap();
+        let nets = &s.rate_limits.trusted_proxies;
         assert_eq!(nets.len(), 4);
         let inside = |ip: &str| nets.iter().any(|n| n.contains(ip.parse().unwrap()));
         assert!(inside("10.200.3.4"));

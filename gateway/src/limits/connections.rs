@@ -14,12 +14,12 @@ pub struct ConnectionSlots {
 pub struct ConnectionSlot {
     slots: ConnectionSlots,
     user_id: String,
-    cluster: Option<crate::limits::ClusterSlot>,
+    cluster: Option<crate::limits::cluster::ClusterSlot>,
 }
 
 impl ConnectionSlot {
     /// Holds the cluster-wide slot along with this node's.
-    pub fn with_cluster(mut self, cluster: Option<crate::limits::ClusterSlot>) -> Self {
+    pub fn with_cluster(mut self, cluster: Option<crate::limits::cluster::ClusterSlot>) -> Self {
         self.cluster = cluster;
         self
     }

@@ -19,15 +19,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, ResponseError};
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::config::{IpNet, RateLimitSettings, RateRule};
 use crate::errors::{HttpError, LimitPeriod, RateLimited};
 use crate::metrics::RateLimit;
@@ -289,7 +284,7 @@ pub struct RateLimiter {
     fallback_logged: AtomicI64,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -414,17 +409,6 @@ impl RateLimiter {
     }
 }
 
-/// The client address of a request, as the rate limits see it (see
-/// [`RateLimiter::client_ip`]): what audit events and login sessions record.
-pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    let ip = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => state.limiter.client_ip(peer, req.headers()),
-        None => peer,
-    };
-    ip.map(|ip| display_ip(Some(ip)))
-}
-
 /// Adds the `X-RateLimit-Limit`, `-Remaining` and `-Reset` headers of an allowed
 /// request's `decision` (a refusal carries them all: [`refusal`]).
 pub fn add_headers(headers: &mut HeaderMap, decision: &Decision) {
@@ -458,47 +442,7 @@ pub fn refusal(bucket: Bucket, decision: &Decision, now_ms: i64) -> HttpError {
 #[derive(Clone, Copy, Debug)]
 pub struct Counted(pub Decision);
 
-/// Middleware: counts every limited request before its handler runs.
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(req).await.map(|r| r.map_into_boxed_body());
-    };
-    let limiter = &state.limiter;
-    // The decoded path, as the router matches it (`/%61uth/login` is `/auth/login`).
-    let bucket = match Bucket::of_path(req.match_info().as_str()) {
-        Some(b) if limiter.enabled() => b,
-        _ => return next.call(req).await.map(|r| r.map_into_boxed_body()),
-    };
-    let ip = limiter.client_ip(req.peer_addr().map(|a| a.ip()), req.headers());
-    let key = match bucket {
-        Bucket::Api => crate::routes::bearer(req.request())
-            .and_then(|t| state.jwt.verify(t).ok())
-            .map_or(RateKey::client(ip), |claims| RateKey::User(claims.sub)),
-        _ => RateKey::client(ip),
-    };
-    let decision = limiter.hit(bucket, key).await;
-    if !decision.allowed {
-        state.metrics.rate_limited(bucket.metric());
-        let (http, _) = req.into_parts();
-        let refused = refusal(bucket, &decision, now_ms()).error_response();
-        return Ok(ServiceResponse::new(http, refused));
-    }
-    if bucket == Bucket::Api {
-        req.extensions_mut().insert(Counted(decision));
-    }
-    let mut response = next.call(req).await?.map_into_boxed_body();
-    // Probes (load balancers, Kubernetes) read only the status: their answers stay
-    // small, and carry the headers only when refused.
-    if bucket != Bucket::Health {
-        add_headers(response.headers_mut(), &decision);
-    }
-    Ok(response)
-}
-
-fn display_ip(ip: Option<IpAddr>) -> String {
+pub(crate) fn display_ip(ip: Option<IpAddr>) -> String {
     match ip {
         // IPv4-mapped IPv6 peers count as their IPv4 address.
         Some(IpAddr::V6(v6)) => v6
@@ -513,6 +457,7 @@ fn display_ip(ip: Option<IpAddr>) -> String {
 mod tests {
     use super::*;
     use actix_web::http::StatusCode;
+    use actix_web::ResponseError;
 
     fn settings() -> RateLimitSettings {
         let rule = |requests| RateRule {
@@ -521,7 +466,7 @@ mod tests {
         };
         RateLimitSettings {
             enabled: true,
-            trusted_proxies: String::new(),
+            trusted_proxies: Default::default(),
             auth: rule(3),
             ws_connect: rule(5),
             health: rule(2),

@@ -13,8 +13,9 @@ use session_actor::actor::StateView;
 use session_actor::engine::SimulationResults;
 use uuid::Uuid;
 
+use crate::errors::{log_chain, HttpError};
 use crate::registry::SessionHandle;
-use crate::ws::translate;
+use crate::translate;
 
 /// A stored record that does not read back as the wire types (a newer schema or a
 /// hand-edited row). Logged; clients get a 500 without details.
@@ -206,6 +207,13 @@ pub fn live_detail(h: &SessionHandle, v: &StateView, params_json: &str) -> Sessi
         metrics: None,
         trades: None,
         equity_curve: None,
+    }
+}
+
+impl From<StoredDataError> for HttpError {
+    fn from(e: StoredDataError) -> Self {
+        log_chain(&e);
+        HttpError::internal()
     }
 }
 

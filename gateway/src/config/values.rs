@@ -1,0 +1,255 @@
+//! Setting values with a type of their own, parsed once when the configuration loads:
+//! a bad value is refused at start with the key it was given under, never later.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use auth::Secret;
+use serde::{Deserialize, Deserializer};
+
+/// An IP address or a CIDR block (`10.0.0.0/8`, `::1/128`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR block"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+/// A comma-separated list of addresses and blocks (`rate_limits.trusted_proxies`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressList(Vec<IpNet>);
+
+impl std::ops::Deref for AddressList {
+    type Target = [IpNet];
+    fn deref(&self) -> &[IpNet] {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for AddressList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(AddressList)
+    }
+}
+
+/// Deserialises a value from its text with `FromStr`, the error naming what is wrong.
+fn from_text<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    String::deserialize(d)?
+        .parse()
+        .map_err(serde::de::Error::custom)
+}
+
+impl<'de> Deserialize<'de> for AddressList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d)
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `log.format`: `text`, `json`, or empty for the mode's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogFormatSetting(pub Option<LogFormat>);
+
+impl std::str::FromStr for LogFormatSetting {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "" => Ok(Self(None)),
+            "text" => Ok(Self(Some(LogFormat::Text))),
+            "json" => Ok(Self(Some(LogFormat::Json))),
+            _ => Err("must be `text` or `json`"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LogFormatSetting {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d)
+    }
+}
+
+/// How the connection to the mail server is protected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain text.
+    None,
+    /// `STARTTLS` after connecting; the mail is not sent without it.
+    Starttls,
+    /// TLS from the start (implicit TLS, usually port 465).
+    Tls,
+}
+
+impl std::str::FromStr for SmtpSecurity {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(SmtpSecurity::None),
+            "starttls" => Ok(SmtpSecurity::Starttls),
+            "tls" => Ok(SmtpSecurity::Tls),
+            _ => Err("must be `none`, `starttls` or `tls`"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SmtpSecurity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d)
+    }
+}
+
+/// `accounts.encryption_keys`: `id:hexkey,...` (32-byte keys, 64 hex digits), parsed
+/// at load. `Debug` shows the key ids only.
+#[derive(Clone, Default)]
+pub struct EncryptionKeys {
+    text: Secret<String>,
+    keys: Vec<(String, Secret<Vec<u8>>)>,
+}
+
+impl EncryptionKeys {
+    /// (id, key) pairs in the order configured.
+    pub fn keys(&self) -> &[(String, Secret<Vec<u8>>)] {
+        &self.keys
+    }
+
+    /// The setting as written (backups fingerprint it).
+    pub fn text(&self) -> &str {
+        self.text.expose()
+    }
+}
+
+impl fmt::Debug for EncryptionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.keys.iter().map(|(id, _)| id))
+            .finish()
+    }
+}
+
+impl std::str::FromStr for EncryptionKeys {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let keys = crate::secrets::parse_encryption_keys(s)?;
+        Ok(Self {
+            text: Secret::new(s.to_string()),
+            keys: keys
+                .into_iter()
+                .map(|(id, key)| (id, Secret::new(key)))
+                .collect(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for EncryptionKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d)
+    }
+}
+
+/// A database URL; `Debug` hides its password.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as configured, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(url: &str) -> Self {
+        Self(url.to_string())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `scheme://user:password@host/...`: everything between the first `:` after
+        // `//` and the last `@` is the password.
+        let url = &self.0;
+        let redacted = url.split_once("://").and_then(|(scheme, rest)| {
+            let (userinfo, host) = rest.rsplit_once('@')?;
+            let (user, _) = userinfo.split_once(':')?;
+            Some(format!("{scheme}://{user}:[redacted]@{host}"))
+        });
+        write!(f, "{:?}", redacted.as_deref().unwrap_or(url))
+    }
+}
