@@ -658,3 +658,53 @@ where
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{TimeDelta, TimeZone};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::model::{NewApiKey, NewUser};
+    use crate::secret::Secret;
+    use crate::store::UserStore;
+
+    /// What SQLite databases already hold must keep reading and comparing the same:
+    /// uuids as hyphenated lowercase text, times as fixed-width RFC 3339 text.
+    #[tokio::test]
+    async fn sqlite_stores_ids_and_times_as_before() {
+        let at = Utc.with_ymd_and_hms(2024, 1, 2, 3, 4, 5).unwrap() + TimeDelta::nanoseconds(7_000);
+        let options =
+            StoreOptions::new(Secret::new(vec![7; 32])).clock(Arc::new(ManualClock::new(at)));
+        let store = SqliteStore::connect("sqlite::memory:", options)
+            .await
+            .unwrap();
+        let user = store
+            .create_user(NewUser::new("a@example.com"))
+            .await
+            .unwrap();
+        let mut new = NewApiKey::new("k");
+        new.expires_at = Some(at + TimeDelta::days(400));
+        let key = store.create_api_key(user.id, new).await.unwrap().key;
+
+        let (id, created, kinds): (String, String, String) = sqlx::query_as(
+            "SELECT id, created_at, typeof(id) || ' ' || typeof(created_at) FROM users",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(id, user.id.hyphenated().to_string());
+        assert_eq!(created, "2024-01-02T03:04:05.000007Z");
+        assert_eq!(kinds, "text text");
+        let (user_id, expires): (String, String) =
+            sqlx::query_as("SELECT user_id, expires_at FROM api_keys WHERE id = $1")
+                .bind(Id(key.id))
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(user_id, user.id.hyphenated().to_string());
+        assert_eq!(expires, "2025-02-05T03:04:05.000007Z");
+    }
+}
