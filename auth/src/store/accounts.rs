@@ -1,9 +1,10 @@
 //! Human accounts: the [`AccountStore`] trait, its dispatch through [`Database`], and
 //! the rules both backends share.
 //!
-//! Each backend implements only [`AccountBackend`]: small SQL operations. The rules
-//! (lockout, session cap, refresh-token rotation and theft, TOTP replay, auditing) are
-//! written once here on top of them, so SQLite and Postgres cannot drift apart.
+//! [`AccountBackend`] is the small SQL operations, written once for both backends in
+//! `account_sql.rs`. The rules (lockout, session cap, refresh-token rotation and
+//! theft, TOTP replay, auditing) are written once here on top of them, so SQLite and
+//! Postgres cannot drift apart.
 
 use std::future::Future;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::shared::{StoreCore, KEY_INSERT_ATTEMPTS};
+use super::sql::{Dialect, Store};
 use super::{Database, UserStore};
 use crate::account::{
     Account, AuditEvent, AuditKind, AuditQuery, LoginGrant, LoginSession, NewAuditEvent,
@@ -369,198 +371,223 @@ impl KeyRotationRefusal {
     }
 }
 
-/// The SQL each backend provides; see the implementations for the exact guarantees.
+/// The SQL the rules run on (`account_sql.rs`); see there for the exact guarantees.
 pub(super) trait AccountBackend: UserStore {
     fn core(&self) -> &StoreCore;
 
     /// Inserts `user` with a password hash; `Conflict(EMAIL_TAKEN)` if taken.
-    async fn insert_user_with_password(&self, user: &User, hash: &str) -> Result<(), AuthError>;
+    fn insert_user_with_password(
+        &self,
+        user: &User,
+        hash: &str,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// A new password: stores its hash, bumps `password_version` and voids the user's
     /// unused password tokens. `NotFound` if the user does not exist.
-    async fn store_password_hash(&self, user_id: Uuid, hash: &str) -> Result<(), AuthError>;
+    fn store_password_hash(
+        &self,
+        user_id: Uuid,
+        hash: &str,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// The same password re-hashed with new costs: replaces `old` only if it is still
     /// the stored hash (a password changed meanwhile stays); false otherwise.
-    async fn upgrade_password_hash(
+    fn upgrade_password_hash(
         &self,
         user_id: Uuid,
         old: &str,
         new: &str,
-    ) -> Result<bool, AuthError>;
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send;
 
-    async fn account_row(&self, key: AccountKey<'_>) -> Result<Option<AccountRow>, AuthError>;
+    fn account_row(
+        &self,
+        key: AccountKey<'_>,
+    ) -> impl Future<Output = Result<Option<AccountRow>, AuthError>> + Send;
 
     /// Counts a login attempt in the failure window before its password is checked,
     /// unless logins are locked at `now` or the window already counts `max` attempts
     /// (failed or still being checked). One conditional write, so of many concurrent
     /// attempts at most `max` pass. The attempt's number in the window; `None` if it
     /// was refused (or there is no such user).
-    async fn take_attempt(
+    fn take_attempt(
         &self,
         user_id: Uuid,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
         max: u32,
-    ) -> Result<Option<u32>, AuthError>;
+    ) -> impl Future<Output = Result<Option<u32>, AuthError>> + Send;
 
     /// After the last allowed attempt failed: locks logins until `until` (a later
     /// lock is kept) and forgets the counted attempts.
-    async fn lock_after_attempts(
+    fn lock_after_attempts(
         &self,
         user_id: Uuid,
         until: DateTime<Utc>,
-    ) -> Result<(), AuthError>;
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// After a right password: forgets every counted attempt (`clear`) or gives back
     /// just one counted in the current window, unless logins are locked at `now`, so
     /// a lock set by a concurrent attempt is never undone.
-    async fn settle_attempt(
+    fn settle_attempt(
         &self,
         user_id: Uuid,
         now: DateTime<Utc>,
         window_start: DateTime<Utc>,
         clear: bool,
-    ) -> Result<(), AuthError>;
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Sets `email_verified_at` to `now` unless it is set; true if it changed.
     /// `NotFound` if no such user.
-    async fn set_email_verified(
+    fn set_email_verified(
         &self,
         user_id: Uuid,
         now: DateTime<Utc>,
-    ) -> Result<bool, AuthError>;
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send;
 
     /// Sets `locked_until`. `NotFound` if no such user.
-    async fn set_lock(&self, user_id: Uuid, until: Option<DateTime<Utc>>) -> Result<(), AuthError>;
+    fn set_lock(
+        &self,
+        user_id: Uuid,
+        until: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Forgets failed logins and turns a `locked` status back to `active` (an
     /// operator's unlock). `NotFound` if no such user.
-    async fn reset_failures(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<(), AuthError>;
+    fn reset_failures(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
-    async fn insert_verification(
+    fn insert_verification(
         &self,
         user_id: Uuid,
         hash: &[u8],
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), AuthError>;
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Stores a password token, unless the user has an unused one issued after
     /// `unless_after`; false when skipped. `NotFound` if no such user.
-    async fn insert_password_token(
+    fn insert_password_token(
         &self,
         user_id: Uuid,
         hash: &[u8],
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
         unless_after: DateTime<Utc>,
-    ) -> Result<bool, AuthError>;
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send;
 
     /// Why a password token cannot be used now, or `None` if it can (it is still
     /// checked again when used).
-    async fn peek_password_token(
+    fn peek_password_token(
         &self,
         hash: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Option<OneTimeRejection>, AuthError>;
+    ) -> impl Future<Output = Result<Option<OneTimeRejection>, AuthError>> + Send;
 
     /// Uses a password token, atomically with: storing `password_hash`, marking the
     /// email verified (the token went to it) and voiding the user's other password
     /// tokens.
-    async fn consume_password_token(
+    fn consume_password_token(
         &self,
         hash: &[u8],
         now: DateTime<Utc>,
         password_hash: &str,
-    ) -> Result<Result<Uuid, OneTimeRejection>, AuthError>;
+    ) -> impl Future<Output = Result<Result<Uuid, OneTimeRejection>, AuthError>> + Send;
 
     /// Uses the token and marks the email verified, atomically.
-    async fn consume_verification(
+    fn consume_verification(
         &self,
         hash: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Result<Uuid, OneTimeRejection>, AuthError>;
+    ) -> impl Future<Output = Result<Result<Uuid, OneTimeRejection>, AuthError>> + Send;
 
     /// Inserts the session and its first token, then revokes the oldest live
     /// sessions beyond `cap` (never the new one), atomically; returns their ids.
-    async fn insert_login_session(
+    fn insert_login_session(
         &self,
         session: &LoginSession,
         refresh: &NewRefresh,
         cap: u32,
-    ) -> Result<Vec<Uuid>, AuthError>;
+    ) -> impl Future<Output = Result<Vec<Uuid>, AuthError>> + Send;
 
-    async fn refresh_row(&self, hash: &[u8]) -> Result<Option<RefreshRow>, AuthError>;
+    fn refresh_row(
+        &self,
+        hash: &[u8],
+    ) -> impl Future<Output = Result<Option<RefreshRow>, AuthError>> + Send;
 
     /// Marks `old` used and inserts `new`, atomically; false if `old` was already used.
-    async fn rotate_refresh(
+    fn rotate_refresh(
         &self,
         old: Uuid,
         new: &NewRefresh,
         now: DateTime<Utc>,
-    ) -> Result<bool, AuthError>;
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send;
 
     /// Revokes `user_id`'s live (unrevoked) sessions, or just `session_id`; returns
     /// the ids it revoked now.
-    async fn revoke_sessions(
+    fn revoke_sessions(
         &self,
         user_id: Uuid,
         session_id: Option<Uuid>,
         reason: RevokeReason,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Uuid>, AuthError>;
+    ) -> impl Future<Output = Result<Vec<Uuid>, AuthError>> + Send;
 
     /// `user_id`'s sessions (or just `session_id`), newest first.
-    async fn sessions(
+    fn sessions(
         &self,
         user_id: Uuid,
         session_id: Option<Uuid>,
-    ) -> Result<Vec<LoginSession>, AuthError>;
+    ) -> impl Future<Output = Result<Vec<LoginSession>, AuthError>> + Send;
 
     /// Stores an unconfirmed secret; false if a confirmed one exists.
-    async fn upsert_totp(
+    fn upsert_totp(
         &self,
         user_id: Uuid,
         sealed: &Sealed,
         now: DateTime<Utc>,
-    ) -> Result<bool, AuthError>;
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send;
 
-    async fn totp_row(&self, user_id: Uuid) -> Result<Option<TotpRow>, AuthError>;
+    fn totp_row(
+        &self,
+        user_id: Uuid,
+    ) -> impl Future<Output = Result<Option<TotpRow>, AuthError>> + Send;
 
     /// Records `step` as used if it is newer than the last one; with `confirm_at`,
     /// only for an unconfirmed secret, which it confirms. False if nothing changed.
-    async fn mark_totp_step(
+    fn mark_totp_step(
         &self,
         user_id: Uuid,
         step: i64,
         confirm_at: Option<DateTime<Utc>>,
-    ) -> Result<bool, AuthError>;
+    ) -> impl Future<Output = Result<bool, AuthError>> + Send;
 
     /// Deletes the secret and the recovery codes; false if there was no secret.
-    async fn delete_totp(&self, user_id: Uuid) -> Result<bool, AuthError>;
+    fn delete_totp(&self, user_id: Uuid) -> impl Future<Output = Result<bool, AuthError>> + Send;
 
-    async fn replace_recovery_codes(
+    fn replace_recovery_codes(
         &self,
         user_id: Uuid,
         hashes: &[Vec<u8>],
         now: DateTime<Utc>,
-    ) -> Result<(), AuthError>;
+    ) -> impl Future<Output = Result<(), AuthError>> + Send;
 
     /// Uses an unused code; returns how many unused remain, `None` if it was no
     /// unused code of this user.
-    async fn use_recovery_code(
+    fn use_recovery_code(
         &self,
         user_id: Uuid,
         hash: &[u8],
         now: DateTime<Utc>,
-    ) -> Result<Option<u32>, AuthError>;
+    ) -> impl Future<Output = Result<Option<u32>, AuthError>> + Send;
 
     /// Marks `key_id` of `user_id` rotated at `now`, brings its expiry forward to
     /// `grace_until`, and inserts `new` with `hash`, atomically, but only while the
     /// key is unrevoked, unexpired at `now` and not yet rotated: the old key as
     /// updated, or why not (nothing changed then).
-    async fn replace_api_key(
+    fn replace_api_key(
         &self,
         user_id: Uuid,
         key_id: Uuid,
@@ -568,17 +595,20 @@ pub(super) trait AccountBackend: UserStore {
         grace_until: DateTime<Utc>,
         new: &ApiKey,
         hash: &[u8],
-    ) -> Result<Result<ApiKey, KeyRotationRefusal>, AuthError>;
+    ) -> impl Future<Output = Result<Result<ApiKey, KeyRotationRefusal>, AuthError>> + Send;
 
     /// Appends a checked event.
-    async fn insert_audit(
+    fn insert_audit(
         &self,
         event: &NewAuditEvent,
         at: DateTime<Utc>,
         detail: &str,
-    ) -> Result<AuditEvent, AuthError>;
+    ) -> impl Future<Output = Result<AuditEvent, AuthError>> + Send;
 
-    async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, AuthError>;
+    fn query_audit(
+        &self,
+        query: &AuditQuery,
+    ) -> impl Future<Output = Result<Vec<AuditEvent>, AuthError>> + Send;
 }
 
 /// Checks text that goes into a column: no NUL (Postgres text cannot hold it), at
@@ -1622,241 +1652,226 @@ pub(super) async fn rotate_api_key<S: AccountBackend>(
     ))
 }
 
-macro_rules! account_store_via_rules {
-    ($store:ty) => {
-        impl $crate::store::AccountStore for $store {
-            async fn register_user(
-                &self,
-                new: $crate::model::NewUser,
-                password: $crate::secret::Secret<String>,
-                ip: Option<String>,
-            ) -> Result<$crate::account::Registration, $crate::error::AuthError> {
-                super::accounts::register_user(self, new, password, ip).await
-            }
+/// The rules above on either backend.
+impl<DB: Dialect> AccountStore for Store<DB>
+where
+    Self: AccountBackend,
+{
+    async fn register_user(
+        &self,
+        new: crate::model::NewUser,
+        password: crate::secret::Secret<String>,
+        ip: Option<String>,
+    ) -> Result<crate::account::Registration, crate::error::AuthError> {
+        register_user(self, new, password, ip).await
+    }
 
-            async fn set_password(
-                &self,
-                user_id: uuid::Uuid,
-                password: $crate::secret::Secret<String>,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::set_password(self, user_id, password).await
-            }
+    async fn set_password(
+        &self,
+        user_id: uuid::Uuid,
+        password: crate::secret::Secret<String>,
+    ) -> Result<(), crate::error::AuthError> {
+        set_password(self, user_id, password).await
+    }
 
-            async fn authenticate_password(
-                &self,
-                email: &str,
-                password: $crate::secret::Secret<String>,
-                second_factor: Option<super::accounts::SecondFactor>,
-                ip: Option<String>,
-            ) -> Result<$crate::account::Account, $crate::error::AuthError> {
-                super::accounts::authenticate_password(self, email, password, second_factor, ip)
-                    .await
-            }
+    async fn authenticate_password(
+        &self,
+        email: &str,
+        password: crate::secret::Secret<String>,
+        second_factor: Option<SecondFactor>,
+        ip: Option<String>,
+    ) -> Result<crate::account::Account, crate::error::AuthError> {
+        authenticate_password(self, email, password, second_factor, ip).await
+    }
 
-            async fn account(
-                &self,
-                user_id: uuid::Uuid,
-            ) -> Result<$crate::account::Account, $crate::error::AuthError> {
-                super::accounts::account(self, user_id).await
-            }
+    async fn account(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Result<crate::account::Account, crate::error::AuthError> {
+        account(self, user_id).await
+    }
 
-            async fn create_email_verification(
-                &self,
-                user_id: uuid::Uuid,
-            ) -> Result<$crate::account::OneTimeToken, $crate::error::AuthError> {
-                super::accounts::create_email_verification(self, user_id).await
-            }
+    async fn create_email_verification(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Result<crate::account::OneTimeToken, crate::error::AuthError> {
+        create_email_verification(self, user_id).await
+    }
 
-            async fn verify_email(
-                &self,
-                token: &str,
-            ) -> Result<$crate::model::User, $crate::error::AuthError> {
-                super::accounts::verify_email(self, token).await
-            }
+    async fn verify_email(
+        &self,
+        token: &str,
+    ) -> Result<crate::model::User, crate::error::AuthError> {
+        verify_email(self, token).await
+    }
 
-            async fn create_password_token(
-                &self,
-                user_id: uuid::Uuid,
-                purpose: $crate::account::PasswordTokenPurpose,
-            ) -> Result<Option<$crate::account::OneTimeToken>, $crate::error::AuthError> {
-                super::accounts::create_password_token(self, user_id, purpose).await
-            }
+    async fn create_password_token(
+        &self,
+        user_id: uuid::Uuid,
+        purpose: crate::account::PasswordTokenPurpose,
+    ) -> Result<Option<crate::account::OneTimeToken>, crate::error::AuthError> {
+        create_password_token(self, user_id, purpose).await
+    }
 
-            async fn reset_password(
-                &self,
-                token: &str,
-                password: $crate::secret::Secret<String>,
-            ) -> Result<$crate::model::User, $crate::error::AuthError> {
-                super::accounts::reset_password(self, token, password).await
-            }
+    async fn reset_password(
+        &self,
+        token: &str,
+        password: crate::secret::Secret<String>,
+    ) -> Result<crate::model::User, crate::error::AuthError> {
+        reset_password(self, token, password).await
+    }
 
-            async fn change_password(
-                &self,
-                user_id: uuid::Uuid,
-                current: $crate::secret::Secret<String>,
-                new: $crate::secret::Secret<String>,
-                keep_session: Option<uuid::Uuid>,
-                ip: Option<String>,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::change_password(self, user_id, current, new, keep_session, ip)
-                    .await
-            }
+    async fn change_password(
+        &self,
+        user_id: uuid::Uuid,
+        current: crate::secret::Secret<String>,
+        new: crate::secret::Secret<String>,
+        keep_session: Option<uuid::Uuid>,
+        ip: Option<String>,
+    ) -> Result<(), crate::error::AuthError> {
+        change_password(self, user_id, current, new, keep_session, ip).await
+    }
 
-            async fn mark_email_verified(
-                &self,
-                user_id: uuid::Uuid,
-                actor: Option<uuid::Uuid>,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::mark_email_verified(self, user_id, actor).await
-            }
+    async fn mark_email_verified(
+        &self,
+        user_id: uuid::Uuid,
+        actor: Option<uuid::Uuid>,
+    ) -> Result<(), crate::error::AuthError> {
+        mark_email_verified(self, user_id, actor).await
+    }
 
-            async fn lock_logins_until(
-                &self,
-                user_id: uuid::Uuid,
-                until: chrono::DateTime<chrono::Utc>,
-                actor: Option<uuid::Uuid>,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::lock_logins_until(self, user_id, until, actor).await
-            }
+    async fn lock_logins_until(
+        &self,
+        user_id: uuid::Uuid,
+        until: chrono::DateTime<chrono::Utc>,
+        actor: Option<uuid::Uuid>,
+    ) -> Result<(), crate::error::AuthError> {
+        lock_logins_until(self, user_id, until, actor).await
+    }
 
-            async fn unlock_logins(
-                &self,
-                user_id: uuid::Uuid,
-                actor: Option<uuid::Uuid>,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::unlock_logins(self, user_id, actor).await
-            }
+    async fn unlock_logins(
+        &self,
+        user_id: uuid::Uuid,
+        actor: Option<uuid::Uuid>,
+    ) -> Result<(), crate::error::AuthError> {
+        unlock_logins(self, user_id, actor).await
+    }
 
-            async fn create_login_session(
-                &self,
-                user_id: uuid::Uuid,
-                new: $crate::account::NewLoginSession,
-            ) -> Result<$crate::account::LoginGrant, $crate::error::AuthError> {
-                super::accounts::create_login_session(self, user_id, new).await
-            }
+    async fn create_login_session(
+        &self,
+        user_id: uuid::Uuid,
+        new: crate::account::NewLoginSession,
+    ) -> Result<crate::account::LoginGrant, crate::error::AuthError> {
+        create_login_session(self, user_id, new).await
+    }
 
-            async fn rotate_refresh_token(
-                &self,
-                presented: &str,
-            ) -> Result<$crate::account::LoginGrant, $crate::error::AuthError> {
-                super::accounts::rotate_refresh_token(self, presented).await
-            }
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+    ) -> Result<crate::account::LoginGrant, crate::error::AuthError> {
+        rotate_refresh_token(self, presented).await
+    }
 
-            async fn login_sessions(
-                &self,
-                user_id: uuid::Uuid,
-            ) -> Result<Vec<$crate::account::LoginSession>, $crate::error::AuthError> {
-                super::accounts::login_sessions(self, user_id).await
-            }
+    async fn login_sessions(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Result<Vec<crate::account::LoginSession>, crate::error::AuthError> {
+        login_sessions(self, user_id).await
+    }
 
-            async fn login_session(
-                &self,
-                user_id: uuid::Uuid,
-                session_id: uuid::Uuid,
-            ) -> Result<$crate::account::LoginSession, $crate::error::AuthError> {
-                super::accounts::login_session(self, user_id, session_id).await
-            }
+    async fn login_session(
+        &self,
+        user_id: uuid::Uuid,
+        session_id: uuid::Uuid,
+    ) -> Result<crate::account::LoginSession, crate::error::AuthError> {
+        login_session(self, user_id, session_id).await
+    }
 
-            async fn revoke_login_session(
-                &self,
-                user_id: uuid::Uuid,
-                session_id: uuid::Uuid,
-                reason: $crate::account::RevokeReason,
-            ) -> Result<$crate::account::LoginSession, $crate::error::AuthError> {
-                super::accounts::revoke_login_session(self, user_id, session_id, reason).await
-            }
+    async fn revoke_login_session(
+        &self,
+        user_id: uuid::Uuid,
+        session_id: uuid::Uuid,
+        reason: crate::account::RevokeReason,
+    ) -> Result<crate::account::LoginSession, crate::error::AuthError> {
+        revoke_login_session(self, user_id, session_id, reason).await
+    }
 
-            async fn revoke_login_sessions(
-                &self,
-                user_id: uuid::Uuid,
-                reason: $crate::account::RevokeReason,
-            ) -> Result<u64, $crate::error::AuthError> {
-                super::accounts::revoke_login_sessions(self, user_id, reason).await
-            }
+    async fn revoke_login_sessions(
+        &self,
+        user_id: uuid::Uuid,
+        reason: crate::account::RevokeReason,
+    ) -> Result<u64, crate::error::AuthError> {
+        revoke_login_sessions(self, user_id, reason).await
+    }
 
-            async fn enrol_totp(
-                &self,
-                user_id: uuid::Uuid,
-            ) -> Result<$crate::account::TotpEnrolment, $crate::error::AuthError> {
-                super::accounts::enrol_totp(self, user_id).await
-            }
+    async fn enrol_totp(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Result<crate::account::TotpEnrolment, crate::error::AuthError> {
+        enrol_totp(self, user_id).await
+    }
 
-            async fn confirm_totp(
-                &self,
-                user_id: uuid::Uuid,
-                code: &str,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::confirm_totp(self, user_id, code).await
-            }
+    async fn confirm_totp(
+        &self,
+        user_id: uuid::Uuid,
+        code: &str,
+    ) -> Result<(), crate::error::AuthError> {
+        confirm_totp(self, user_id, code).await
+    }
 
-            async fn verify_totp(
-                &self,
-                user_id: uuid::Uuid,
-                code: &str,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::verify_totp(self, user_id, code).await
-            }
+    async fn verify_totp(
+        &self,
+        user_id: uuid::Uuid,
+        code: &str,
+    ) -> Result<(), crate::error::AuthError> {
+        verify_totp(self, user_id, code).await
+    }
 
-            async fn disable_totp(
-                &self,
-                user_id: uuid::Uuid,
-                actor: Option<uuid::Uuid>,
-            ) -> Result<(), $crate::error::AuthError> {
-                super::accounts::disable_totp(self, user_id, actor).await
-            }
+    async fn disable_totp(
+        &self,
+        user_id: uuid::Uuid,
+        actor: Option<uuid::Uuid>,
+    ) -> Result<(), crate::error::AuthError> {
+        disable_totp(self, user_id, actor).await
+    }
 
-            async fn generate_recovery_codes(
-                &self,
-                user_id: uuid::Uuid,
-            ) -> Result<Vec<$crate::secret::Secret<String>>, $crate::error::AuthError> {
-                super::accounts::generate_recovery_codes(self, user_id).await
-            }
+    async fn generate_recovery_codes(
+        &self,
+        user_id: uuid::Uuid,
+    ) -> Result<Vec<crate::secret::Secret<String>>, crate::error::AuthError> {
+        generate_recovery_codes(self, user_id).await
+    }
 
-            async fn consume_recovery_code(
-                &self,
-                user_id: uuid::Uuid,
-                code: &str,
-            ) -> Result<u32, $crate::error::AuthError> {
-                super::accounts::consume_recovery_code(self, user_id, code).await
-            }
+    async fn consume_recovery_code(
+        &self,
+        user_id: uuid::Uuid,
+        code: &str,
+    ) -> Result<u32, crate::error::AuthError> {
+        consume_recovery_code(self, user_id, code).await
+    }
 
-            async fn rotate_api_key(
-                &self,
-                user_id: uuid::Uuid,
-                key_id: uuid::Uuid,
-                grace_until: chrono::DateTime<chrono::Utc>,
-            ) -> Result<
-                ($crate::model::ApiKey, $crate::model::CreatedApiKey),
-                $crate::error::AuthError,
-            > {
-                super::accounts::rotate_api_key(self, user_id, key_id, grace_until).await
-            }
+    async fn rotate_api_key(
+        &self,
+        user_id: uuid::Uuid,
+        key_id: uuid::Uuid,
+        grace_until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(crate::model::ApiKey, crate::model::CreatedApiKey), crate::error::AuthError> {
+        rotate_api_key(self, user_id, key_id, grace_until).await
+    }
 
-            async fn append_audit(
-                &self,
-                event: $crate::account::NewAuditEvent,
-            ) -> Result<$crate::account::AuditEvent, $crate::error::AuthError> {
-                super::accounts::append_audit(self, event).await
-            }
+    async fn append_audit(
+        &self,
+        event: crate::account::NewAuditEvent,
+    ) -> Result<crate::account::AuditEvent, crate::error::AuthError> {
+        append_audit(self, event).await
+    }
 
-            async fn audit_events(
-                &self,
-                query: $crate::account::AuditQuery,
-            ) -> Result<Vec<$crate::account::AuditEvent>, $crate::error::AuthError> {
-                super::accounts::AccountBackend::query_audit(self, &query).await
-            }
-        }
-    };
-}
-pub(super) use account_store_via_rules;
-
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Database::Sqlite($store) => $call.await,
-            Database::Postgres($store) => $call.await,
-        }
-    };
+    async fn audit_events(
+        &self,
+        query: crate::account::AuditQuery,
+    ) -> Result<Vec<crate::account::AuditEvent>, crate::error::AuthError> {
+        AccountBackend::query_audit(self, &query).await
+    }
 }
 
 impl AccountStore for Database {

@@ -1,33 +1,39 @@
 //! Where users and API keys live: the [`UserStore`] trait, its SQLite and Postgres
 //! implementations, and [`connect`], which picks one from the database URL. Finished
 //! simulations share the database through [`ResultStore`].
+//!
+//! Both backends run one SQL layer: [`Store`] is generic over the sqlx database
+//! ([`SqliteStore`] and [`PostgresStore`] are `Store<Sqlite>` and `Store<Postgres>`),
+//! and every query is written once, with `$N` placeholders, in the file of its traits
+//! (`users.rs`, `account_sql.rs`, `admin.rs`, `results.rs`). Ids and timestamps are
+//! bound through the `Id` and `Ts` newtypes, which encode exactly as each backend
+//! stores them (TEXT on SQLite, `uuid` and `timestamptz` on Postgres); the few real
+//! differences of SQL (row locks, an unlimited `LIMIT`, JSONB casts, text search,
+//! JSON access, the width of `INTEGER`) are the members of [`Dialect`]. [`Database`]
+//! holds either store and forwards each call with one `dispatch!`. To add a table:
+//! add its migration under both `migrations/sqlite` and `migrations/postgres`, then
+//! write its queries once in a generic `impl<DB: Dialect>` (with the same bounds as
+//! the others), binding `Id`/`Ts` for uuids and times and reaching for a [`Dialect`]
+//! member only where the two SQL dialects really differ (adding one there if needed).
 
-// Column lists shared by both backends' queries, as macros so `concat!` can build
-// each query string at compile time.
-macro_rules! user_columns {
-    () => {
-        "id, email, plan, role, status, created_at, updated_at"
+/// Forwards a call to whichever store a [`Database`] holds: the one dispatch of each
+/// store trait from the enum to the generic [`Store`].
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Database::Sqlite($store) => $call.await,
+            Database::Postgres($store) => $call.await,
+        }
     };
 }
 
-macro_rules! key_columns {
-    () => {
-        "id, user_id, name, prefix, created_at, last_used_at, expires_at, revoked_at"
-    };
-}
-
+mod account_sql;
 mod accounts;
 mod admin;
-mod postgres;
-mod postgres_accounts;
-mod postgres_admin;
-mod postgres_results;
 mod results;
 mod shared;
-mod sqlite;
-mod sqlite_accounts;
-mod sqlite_admin;
-mod sqlite_results;
+mod sql;
+mod users;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,9 +54,8 @@ use crate::secret::Secret;
 
 pub use self::accounts::{AccountStore, SecondFactor};
 pub use self::admin::AdminStore;
-pub use self::postgres::PostgresStore;
 pub use self::results::ResultStore;
-pub use self::sqlite::SqliteStore;
+pub use self::sql::{Dialect, PostgresStore, SqliteStore, Store};
 
 /// The embedded single-node default.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:./data/simutrador.db";
@@ -244,8 +249,8 @@ impl Backend {
     /// database has after [`connect`] (`MAX(version)` of its `_sqlx_migrations`).
     pub fn schema_version(self) -> i64 {
         let migrator = match self {
-            Backend::Sqlite => &sqlite::MIGRATOR,
-            Backend::Postgres => &postgres::MIGRATOR,
+            Backend::Sqlite => sqlx::Sqlite::migrator(),
+            Backend::Postgres => sqlx::Postgres::migrator(),
         };
         migrator.iter().map(|m| m.version).max().unwrap_or(0)
     }
@@ -295,15 +300,6 @@ impl Database {
             Database::Postgres(store) => store.close().await,
         }
     }
-}
-
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Database::Sqlite($store) => $call.await,
-            Database::Postgres($store) => $call.await,
-        }
-    };
 }
 
 impl UserStore for Database {

@@ -1,15 +1,24 @@
-//! Where finished simulations live: the [`ResultStore`] trait, its dispatch through
-//! [`Database`], and the checks both backends apply before writing.
+//! Where finished simulations live: the [`ResultStore`] trait, its SQL on both backends
+//! (JSON as JSONB on Postgres, as checked TEXT on SQLite, bound and read as text
+//! either way, so no JSON feature of sqlx is needed), its dispatch through
+//! [`Database`], and the checks applied before writing.
 
 use std::future::Future;
 
-use chrono::SubsecRound;
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::{ColumnIndex, Decode, Executor, Row, Type};
 use uuid::Uuid;
 
+use super::shared::decode_enum_with;
+use super::sql::{
+    not_found_on_fk, Borrowed, Column, Dialect, Id, Param, RowsAffected, Store, Ts, Value,
+};
 use super::Database;
 use crate::error::AuthError;
 use crate::model::Page;
-use crate::simulation::{SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES};
+use crate::simulation::{
+    parse_reason, reason_str, SimulationRecord, SimulationSummary, MAX_SESSION_ID_BYTES,
+};
 
 /// Storage of finished simulations, always scoped to their owner.
 ///
@@ -53,15 +62,6 @@ pub trait ResultStore: Send + Sync {
     ) -> impl Future<Output = Result<(), AuthError>> + Send;
 }
 
-macro_rules! dispatch {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Database::Sqlite($store) => $call.await,
-            Database::Postgres($store) => $call.await,
-        }
-    };
-}
-
 impl ResultStore for Database {
     async fn save_result(&self, record: SimulationRecord) -> Result<(), AuthError> {
         dispatch!(self, store => store.save_result(record))
@@ -85,6 +85,172 @@ impl ResultStore for Database {
 
     async fn delete_result(&self, user_id: Uuid, session_id: &str) -> Result<(), AuthError> {
         dispatch!(self, store => store.delete_result(user_id, session_id))
+    }
+}
+
+/// The columns of a summary, JSON read back as text.
+fn summary_columns<DB: Dialect>() -> String {
+    format!(
+        "session_id, user_id, symbols{} AS symbols, timeframe, start_date, end_date, \
+         initial_capital, final_equity, total_return_pct, total_trades, reason, created_at, \
+         finished_at",
+        DB::JSON_TEXT
+    )
+}
+
+fn summary_from_row<DB: Dialect>(row: &DB::Row) -> Result<SimulationSummary, AuthError>
+where
+    for<'i> &'i str: ColumnIndex<DB::Row>,
+    for<'a> &'a str: Decode<'a, DB> + Type<DB>,
+    String: Value<DB>,
+    i64: Value<DB>,
+    Option<f64>: Value<DB>,
+    Id: Value<DB>,
+    DateTime<Utc>: Column<DB>,
+{
+    Ok(SimulationSummary {
+        session_id: row.try_get("session_id")?,
+        user_id: row.try_get::<Id, _>("user_id")?.0,
+        symbols: parse_symbols("symbols", row.try_get("symbols")?)?,
+        timeframe: row.try_get("timeframe")?,
+        start_date: row.try_get("start_date")?,
+        end_date: row.try_get("end_date")?,
+        initial_capital: row.try_get("initial_capital")?,
+        final_equity: row.try_get("final_equity")?,
+        total_return_pct: row.try_get("total_return_pct")?,
+        total_trades: stored_count("total_trades", row.try_get("total_trades")?)?,
+        reason: decode_enum_with("reason", row.try_get("reason")?, parse_reason)?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+impl<DB: Dialect> ResultStore for Store<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'i> &'i str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'a> &'a str: Borrowed<'a, DB>,
+    for<'a> &'a [u8]: Borrowed<'a, DB>,
+    String: Value<DB>,
+    Option<String>: Value<DB>,
+    Vec<u8>: Value<DB>,
+    i64: Value<DB>,
+    bool: Value<DB>,
+    Option<f64>: Value<DB>,
+    Id: Value<DB>,
+    Option<Id>: Value<DB>,
+    Ts: Param<DB>,
+    Option<Ts>: Param<DB>,
+    DateTime<Utc>: Column<DB>,
+{
+    async fn save_result(&self, record: SimulationRecord) -> Result<(), AuthError> {
+        let record = check_record(record)?;
+        let s = &record.summary;
+        let json = DB::JSON_PARAM;
+        sqlx::query(&format!(
+            "INSERT INTO simulation_results (session_id, user_id, symbols, timeframe, \
+                 start_date, end_date, initial_capital, final_equity, total_return_pct, \
+                 total_trades, reason, created_at, finished_at, params, metrics, trades, \
+                 equity_curve) \
+             VALUES ($1, $2, $3{json}, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                 $14{json}, $15{json}, $16{json}, $17{json}) \
+             ON CONFLICT (user_id, session_id) DO UPDATE SET \
+             symbols = excluded.symbols, timeframe = excluded.timeframe, \
+             start_date = excluded.start_date, end_date = excluded.end_date, \
+             initial_capital = excluded.initial_capital, final_equity = excluded.final_equity, \
+             total_return_pct = excluded.total_return_pct, total_trades = excluded.total_trades, \
+             reason = excluded.reason, created_at = excluded.created_at, \
+             finished_at = excluded.finished_at, params = excluded.params, \
+             metrics = excluded.metrics, trades = excluded.trades, \
+             equity_curve = excluded.equity_curve"
+        ))
+        .bind(&s.session_id)
+        .bind(Id(s.user_id))
+        .bind(symbols_json(&s.symbols))
+        .bind(&s.timeframe)
+        .bind(Ts(s.start_date))
+        .bind(Ts(s.end_date))
+        .bind(&s.initial_capital)
+        .bind(&s.final_equity)
+        .bind(s.total_return_pct)
+        .bind(count_to_i64(s.total_trades))
+        .bind(reason_str(s.reason))
+        .bind(Ts(s.created_at))
+        .bind(Ts(s.finished_at))
+        .bind(&record.params)
+        .bind(&record.metrics)
+        .bind(&record.trades)
+        .bind(&record.equity_curve)
+        .execute(self.pool())
+        .await
+        .map_err(not_found_on_fk)?;
+        Ok(())
+    }
+
+    async fn result_for_user(
+        &self,
+        user_id: Uuid,
+        session_id: &str,
+    ) -> Result<SimulationRecord, AuthError> {
+        if !valid_session_id(session_id) {
+            return Err(AuthError::NotFound);
+        }
+        let text = DB::JSON_TEXT;
+        let row = sqlx::query(&format!(
+            "SELECT {}, params{text} AS params, metrics{text} AS metrics, \
+             trades{text} AS trades, equity_curve{text} AS equity_curve \
+             FROM simulation_results WHERE user_id = $1 AND session_id = $2",
+            summary_columns::<DB>()
+        ))
+        .bind(Id(user_id))
+        .bind(session_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or(AuthError::NotFound)?;
+        Ok(SimulationRecord {
+            summary: summary_from_row::<DB>(&row)?,
+            params: row.try_get("params")?,
+            metrics: row.try_get("metrics")?,
+            trades: row.try_get("trades")?,
+            equity_curve: row.try_get("equity_curve")?,
+        })
+    }
+
+    async fn list_results(
+        &self,
+        user_id: Uuid,
+        page: Page,
+    ) -> Result<Vec<SimulationSummary>, AuthError> {
+        sqlx::query(&format!(
+            "SELECT {} FROM simulation_results WHERE user_id = $1 \
+             ORDER BY created_at DESC, session_id DESC LIMIT $2 OFFSET $3",
+            summary_columns::<DB>()
+        ))
+        .bind(Id(user_id))
+        .bind(page.sql_limit())
+        .bind(page.sql_offset())
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(summary_from_row::<DB>)
+        .collect()
+    }
+
+    async fn delete_result(&self, user_id: Uuid, session_id: &str) -> Result<(), AuthError> {
+        if !valid_session_id(session_id) {
+            return Err(AuthError::NotFound);
+        }
+        let done =
+            sqlx::query("DELETE FROM simulation_results WHERE user_id = $1 AND session_id = $2")
+                .bind(Id(user_id))
+                .bind(session_id)
+                .execute(self.pool())
+                .await?;
+        match done.rows_affected() {
+            0 => Err(AuthError::NotFound),
+            _ => Ok(()),
+        }
     }
 }
 

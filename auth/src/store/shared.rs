@@ -1,4 +1,4 @@
-//! Policy both backends share, so the SQLite and Postgres stores differ only in SQL.
+//! Policy the store applies on either backend, apart from its SQL.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ pub(super) const EMAIL_TAKEN: &str = "a user with this email already exists";
 /// How often key creation retries after a (very unlikely) prefix collision.
 pub(super) const KEY_INSERT_ATTEMPTS: usize = 4;
 
-/// Hasher, clock and settings held by each backend.
+/// Hasher, clock and settings held by each store.
 #[derive(Debug, Clone)]
 pub(super) struct StoreCore {
     hasher: ApiKeyHasher,

@@ -1,140 +1,82 @@
-//! [`AccountStore`](super::AccountStore) SQL on Postgres.
+//! [`AccountBackend`]: the SQL of human accounts, on both backends.
 //!
-//! Creating a login session locks the user's row first, so concurrent logins of one
-//! user apply the session cap one after the other.
+//! Every transaction starts with a write or with [`Store::lock_user`], so SQLite takes
+//! its write lock at once (instead of failing to upgrade a read lock under
+//! contention) and Postgres applies check-then-write steps of one user (the session
+//! cap, the password-token flood check) one after the other.
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{ColumnIndex, Executor, Row};
 use uuid::Uuid;
 
 use super::accounts::{
-    account_store_via_rules, AccountBackend, AccountKey, AccountRow, KeyRotationRefusal,
-    NewRefresh, RefreshRow, TotpRow,
+    AccountBackend, AccountKey, AccountRow, KeyRotationRefusal, NewRefresh, RefreshRow, TotpRow,
 };
-use super::postgres::{get_id, key_from_row, user_from_row};
-use super::shared::is_unique_violation;
-use super::shared::{
-    conflict_or, decode_enum, is_foreign_key_violation, StoreCore, EMAIL_TAKEN, JOINED_USER, USER,
+use super::shared::{conflict_or, is_unique_violation, StoreCore, EMAIL_TAKEN, JOINED_USER, USER};
+use super::sql::{
+    count, not_found_on_fk, Borrowed, Column, Dialect, Id, Param, RowsAffected, Statement, Store,
+    Ts, Value, KEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS,
 };
-use super::PostgresStore;
 use crate::account::{Account, AuditEvent, AuditQuery, LoginSession, NewAuditEvent, RevokeReason};
 use crate::crypto::Sealed;
 use crate::error::{AuthError, OneTimeRejection};
 use crate::model::{ApiKey, User};
 
-account_store_via_rules!(PostgresStore);
-
-macro_rules! session_columns {
-    ($p:literal) => {
-        concat!(
-            $p,
-            "id, ",
-            $p,
-            "user_id, ",
-            $p,
-            "created_at, ",
-            $p,
-            "expires_at, ",
-            $p,
-            "last_used_at, ",
-            $p,
-            "revoked_at, ",
-            $p,
-            "revoke_reason, ",
-            $p,
-            "user_agent, ",
-            $p,
-            "ip"
-        )
-    };
+/// The columns of a session, each as `s.<column>`.
+fn joined_session_columns() -> String {
+    SESSION_COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn get_opt_id(row: &PgRow, column: &str) -> Result<Option<Uuid>, AuthError> {
-    Ok(row.try_get(column)?)
+/// A user with the state of their credentials, found by `column = $1`.
+fn account_select(column: &str) -> String {
+    format!(
+        "SELECT {USER_COLUMNS}, password_hash, password_version, email_verified_at, \
+         failed_login_count, locked_until, \
+         EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = users.id \
+                 AND t.confirmed_at IS NOT NULL) AS totp_enabled \
+         FROM users WHERE {column} = $1"
+    )
 }
 
-fn not_found_on_fk(e: sqlx::Error) -> AuthError {
-    if is_foreign_key_violation(&e) {
-        AuthError::NotFound
-    } else {
-        AuthError::Database(e)
-    }
-}
-
-/// A session from columns named `<prefix><column>`.
-fn session_from_row(row: &PgRow, prefix: &str) -> Result<LoginSession, AuthError> {
-    let c = |name: &str| format!("{prefix}{name}");
-    let reason: Option<String> = row.try_get(c("revoke_reason").as_str())?;
-    Ok(LoginSession {
-        id: get_id(row, &c("id"))?,
-        user_id: get_id(row, &c("user_id"))?,
-        created_at: row.try_get(c("created_at").as_str())?,
-        expires_at: row.try_get(c("expires_at").as_str())?,
-        last_used_at: row.try_get(c("last_used_at").as_str())?,
-        revoked_at: row.try_get(c("revoked_at").as_str())?,
-        revoke_reason: reason
-            .map(|r| decode_enum::<RevokeReason>("revoke_reason", &r))
-            .transpose()?,
-        user_agent: row.try_get(c("user_agent").as_str())?,
-        ip: row.try_get(c("ip").as_str())?,
-    })
-}
-
-fn audit_from_row(row: &PgRow) -> Result<AuditEvent, AuthError> {
-    let detail: String = row.try_get("detail")?;
-    Ok(AuditEvent {
-        id: row.try_get("id")?,
-        at: row.try_get("at")?,
-        kind: decode_enum("kind", row.try_get("kind")?)?,
-        actor_user_id: get_opt_id(row, "actor_user_id")?,
-        subject_user_id: get_opt_id(row, "subject_user_id")?,
-        ip: row.try_get("ip")?,
-        detail: serde_json::from_str(&detail).map_err(|e| {
-            AuthError::Database(sqlx::Error::ColumnDecode {
-                index: "detail".into(),
-                source: Box::new(e),
-            })
-        })?,
-    })
-}
-
-fn count(value: i64) -> u32 {
-    u32::try_from(value).unwrap_or(u32::MAX)
-}
-
-macro_rules! account_select {
-    () => {
-        concat!(
-            "SELECT ",
-            user_columns!(),
-            ", password_hash, password_version, email_verified_at, failed_login_count, \
-             locked_until, \
-             EXISTS (SELECT 1 FROM totp_secrets t WHERE t.user_id = users.id \
-                     AND t.confirmed_at IS NOT NULL) AS totp_enabled \
-             FROM users"
-        )
-    };
-}
-
-impl AccountBackend for PostgresStore {
+impl<DB: Dialect> AccountBackend for Store<DB>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'i> &'i str: ColumnIndex<DB::Row>,
+    usize: ColumnIndex<DB::Row>,
+    for<'a> &'a str: Borrowed<'a, DB>,
+    for<'a> &'a [u8]: Borrowed<'a, DB>,
+    String: Value<DB>,
+    Option<String>: Value<DB>,
+    Vec<u8>: Value<DB>,
+    i64: Value<DB>,
+    bool: Value<DB>,
+    Option<f64>: Value<DB>,
+    Id: Value<DB>,
+    Option<Id>: Value<DB>,
+    Ts: Param<DB>,
+    Option<Ts>: Param<DB>,
+    DateTime<Utc>: Column<DB>,
+{
     fn core(&self) -> &StoreCore {
         &self.core
     }
 
     async fn insert_user_with_password(&self, user: &User, hash: &str) -> Result<(), AuthError> {
-        sqlx::query(concat!(
-            "INSERT INTO users (",
-            user_columns!(),
-            ", password_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        sqlx::query(&format!(
+            "INSERT INTO users ({USER_COLUMNS}, password_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
-        .bind(user.id)
+        .bind(Id(user.id))
         .bind(&user.email)
         .bind(user.plan.as_str())
         .bind(user.role.as_str())
         .bind(user.status.as_str())
-        .bind(user.created_at)
-        .bind(user.updated_at)
+        .bind(Ts(user.created_at))
+        .bind(Ts(user.updated_at))
         .bind(hash)
         .execute(self.pool())
         .await
@@ -150,8 +92,8 @@ impl AccountBackend for PostgresStore {
                updated_at = $2 WHERE id = $3",
         )
         .bind(hash)
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -160,8 +102,8 @@ impl AccountBackend for PostgresStore {
         sqlx::query(
             "UPDATE password_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
         )
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -177,7 +119,7 @@ impl AccountBackend for PostgresStore {
         let done =
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND password_hash = $3")
                 .bind(new)
-                .bind(user_id)
+                .bind(Id(user_id))
                 .bind(old)
                 .execute(self.pool())
                 .await?;
@@ -185,24 +127,32 @@ impl AccountBackend for PostgresStore {
     }
 
     async fn account_row(&self, key: AccountKey<'_>) -> Result<Option<AccountRow>, AuthError> {
-        let query = match key {
+        let row = match key {
             AccountKey::Id(user_id) => {
-                sqlx::query(concat!(account_select!(), " WHERE id = $1")).bind(user_id)
+                let sql = account_select("id");
+                sqlx::query(&sql)
+                    .bind(Id(user_id))
+                    .fetch_optional(self.pool())
+                    .await?
             }
             AccountKey::Email(email) => {
-                sqlx::query(concat!(account_select!(), " WHERE email = $1")).bind(email)
+                let sql = account_select("email");
+                sqlx::query(&sql)
+                    .bind(email)
+                    .fetch_optional(self.pool())
+                    .await?
             }
         };
-        let Some(row) = query.fetch_optional(self.pool()).await? else {
+        let Some(row) = row else {
             return Ok(None);
         };
         let password_hash: Option<String> = row.try_get("password_hash")?;
         Ok(Some(AccountRow {
             account: Account {
-                user: user_from_row(&row, &USER)?,
+                user: Self::user_from_row(&row, &USER)?,
                 has_password: password_hash.is_some(),
                 email_verified_at: row.try_get("email_verified_at")?,
-                failed_logins: count(row.try_get::<i32, _>("failed_login_count")?.into()),
+                failed_logins: count(row.try_get::<DB::Int, _>("failed_login_count")?),
                 locked_until: row.try_get("locked_until")?,
                 totp_enabled: row.try_get("totp_enabled")?,
                 password_version: row.try_get("password_version")?,
@@ -231,13 +181,13 @@ impl AccountBackend for PostgresStore {
                     OR failed_login_count < $4) \
              RETURNING failed_login_count",
         )
-        .bind(user_id)
-        .bind(now)
-        .bind(window_start)
+        .bind(Id(user_id))
+        .bind(Ts(now))
+        .bind(Ts(window_start))
         .bind(i64::from(max))
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| Ok(count(row.try_get::<i32, _>("failed_login_count")?.into())))
+        row.map(|row| Ok(count(row.try_get::<DB::Int, _>("failed_login_count")?)))
             .transpose()
     }
 
@@ -251,8 +201,8 @@ impl AccountBackend for PostgresStore {
                locked_until = CASE WHEN locked_until > $2 THEN locked_until ELSE $2 END \
              WHERE id = $1",
         )
-        .bind(user_id)
-        .bind(until)
+        .bind(Id(user_id))
+        .bind(Ts(until))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -273,9 +223,9 @@ impl AccountBackend for PostgresStore {
                failed_login_since = CASE WHEN $4 THEN NULL ELSE failed_login_since END \
              WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)",
         )
-        .bind(user_id)
-        .bind(now)
-        .bind(window_start)
+        .bind(Id(user_id))
+        .bind(Ts(now))
+        .bind(Ts(window_start))
         .bind(clear)
         .execute(self.pool())
         .await?;
@@ -291,15 +241,15 @@ impl AccountBackend for PostgresStore {
             "UPDATE users SET email_verified_at = $1 \
              WHERE id = $2 AND email_verified_at IS NULL",
         )
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .execute(self.pool())
         .await?;
         if done.rows_affected() > 0 {
             return Ok(true);
         }
         let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1")
-            .bind(user_id)
+            .bind(Id(user_id))
             .fetch_optional(self.pool())
             .await?;
         exists.map(|_| false).ok_or(AuthError::NotFound)
@@ -307,8 +257,8 @@ impl AccountBackend for PostgresStore {
 
     async fn set_lock(&self, user_id: Uuid, until: Option<DateTime<Utc>>) -> Result<(), AuthError> {
         let done = sqlx::query("UPDATE users SET locked_until = $1 WHERE id = $2")
-            .bind(until)
-            .bind(user_id)
+            .bind(until.map(Ts))
+            .bind(Id(user_id))
             .execute(self.pool())
             .await?;
         match done.rows_affected() {
@@ -324,8 +274,8 @@ impl AccountBackend for PostgresStore {
                updated_at = CASE WHEN status = 'locked' THEN $1 ELSE updated_at END \
              WHERE id = $2",
         )
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .execute(self.pool())
         .await?;
         match done.rows_affected() {
@@ -346,9 +296,9 @@ impl AccountBackend for PostgresStore {
              VALUES ($1, $2, $3, $4)",
         )
         .bind(hash)
-        .bind(user_id)
-        .bind(created_at)
-        .bind(expires_at)
+        .bind(Id(user_id))
+        .bind(Ts(created_at))
+        .bind(Ts(expires_at))
         .execute(self.pool())
         .await
         .map_err(not_found_on_fk)?;
@@ -361,16 +311,22 @@ impl AccountBackend for PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Result<Uuid, OneTimeRejection>, AuthError> {
         let mut tx = self.pool().begin().await?;
-        let user_id =
-            match use_one_time_token(&mut tx, "email_verification_tokens", hash, now).await? {
-                Ok(user_id) => user_id,
-                Err(why) => return Ok(Err(why)),
-            };
+        let user_id = match Self::use_one_time_token(
+            &mut tx,
+            "email_verification_tokens",
+            hash,
+            now,
+        )
+        .await?
+        {
+            Ok(user_id) => user_id,
+            Err(why) => return Ok(Err(why)),
+        };
         sqlx::query(
             "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2",
         )
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -385,28 +341,24 @@ impl AccountBackend for PostgresStore {
         expires_at: DateTime<Utc>,
         unless_after: DateTime<Utc>,
     ) -> Result<bool, AuthError> {
-        // The user's row is locked first: under READ COMMITTED two concurrent
-        // requests would otherwise both find no recent token and both insert one.
+        // Where rows lock, the user's row is locked first: under READ COMMITTED two
+        // concurrent requests would otherwise both find no recent token and both
+        // insert one. On SQLite the insert is the first statement and takes the lock.
         let mut tx = self.pool().begin().await?;
-        let user = sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if user.is_none() {
-            return Err(AuthError::NotFound);
-        }
+        Self::lock_user(&mut tx, user_id).await?;
         let done = sqlx::query(
             "INSERT INTO password_tokens (token_hash, user_id, created_at, expires_at) \
              SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM password_tokens \
                WHERE user_id = $2 AND used_at IS NULL AND created_at > $5)",
         )
         .bind(hash)
-        .bind(user_id)
-        .bind(created_at)
-        .bind(expires_at)
-        .bind(unless_after)
+        .bind(Id(user_id))
+        .bind(Ts(created_at))
+        .bind(Ts(expires_at))
+        .bind(Ts(unless_after))
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(not_found_on_fk)?;
         tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
@@ -421,7 +373,7 @@ impl AccountBackend for PostgresStore {
              FROM password_tokens WHERE token_hash = $1",
         )
         .bind(hash)
-        .bind(now)
+        .bind(Ts(now))
         .fetch_optional(self.pool())
         .await?;
         Ok(match row {
@@ -439,7 +391,7 @@ impl AccountBackend for PostgresStore {
         password_hash: &str,
     ) -> Result<Result<Uuid, OneTimeRejection>, AuthError> {
         let mut tx = self.pool().begin().await?;
-        let user_id = match use_one_time_token(&mut tx, "password_tokens", hash, now).await? {
+        let user_id = match Self::use_one_time_token(&mut tx, "password_tokens", hash, now).await? {
             Ok(user_id) => user_id,
             Err(why) => return Ok(Err(why)),
         };
@@ -449,15 +401,15 @@ impl AccountBackend for PostgresStore {
              WHERE id = $3",
         )
         .bind(password_hash)
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "UPDATE password_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
         )
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -471,56 +423,54 @@ impl AccountBackend for PostgresStore {
         cap: u32,
     ) -> Result<Vec<Uuid>, AuthError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(session.user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(AuthError::NotFound)?;
-        sqlx::query(concat!(
-            "INSERT INTO login_sessions (",
-            session_columns!(""),
-            ") VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7)"
+        // Where rows lock, the user's row first, so concurrent logins of one user
+        // apply the session cap one after the other.
+        Self::lock_user(&mut tx, session.user_id).await?;
+        sqlx::query(&format!(
+            "INSERT INTO login_sessions ({SESSION_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, NULL, NULL, $6, $7)"
         ))
-        .bind(session.id)
-        .bind(session.user_id)
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .bind(session.last_used_at)
+        .bind(Id(session.id))
+        .bind(Id(session.user_id))
+        .bind(Ts(session.created_at))
+        .bind(Ts(session.expires_at))
+        .bind(Ts(session.last_used_at))
         .bind(&session.user_agent)
         .bind(&session.ip)
         .execute(&mut *tx)
         .await
         .map_err(not_found_on_fk)?;
-        insert_refresh(&mut tx, refresh).await?;
-        let evicted = sqlx::query(
+        Self::insert_refresh(&mut tx, refresh).await?;
+        let evicted = sqlx::query(&format!(
             "UPDATE login_sessions SET revoked_at = $1, revoke_reason = 'session_limit' \
              WHERE id IN (SELECT id FROM login_sessions \
                  WHERE user_id = $2 AND id <> $3 AND revoked_at IS NULL AND expires_at > $1 \
-                 ORDER BY created_at DESC, id DESC OFFSET $4) \
+                 ORDER BY created_at DESC, id DESC {} OFFSET $4) \
              RETURNING id",
-        )
-        .bind(session.created_at)
-        .bind(session.user_id)
-        .bind(session.id)
+            DB::NO_LIMIT
+        ))
+        .bind(Ts(session.created_at))
+        .bind(Id(session.user_id))
+        .bind(Id(session.id))
         .bind(i64::from(cap.saturating_sub(1)))
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        evicted.iter().map(|row| get_id(row, "id")).collect()
+        evicted.iter().map(|row| Self::get_id(row, "id")).collect()
     }
 
     async fn refresh_row(&self, hash: &[u8]) -> Result<Option<RefreshRow>, AuthError> {
-        let row = sqlx::query(concat!(
+        let row = sqlx::query(&format!(
             "SELECT r.id AS token_id, r.used_at AS token_used_at, \
-                    r.expires_at AS token_expires_at, ",
-            session_columns!("s."),
-            ", u.id AS user_id, u.email AS u_email, u.plan AS u_plan, u.role AS u_role, \
-               u.status AS u_status, u.created_at AS u_created_at, \
-               u.updated_at AS u_updated_at \
+                    r.expires_at AS token_expires_at, {}, \
+                    u.id AS user_id, u.email AS u_email, u.plan AS u_plan, u.role AS u_role, \
+                    u.status AS u_status, u.created_at AS u_created_at, \
+                    u.updated_at AS u_updated_at \
              FROM refresh_tokens r \
              JOIN login_sessions s ON s.id = r.login_session_id \
              JOIN users u ON u.id = s.user_id \
-             WHERE r.token_hash = $1"
+             WHERE r.token_hash = $1",
+            joined_session_columns()
         ))
         .bind(hash)
         .fetch_optional(self.pool())
@@ -529,11 +479,11 @@ impl AccountBackend for PostgresStore {
             return Ok(None);
         };
         Ok(Some(RefreshRow {
-            token_id: get_id(&row, "token_id")?,
+            token_id: Self::get_id(&row, "token_id")?,
             used_at: row.try_get("token_used_at")?,
             expires_at: row.try_get("token_expires_at")?,
-            session: session_from_row(&row, "")?,
-            user: user_from_row(&row, &JOINED_USER)?,
+            session: Self::session_from_row(&row, "")?,
+            user: Self::user_from_row(&row, &JOINED_USER)?,
         }))
     }
 
@@ -547,19 +497,19 @@ impl AccountBackend for PostgresStore {
         hash: &[u8],
     ) -> Result<Result<ApiKey, KeyRotationRefusal>, AuthError> {
         let mut tx = self.pool().begin().await?;
-        // The conditional write decides: a concurrent rotation waits on the row lock,
-        // then re-checks the condition and finds the key rotated.
-        let marked = sqlx::query(concat!(
+        // The conditional write decides: of concurrent rotations one marks the key,
+        // the others then find it rotated (on Postgres after waiting on the row lock
+        // and re-checking the condition).
+        let marked = sqlx::query(&format!(
             "UPDATE api_keys SET rotated_at = $1, expires_at = CASE \
                WHEN expires_at IS NULL OR expires_at > $2 THEN $2 ELSE expires_at END \
              WHERE id = $3 AND user_id = $4 AND rotated_at IS NULL AND revoked_at IS NULL \
-               AND (expires_at IS NULL OR expires_at > $1) RETURNING ",
-            key_columns!()
+               AND (expires_at IS NULL OR expires_at > $1) RETURNING {KEY_COLUMNS}"
         ))
-        .bind(now)
-        .bind(grace_until)
-        .bind(key_id)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Ts(grace_until))
+        .bind(Id(key_id))
+        .bind(Id(user_id))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(old) = marked else {
@@ -567,8 +517,8 @@ impl AccountBackend for PostgresStore {
             let state = sqlx::query(
                 "SELECT rotated_at, revoked_at FROM api_keys WHERE id = $1 AND user_id = $2",
             )
-            .bind(key_id)
-            .bind(user_id)
+            .bind(Id(key_id))
+            .bind(Id(user_id))
             .fetch_optional(self.pool())
             .await?
             .map(|row| -> Result<_, sqlx::Error> {
@@ -577,14 +527,14 @@ impl AccountBackend for PostgresStore {
             .transpose()?;
             return Ok(Err(KeyRotationRefusal::of(state)));
         };
-        match super::postgres::insert_api_key(&mut *tx, new, hash).await {
+        match Self::insert_api_key(&mut *tx, new, hash).await {
             Ok(_) => {}
             // Rolled back with the transaction: the caller draws another key.
             Err(e) if is_unique_violation(&e) => return Ok(Err(KeyRotationRefusal::PrefixTaken)),
             Err(e) => return Err(AuthError::Database(e)),
         }
         tx.commit().await?;
-        key_from_row(&old).map(Ok)
+        Self::key_from_row(&old).map(Ok)
     }
 
     async fn rotate_refresh(
@@ -598,18 +548,18 @@ impl AccountBackend for PostgresStore {
             "UPDATE refresh_tokens SET used_at = $1, replaced_by = $2 \
              WHERE id = $3 AND used_at IS NULL",
         )
-        .bind(now)
-        .bind(new.id)
-        .bind(old)
+        .bind(Ts(now))
+        .bind(Id(new.id))
+        .bind(Id(old))
         .execute(&mut *tx)
         .await?;
         if marked.rows_affected() == 0 {
             return Ok(false);
         }
-        insert_refresh(&mut tx, new).await?;
+        Self::insert_refresh(&mut tx, new).await?;
         sqlx::query("UPDATE login_sessions SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(new.session_id)
+            .bind(Ts(now))
+            .bind(Id(new.session_id))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -629,14 +579,14 @@ impl AccountBackend for PostgresStore {
                AND ($4 IS NULL OR id = $4) \
              RETURNING id",
         )
-        .bind(now)
+        .bind(Ts(now))
         .bind(reason.as_str())
-        .bind(user_id)
-        .bind(session_id)
+        .bind(Id(user_id))
+        .bind(session_id.map(Id))
         .fetch_all(self.pool())
         .await?
         .iter()
-        .map(|row| get_id(row, "id"))
+        .map(|row| Self::get_id(row, "id"))
         .collect()
     }
 
@@ -645,18 +595,16 @@ impl AccountBackend for PostgresStore {
         user_id: Uuid,
         session_id: Option<Uuid>,
     ) -> Result<Vec<LoginSession>, AuthError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(""),
-            " FROM login_sessions WHERE user_id = $1 AND ($2 IS NULL OR id = $2) \
-             ORDER BY created_at DESC, id DESC"
+        sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM login_sessions \
+             WHERE user_id = $1 AND ($2 IS NULL OR id = $2) ORDER BY created_at DESC, id DESC"
         ))
-        .bind(user_id)
-        .bind(session_id)
+        .bind(Id(user_id))
+        .bind(session_id.map(Id))
         .fetch_all(self.pool())
         .await?
         .iter()
-        .map(|row| session_from_row(row, ""))
+        .map(|row| Self::session_from_row(row, ""))
         .collect()
     }
 
@@ -674,11 +622,11 @@ impl AccountBackend for PostgresStore {
                nonce = excluded.nonce, created_at = excluded.created_at, last_used_step = NULL \
              WHERE totp_secrets.confirmed_at IS NULL",
         )
-        .bind(user_id)
+        .bind(Id(user_id))
         .bind(&sealed.ciphertext)
         .bind(&sealed.key_id)
         .bind(&sealed.nonce)
-        .bind(now)
+        .bind(Ts(now))
         .execute(self.pool())
         .await
         .map_err(not_found_on_fk)?;
@@ -690,7 +638,7 @@ impl AccountBackend for PostgresStore {
             "SELECT secret_ciphertext, key_id, nonce, confirmed_at, last_used_step \
              FROM totp_secrets WHERE user_id = $1",
         )
-        .bind(user_id)
+        .bind(Id(user_id))
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else {
@@ -719,9 +667,9 @@ impl AccountBackend for PostgresStore {
                AND (($3 IS NULL AND confirmed_at IS NOT NULL) \
                     OR ($3 IS NOT NULL AND confirmed_at IS NULL))",
         )
-        .bind(user_id)
+        .bind(Id(user_id))
         .bind(step)
-        .bind(confirm_at)
+        .bind(confirm_at.map(Ts))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
@@ -730,11 +678,11 @@ impl AccountBackend for PostgresStore {
     async fn delete_totp(&self, user_id: Uuid) -> Result<bool, AuthError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-            .bind(user_id)
+            .bind(Id(user_id))
             .execute(&mut *tx)
             .await?;
         let done = sqlx::query("DELETE FROM totp_secrets WHERE user_id = $1")
-            .bind(user_id)
+            .bind(Id(user_id))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -749,16 +697,16 @@ impl AccountBackend for PostgresStore {
     ) -> Result<(), AuthError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-            .bind(user_id)
+            .bind(Id(user_id))
             .execute(&mut *tx)
             .await?;
         for hash in hashes {
             sqlx::query(
                 "INSERT INTO recovery_codes (user_id, code_hash, created_at) VALUES ($1, $2, $3)",
             )
-            .bind(user_id)
+            .bind(Id(user_id))
             .bind(hash)
-            .bind(now)
+            .bind(Ts(now))
             .execute(&mut *tx)
             .await
             .map_err(not_found_on_fk)?;
@@ -778,8 +726,8 @@ impl AccountBackend for PostgresStore {
             "UPDATE recovery_codes SET used_at = $1 \
              WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
         )
-        .bind(now)
-        .bind(user_id)
+        .bind(Ts(now))
+        .bind(Id(user_id))
         .bind(hash)
         .execute(&mut *tx)
         .await?;
@@ -789,7 +737,7 @@ impl AccountBackend for PostgresStore {
         let left: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
         )
-        .bind(user_id)
+        .bind(Id(user_id))
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -802,13 +750,14 @@ impl AccountBackend for PostgresStore {
         at: DateTime<Utc>,
         detail: &str,
     ) -> Result<AuditEvent, AuthError> {
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "INSERT INTO audit_events (at, actor_user_id, subject_user_id, kind, ip, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id",
-        )
-        .bind(at)
-        .bind(event.actor_user_id)
-        .bind(event.subject_user_id)
+             VALUES ($1, $2, $3, $4, $5, $6{}) RETURNING id",
+            DB::JSON_PARAM
+        ))
+        .bind(Ts(at))
+        .bind(event.actor_user_id.map(Id))
+        .bind(event.subject_user_id.map(Id))
         .bind(event.kind.as_str())
         .bind(&event.ip)
         .bind(detail)
@@ -828,95 +777,18 @@ impl AccountBackend for PostgresStore {
     async fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
         super::admin::check_audit_query(query)?;
         // Only fixed fragments are pushed as SQL; every value is a bound parameter.
-        let mut sql = QueryBuilder::<Postgres>::new(
-            "SELECT id, at, actor_user_id, subject_user_id, kind, ip, detail::text AS detail \
+        let mut sql = Statement::<DB>::new(format!(
+            "SELECT id, at, actor_user_id, subject_user_id, kind, ip, detail{} AS detail \
              FROM audit_events WHERE 1 = 1",
-        );
-        push_audit_filters(&mut sql, query);
+            DB::JSON_TEXT
+        ));
+        Self::push_audit_filters(&mut sql, query);
         sql.push(" ORDER BY at DESC, id DESC LIMIT ")
             .push_bind(query.page.sql_limit())
             .push(" OFFSET ")
             .push_bind(query.page.sql_offset());
-        sql.build()
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(audit_from_row)
-            .collect()
+        let (sql, args) = sql.into_parts()?;
+        let rows = sqlx::query_with(&sql, args).fetch_all(self.pool()).await?;
+        rows.iter().map(Self::audit_from_row).collect()
     }
-}
-
-/// Appends the filters of `query` to a statement over `audit_events` that ends in a
-/// `WHERE` clause; every value is a bound parameter.
-pub(super) fn push_audit_filters(sql: &mut QueryBuilder<'_, Postgres>, query: &AuditQuery) {
-    if let Some(user_id) = query.user_id {
-        sql.push(" AND (actor_user_id = ")
-            .push_bind(user_id)
-            .push(" OR subject_user_id = ")
-            .push_bind(user_id)
-            .push(")");
-    }
-    if let Some(kind) = query.kind {
-        sql.push(" AND kind = ").push_bind(kind.as_str());
-    }
-    if let Some(from) = query.from {
-        sql.push(" AND at >= ").push_bind(from);
-    }
-    if let Some(until) = query.until {
-        sql.push(" AND at < ").push_bind(until);
-    }
-    if let Some(ip) = &query.ip {
-        sql.push(" AND ip = ").push_bind(ip.clone());
-    }
-}
-
-async fn insert_refresh(
-    tx: &mut sqlx::Transaction<'_, Postgres>,
-    refresh: &NewRefresh,
-) -> Result<(), AuthError> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (id, login_session_id, token_hash, issued_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(refresh.id)
-    .bind(refresh.session_id)
-    .bind(&refresh.hash)
-    .bind(refresh.issued_at)
-    .bind(refresh.expires_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Marks the token in `table` (a one-time token table: `token_hash`, `user_id`,
-/// `expires_at`, `used_at`) used at `now` if it is unused and unexpired: its user, or
-/// why not.
-async fn use_one_time_token(
-    conn: &mut sqlx::PgConnection,
-    table: &'static str,
-    hash: &[u8],
-    now: DateTime<Utc>,
-) -> Result<Result<Uuid, OneTimeRejection>, AuthError> {
-    let used = sqlx::query(&format!(
-        "UPDATE {table} SET used_at = $1 \
-         WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id"
-    ))
-    .bind(now)
-    .bind(hash)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = used {
-        return Ok(Ok(get_id(&row, "user_id")?));
-    }
-    let state = sqlx::query(&format!(
-        "SELECT used_at IS NOT NULL AS used FROM {table} WHERE token_hash = $1"
-    ))
-    .bind(hash)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(Err(match state {
-        None => OneTimeRejection::Unknown,
-        Some(row) if row.try_get::<bool, _>("used")? => OneTimeRejection::Used,
-        Some(_) => OneTimeRejection::Expired,
-    }))
 }
