@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python baseline: SMA(10,20) crossover in backtesting.py (https://kernc.github.io/backtesting.py/).
 
-Mirrors SimuTrador's `SmaCrossover::new(10, 20, 100)` (session-actor/src/engine/strategy.rs):
+Mirrors SimuTrador's `SmaCrossover::new(10, 20, 100)` (engine/src/strategy.rs):
 buy 100 units at market when SMA10 crosses above SMA20 while flat; close the whole
 position at market when it crosses below while long. A cross needs fast < slow on the
 previous bar and fast > slow now, which is exactly `backtesting.lib.crossover`.
@@ -39,7 +39,7 @@ from backtesting.lib import crossover
 
 GOOG_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                         "sample-data", "ohlcv", "GOOG.csv")
-START = pd.Timestamp("2020-01-01T00:00:00")  # 1_577_836_800, as in session-actor/benches/sma.rs
+START = pd.Timestamp("2020-01-01T00:00:00")  # 1_577_836_800, as in engine/benches/sma.rs
 
 
 def sma(values, n):
@@ -181,7 +181,7 @@ def main():
     s.add_argument("bars", type=int)
     s.add_argument("--runs", type=int, default=1)
     s.add_argument("--cash", type=float, default=1_000_000,
-                   help="starting cash (default 1,000,000, as in session-actor/benches/sma.rs)")
+                   help="starting cash (default 1,000,000, as in engine/benches/sma.rs)")
     s.add_argument("--seed", type=int, default=42)
     g = sub.add_parser("goog", help="run on sample-data/ohlcv/GOOG.csv")
     g.add_argument("--cash", type=float, default=100_000)

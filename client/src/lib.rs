@@ -44,7 +44,7 @@ pub use strategy::{BuyAndHold, SmaCross, Strategy, TickContext};
 pub use stream::{SessionEvent, SessionStream};
 pub use trades::{Trade, TradeBook, TradeSide};
 
-pub use market_data::{Amount, Price, Timeframe, Timestamp};
+pub use model::{Amount, Price, Timeframe, Timestamp};
 pub use protocol;
 pub use protocol::{
     format_wire_time, parse_wire_time as parse_time, ErrorCode, OrderRequest, SessionParams, Side,

@@ -3,7 +3,7 @@
 //! decisions as the engine's built-in `SmaCrossover` and `BuyAndHold`, so a lock-step
 //! remote run reproduces an in-process run exactly.
 
-use market_data::{Cross, SmaCrossSignal};
+use model::{Cross, SmaCrossSignal};
 
 use protocol::{
     AccountSnapshotData, ExecutionReportData, HistorySnapshotData, OrderRequest, OrderUpdateData,
@@ -157,7 +157,7 @@ impl Strategy for BuyAndHold {
 mod tests {
     use std::collections::BTreeMap;
 
-    use market_data::{Amount, MarketSession, Price, Timeframe};
+    use model::{Amount, MarketSession, Price, Timeframe};
     use protocol::WireCandle;
 
     use super::*;

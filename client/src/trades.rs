@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use market_data::{Amount, Price, Timestamp};
+use model::{Amount, Price, Timestamp};
 use protocol::round_trips::{self, Fill, OpenTrade, RoundTrip};
 use protocol::{format_wire_time, ExecutionReportData, Side};
 use serde::{Serialize, Serializer};

@@ -187,7 +187,7 @@ impl Columns {
     }
 
     fn date(&self, record: &ByteRecord) -> Result<Timestamp, LoadErrorKind> {
-        parse_timestamp(cell(record, self.date, "date")?)
+        Ok(parse_timestamp(cell(record, self.date, "date")?)?)
     }
 
     fn bar(&self, record: &ByteRecord) -> Result<Candle, LoadErrorKind> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::candle::{CandleError, Timestamp};
-use crate::datetime::format_ts;
+use crate::datetime::{format_ts, TimestampError};
 use crate::fixed::FixedError;
 use crate::timeframe::Timeframe;
 
@@ -74,6 +74,15 @@ pub enum LoadErrorKind {
     /// The Parquet decoder panicked on malformed input.
     #[error("decoder failed on malformed data: {0}")]
     DecoderPanic(String),
+}
+
+impl From<TimestampError> for LoadErrorKind {
+    fn from(e: TimestampError) -> Self {
+        match e {
+            TimestampError::BadDate(text) => LoadErrorKind::BadDate(text),
+            TimestampError::SubSecond(text) => LoadErrorKind::SubSecond(text),
+        }
+    }
 }
 
 /// A load error located in a file and, when known, a 1-based data row.

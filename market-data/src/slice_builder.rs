@@ -11,6 +11,7 @@ use crate::calendar::{Calendar, LocalClock};
 use crate::candle::{Candle, Timestamp};
 use crate::error::MarketDataError;
 use crate::series::Series;
+pub use crate::slice::MarketHours;
 use crate::slice::{MarketSession, Slice, Step, SymbolBar};
 use crate::timeframe::Timeframe;
 
@@ -115,19 +116,6 @@ pub fn build_slice<S: Borrow<Series>>(
     };
     mark_end_of_day(&mut slice.steps, day_calendar, timeframe);
     Ok(slice)
-}
-
-/// Which trading hours a session sees (`market_hours` in PROTOCOL.md).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MarketHours {
-    /// Every bar.
-    #[default]
-    All,
-    /// US-equity bars overlapping 09:30-16:00 New York only.
-    Regular,
-    /// US-equity bars overlapping 04:00-20:00 New York only.
-    Extended,
 }
 
 /// `slice` without the bars outside `hours` (warm-up included). Daily bars and 24-hour

@@ -3,7 +3,7 @@
 //! [`crate::parse_client_frame`]; the Rust client builds them and calls
 //! [`ClientMessage::to_frame`].
 
-use market_data::{Amount, Price, Timeframe, Timestamp};
+use model::{Amount, Price, Timeframe, Timestamp};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -18,7 +18,7 @@ fn one() -> u32 {
 }
 
 /// Which intraday equity bars a session sees (extension `market_hours`).
-pub use market_data::MarketHours;
+pub use model::MarketHours;
 
 /// Parameters of a new session: `start_simulation` data, and `create_session` data
 /// without its `session_id`.

@@ -1,6 +1,6 @@
 //! Server notices about the connection itself (PROTOCOL.md section 2).
 
-use market_data::Timestamp;
+use model::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;

@@ -43,7 +43,7 @@ pub use errors::{
     ErrorCode, ErrorData, ErrorType, ProtocolError, SessionErrorData, Severity, UnknownErrorCode,
 };
 pub use market::{HistorySnapshotData, TickData, WireCandle};
-pub use market_data::MarketSession;
+pub use model::MarketSession;
 pub use orders::{ExecutionMode, OrderRequest, OrderType, Side, TimeInForce};
 pub use parse::{parse_client_frame, parse_server_frame, ServerFrame};
 pub use plan::{Plan, UnknownPlan};

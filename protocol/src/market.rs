@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use market_data::{Amount, Candle, MarketSession, Price, Timeframe, Timestamp};
+use model::{Amount, Candle, MarketSession, Price, Timeframe, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::time::{format_wire_time, parse_wire_time, TimeError};

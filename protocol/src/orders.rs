@@ -1,7 +1,7 @@
 //! The order vocabulary shared by clients, the gateway and the engine
 //! (`order_batch.orders[]` and `execution_mode` in PROTOCOL.md).
 
-use market_data::Price;
+use model::Price;
 use serde::{Deserialize, Serialize};
 
 /// Buy or sell.

@@ -1,7 +1,7 @@
 //! REST bodies of PROTOCOL.md section 1 (token issue and validation) and the common
 //! REST error body.
 
-use market_data::Timestamp;
+use model::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::ErrorCode;

@@ -2,7 +2,7 @@
 //! finished, and the stored results of a finished one. Money is decimal strings, times
 //! RFC 3339, as everywhere on the wire.
 
-use market_data::{Amount, Price, Timeframe, Timestamp};
+use model::{Amount, Price, Timeframe, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::session::{finite_or_null, EndReason, SimulationEndData, SimulationState};

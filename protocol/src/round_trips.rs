@@ -6,7 +6,7 @@
 //! exact decimals, so the two lists agree trade for trade. It works on plain fills
 //! (signed quantity, price, commission, time) and a position the caller stores.
 
-use market_data::{Amount, Price, Timestamp};
+use model::{Amount, Price, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::results::TradeData;

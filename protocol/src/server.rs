@@ -1,6 +1,6 @@
 //! Every message the server sends, and turning one into a frame.
 
-use market_data::Timestamp;
+use model::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::client::SessionRef;

@@ -1,7 +1,7 @@
 //! Server messages about sessions: creation, start, control, resume and the end
 //! (PROTOCOL.md sections 3 and 4).
 
-use market_data::{Amount, Price, Timeframe, Timestamp};
+use model::{Amount, Price, Timeframe, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// A session's lifecycle state (`simulation_state.state` and elsewhere).

@@ -1,7 +1,7 @@
 //! Wire times: RFC 3339 in UTC on the way out; RFC 3339 or a bare `YYYY-MM-DD`
 //! (midnight UTC) on the way in. Inside the crate a time is `i64` Unix seconds.
 
-use market_data::{format_ts, parse_timestamp, Timestamp};
+use model::{format_ts, parse_timestamp, Timestamp};
 
 /// A time field that is neither RFC 3339 nor `YYYY-MM-DD`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -59,7 +59,7 @@ pub(crate) fn truncate(s: &str, max: usize) -> &str {
 /// Serde helpers for a required time field (`#[serde(with = "crate::time::rfc3339")]`).
 pub mod rfc3339 {
     use super::{format_wire_time, parse_wire_time};
-    use market_data::Timestamp;
+    use model::Timestamp;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     /// Writes the time as RFC 3339 UTC.
@@ -77,7 +77,7 @@ pub mod rfc3339 {
 /// Serde helpers for an optional time field; `null` is `None`.
 pub mod rfc3339_opt {
     use super::{format_wire_time, parse_wire_time};
-    use market_data::Timestamp;
+    use model::Timestamp;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     /// Writes the time as RFC 3339 UTC, or `null`.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use market_data::{Amount, Price, Timestamp};
+use model::{Amount, Price, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::orders::Side;

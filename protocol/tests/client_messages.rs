@@ -2,7 +2,7 @@
 //! PROTOCOL.md) and serialised back to the same JSON, documented defaults, dates and
 //! decimals in both forms.
 
-use market_data::{Amount, Price, Timeframe};
+use model::{Amount, Price, Timeframe};
 use protocol::{
     parse_client_frame, ClientMessage, ExecutionMode, MarketHours, OrderRequest, OrderType,
     ProcessingStatus, SessionParams, Side, TimeInForce,

@@ -102,7 +102,7 @@ fn garbage(for_client: bool) -> Vec<Value> {
         deep,
     ];
     if for_client {
-        // Exponents that overflow market_data's decimal parser; only client requests
+        // Exponents that overflow the model crate's decimal parser; only client requests
         // are guarded against them (see parse.rs).
         out.extend([
             json!("1e2147483647"),

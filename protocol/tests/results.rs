@@ -108,7 +108,7 @@ fn detail_of_a_live_session() {
             session_id: "sess_live".into(),
             state: SimulationState::Paused,
             symbols: vec!["EURUSD".into()],
-            timeframe: market_data::Timeframe::Min5,
+            timeframe: model::Timeframe::Min5,
             start_date: 1_577_836_800,
             end_date: 1_580_515_200,
             created_at: 1_709_294_400,

@@ -2,7 +2,7 @@
 //! PROTOCOL.md) and serialised back to the same JSON; frames written with `to_frame`
 //! and read back with `parse_server_frame`.
 
-use market_data::{Amount, Candle, MarketSession, Price, Timeframe};
+use model::{Amount, Candle, MarketSession, Price, Timeframe};
 use protocol::{
     parse_server_frame, ErrorCode, ErrorData, ServerMessage, SimulationEndData, WireCandle,
 };

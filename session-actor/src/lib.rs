@@ -1,7 +1,8 @@
-//! The session actor and, inside it, the pure deterministic simulation engine.
+//! The session actor, which runs the pure deterministic simulation engine (the `engine`
+//! crate, re-exported as [`engine`]), and the session store.
 
 pub mod actor;
-pub mod engine;
 pub mod store;
 
+pub use ::engine;
 pub use engine::{Engine, EngineConfig};

@@ -7,13 +7,13 @@ use actix::fut::{ready, wrap_future};
 use actix::{
     ActorContext, ActorFutureExt, AtomicResponse, Context, Handler, Message, MessageResult,
 };
-use market_data::{Slice, Timestamp};
+use model::{Slice, Timestamp};
 use protocol::orders::{ExecutionMode, OrderRequest};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{BatchAnswer, Pacing, SessionActor, SessionOutput, SessionState};
-use crate::engine::{AccountSnapshot, BatchResult, CancelResult, EndReason};
-use crate::store::{Input, Write};
+use crate::engine::{AccountSnapshot, BatchResult, CancelResult, Command, EndReason, Outcome};
+use crate::store::Write;
 
 /// Why a session refused a request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -251,13 +251,12 @@ impl Handler<Submit> for SessionActor {
             on_stream,
             reply,
         } = msg;
-        let input = Input::Submit {
-            orders: orders.clone(),
-            mode,
-        };
+        let command = Command::Submit { orders, mode };
+        let input = command.clone();
         let engine = &mut self.engine;
-        let result = match catch_unwind(AssertUnwindSafe(|| engine.submit(orders, mode))) {
-            Ok(result) => result,
+        let result = match catch_unwind(AssertUnwindSafe(|| engine.apply(command))) {
+            Ok(Outcome::Submitted(result)) => result,
+            Ok(Outcome::Cancelled(_)) => unreachable!("a submit is answered with a batch result"),
             Err(_) => {
                 self.fail("engine failure while accepting orders", ctx);
                 let _ = reply.send(Submitted::Here(BatchResult::default()));
@@ -289,9 +288,13 @@ impl Handler<Submit> for SessionActor {
 impl Handler<Cancel> for SessionActor {
     type Result = AtomicResponse<Self, CancelResult>;
     fn handle(&mut self, msg: Cancel, _ctx: &mut Context<Self>) -> Self::Result {
-        let result = self.engine.cancel(&msg.order_ids);
-        let input = Input::Cancel {
+        let command = Command::Cancel {
             order_ids: msg.order_ids,
+        };
+        let input = command.clone();
+        let result = match self.engine.apply(command) {
+            Outcome::Cancelled(result) => result,
+            Outcome::Submitted(_) => unreachable!("a cancel is answered with a cancel result"),
         };
         let stored = wrap_future::<_, Self>(self.journal(input));
         AtomicResponse::new(Box::pin(stored.map(move |res, act, ctx| {

@@ -27,15 +27,15 @@ use actix::{
     Actor, ActorContext, ActorFuture, ActorFutureExt, AsyncContext, Context, Message, Recipient,
     SpawnHandle,
 };
-use market_data::Slice;
+use model::Slice;
 use protocol::ErrorCode;
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use crate::engine::{BatchResult, EndReason, Engine, Event, SimulationResults};
+use crate::engine::{BatchResult, Command, EndReason, Engine, Event, SimulationResults};
 use crate::store::{
-    apply_due, Checkpoint, Input, JournalEntry, Lease, SessionMeta, SessionStore, StoreError,
-    StoreTtl, StoredPacing, StoredState, Write,
+    Checkpoint, JournalEntry, Lease, SessionMeta, SessionStore, StoreError, StoreTtl, StoredPacing,
+    StoredState, Write,
 };
 
 pub use messages::*;
@@ -388,7 +388,10 @@ impl SessionActor {
     }
 
     /// Journals an input before it is acknowledged; resolves when it is stored.
-    fn journal(&mut self, input: Input) -> impl Future<Output = Result<(), StoreError>> + 'static {
+    fn journal(
+        &mut self,
+        input: Command,
+    ) -> impl Future<Output = Result<(), StoreError>> + 'static {
         let entry = JournalEntry {
             index: self.journal_next,
             sequence_id: self.engine.sequence_id(),
@@ -669,7 +672,7 @@ impl SessionActor {
         let engine = &mut self.engine;
         let redo = &mut self.redo;
         let result = catch_unwind(AssertUnwindSafe(|| {
-            apply_due(engine, redo);
+            engine.apply_due(redo);
             engine.on_step(&step, slice.bars_of(&step), &mut events)
         }));
         if result.is_err() {

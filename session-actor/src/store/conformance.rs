@@ -42,7 +42,7 @@ fn cancel(index: u64, seq: u64) -> JournalEntry {
     JournalEntry {
         index,
         sequence_id: seq,
-        input: Input::Cancel {
+        input: Command::Cancel {
             order_ids: vec![format!("o{index}")],
         },
     }
@@ -236,7 +236,7 @@ fn checkpoints_round_trip_and_short_ones_are_refused() {
     let entry = JournalEntry {
         index: 0,
         sequence_id: 1,
-        input: Input::Submit {
+        input: Command::Submit {
             orders: Vec::new(),
             mode: ExecutionMode::BestEffort,
         },

@@ -32,11 +32,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use market_data::Slice;
-use protocol::orders::{ExecutionMode, OrderRequest};
+use engine::{Command, Engine, Scheduled};
+use model::Slice;
 use serde::{Deserialize, Serialize};
-
-use crate::engine::Engine;
 
 pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
@@ -134,24 +132,6 @@ impl Checkpoint {
     }
 }
 
-/// A client input that changed the engine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Input {
-    /// `order_batch`.
-    Submit {
-        /// Orders in batch order.
-        orders: Vec<OrderRequest>,
-        /// Atomic or best effort.
-        mode: ExecutionMode,
-    },
-    /// `cancel_orders`.
-    Cancel {
-        /// Order ids.
-        order_ids: Vec<String>,
-    },
-}
-
 /// One journaled input.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
@@ -160,20 +140,17 @@ pub struct JournalEntry {
     /// The engine's sequence id when the input was applied (after that tick).
     pub sequence_id: u64,
     /// What was applied.
-    pub input: Input,
+    pub input: Command,
 }
 
-impl JournalEntry {
-    /// Applies the input to `engine`, as the session did when it accepted it.
-    pub fn apply(&self, engine: &mut Engine) {
-        match &self.input {
-            Input::Submit { orders, mode } => {
-                engine.submit(orders.clone(), *mode);
-            }
-            Input::Cancel { order_ids } => {
-                engine.cancel(order_ids);
-            }
-        }
+/// Replay applies an entry after the tick it was accepted at, as the session did.
+impl Scheduled for JournalEntry {
+    fn after(&self) -> u64 {
+        self.sequence_id
+    }
+
+    fn into_command(self) -> Command {
+        self.input
     }
 }
 
@@ -315,7 +292,7 @@ pub fn replay(
     pending.make_contiguous().sort_by_key(|e| e.index);
     let mut discard = Vec::new();
     loop {
-        apply_due(engine, &mut pending);
+        engine.apply_due(&mut pending);
         let seq = engine.sequence_id();
         if seq >= target {
             break;
@@ -325,18 +302,6 @@ pub fn replay(
         engine.on_step(&step, slice.bars_of(&step), &mut discard);
     }
     Ok(pending)
-}
-
-/// Applies the inputs accepted after the engine's current tick (or earlier).
-pub fn apply_due(engine: &mut Engine, pending: &mut VecDeque<JournalEntry>) {
-    while pending
-        .front()
-        .is_some_and(|e| e.sequence_id <= engine.sequence_id())
-    {
-        if let Some(e) = pending.pop_front() {
-            e.apply(engine);
-        }
-    }
 }
 
 /// Why a stored session could not be taken over.

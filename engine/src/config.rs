@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use market_data::{Amount, Price};
+use model::{Amount, Price};
 use serde::{Deserialize, Serialize};
 
 /// Parameters of one simulation, fixed for its lifetime.

@@ -1,15 +1,15 @@
 //! Runs a built-in strategy in-process over a data root and prints trades and metrics.
 //!
-//! `cargo run --release -p session-actor --example backtest -- --help`
+//! `cargo run --release -p engine --example backtest -- --help`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use engine::strategy::{run, BuyAndHold, SmaCrossover, Strategy};
+use engine::{periods_per_year, session_calendar, SimulationResults};
+use engine::{Engine, EngineConfig};
 use market_data::{format_ts, parse_timestamp, Amount, Catalog, Price, SliceRequest, Timeframe};
-use session_actor::engine::strategy::{run, BuyAndHold, SmaCrossover, Strategy};
-use session_actor::engine::{periods_per_year, session_calendar, SimulationResults};
-use session_actor::{Engine, EngineConfig};
 
 const HELP: &str = "\
 backtest: run a built-in strategy on historical bars, in-process

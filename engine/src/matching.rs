@@ -1,8 +1,8 @@
 //! Where working orders meet a bar: evaluation order, volume cap, fill-time cash and
 //! short checks, bracket (OCO) management and expiry.
 
-use market_data::fixed::SCALE;
-use market_data::{Amount, Candle, Timestamp};
+use model::fixed::SCALE;
+use model::{Amount, Candle, Timestamp};
 
 use super::events::{Event, ExecutionReport, FillReason, FillStatus, OrderStatus, OrderUpdate};
 use super::fill::{evaluate, limit_at_open, FillPrice};

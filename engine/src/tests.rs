@@ -1,6 +1,6 @@
 //! Engine rules, one test per rule or edge, driven through the public API.
 
-use market_data::{Amount, Candle, MarketSession, Price, Step, SymbolBar};
+use model::{Amount, Candle, MarketSession, Price, Step, SymbolBar};
 
 use super::*;
 

@@ -1,7 +1,7 @@
 //! Where fills are computed: the price rules of PROTOCOL.md "Fill model", as pure
 //! functions of one order and one bar.
 
-use market_data::{Candle, Price};
+use model::{Candle, Price};
 
 use super::order::{OpenOrder, OrderType, Side};
 
@@ -101,7 +101,7 @@ pub fn evaluate(order: &mut OpenOrder, bar: &Candle, slippage_bps: u32) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::order::{Role, TimeInForce};
+    use crate::order::{Role, TimeInForce};
 
     fn p(s: &str) -> Price {
         s.parse().unwrap()
@@ -114,7 +114,7 @@ mod tests {
             high: p(h),
             low: p(l),
             close: p(c),
-            volume: market_data::Amount::from_int(1000),
+            volume: model::Amount::from_int(1000),
         }
     }
 

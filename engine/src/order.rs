@@ -1,7 +1,7 @@
 //! Orders as the engine keeps them while they are open; the client-facing order types
 //! come from the protocol crate.
 
-use market_data::Price;
+use model::Price;
 pub use protocol::orders::{OrderRequest, OrderType, Side, TimeInForce};
 use serde::{Deserialize, Serialize};
 

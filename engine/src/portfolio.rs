@@ -1,7 +1,7 @@
 //! Cash, positions with average cost, realized and unrealized PnL. Round trips are
 //! kept by [`protocol::round_trips`], which clients use to rebuild the same trades.
 
-use market_data::{Amount, Price, Timestamp};
+use model::{Amount, Price, Timestamp};
 use protocol::round_trips::{self, Fill, OpenTrade, RoundTrip};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! What the engine emits. Shapes follow PROTOCOL.md; the gateway adds `session_id`.
 
-use market_data::{Amount, Price, Timestamp};
+use model::{Amount, Price, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::order::Side;

@@ -7,13 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use market_data::{Amount, Candle, MarketSession, Price, Step, SymbolBar};
-use proptest::prelude::*;
-use session_actor::engine::{
+use engine::{
     AccountSnapshot, BatchResult, CancelResult, EndReason, Engine, EngineConfig, Event,
     ExecutionMode, ExecutionReport, FillReason, OrderRequest, OrderStatus, OrderType, RejectReason,
     Side, TickEvent, TimeInForce,
 };
+use model::{Amount, Candle, MarketSession, Price, Step, SymbolBar};
+use proptest::prelude::*;
 
 /// One unit in raw fixed-point.
 const UNIT: i64 = 100_000_000;

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
+use engine::strategy::{run, SmaCrossover};
+use engine::{Engine, EngineConfig};
 use market_data::{Amount, Candle, MarketSession, Price, Slice, Step, SymbolBar, Timeframe};
 use serde::Deserialize;
-use session_actor::engine::strategy::{run, SmaCrossover};
-use session_actor::{Engine, EngineConfig};
 
 #[derive(Deserialize)]
 struct Reference {

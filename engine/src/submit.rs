@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use market_data::{Amount, Price};
+use model::{Amount, Price};
 use serde::{Deserialize, Serialize};
 
 pub use protocol::orders::ExecutionMode;

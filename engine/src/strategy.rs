@@ -1,11 +1,11 @@
 //! Running a Rust strategy in-process: the fastest way to use the engine, and what the
 //! tests and benchmarks use.
 
-use market_data::{Candle, Cross, Slice, SmaCrossSignal, Step, SymbolBar};
+use model::{Candle, Cross, Slice, SmaCrossSignal, Step, SymbolBar};
 
 use super::events::Event;
 use super::order::{OrderRequest, Side};
-use super::{EndReason, Engine, ExecutionMode, SimulationResults};
+use super::{Command, EndReason, Engine, ExecutionMode, SimulationResults};
 
 /// What a strategy sees after each bar.
 pub struct BarContext<'a> {
@@ -65,7 +65,10 @@ pub fn run_with_events<S: Strategy>(
         }
         strategy.on_bar(&BarContext { step, bars, engine }, &mut orders);
         if !orders.is_empty() {
-            engine.submit(std::mem::take(&mut orders), ExecutionMode::BestEffort);
+            engine.apply(Command::Submit {
+                orders: std::mem::take(&mut orders),
+                mode: ExecutionMode::BestEffort,
+            });
         }
     }
     engine.finish(EndReason::Completed)

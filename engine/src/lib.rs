@@ -1,13 +1,17 @@
 //! The pure, deterministic simulation core: orders, fills, portfolio and metrics.
 //!
 //! No actix, no tokio, no I/O, no clock, no randomness. The engine is driven by
-//! [`Engine::on_step`] (one merged time step of bars) and by commands
-//! ([`Engine::submit`], [`Engine::cancel`]) issued between steps, and it appends
-//! [`Event`]s to a caller-owned buffer. Every collection whose iteration order is
-//! observable is ordered, so identical inputs give byte-identical outputs, and the whole
-//! state round-trips through [`Engine::snapshot`] / [`Engine::restore`].
+//! [`Engine::on_step`] (one merged time step of bars) and by [`Command`]s applied
+//! between steps ([`Engine::apply`]), and it appends [`Event`]s to a caller-owned
+//! buffer. Every collection whose iteration order is observable is ordered, so
+//! identical inputs give byte-identical outputs, and the whole state round-trips
+//! through [`Engine::snapshot`] / [`Engine::restore`].
+//!
+//! Dependencies are the pure `model` and `protocol` crates, serde and postcard: the
+//! session actor (`session-actor`) runs the engine, this crate knows nothing of it.
 
 mod book;
+pub mod command;
 pub mod config;
 pub mod events;
 pub mod fill;
@@ -21,9 +25,10 @@ mod submit;
 #[cfg(test)]
 mod tests;
 
-use market_data::{Amount, Candle, Step, SymbolBar, Timestamp};
+use model::{Amount, Candle, Step, SymbolBar, Timestamp};
 use serde::{Deserialize, Serialize};
 
+pub use command::{Command, Outcome, Scheduled};
 pub use config::{ConfigError, EngineConfig};
 pub use events::{
     AccountSnapshot, Event, ExecutionReport, FillReason, FillStatus, OrderStatus, OrderUpdate,

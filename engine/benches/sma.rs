@@ -1,9 +1,9 @@
 //! In-process SMA(10,20) crossover over a 1,000,000-bar SYNTHETIC 1-minute series.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use engine::strategy::{run, SmaCrossover};
+use engine::{Engine, EngineConfig};
 use market_data::{build_slice, generate, Amount, SliceRequest, SyntheticSpec, Timeframe};
-use session_actor::engine::strategy::{run, SmaCrossover};
-use session_actor::{Engine, EngineConfig};
 
 const BARS: usize = 1_000_000;
 const START: i64 = 1_577_836_800; // 2020-01-01T00:00:00Z

@@ -1,9 +1,9 @@
 //! Snapshot and restore of a busy session: 50 positions and 100 working orders.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use market_data::{Amount, Candle, MarketSession, Price, Step, SymbolBar};
-use session_actor::engine::{ExecutionMode, OrderRequest, Side, TimeInForce};
-use session_actor::{Engine, EngineConfig};
+use engine::{Engine, EngineConfig};
+use engine::{ExecutionMode, OrderRequest, Side, TimeInForce};
+use model::{Amount, Candle, MarketSession, Price, Step, SymbolBar};
 
 fn busy_engine() -> Engine {
     let symbols: Vec<String> = (0..50).map(|i| format!("SYM{i:02}")).collect();

@@ -3,7 +3,17 @@
 use chrono::{DateTime, NaiveDate, Timelike};
 
 use crate::candle::Timestamp;
-use crate::error::LoadErrorKind;
+
+/// A date or timestamp that [`parse_timestamp`] refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// Not one of the accepted formats, or not a valid date or time.
+    #[error("cannot parse date `{0}` (expected YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339)")]
+    BadDate(String),
+    /// A timestamp is not a whole number of seconds.
+    #[error("timestamp `{0}` is not a whole second")]
+    SubSecond(String),
+}
 
 /// Formats a timestamp as RFC 3339 UTC (`2004-08-19T00:00:00Z`), or the raw number when
 /// it is outside chrono's range.
@@ -62,7 +72,7 @@ pub fn utc_date(ts: Timestamp) -> Option<NaiveDate> {
 
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS` (or with `T`), both meaning UTC, or an
 /// RFC 3339 timestamp with any offset. Fractions of a second must be zero.
-pub fn parse_timestamp(text: &str) -> Result<Timestamp, LoadErrorKind> {
+pub fn parse_timestamp(text: &str) -> Result<Timestamp, TimestampError> {
     let s = text.trim();
     let b = s.as_bytes();
     // Fast path for the two formats data files actually use; chrono's general parser
@@ -71,13 +81,13 @@ pub fn parse_timestamp(text: &str) -> Result<Timestamp, LoadErrorKind> {
         if let Some(ts) = parse_plain(b) {
             return Ok(ts);
         }
-        return Err(LoadErrorKind::BadDate(text.to_string()));
+        return Err(TimestampError::BadDate(text.to_string()));
     }
     let rfc = DateTime::parse_from_rfc3339(s)
         .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
-        .map_err(|_| LoadErrorKind::BadDate(text.to_string()))?;
+        .map_err(|_| TimestampError::BadDate(text.to_string()))?;
     if rfc.nanosecond() != 0 {
-        return Err(LoadErrorKind::SubSecond(text.to_string()));
+        return Err(TimestampError::SubSecond(text.to_string()));
     }
     Ok(rfc.timestamp())
 }
@@ -177,13 +187,13 @@ mod tests {
             "abcd-ef-gh",
         ] {
             assert!(
-                matches!(parse_timestamp(bad), Err(LoadErrorKind::BadDate(_))),
+                matches!(parse_timestamp(bad), Err(TimestampError::BadDate(_))),
                 "{bad}"
             );
         }
         assert!(matches!(
             parse_timestamp("2017-04-19T09:00:00.5Z"),
-            Err(LoadErrorKind::SubSecond(_))
+            Err(TimestampError::SubSecond(_))
         ));
     }
 

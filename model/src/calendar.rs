@@ -99,7 +99,7 @@ impl Calendar {
 /// New York local time with the UTC offset cached per UTC hour: offsets only change on
 /// whole UTC hours, and looking them up per bar dominates building large slices.
 #[derive(Default)]
-pub(crate) struct LocalClock {
+pub struct LocalClock {
     hour: Option<i64>,
     offset: i64,
 }
@@ -126,7 +126,7 @@ impl LocalClock {
     }
 
     /// See [`Calendar::session`].
-    pub(crate) fn session(
+    pub fn session(
         &mut self,
         calendar: Calendar,
         ts: Timestamp,
@@ -148,7 +148,7 @@ impl LocalClock {
 
     /// True when an intraday equity bar opening at `ts` overlaps the extended session
     /// (04:00-20:00 New York); daily bars and 24-hour markets always do.
-    pub(crate) fn in_extended_hours(
+    pub fn in_extended_hours(
         &mut self,
         calendar: Calendar,
         ts: Timestamp,
@@ -162,7 +162,7 @@ impl LocalClock {
     }
 
     /// See [`Calendar::trading_day`].
-    pub(crate) fn trading_day(&mut self, calendar: Calendar, ts: Timestamp) -> i64 {
+    pub fn trading_day(&mut self, calendar: Calendar, ts: Timestamp) -> i64 {
         let local = if calendar.is_24h() {
             ts
         } else {

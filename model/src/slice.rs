@@ -18,6 +18,19 @@ pub enum MarketSession {
     AfterHours,
 }
 
+/// Which trading hours a session sees (`market_hours` in PROTOCOL.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarketHours {
+    /// Every bar.
+    #[default]
+    All,
+    /// US-equity bars overlapping 09:30-16:00 New York only.
+    Regular,
+    /// US-equity bars overlapping 04:00-20:00 New York only.
+    Extended,
+}
+
 /// One symbol's bar at one time step. `symbol` indexes [`Slice::symbols`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SymbolBar {

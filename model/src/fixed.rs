@@ -175,14 +175,14 @@ fn format_scaled(value: i128, min_frac: usize, f: &mut fmt::Formatter<'_>) -> fm
 /// trunc(y)` is exact in this range, so comparing it with one half decides the rounding
 /// exactly, without branches.
 #[inline]
-pub(crate) fn round_half_away(y: f64) -> i64 {
+pub fn round_half_away(y: f64) -> i64 {
     let t = y as i64;
     let frac = y - t as f64;
     t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5)
 }
 
 /// Largest magnitude of `x * 10^8` that [`round_half_away`] handles.
-pub(crate) const FAST_LIMIT: f64 = 9.0e18;
+pub const FAST_LIMIT: f64 = 9.0e18;
 
 #[inline]
 fn float_to_scaled(x: f64) -> Result<i128, FixedError> {

@@ -23,7 +23,7 @@
 //!   is no losing trade); `best/worst/avg_trade_pct` use each trade's PnL over its entry
 //!   notional.
 
-use market_data::{Amount, Calendar, Price, Timeframe, Timestamp};
+use model::{Amount, Calendar, Price, Timeframe, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::portfolio::ClosedTrade;
