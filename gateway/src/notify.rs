@@ -193,7 +193,13 @@ impl SmtpNotifier {
             message,
         };
         let host = settings.host.trim();
-        let builder = match settings.security {
+        let security = settings.security.ok_or_else(|| {
+            bad(
+                "smtp.security",
+                "must be `none`, `starttls` or `tls`".into(),
+            )
+        })?;
+        let builder = match security {
             SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
             SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
                 .map_err(|e| bad("smtp.host", format!("cannot set up STARTTLS: {e}")))?,
@@ -218,7 +224,7 @@ impl SmtpNotifier {
         tracing::info!(
             host,
             port = settings.port,
-            security = ?settings.security,
+            ?security,
             "account mail goes out over SMTP"
         );
         Ok(Self {

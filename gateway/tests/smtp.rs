@@ -300,7 +300,7 @@ async fn spawn(sink: &Sink) -> TestApp {
     support::spawn_app_with(Backend::Sqlite, move |s| {
         s.smtp.host = "127.0.0.1".into();
         s.smtp.port = port;
-        s.smtp.security = "none".parse().unwrap();
+        s.smtp.security = "none".parse().ok();
         s.smtp.username = SMTP_USER.into();
         s.smtp.password = auth::Secret::new(SMTP_PASSWORD.into());
         s.smtp.from = "SimuTrador <no-reply@simutrador.test>".into();
@@ -791,7 +791,7 @@ async fn tls_transports_are_built_at_start_without_connecting() {
     settings.from = "no-reply@example.com".into();
     settings.verify_url = VERIFY_URL.into();
     for security in ["tls", "starttls", "none"] {
-        settings.security = security.parse().unwrap();
+        settings.security = security.parse().ok();
         let started = gateway::notify::SmtpNotifier::start(&settings, 24, 60);
         assert!(started.is_ok(), "{security}: {:?}", started.err());
     }

@@ -111,7 +111,10 @@ pub struct SmtpSettings {
     pub port: u16,
     /// `starttls` (upgrade after connecting, required), `tls` (TLS from the first byte)
     /// or `none` (plain text; refused with credentials in production).
-    pub security: SmtpSecurity,
+    /// Read only with a `host` (without one the other mail keys are not used, so an
+    /// unknown value is `None` and refused only then).
+    #[serde(deserialize_with = "values::lenient")]
+    pub security: Option<SmtpSecurity>,
     /// SMTP AUTH user; empty for no authentication.
     pub username: String,
     /// SMTP AUTH password; never logged.
@@ -147,7 +150,9 @@ impl SmtpSettings {
         if self.port == 0 {
             return bad("smtp.port", "must be a port number (587 for starttls)");
         }
-        let security = self.security;
+        let Some(security) = self.security else {
+            return bad("smtp.security", "must be `none`, `starttls` or `tls`");
+        };
         if self.from.parse::<lettre::message::Mailbox>().is_err() {
             return bad(
                 "smtp.from",

@@ -99,6 +99,16 @@ where
         .map_err(serde::de::Error::custom)
 }
 
+/// A value read from its text, or `None` when the text is not one (for settings that
+/// are checked only when another one makes them matter).
+pub(super) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+{
+    Ok(String::deserialize(d)?.parse().ok())
+}
+
 impl<'de> Deserialize<'de> for AddressList {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_text(d)
