@@ -28,7 +28,7 @@ mod tests;
 use model::{Amount, Candle, Step, SymbolBar, Timestamp};
 use serde::{Deserialize, Serialize};
 
-pub use command::{Command, Outcome, Scheduled};
+pub use command::{Apply, CancelOrders, Command, Outcome, Scheduled, SubmitOrders};
 pub use config::{ConfigError, EngineConfig};
 pub use events::{
     AccountSnapshot, Event, ExecutionReport, FillReason, FillStatus, OrderStatus, OrderUpdate,

@@ -5,7 +5,7 @@ use model::{Candle, Cross, Slice, SmaCrossSignal, Step, SymbolBar};
 
 use super::events::Event;
 use super::order::{OrderRequest, Side};
-use super::{Command, EndReason, Engine, ExecutionMode, SimulationResults};
+use super::{EndReason, Engine, ExecutionMode, SimulationResults, SubmitOrders};
 
 /// What a strategy sees after each bar.
 pub struct BarContext<'a> {
@@ -65,7 +65,7 @@ pub fn run_with_events<S: Strategy>(
         }
         strategy.on_bar(&BarContext { step, bars, engine }, &mut orders);
         if !orders.is_empty() {
-            engine.apply(Command::Submit {
+            engine.apply(SubmitOrders {
                 orders: std::mem::take(&mut orders),
                 mode: ExecutionMode::BestEffort,
             });

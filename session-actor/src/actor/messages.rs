@@ -12,7 +12,9 @@ use protocol::orders::{ExecutionMode, OrderRequest};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{BatchAnswer, Pacing, SessionActor, SessionOutput, SessionState};
-use crate::engine::{AccountSnapshot, BatchResult, CancelResult, Command, EndReason, Outcome};
+use crate::engine::{
+    AccountSnapshot, BatchResult, CancelOrders, CancelResult, Command, EndReason, SubmitOrders,
+};
 use crate::store::Write;
 
 /// Why a session refused a request.
@@ -251,12 +253,11 @@ impl Handler<Submit> for SessionActor {
             on_stream,
             reply,
         } = msg;
-        let command = Command::Submit { orders, mode };
-        let input = command.clone();
+        let command = SubmitOrders { orders, mode };
+        let input = Command::from(command.clone());
         let engine = &mut self.engine;
         let result = match catch_unwind(AssertUnwindSafe(|| engine.apply(command))) {
-            Ok(Outcome::Submitted(result)) => result,
-            Ok(Outcome::Cancelled(_)) => unreachable!("a submit is answered with a batch result"),
+            Ok(result) => result,
             Err(_) => {
                 self.fail("engine failure while accepting orders", ctx);
                 let _ = reply.send(Submitted::Here(BatchResult::default()));
@@ -288,14 +289,11 @@ impl Handler<Submit> for SessionActor {
 impl Handler<Cancel> for SessionActor {
     type Result = AtomicResponse<Self, CancelResult>;
     fn handle(&mut self, msg: Cancel, _ctx: &mut Context<Self>) -> Self::Result {
-        let command = Command::Cancel {
+        let command = CancelOrders {
             order_ids: msg.order_ids,
         };
-        let input = command.clone();
-        let result = match self.engine.apply(command) {
-            Outcome::Cancelled(result) => result,
-            Outcome::Submitted(_) => unreachable!("a cancel is answered with a cancel result"),
-        };
+        let input = Command::from(command.clone());
+        let result = self.engine.apply(command);
         let stored = wrap_future::<_, Self>(self.journal(input));
         AtomicResponse::new(Box::pin(stored.map(move |res, act, ctx| {
             act.store_result(res, ctx);

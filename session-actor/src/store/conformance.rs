@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use engine::{CancelOrders, SubmitOrders};
 use protocol::orders::ExecutionMode;
 
 use super::*;
@@ -42,9 +43,9 @@ fn cancel(index: u64, seq: u64) -> JournalEntry {
     JournalEntry {
         index,
         sequence_id: seq,
-        input: Command::Cancel {
+        input: Command::Cancel(CancelOrders {
             order_ids: vec![format!("o{index}")],
-        },
+        }),
     }
 }
 
@@ -236,10 +237,10 @@ fn checkpoints_round_trip_and_short_ones_are_refused() {
     let entry = JournalEntry {
         index: 0,
         sequence_id: 1,
-        input: Command::Submit {
+        input: Command::Submit(SubmitOrders {
             orders: Vec::new(),
             mode: ExecutionMode::BestEffort,
-        },
+        }),
     };
     let json = serde_json::to_string(&entry).unwrap();
     assert_eq!(serde_json::from_str::<JournalEntry>(&json).unwrap(), entry);
