@@ -182,11 +182,11 @@ pub struct Close;
 impl Handler<Attach> for SessionActor {
     type Result = Result<AttachInfo, SessionError>;
     fn handle(&mut self, msg: Attach, ctx: &mut Context<Self>) -> Self::Result {
-        if let Some(theirs) = msg.epoch.filter(|e| *e != self.epoch) {
+        if let Some(theirs) = msg.epoch.filter(|e| *e != self.durable.epoch) {
             return Err(SessionError::ResumeFailed(format!(
                 "stored state was lost and re-established: the session is at epoch {} \
                  (you have {theirs}), so its history may differ from what you saw",
-                self.epoch
+                self.durable.epoch
             )));
         }
         let info = self.attach(msg.sink, msg.resume_from)?;
@@ -198,7 +198,7 @@ impl Handler<Attach> for SessionActor {
 impl Handler<Detach> for SessionActor {
     type Result = ();
     fn handle(&mut self, msg: Detach, ctx: &mut Context<Self>) {
-        if self.attachment == Some(msg.attachment) && !self.detached {
+        if self.link.attachment == Some(msg.attachment) && !self.link.detached {
             self.detach(ctx);
         }
     }
@@ -264,7 +264,7 @@ impl Handler<Submit> for SessionActor {
                 return AtomicResponse::new(Box::pin(ready(())));
             }
         };
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &self.reporting.metrics {
             m.orders(result.accepted_orders.len(), result.rejected_orders.len());
         }
         let stored = wrap_future::<_, Self>(self.journal(input));
@@ -361,8 +361,8 @@ impl Handler<GetAccount> for SessionActor {
 impl Handler<Close> for SessionActor {
     type Result = ();
     fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
-        if let Some(lease) = self.lease.take() {
-            let store = std::sync::Arc::clone(&self.store);
+        if let Some(lease) = self.durable.lease.take() {
+            let store = std::sync::Arc::clone(&self.durable.store);
             actix::spawn(async move {
                 let _ = store.delete(&lease).await;
             });
@@ -374,11 +374,11 @@ impl Handler<Close> for SessionActor {
 impl Handler<Shutdown> for SessionActor {
     type Result = AtomicResponse<Self, ()>;
     fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
-        self.sink = None;
-        self.backlog.clear();
+        self.delivery.sink = None;
+        self.delivery.backlog.clear();
         let writes = self.final_writes();
-        let lease = self.lease.take();
-        let store = std::sync::Arc::clone(&self.store);
+        let lease = self.durable.lease.take();
+        let store = std::sync::Arc::clone(&self.durable.store);
         let ttl = self.config.store_ttl;
         let id = self.config.session_id.clone();
         let stored = async move {

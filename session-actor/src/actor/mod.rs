@@ -184,11 +184,24 @@ pub struct SessionActor {
     config: SessionConfig,
     engine: Engine,
     slice: Arc<Slice>,
-    store: Arc<dyn SessionStore>,
     state: SessionState,
     pacing: Pacing,
     /// Highest tick acknowledged by the client (lock-step).
     acked: u64,
+    events: Vec<Event>,
+    /// Where outputs go.
+    delivery: Delivery,
+    /// The connection attached, and the one that created the session.
+    link: Link,
+    /// What is kept in the session store.
+    durable: Durable,
+    /// What the metrics have not been told yet.
+    reporting: Reporting,
+}
+
+/// Where a session's outputs go: the attached connection's sink, what it has not
+/// taken yet, and what a resuming client may ask for again.
+struct Delivery {
     sink: Option<mpsc::Sender<SessionOutput>>,
     /// Outputs of the current step not yet accepted by the sink, in order.
     backlog: VecDeque<SessionOutput>,
@@ -197,6 +210,10 @@ pub struct SessionActor {
     replay_truncated: bool,
     waiting_for_room: Option<SpawnHandle>,
     pump_scheduled: bool,
+}
+
+/// The session's connections.
+struct Link {
     detach_generation: u64,
     /// Identifies the current attachment; a `Detach` for another one is stale.
     attachment: Option<u64>,
@@ -204,7 +221,11 @@ pub struct SessionActor {
     detached: bool,
     /// Closes when the connection that created the session is gone (taken at start).
     owner: Option<watch::Receiver<()>>,
-    events: Vec<Event>,
+}
+
+/// The session's stake in the session store.
+struct Durable {
+    store: Arc<dyn SessionStore>,
     epoch: u64,
     lease: Option<Lease>,
     journal_next: u64,
@@ -214,6 +235,10 @@ pub struct SessionActor {
     /// A checkpoint taken before the client was known to have its tick; written at
     /// the next checkpoint (by then the client has moved past it).
     candidate: Option<Checkpoint>,
+}
+
+/// What the session reports to its metrics.
+struct Reporting {
     metrics: Option<Arc<dyn SessionMetrics>>,
     /// Ticks and fills produced since they were last reported.
     unreported: (u64, u64),
@@ -242,30 +267,38 @@ impl SessionActor {
             config,
             engine,
             slice,
-            store,
             state,
             pacing: Pacing::LockStep { window: 1 },
             acked: 0,
-            sink: None,
-            backlog: VecDeque::new(),
-            replay: VecDeque::new(),
-            replay_truncated: false,
-            waiting_for_room: None,
-            pump_scheduled: false,
-            detach_generation: 0,
-            attachment: None,
-            detached: false,
-            owner: None,
             events: Vec::with_capacity(16),
-            epoch: 1,
-            lease: None,
-            journal_next: 0,
-            redo: VecDeque::new(),
-            checkpointed: (0, Instant::now()),
-            candidate: None,
-            metrics: None,
-            unreported: (0, 0),
-            tick_sent: VecDeque::new(),
+            delivery: Delivery {
+                sink: None,
+                backlog: VecDeque::new(),
+                replay: VecDeque::new(),
+                replay_truncated: false,
+                waiting_for_room: None,
+                pump_scheduled: false,
+            },
+            link: Link {
+                detach_generation: 0,
+                attachment: None,
+                detached: false,
+                owner: None,
+            },
+            durable: Durable {
+                store,
+                epoch: 1,
+                lease: None,
+                journal_next: 0,
+                redo: VecDeque::new(),
+                checkpointed: (0, Instant::now()),
+                candidate: None,
+            },
+            reporting: Reporting {
+                metrics: None,
+                unreported: (0, 0),
+                tick_sent: VecDeque::new(),
+            },
         }
     }
 
@@ -275,20 +308,20 @@ impl SessionActor {
     /// closed before it learnt of the session (or of its attachment) and so could not
     /// detach it itself.
     pub fn with_owner(mut self, owner: watch::Receiver<()>) -> Self {
-        self.owner = Some(owner);
+        self.link.owner = Some(owner);
         self
     }
 
     /// Reports ticks, fills and lock-step round trips to `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<dyn SessionMetrics>) -> Self {
-        self.metrics = Some(metrics);
+        self.reporting.metrics = Some(metrics);
         self
     }
 
     /// Hands the counts accumulated since the last call to the metrics.
     fn report(&mut self) {
-        let (ticks, fills) = std::mem::take(&mut self.unreported);
-        if let Some(m) = &self.metrics {
+        let (ticks, fills) = std::mem::take(&mut self.reporting.unreported);
+        if let Some(m) = &self.reporting.metrics {
             if ticks > 0 {
                 m.ticks(ticks);
             }
@@ -302,14 +335,14 @@ impl SessionActor {
     /// `ack`; older ones are dropped (one acknowledgement, one observation).
     fn acknowledged(&mut self, ack: u64) {
         let mut newest = None;
-        while let Some(&(seq, at)) = self.tick_sent.front() {
+        while let Some(&(seq, at)) = self.reporting.tick_sent.front() {
             if seq > ack {
                 break;
             }
-            self.tick_sent.pop_front();
+            self.reporting.tick_sent.pop_front();
             newest = Some((seq, at));
         }
-        if let (Some(m), Some((seq, at))) = (&self.metrics, newest) {
+        if let (Some(m), Some((seq, at))) = (&self.reporting.metrics, newest) {
             if seq == ack {
                 m.tick_round_trip(at.elapsed());
             }
@@ -318,10 +351,10 @@ impl SessionActor {
 
     /// Keeps the session's state in the store under `own`.
     pub fn with_ownership(mut self, own: Ownership) -> Self {
-        self.epoch = own.epoch;
-        self.journal_next = own.journal_next;
-        self.redo = own.redo;
-        self.checkpointed = (own.checkpointed, Instant::now());
+        self.durable.epoch = own.epoch;
+        self.durable.journal_next = own.journal_next;
+        self.durable.redo = own.redo;
+        self.durable.checkpointed = (own.checkpointed, Instant::now());
         self.acked = own.acked;
         if let Some(p) = own.pacing {
             self.pacing = p;
@@ -332,7 +365,7 @@ impl SessionActor {
             StoredState::Paused => SessionState::Paused,
             StoredState::Completed => SessionState::Completed,
         };
-        self.lease = Some(own.lease);
+        self.durable.lease = Some(own.lease);
         self
     }
 
@@ -343,7 +376,7 @@ impl SessionActor {
         };
         SessionMeta {
             user_id: self.config.user_id.clone(),
-            epoch: self.epoch,
+            epoch: self.durable.epoch,
             params: self.config.params.clone(),
             state: match self.state {
                 SessionState::Ready => StoredState::Ready,
@@ -363,7 +396,11 @@ impl SessionActor {
     fn checkpoint_now(&self) -> Checkpoint {
         Checkpoint {
             sequence_id: self.engine.sequence_id(),
-            journal_next: self.redo.front().map_or(self.journal_next, |e| e.index),
+            journal_next: self
+                .durable
+                .redo
+                .front()
+                .map_or(self.durable.journal_next, |e| e.index),
             snapshot: self.engine.snapshot(),
         }
     }
@@ -379,8 +416,8 @@ impl SessionActor {
         &self,
         write: Write,
     ) -> Option<impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static> {
-        let lease = self.lease.clone()?;
-        let store = Arc::clone(&self.store);
+        let lease = self.durable.lease.clone()?;
+        let store = Arc::clone(&self.durable.store);
         let ttl = self.config.store_ttl;
         Some(wrap_future::<_, Self>(async move {
             store.write(&lease, write, ttl).await
@@ -393,13 +430,13 @@ impl SessionActor {
         input: Command,
     ) -> impl Future<Output = Result<(), StoreError>> + 'static {
         let entry = JournalEntry {
-            index: self.journal_next,
+            index: self.durable.journal_next,
             sequence_id: self.engine.sequence_id(),
             input,
         };
-        self.journal_next += 1;
-        let lease = self.lease.clone();
-        let store = Arc::clone(&self.store);
+        self.durable.journal_next += 1;
+        let lease = self.durable.lease.clone();
+        let store = Arc::clone(&self.durable.store);
         let ttl = self.config.store_ttl;
         async move {
             match lease {
@@ -424,7 +461,7 @@ impl SessionActor {
 
     /// Another node took the session over: stop here, leaving the state to it.
     fn lost_ownership(&mut self, ctx: &mut Context<Self>) {
-        if self.lease.take().is_none() {
+        if self.durable.lease.take().is_none() {
             return;
         }
         warn!(session_id = %self.config.session_id, "session taken over by another node; stopping here");
@@ -433,7 +470,7 @@ impl SessionActor {
             return;
         }
         self.state = SessionState::Error;
-        self.backlog.clear();
+        self.delivery.backlog.clear();
         self.emit(SessionOutput::Failed {
             code: ErrorCode::SessionMoved,
             message: "the session continues on another node; resume it there".into(),
@@ -446,31 +483,31 @@ impl SessionActor {
     /// new epoch and write the current state, so clients learn that stored history
     /// was lost.
     fn reestablish(&mut self, ctx: &mut Context<Self>) {
-        let Some(old) = self.lease.take() else {
+        let Some(old) = self.durable.lease.take() else {
             return;
         };
         warn!(session_id = %self.config.session_id, "stored session state was lost; storing it again under a new epoch");
-        self.epoch += 1;
-        self.candidate = None;
-        let store = Arc::clone(&self.store);
+        self.durable.epoch += 1;
+        self.durable.candidate = None;
+        let store = Arc::clone(&self.durable.store);
         let ttl = self.config.store_ttl;
         let (id, node) = (old.session_id.clone(), old.node_id.clone());
         let fut = wrap_future::<_, Self>(async move { store.acquire(&id, &node, 0, ttl).await })
         .map(|res, act, ctx| match res {
             Ok(lease) => {
-                act.lease = Some(lease);
+                act.durable.lease = Some(lease);
                 let cp = act.checkpoint_now();
-                act.checkpointed = (cp.sequence_id, Instant::now());
+                act.durable.checkpointed = (cp.sequence_id, Instant::now());
                 act.store_write(Write::Full(act.meta(), cp), ctx);
             }
             Err(StoreError::Conflict { .. }) => {
-                act.lease = Some(old);
+                act.durable.lease = Some(old);
                 act.lost_ownership(ctx);
             }
             Err(e) => {
                 // Still unreachable: try again at the next renewal.
                 warn!(session_id = %act.config.session_id, error = %e, "could not store the session again");
-                act.lease = Some(old);
+                act.durable.lease = Some(old);
             }
         });
         ctx.spawn(fut);
@@ -478,11 +515,11 @@ impl SessionActor {
 
     /// Writes a checkpoint when one is due, at a tick the client has.
     fn maybe_checkpoint(&mut self, ctx: &mut Context<Self>) {
-        if self.lease.is_none() {
+        if self.durable.lease.is_none() {
             return;
         }
         let seq = self.engine.sequence_id();
-        let (last, at) = self.checkpointed;
+        let (last, at) = self.durable.checkpointed;
         if seq == last
             || (seq - last < self.config.checkpoint_ticks
                 && at.elapsed() < self.config.checkpoint_interval)
@@ -490,13 +527,13 @@ impl SessionActor {
             return;
         }
         let cp = self.checkpoint_now();
-        self.checkpointed = (seq, Instant::now());
+        self.durable.checkpointed = (seq, Instant::now());
         let client_has_it = matches!(self.pacing, Pacing::LockStep { .. }) && self.acked >= seq;
         let publish = if client_has_it {
-            self.candidate = None;
+            self.durable.candidate = None;
             Some(cp)
         } else {
-            self.candidate.replace(cp)
+            self.durable.candidate.replace(cp)
         };
         if let Some(cp) = publish {
             self.store_write(Write::Checkpoint(cp), ctx);
@@ -507,10 +544,10 @@ impl SessionActor {
     fn keep_lease(&mut self, ctx: &mut Context<Self>) {
         let every = self.config.store_ttl.lease / 3;
         ctx.run_interval(every, |act, ctx| {
-            let Some(lease) = act.lease.clone() else {
+            let Some(lease) = act.durable.lease.clone() else {
                 return;
             };
-            let store = Arc::clone(&act.store);
+            let store = Arc::clone(&act.durable.store);
             let ttl = act.config.store_ttl;
             ctx.spawn(
                 wrap_future::<_, Self>(async move { store.renew(&lease, ttl).await })
@@ -533,7 +570,7 @@ impl SessionActor {
                 seq as f64 / total as f64 * 100.0
             },
             ticks_total: total,
-            epoch: self.epoch,
+            epoch: self.durable.epoch,
         }
     }
 
@@ -541,44 +578,44 @@ impl SessionActor {
     /// backlog (which only ever holds the rest of one step).
     fn emit(&mut self, output: SessionOutput) {
         let seq = self.engine.sequence_id();
-        self.replay.push_back((seq, output.clone()));
-        while self.replay.len() > self.config.replay_outputs {
-            self.replay.pop_front();
-            self.replay_truncated = true;
+        self.delivery.replay.push_back((seq, output.clone()));
+        while self.delivery.replay.len() > self.config.replay_outputs {
+            self.delivery.replay.pop_front();
+            self.delivery.replay_truncated = true;
         }
         self.queue(output);
     }
 
     /// Queues an output that is not kept for resume.
     fn queue(&mut self, output: SessionOutput) {
-        if !self.backlog.is_empty() {
-            self.backlog.push_back(output);
+        if !self.delivery.backlog.is_empty() {
+            self.delivery.backlog.push_back(output);
             return;
         }
-        let Some(sink) = &self.sink else {
+        let Some(sink) = &self.delivery.sink else {
             return;
         };
         match sink.try_send(output) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(o)) => self.backlog.push_back(o),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.sink = None,
+            Err(mpsc::error::TrySendError::Full(o)) => self.delivery.backlog.push_back(o),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.delivery.sink = None,
         }
     }
 
     /// Moves backlog into the sink; false while the sink is full.
     fn flush_backlog(&mut self) -> bool {
-        let Some(sink) = &self.sink else {
-            return self.backlog.is_empty();
+        let Some(sink) = &self.delivery.sink else {
+            return self.delivery.backlog.is_empty();
         };
-        while let Some(o) = self.backlog.pop_front() {
+        while let Some(o) = self.delivery.backlog.pop_front() {
             match sink.try_send(o) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(o)) => {
-                    self.backlog.push_front(o);
+                    self.delivery.backlog.push_front(o);
                     return false;
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.sink = None;
+                    self.delivery.sink = None;
                     return false;
                 }
             }
@@ -588,23 +625,23 @@ impl SessionActor {
 
     /// Wakes the pump when the sink has room again.
     fn wait_for_room(&mut self, ctx: &mut Context<Self>) {
-        if self.waiting_for_room.is_some() {
+        if self.delivery.waiting_for_room.is_some() {
             return;
         }
-        let Some(sink) = self.sink.clone() else {
+        let Some(sink) = self.delivery.sink.clone() else {
             return;
         };
         let fut = wrap_future::<_, Self>(async move { sink.reserve_owned().await.ok() }).map(
             |permit, act, ctx| {
-                act.waiting_for_room = None;
+                act.delivery.waiting_for_room = None;
                 // Spend the reserved slot on the oldest backlog entry.
-                if let (Some(permit), Some(o)) = (permit, act.backlog.pop_front()) {
+                if let (Some(permit), Some(o)) = (permit, act.delivery.backlog.pop_front()) {
                     permit.send(o);
                 }
                 act.pump(ctx);
             },
         );
-        self.waiting_for_room = Some(ctx.spawn(fut));
+        self.delivery.waiting_for_room = Some(ctx.spawn(fut));
     }
 
     /// Processes steps while pacing, the sink and the state allow, then reports what
@@ -619,7 +656,7 @@ impl SessionActor {
             self.wait_for_room(ctx);
             return;
         }
-        if self.state != SessionState::Running || self.sink.is_none() {
+        if self.state != SessionState::Running || self.delivery.sink.is_none() {
             return;
         }
         self.maybe_checkpoint(ctx);
@@ -637,7 +674,7 @@ impl SessionActor {
             if !self.step(index, ctx) {
                 return;
             }
-            if !self.backlog.is_empty() {
+            if !self.delivery.backlog.is_empty() {
                 self.wait_for_room(ctx);
                 return;
             }
@@ -653,12 +690,12 @@ impl SessionActor {
     }
 
     fn schedule_pump(&mut self, ctx: &mut Context<Self>, after: Duration) {
-        if self.pump_scheduled {
+        if self.delivery.pump_scheduled {
             return;
         }
-        self.pump_scheduled = true;
+        self.delivery.pump_scheduled = true;
         ctx.run_later(after, |act, ctx| {
-            act.pump_scheduled = false;
+            act.delivery.pump_scheduled = false;
             act.pump(ctx);
         });
     }
@@ -670,7 +707,7 @@ impl SessionActor {
         events.clear();
         let slice = Arc::clone(&self.slice);
         let engine = &mut self.engine;
-        let redo = &mut self.redo;
+        let redo = &mut self.durable.redo;
         let result = catch_unwind(AssertUnwindSafe(|| {
             engine.apply_due(redo);
             engine.on_step(&step, slice.bars_of(&step), &mut events)
@@ -680,7 +717,7 @@ impl SessionActor {
             return false;
         }
         for e in events.drain(..) {
-            if self.metrics.is_some() {
+            if self.reporting.metrics.is_some() {
                 self.count(&e);
             }
             self.emit(SessionOutput::Engine(e));
@@ -694,15 +731,17 @@ impl SessionActor {
     fn count(&mut self, e: &Event) {
         match e {
             Event::Tick(t) => {
-                self.unreported.0 += 1;
+                self.reporting.unreported.0 += 1;
                 if matches!(self.pacing, Pacing::LockStep { .. }) {
-                    if self.tick_sent.len() >= TICK_TIMES_KEPT {
-                        self.tick_sent.pop_front();
+                    if self.reporting.tick_sent.len() >= TICK_TIMES_KEPT {
+                        self.reporting.tick_sent.pop_front();
                     }
-                    self.tick_sent.push_back((t.sequence_id, Instant::now()));
+                    self.reporting
+                        .tick_sent
+                        .push_back((t.sequence_id, Instant::now()));
                 }
             }
-            Event::Execution(_) => self.unreported.1 += 1,
+            Event::Execution(_) => self.reporting.unreported.1 += 1,
             _ => {}
         }
     }
@@ -756,17 +795,17 @@ impl SessionActor {
     /// a checkpoint at the newest tick the client is known to have (the current one
     /// when it acknowledged it, else the pending candidate).
     fn final_writes(&mut self) -> Vec<Write> {
-        if self.lease.is_none() {
+        if self.durable.lease.is_none() {
             return Vec::new();
         }
         let mut writes = vec![Write::Meta(self.meta())];
         let seq = self.engine.sequence_id();
-        if self.acked >= seq && seq > self.checkpointed.0 {
+        if self.acked >= seq && seq > self.durable.checkpointed.0 {
             let cp = self.checkpoint_now();
-            self.checkpointed = (seq, Instant::now());
-            self.candidate = None;
+            self.durable.checkpointed = (seq, Instant::now());
+            self.durable.candidate = None;
             writes.push(Write::Checkpoint(cp));
-        } else if let Some(cp) = self.candidate.take() {
+        } else if let Some(cp) = self.durable.candidate.take() {
             writes.push(Write::Checkpoint(cp));
         }
         writes
@@ -778,17 +817,17 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         debug!(session_id = %self.config.session_id, "session actor started");
-        if self.lease.is_some() {
+        if self.durable.lease.is_some() {
             if self.engine.sequence_id() == 0 && self.state == SessionState::Ready {
                 let cp = self.checkpoint_now();
                 self.store_write(Write::Full(self.meta(), cp), ctx);
             }
             self.keep_lease(ctx);
         }
-        if let Some(mut owner) = self.owner.take() {
+        if let Some(mut owner) = self.link.owner.take() {
             let gone = async move { while owner.changed().await.is_ok() {} };
             ctx.spawn(wrap_future::<_, Self>(gone).map(|(), act, ctx| {
-                if !act.reading() && !act.detached {
+                if !act.reading() && !act.link.detached {
                     act.detach(ctx);
                 }
             }));
@@ -807,8 +846,8 @@ impl Actor for SessionActor {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         debug!(session_id = %self.config.session_id, "session actor stopped");
         // The state stays stored for the rest of the grace period; any node may take it.
-        if let Some(lease) = self.lease.take() {
-            let store = Arc::clone(&self.store);
+        if let Some(lease) = self.durable.lease.take() {
+            let store = Arc::clone(&self.durable.store);
             actix::spawn(async move {
                 let _ = store.release(&lease).await;
             });
@@ -834,13 +873,19 @@ impl SessionActor {
             // Everything a bar causes is tagged with its sequence id, so the client
             // needs exactly the outputs tagged after its last tick.
             if last < current
-                && (self.replay_truncated && self.replay.front().is_none_or(|(seq, _)| *seq > last))
+                && (self.delivery.replay_truncated
+                    && self
+                        .delivery
+                        .replay
+                        .front()
+                        .is_none_or(|(seq, _)| *seq > last))
             {
                 return Err(SessionError::ResumeFailed(format!(
                     "ticks after {last} are no longer available"
                 )));
             }
             missed = self
+                .delivery
                 .replay
                 .iter()
                 .filter(|(seq, _)| *seq > last)
@@ -849,42 +894,42 @@ impl SessionActor {
             // Credit restarts from what the client has seen.
             self.acked = self.acked.max(last);
         }
-        self.sink = Some(sink);
-        self.backlog = missed.into();
-        self.detach_generation += 1;
-        self.attachment = Some(self.detach_generation);
-        self.detached = false;
+        self.delivery.sink = Some(sink);
+        self.delivery.backlog = missed.into();
+        self.link.detach_generation += 1;
+        self.link.attachment = Some(self.link.detach_generation);
+        self.link.detached = false;
         Ok(AttachInfo {
             slice: Arc::clone(&self.slice),
             view: self.view(),
-            attachment: self.detach_generation,
+            attachment: self.link.detach_generation,
         })
     }
 
     /// Whether a connection is attached and still reads.
     fn reading(&self) -> bool {
-        self.sink.as_ref().is_some_and(|s| !s.is_closed())
+        self.delivery.sink.as_ref().is_some_and(|s| !s.is_closed())
     }
 
     /// Whether `attachment` is the current attachment and its connection still reads.
     fn attached_as(&self, attachment: u64) -> bool {
-        self.attachment == Some(attachment) && self.reading()
+        self.link.attachment == Some(attachment) && self.reading()
     }
 
     fn detach(&mut self, ctx: &mut Context<Self>) {
-        self.detached = true;
-        self.sink = None;
-        self.backlog.clear();
+        self.link.detached = true;
+        self.delivery.sink = None;
+        self.delivery.backlog.clear();
         // Acks after a reconnect would measure the outage, not a round trip.
-        self.tick_sent.clear();
-        if let Some(h) = self.waiting_for_room.take() {
+        self.reporting.tick_sent.clear();
+        if let Some(h) = self.delivery.waiting_for_room.take() {
             ctx.cancel_future(h);
         }
         self.persist(ctx);
-        self.detach_generation += 1;
-        let generation = self.detach_generation;
+        self.link.detach_generation += 1;
+        let generation = self.link.detach_generation;
         ctx.run_later(self.config.grace, move |act, ctx| {
-            if act.sink.is_none() && act.detach_generation == generation {
+            if act.delivery.sink.is_none() && act.link.detach_generation == generation {
                 debug!(session_id = %act.config.session_id, "grace period over without a connection");
                 ctx.stop();
             }
