@@ -1,5 +1,5 @@
-// `sqlx::migrate!` embeds ../migrations at compile time; without this, adding a
-// migration file would not rebuild the crate.
+//! `sqlx::migrate!` embeds ../migrations at compile time; without this, adding a
+//! migration file would not rebuild the crate.
 fn main() {
     println!("cargo:rerun-if-changed=../migrations");
 }

@@ -53,10 +53,7 @@ async fn connect(app: &support::TestApp) -> Connection {
 async fn lock_step_sma_run_matches_the_in_process_engine_trade_for_trade() {
     let app = spawn_app().await;
     let mut conn = connect(&app).await;
-    assert_eq!(
-        conn.ready().plan,
-        simutrador_client::protocol::Plan::Enterprise
-    );
+    assert_eq!(conn.ready().plan, protocol::Plan::Enterprise);
     let mut seen = Vec::new();
     let results = conn
         .run_with_progress(
@@ -166,7 +163,7 @@ async fn two_step_start_orders_control_and_resume() {
             OrderRequest::market("buy-1", "GOOG", Side::Buy, 10),
             OrderRequest::market("bad", "MSFT", Side::Buy, 1),
             OrderRequest::limit("low", "GOOG", Side::Buy, 1, "1".parse().unwrap())
-                .with_tif(simutrador_client::protocol::TimeInForce::Gtc),
+                .with_tif(protocol::TimeInForce::Gtc),
         ])
         .await
         .unwrap();
@@ -248,12 +245,7 @@ async fn refusals_come_back_as_typed_errors() {
         Err(e @ Error::AuthFailed(_)) => assert_eq!(e.code(), Some(ErrorCode::AuthFailed)),
         other => panic!("{other:?}"),
     }
-    let forged = simutrador_client::Token::new(
-        "not.a.jwt",
-        i64::MAX,
-        "u",
-        simutrador_client::protocol::Plan::Free,
-    );
+    let forged = simutrador_client::Token::new("not.a.jwt", i64::MAX, "u", protocol::Plan::Free);
     assert!(matches!(
         client.connect(&forged).await,
         Err(Error::AuthFailed(_))

@@ -1,4 +1,6 @@
 //! In-process SMA(10,20) crossover over a 1,000,000-bar SYNTHETIC 1-minute series.
+// criterion's macros define the undocumented functions they call.
+#![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use engine::strategy::{run, SmaCrossover};

@@ -1,4 +1,6 @@
 //! Snapshot and restore of a busy session: 50 positions and 100 working orders.
+// criterion's macros define the undocumented functions they call.
+#![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use engine::{Engine, EngineConfig};

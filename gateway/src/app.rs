@@ -168,7 +168,7 @@ impl Application {
             &settings.jwt.issuer,
             &settings.jwt.audience,
         );
-        jwt_config.lifetime = std::time::Duration::from_secs(settings.jwt.lifetime_sec);
+        jwt_config.lifetime = Duration::from_secs(settings.jwt.lifetime_sec);
         let clock = injected.clock;
         let jwt = Jwt::with_clock(jwt_config, Arc::clone(&clock)).map_err(StartError::Database)?;
         let market = start_market_data(&settings)?;

@@ -149,7 +149,7 @@ async fn serve(settings: Settings) -> ExitCode {
     std::process::exit(code)
 }
 
-async fn open_db(settings: &Settings) -> Result<auth::Database, Box<dyn std::error::Error>> {
+async fn open_db(settings: &Settings) -> Result<Database, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&settings.data_dir)?;
     let pepper = secrets::configured_or_generated(
         &settings.auth.api_key_pepper,

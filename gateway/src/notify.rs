@@ -480,7 +480,7 @@ mod log_notifier_tests {
     #[test]
     fn production_logs_never_carry_verification_tokens() {
         let load = |mode: &str| {
-            crate::config::Settings::load_from(
+            Settings::load_from(
                 None,
                 [
                     ("SIMUTRADOR__MODE", mode),

@@ -276,6 +276,7 @@ fn server_side_nodelay(client: &std::net::TcpStream) -> bool {
         // SAFETY: the descriptor is only queried (getsockname, getpeername,
         // getsockopt) and not closed; if it was closed since the listing, or is not a
         // socket, the calls fail and it is skipped.
+        #[allow(unsafe_code)]
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         let sock = socket2::SockRef::from(&borrowed);
         let addrs = (sock.local_addr(), sock.peer_addr());

@@ -1,6 +1,8 @@
 //! Loader benchmarks: a 1,000,000-bar SYNTHETIC 1-minute series written once to temporary
 //! Parquet files (float64 and decimal128), then loaded repeatedly; and the bundled GOOG
 //! daily sample as CSV and Parquet.
+// criterion's macros define the undocumented functions they call.
+#![allow(missing_docs)]
 
 use std::path::PathBuf;
 

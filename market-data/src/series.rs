@@ -18,9 +18,7 @@ impl Series {
     /// Approximate memory held, for the cache's byte budget: the bars plus the struct
     /// and symbol (allocator overhead is not counted).
     pub fn bytes(&self) -> usize {
-        self.candles.capacity() * std::mem::size_of::<Candle>()
-            + std::mem::size_of::<Series>()
-            + self.symbol.len()
+        self.candles.capacity() * size_of::<Candle>() + size_of::<Series>() + self.symbol.len()
     }
 
     /// Index of the first bar at or after `ts`.
@@ -70,6 +68,6 @@ mod tests {
             s.before(600, 3).iter().map(|c| c.ts).collect::<Vec<_>>(),
             vec![420, 480, 540]
         );
-        assert!(s.bytes() >= 10 * std::mem::size_of::<Candle>());
+        assert!(s.bytes() >= 10 * size_of::<Candle>());
     }
 }

@@ -459,7 +459,7 @@ macro_rules! serde_decimal {
                 struct DecimalVisitor;
                 impl<'de> serde::de::Visitor<'de> for DecimalVisitor {
                     type Value = $t;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                         f.write_str("a decimal string or number")
                     }
                     fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$t, E> {

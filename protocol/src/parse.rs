@@ -55,7 +55,7 @@ fn parse_client_frame_direct(text: &str) -> Option<(ClientMessage, Option<String
         #[serde(default, borrow)]
         data: Option<&'a serde_json::value::RawValue>,
     }
-    let envelope: Envelope = serde_json::from_str(text).ok()?;
+    let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
     if let Some(rid) = &envelope.request_id {
         check_text("request_id", rid, MAX_REQUEST_ID_LEN, true).ok()?;
     }
@@ -124,7 +124,7 @@ fn parse_server_frame_direct(text: &str) -> Option<ServerFrame> {
         #[serde(default)]
         timestamp: Option<String>,
     }
-    let envelope: Envelope = serde_json::from_str(text).ok()?;
+    let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
     let tagged = Adjacent {
         message_type: &envelope.message_type,
         data: envelope.data,

@@ -1659,217 +1659,169 @@ where
 {
     async fn register_user(
         &self,
-        new: crate::model::NewUser,
-        password: crate::secret::Secret<String>,
+        new: NewUser,
+        password: Secret<String>,
         ip: Option<String>,
-    ) -> Result<crate::account::Registration, crate::error::AuthError> {
+    ) -> Result<Registration, AuthError> {
         register_user(self, new, password, ip).await
     }
 
-    async fn set_password(
-        &self,
-        user_id: uuid::Uuid,
-        password: crate::secret::Secret<String>,
-    ) -> Result<(), crate::error::AuthError> {
+    async fn set_password(&self, user_id: Uuid, password: Secret<String>) -> Result<(), AuthError> {
         set_password(self, user_id, password).await
     }
 
     async fn authenticate_password(
         &self,
         email: &str,
-        password: crate::secret::Secret<String>,
+        password: Secret<String>,
         second_factor: Option<SecondFactor>,
         ip: Option<String>,
-    ) -> Result<crate::account::Account, crate::error::AuthError> {
+    ) -> Result<Account, AuthError> {
         authenticate_password(self, email, password, second_factor, ip).await
     }
 
-    async fn account(
-        &self,
-        user_id: uuid::Uuid,
-    ) -> Result<crate::account::Account, crate::error::AuthError> {
+    async fn account(&self, user_id: Uuid) -> Result<Account, AuthError> {
         account(self, user_id).await
     }
 
-    async fn create_email_verification(
-        &self,
-        user_id: uuid::Uuid,
-    ) -> Result<crate::account::OneTimeToken, crate::error::AuthError> {
+    async fn create_email_verification(&self, user_id: Uuid) -> Result<OneTimeToken, AuthError> {
         create_email_verification(self, user_id).await
     }
 
-    async fn verify_email(
-        &self,
-        token: &str,
-    ) -> Result<crate::model::User, crate::error::AuthError> {
+    async fn verify_email(&self, token: &str) -> Result<User, AuthError> {
         verify_email(self, token).await
     }
 
     async fn create_password_token(
         &self,
-        user_id: uuid::Uuid,
-        purpose: crate::account::PasswordTokenPurpose,
-    ) -> Result<Option<crate::account::OneTimeToken>, crate::error::AuthError> {
+        user_id: Uuid,
+        purpose: PasswordTokenPurpose,
+    ) -> Result<Option<OneTimeToken>, AuthError> {
         create_password_token(self, user_id, purpose).await
     }
 
     async fn reset_password(
         &self,
         token: &str,
-        password: crate::secret::Secret<String>,
-    ) -> Result<crate::model::User, crate::error::AuthError> {
+        password: Secret<String>,
+    ) -> Result<User, AuthError> {
         reset_password(self, token, password).await
     }
 
     async fn change_password(
         &self,
-        user_id: uuid::Uuid,
-        current: crate::secret::Secret<String>,
-        new: crate::secret::Secret<String>,
-        keep_session: Option<uuid::Uuid>,
+        user_id: Uuid,
+        current: Secret<String>,
+        new: Secret<String>,
+        keep_session: Option<Uuid>,
         ip: Option<String>,
-    ) -> Result<(), crate::error::AuthError> {
+    ) -> Result<(), AuthError> {
         change_password(self, user_id, current, new, keep_session, ip).await
     }
 
     async fn mark_email_verified(
         &self,
-        user_id: uuid::Uuid,
-        actor: Option<uuid::Uuid>,
-    ) -> Result<(), crate::error::AuthError> {
+        user_id: Uuid,
+        actor: Option<Uuid>,
+    ) -> Result<(), AuthError> {
         mark_email_verified(self, user_id, actor).await
     }
 
     async fn lock_logins_until(
         &self,
-        user_id: uuid::Uuid,
-        until: chrono::DateTime<chrono::Utc>,
-        actor: Option<uuid::Uuid>,
-    ) -> Result<(), crate::error::AuthError> {
+        user_id: Uuid,
+        until: DateTime<Utc>,
+        actor: Option<Uuid>,
+    ) -> Result<(), AuthError> {
         lock_logins_until(self, user_id, until, actor).await
     }
 
-    async fn unlock_logins(
-        &self,
-        user_id: uuid::Uuid,
-        actor: Option<uuid::Uuid>,
-    ) -> Result<(), crate::error::AuthError> {
+    async fn unlock_logins(&self, user_id: Uuid, actor: Option<Uuid>) -> Result<(), AuthError> {
         unlock_logins(self, user_id, actor).await
     }
 
     async fn create_login_session(
         &self,
-        user_id: uuid::Uuid,
-        new: crate::account::NewLoginSession,
-    ) -> Result<crate::account::LoginGrant, crate::error::AuthError> {
+        user_id: Uuid,
+        new: NewLoginSession,
+    ) -> Result<LoginGrant, AuthError> {
         create_login_session(self, user_id, new).await
     }
 
-    async fn rotate_refresh_token(
-        &self,
-        presented: &str,
-    ) -> Result<crate::account::LoginGrant, crate::error::AuthError> {
+    async fn rotate_refresh_token(&self, presented: &str) -> Result<LoginGrant, AuthError> {
         rotate_refresh_token(self, presented).await
     }
 
-    async fn login_sessions(
-        &self,
-        user_id: uuid::Uuid,
-    ) -> Result<Vec<crate::account::LoginSession>, crate::error::AuthError> {
+    async fn login_sessions(&self, user_id: Uuid) -> Result<Vec<LoginSession>, AuthError> {
         login_sessions(self, user_id).await
     }
 
     async fn login_session(
         &self,
-        user_id: uuid::Uuid,
-        session_id: uuid::Uuid,
-    ) -> Result<crate::account::LoginSession, crate::error::AuthError> {
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<LoginSession, AuthError> {
         login_session(self, user_id, session_id).await
     }
 
     async fn revoke_login_session(
         &self,
-        user_id: uuid::Uuid,
-        session_id: uuid::Uuid,
-        reason: crate::account::RevokeReason,
-    ) -> Result<crate::account::LoginSession, crate::error::AuthError> {
+        user_id: Uuid,
+        session_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<LoginSession, AuthError> {
         revoke_login_session(self, user_id, session_id, reason).await
     }
 
     async fn revoke_login_sessions(
         &self,
-        user_id: uuid::Uuid,
-        reason: crate::account::RevokeReason,
-    ) -> Result<u64, crate::error::AuthError> {
+        user_id: Uuid,
+        reason: RevokeReason,
+    ) -> Result<u64, AuthError> {
         revoke_login_sessions(self, user_id, reason).await
     }
 
-    async fn enrol_totp(
-        &self,
-        user_id: uuid::Uuid,
-    ) -> Result<crate::account::TotpEnrolment, crate::error::AuthError> {
+    async fn enrol_totp(&self, user_id: Uuid) -> Result<TotpEnrolment, AuthError> {
         enrol_totp(self, user_id).await
     }
 
-    async fn confirm_totp(
-        &self,
-        user_id: uuid::Uuid,
-        code: &str,
-    ) -> Result<(), crate::error::AuthError> {
+    async fn confirm_totp(&self, user_id: Uuid, code: &str) -> Result<(), AuthError> {
         confirm_totp(self, user_id, code).await
     }
 
-    async fn verify_totp(
-        &self,
-        user_id: uuid::Uuid,
-        code: &str,
-    ) -> Result<(), crate::error::AuthError> {
+    async fn verify_totp(&self, user_id: Uuid, code: &str) -> Result<(), AuthError> {
         verify_totp(self, user_id, code).await
     }
 
-    async fn disable_totp(
-        &self,
-        user_id: uuid::Uuid,
-        actor: Option<uuid::Uuid>,
-    ) -> Result<(), crate::error::AuthError> {
+    async fn disable_totp(&self, user_id: Uuid, actor: Option<Uuid>) -> Result<(), AuthError> {
         disable_totp(self, user_id, actor).await
     }
 
     async fn generate_recovery_codes(
         &self,
-        user_id: uuid::Uuid,
-    ) -> Result<Vec<crate::secret::Secret<String>>, crate::error::AuthError> {
+        user_id: Uuid,
+    ) -> Result<Vec<Secret<String>>, AuthError> {
         generate_recovery_codes(self, user_id).await
     }
 
-    async fn consume_recovery_code(
-        &self,
-        user_id: uuid::Uuid,
-        code: &str,
-    ) -> Result<u32, crate::error::AuthError> {
+    async fn consume_recovery_code(&self, user_id: Uuid, code: &str) -> Result<u32, AuthError> {
         consume_recovery_code(self, user_id, code).await
     }
 
     async fn rotate_api_key(
         &self,
-        user_id: uuid::Uuid,
-        key_id: uuid::Uuid,
-        grace_until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(crate::model::ApiKey, crate::model::CreatedApiKey), crate::error::AuthError> {
+        user_id: Uuid,
+        key_id: Uuid,
+        grace_until: DateTime<Utc>,
+    ) -> Result<(ApiKey, CreatedApiKey), AuthError> {
         rotate_api_key(self, user_id, key_id, grace_until).await
     }
 
-    async fn append_audit(
-        &self,
-        event: crate::account::NewAuditEvent,
-    ) -> Result<crate::account::AuditEvent, crate::error::AuthError> {
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, AuthError> {
         append_audit(self, event).await
     }
 
-    async fn audit_events(
-        &self,
-        query: crate::account::AuditQuery,
-    ) -> Result<Vec<crate::account::AuditEvent>, crate::error::AuthError> {
+    async fn audit_events(&self, query: AuditQuery) -> Result<Vec<AuditEvent>, AuthError> {
         AccountBackend::query_audit(self, &query).await
     }
 }

@@ -118,7 +118,7 @@ pub struct SmtpSettings {
     /// SMTP AUTH user; empty for no authentication.
     pub username: String,
     /// SMTP AUTH password; never logged.
-    pub password: auth::Secret<String>,
+    pub password: Secret<String>,
     /// Sender, e.g. `SimuTrador <no-reply@example.com>`.
     pub from: String,
     /// Page of the verification link: the mail links to `<verify_url>?token=<token>`,

@@ -362,7 +362,7 @@ impl Handler<Close> for SessionActor {
     type Result = ();
     fn handle(&mut self, _: Close, ctx: &mut Context<Self>) {
         if let Some(lease) = self.durable.lease.take() {
-            let store = std::sync::Arc::clone(&self.durable.store);
+            let store = Arc::clone(&self.durable.store);
             actix::spawn(async move {
                 let _ = store.delete(&lease).await;
             });
@@ -378,7 +378,7 @@ impl Handler<Shutdown> for SessionActor {
         self.delivery.backlog.clear();
         let writes = self.final_writes();
         let lease = self.durable.lease.take();
-        let store = std::sync::Arc::clone(&self.durable.store);
+        let store = Arc::clone(&self.durable.store);
         let ttl = self.config.store_ttl;
         let id = self.config.session_id.clone();
         let stored = async move {

@@ -56,7 +56,7 @@ fn session_config(max_duration: Duration, observer: Option<Recipient<Lifecycle>>
         batch_steps: 64,
         replay_outputs: 4096,
         observer,
-        store_ttl: crate::store::StoreTtl {
+        store_ttl: StoreTtl {
             lease: Duration::from_secs(3),
             state: Duration::from_secs(60),
         },
@@ -643,7 +643,7 @@ async fn takeover_at(store: Arc<dyn SessionStore>, slice: &Arc<Slice>, k: u64) {
         journal_next: 0,
         redo: VecDeque::new(),
         checkpointed: 0,
-        state: crate::store::StoredState::Ready,
+        state: StoredState::Ready,
         pacing: None,
         acked: 0,
     };
@@ -761,8 +761,8 @@ async fn takeover_through_redis_equals_an_uninterrupted_run() {
 #[test]
 fn a_session_output_is_small() {
     assert!(
-        std::mem::size_of::<SessionOutput>() <= 40,
+        size_of::<SessionOutput>() <= 40,
         "{} bytes",
-        std::mem::size_of::<SessionOutput>()
+        size_of::<SessionOutput>()
     );
 }

@@ -309,7 +309,7 @@ pub fn replay(
 pub enum RecoverError {
     /// The snapshot was written by another engine version, or is damaged.
     #[error("stored state cannot be restored: {0}")]
-    Snapshot(#[from] crate::engine::SnapshotError),
+    Snapshot(#[from] engine::SnapshotError),
     /// The client's tick is outside what the stored state covers.
     #[error("{0}")]
     Replay(#[from] ReplayError),
