@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -22,7 +21,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use session_actor::actor::SessionMetrics;
-use session_actor::store::{Lease, SessionRecord, SessionStore, StoreError, StoreTtl, Write};
+use session_actor::store::{
+    Lease, SessionRecord, SessionStore, StoreError, StoreFuture, StoreTtl, Write,
+};
 
 /// `Content-Type` of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -401,59 +402,72 @@ impl MeteredStore {
     }
 }
 
-#[async_trait]
 impl SessionStore for MeteredStore {
-    async fn acquire(
-        &self,
-        session_id: &str,
-        node_id: &str,
+    fn acquire<'a>(
+        &'a self,
+        session_id: &'a str,
+        node_id: &'a str,
         expected: u64,
         ttl: StoreTtl,
-    ) -> Result<Lease, StoreError> {
-        let started = Instant::now();
-        let r = self.inner.acquire(session_id, node_id, expected, ttl).await;
-        self.metrics.store_call("acquire", true, started, &r);
-        r
+    ) -> StoreFuture<'a, Lease> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let r = self.inner.acquire(session_id, node_id, expected, ttl).await;
+            self.metrics.store_call("acquire", true, started, &r);
+            r
+        })
     }
 
-    async fn renew(&self, lease: &Lease, ttl: StoreTtl) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let r = self.inner.renew(lease, ttl).await;
-        self.metrics.store_call("renew", true, started, &r);
-        r
+    fn renew<'a>(&'a self, lease: &'a Lease, ttl: StoreTtl) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let r = self.inner.renew(lease, ttl).await;
+            self.metrics.store_call("renew", true, started, &r);
+            r
+        })
     }
 
-    async fn write(&self, lease: &Lease, write: Write, ttl: StoreTtl) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let r = self.inner.write(lease, write, ttl).await;
-        self.metrics.store_call("write", true, started, &r);
-        r
+    fn write<'a>(&'a self, lease: &'a Lease, write: Write, ttl: StoreTtl) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let r = self.inner.write(lease, write, ttl).await;
+            self.metrics.store_call("write", true, started, &r);
+            r
+        })
     }
 
-    async fn load(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let started = Instant::now();
-        let r = self.inner.load(session_id).await;
-        self.metrics.store_call("load", true, started, &r);
-        r
+    fn load<'a>(&'a self, session_id: &'a str) -> StoreFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let r = self.inner.load(session_id).await;
+            self.metrics.store_call("load", true, started, &r);
+            r
+        })
     }
 
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        let r = self.inner.release(lease).await;
-        self.metrics
-            .store_call("release", false, Instant::now(), &r);
-        r
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let r = self.inner.release(lease).await;
+            self.metrics
+                .store_call("release", false, Instant::now(), &r);
+            r
+        })
     }
 
-    async fn delete(&self, lease: &Lease) -> Result<(), StoreError> {
-        let r = self.inner.delete(lease).await;
-        self.metrics.store_call("delete", false, Instant::now(), &r);
-        r
+    fn delete<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let r = self.inner.delete(lease).await;
+            self.metrics.store_call("delete", false, Instant::now(), &r);
+            r
+        })
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        let r = self.inner.ping().await;
-        self.metrics.store_call("ping", false, Instant::now(), &r);
-        r
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let r = self.inner.ping().await;
+            self.metrics.store_call("ping", false, Instant::now(), &r);
+            r
+        })
     }
 }
 

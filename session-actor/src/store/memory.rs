@@ -5,11 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-
 use super::{
     Checkpoint, JournalEntry, Lease, SessionMeta, SessionRecord, SessionStore, StoreError,
-    StoreTtl, Write,
+    StoreFuture, StoreTtl, Write,
 };
 
 /// One session's entry.
@@ -90,100 +88,109 @@ impl MemoryStore {
     }
 }
 
-#[async_trait]
 impl SessionStore for MemoryStore {
-    async fn acquire(
-        &self,
-        session_id: &str,
-        node_id: &str,
+    fn acquire<'a>(
+        &'a self,
+        session_id: &'a str,
+        node_id: &'a str,
         expected: u64,
         ttl: StoreTtl,
-    ) -> Result<Lease, StoreError> {
-        let now = Instant::now();
-        self.with(session_id, |map| {
-            let current = map.get(session_id).map_or(0, |e| e.token);
-            if current != expected {
-                return Err(StoreError::Conflict { current });
-            }
-            let entry = map.entry(session_id.to_string()).or_insert_with(|| Entry {
-                token: 0,
-                owner: None,
-                meta: None,
-                checkpoint: None,
-                journal: BTreeMap::new(),
-                expires: now,
-            });
-            entry.token += 1;
-            entry.owner = Some((node_id.to_string(), now + ttl.lease));
-            entry.expires = now + ttl.state;
-            Ok(Lease {
-                session_id: session_id.to_string(),
-                node_id: node_id.to_string(),
-                token: entry.token,
+    ) -> StoreFuture<'a, Lease> {
+        Box::pin(async move {
+            let now = Instant::now();
+            self.with(session_id, |map| {
+                let current = map.get(session_id).map_or(0, |e| e.token);
+                if current != expected {
+                    return Err(StoreError::Conflict { current });
+                }
+                let entry = map.entry(session_id.to_string()).or_insert_with(|| Entry {
+                    token: 0,
+                    owner: None,
+                    meta: None,
+                    checkpoint: None,
+                    journal: BTreeMap::new(),
+                    expires: now,
+                });
+                entry.token += 1;
+                entry.owner = Some((node_id.to_string(), now + ttl.lease));
+                entry.expires = now + ttl.state;
+                Ok(Lease {
+                    session_id: session_id.to_string(),
+                    node_id: node_id.to_string(),
+                    token: entry.token,
+                })
             })
         })
     }
 
-    async fn renew(&self, lease: &Lease, ttl: StoreTtl) -> Result<(), StoreError> {
-        let now = Instant::now();
-        self.owned(lease, |e| {
-            e.owner = Some((lease.node_id.clone(), now + ttl.lease));
-            e.expires = now + ttl.state;
-        })
-    }
-
-    async fn write(&self, lease: &Lease, write: Write, ttl: StoreTtl) -> Result<(), StoreError> {
-        let now = Instant::now();
-        self.owned(lease, |e| {
-            match write {
-                Write::Full(meta, checkpoint) => {
-                    e.meta = Some(meta);
-                    e.journal = e.journal.split_off(&checkpoint.journal_next);
-                    e.checkpoint = Some(checkpoint);
-                }
-                Write::Meta(meta) => e.meta = Some(meta),
-                Write::Checkpoint(checkpoint) => {
-                    e.journal = e.journal.split_off(&checkpoint.journal_next);
-                    e.checkpoint = Some(checkpoint);
-                }
-                Write::Append(entry) => {
-                    e.journal.insert(entry.index, entry);
-                }
-            }
-            e.expires = now + ttl.state;
-        })
-    }
-
-    async fn load(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        Ok(self.with(session_id, |map| {
-            let e = map.get(session_id)?;
-            Some(SessionRecord {
-                session_id: session_id.to_string(),
-                token: e.token,
-                meta: e.meta.clone()?,
-                checkpoint: e.checkpoint.clone()?,
-                journal: e.journal.values().cloned().collect(),
+    fn renew<'a>(&'a self, lease: &'a Lease, ttl: StoreTtl) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = Instant::now();
+            self.owned(lease, |e| {
+                e.owner = Some((lease.node_id.clone(), now + ttl.lease));
+                e.expires = now + ttl.state;
             })
-        }))
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.owned(lease, |e| e.owner = None)
-    }
-
-    async fn delete(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.owned(lease, |e| {
-            // Keep a tombstone with a newer token until expiry, so the deleted
-            // session's old leases stay fenced.
-            e.token += 1;
-            e.owner = None;
-            e.meta = None;
-            e.checkpoint = None;
-            e.journal.clear();
         })
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+    fn write<'a>(&'a self, lease: &'a Lease, write: Write, ttl: StoreTtl) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let now = Instant::now();
+            self.owned(lease, |e| {
+                match write {
+                    Write::Full(meta, checkpoint) => {
+                        e.meta = Some(meta);
+                        e.journal = e.journal.split_off(&checkpoint.journal_next);
+                        e.checkpoint = Some(checkpoint);
+                    }
+                    Write::Meta(meta) => e.meta = Some(meta),
+                    Write::Checkpoint(checkpoint) => {
+                        e.journal = e.journal.split_off(&checkpoint.journal_next);
+                        e.checkpoint = Some(checkpoint);
+                    }
+                    Write::Append(entry) => {
+                        e.journal.insert(entry.index, entry);
+                    }
+                }
+                e.expires = now + ttl.state;
+            })
+        })
+    }
+
+    fn load<'a>(&'a self, session_id: &'a str) -> StoreFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move {
+            Ok(self.with(session_id, |map| {
+                let e = map.get(session_id)?;
+                Some(SessionRecord {
+                    session_id: session_id.to_string(),
+                    token: e.token,
+                    meta: e.meta.clone()?,
+                    checkpoint: e.checkpoint.clone()?,
+                    journal: e.journal.values().cloned().collect(),
+                })
+            }))
+        })
+    }
+
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.owned(lease, |e| e.owner = None) })
+    }
+
+    fn delete<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.owned(lease, |e| {
+                // Keep a tombstone with a newer token until expiry, so the deleted
+                // session's old leases stay fenced.
+                e.token += 1;
+                e.owner = None;
+                e.meta = None;
+                e.checkpoint = None;
+                e.journal.clear();
+            })
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move { Ok(()) })
     }
 }

@@ -29,9 +29,10 @@ mod memory;
 mod redis;
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use engine::{Command, Engine, Scheduled};
 use model::Slice;
 use serde::{Deserialize, Serialize};
@@ -215,30 +216,34 @@ pub enum StoreError {
     },
 }
 
+/// What a [`SessionStore`] method returns: a boxed future, so stores can be used as
+/// `dyn SessionStore` (the session actor, the registry and the gateway's metered
+/// wrapper hold one without knowing which).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
 /// Session state storage with ownership, fencing and expiry.
-#[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Takes ownership of `session_id` for `node_id` if its fencing token is still
     /// `expected` (0: a session the store does not know). Returns the new lease.
-    async fn acquire(
-        &self,
-        session_id: &str,
-        node_id: &str,
+    fn acquire<'a>(
+        &'a self,
+        session_id: &'a str,
+        node_id: &'a str,
         expected: u64,
         ttl: StoreTtl,
-    ) -> Result<Lease, StoreError>;
+    ) -> StoreFuture<'a, Lease>;
     /// Extends the lease and the stored state's lifetime.
-    async fn renew(&self, lease: &Lease, ttl: StoreTtl) -> Result<(), StoreError>;
+    fn renew<'a>(&'a self, lease: &'a Lease, ttl: StoreTtl) -> StoreFuture<'a, ()>;
     /// Applies `write` if `lease` still owns the session.
-    async fn write(&self, lease: &Lease, write: Write, ttl: StoreTtl) -> Result<(), StoreError>;
+    fn write<'a>(&'a self, lease: &'a Lease, write: Write, ttl: StoreTtl) -> StoreFuture<'a, ()>;
     /// The stored session, if present, complete and not expired.
-    async fn load(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError>;
+    fn load<'a>(&'a self, session_id: &'a str) -> StoreFuture<'a, Option<SessionRecord>>;
     /// Gives up ownership, keeping the state (until it expires) for another node.
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()>;
     /// Removes the state for good; later writes of any older lease are fenced.
-    async fn delete(&self, lease: &Lease) -> Result<(), StoreError>;
+    fn delete<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()>;
     /// True when the backend answers.
-    async fn ping(&self) -> Result<(), StoreError>;
+    fn ping(&self) -> StoreFuture<'_, ()>;
 }
 
 /// Why a stored session could not be brought to a tick.

@@ -11,13 +11,12 @@
 //! (not `EVALSHA`) so a restarted Redis never answers `NOSCRIPT` and a session's
 //! writes reach Redis in the order they were issued.
 
-use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Value};
 
 use super::{
     Checkpoint, JournalEntry, Lease, SessionMeta, SessionRecord, SessionStore, StoreError,
-    StoreTtl, Write,
+    StoreFuture, StoreTtl, Write,
 };
 
 /// Compare-and-set on the fencing token. KEYS: fence, owner. ARGV: expected, node,
@@ -187,135 +186,149 @@ fn bytes(v: Value) -> Option<Vec<u8>> {
     }
 }
 
-#[async_trait]
 impl SessionStore for RedisStore {
-    async fn acquire(
-        &self,
-        session_id: &str,
-        node_id: &str,
+    fn acquire<'a>(
+        &'a self,
+        session_id: &'a str,
+        node_id: &'a str,
         expected: u64,
         ttl: StoreTtl,
-    ) -> Result<Lease, StoreError> {
-        let args = vec![
-            text(expected),
-            text(node_id),
-            text(ms(ttl.lease)),
-            text(ms(ttl.state)),
-        ];
-        let reply = self.eval(ACQUIRE, session_id, args).await?;
-        let pair: Option<(i64, i64)> = match reply {
-            Value::Array(v) if v.len() == 2 => match (&v[0], &v[1]) {
-                (Value::Int(a), Value::Int(b)) => Some((*a, *b)),
+    ) -> StoreFuture<'a, Lease> {
+        Box::pin(async move {
+            let args = vec![
+                text(expected),
+                text(node_id),
+                text(ms(ttl.lease)),
+                text(ms(ttl.state)),
+            ];
+            let reply = self.eval(ACQUIRE, session_id, args).await?;
+            let pair: Option<(i64, i64)> = match reply {
+                Value::Array(v) if v.len() == 2 => match (&v[0], &v[1]) {
+                    (Value::Int(a), Value::Int(b)) => Some((*a, *b)),
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
-        };
-        match pair {
-            Some((1, token)) => Ok(Lease {
+            };
+            match pair {
+                Some((1, token)) => Ok(Lease {
+                    session_id: session_id.to_string(),
+                    node_id: node_id.to_string(),
+                    token: token as u64,
+                }),
+                Some((0, current)) => Err(StoreError::Conflict {
+                    current: current as u64,
+                }),
+                _ => Err(StoreError::Corrupt("unexpected acquire reply".into())),
+            }
+        })
+    }
+
+    fn renew<'a>(&'a self, lease: &'a Lease, ttl: StoreTtl) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let args = vec![
+                text(&lease.node_id),
+                text(ms(ttl.lease)),
+                text(ms(ttl.state)),
+            ];
+            self.owned(lease, RENEW, args).await
+        })
+    }
+
+    fn write<'a>(&'a self, lease: &'a Lease, write: Write, ttl: StoreTtl) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut args = vec![text(ms(ttl.state))];
+            match write {
+                Write::Full(meta, cp) => {
+                    args.extend([
+                        text("full"),
+                        json(&meta),
+                        cp.encode(),
+                        text(cp.journal_next),
+                    ]);
+                }
+                Write::Meta(meta) => args.extend([text("meta"), json(&meta)]),
+                Write::Checkpoint(cp) => {
+                    args.extend([text("checkpoint"), cp.encode(), text(cp.journal_next)]);
+                }
+                Write::Append(entry) => {
+                    args.extend([text("append"), text(entry.index), json(&entry)])
+                }
+            }
+            self.owned(lease, WRITE, args).await
+        })
+    }
+
+    fn load<'a>(&'a self, session_id: &'a str) -> StoreFuture<'a, Option<SessionRecord>> {
+        Box::pin(async move {
+            let Value::Array(mut parts) = self.eval(LOAD, session_id, Vec::new()).await? else {
+                return Err(StoreError::Corrupt("unexpected load reply".into()));
+            };
+            if parts.len() != 4 {
+                return Err(StoreError::Corrupt("unexpected load reply".into()));
+            }
+            let journal = parts.pop().unwrap_or(Value::Nil);
+            let base = parts.pop().and_then(bytes);
+            let meta = parts.pop().and_then(bytes);
+            let token = parts.pop().and_then(bytes);
+            let (Some(token), Some(meta), Some(base)) = (token, meta, base) else {
+                return Ok(None);
+            };
+            let token: u64 = std::str::from_utf8(&token)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| StoreError::Corrupt("fencing token is not a number".into()))?;
+            let meta: SessionMeta = serde_json::from_slice(&meta)
+                .map_err(|e| StoreError::Corrupt(format!("session metadata: {e}")))?;
+            let checkpoint = Checkpoint::decode(&base)?;
+            let entries = match journal {
+                Value::Array(items) => items,
+                _ => Vec::new(),
+            };
+            let journal = entries
+                .into_iter()
+                .map(|v| {
+                    let raw =
+                        bytes(v).ok_or_else(|| StoreError::Corrupt("journal entry".into()))?;
+                    serde_json::from_slice::<JournalEntry>(&raw)
+                        .map_err(|e| StoreError::Corrupt(format!("journal entry: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Some(SessionRecord {
                 session_id: session_id.to_string(),
-                node_id: node_id.to_string(),
-                token: token as u64,
-            }),
-            Some((0, current)) => Err(StoreError::Conflict {
-                current: current as u64,
-            }),
-            _ => Err(StoreError::Corrupt("unexpected acquire reply".into())),
-        }
+                token,
+                meta,
+                checkpoint,
+                journal,
+            }))
+        })
     }
 
-    async fn renew(&self, lease: &Lease, ttl: StoreTtl) -> Result<(), StoreError> {
-        let args = vec![
-            text(&lease.node_id),
-            text(ms(ttl.lease)),
-            text(ms(ttl.state)),
-        ];
-        self.owned(lease, RENEW, args).await
+    fn release<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move { self.owned(lease, RELEASE, Vec::new()).await })
     }
 
-    async fn write(&self, lease: &Lease, write: Write, ttl: StoreTtl) -> Result<(), StoreError> {
-        let mut args = vec![text(ms(ttl.state))];
-        match write {
-            Write::Full(meta, cp) => {
-                args.extend([
-                    text("full"),
-                    json(&meta),
-                    cp.encode(),
-                    text(cp.journal_next),
-                ]);
+    fn delete<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            // The tombstone outlives any grace period a session could still be in.
+            let args = vec![text(ms(std::time::Duration::from_secs(24 * 3600)))];
+            self.owned(lease, DELETE, args).await
+        })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let pong: String = redis::cmd("PING")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if pong == "PONG" {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(format!(
+                    "unexpected PING reply {pong}"
+                )))
             }
-            Write::Meta(meta) => args.extend([text("meta"), json(&meta)]),
-            Write::Checkpoint(cp) => {
-                args.extend([text("checkpoint"), cp.encode(), text(cp.journal_next)]);
-            }
-            Write::Append(entry) => args.extend([text("append"), text(entry.index), json(&entry)]),
-        }
-        self.owned(lease, WRITE, args).await
-    }
-
-    async fn load(&self, session_id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let Value::Array(mut parts) = self.eval(LOAD, session_id, Vec::new()).await? else {
-            return Err(StoreError::Corrupt("unexpected load reply".into()));
-        };
-        if parts.len() != 4 {
-            return Err(StoreError::Corrupt("unexpected load reply".into()));
-        }
-        let journal = parts.pop().unwrap_or(Value::Nil);
-        let base = parts.pop().and_then(bytes);
-        let meta = parts.pop().and_then(bytes);
-        let token = parts.pop().and_then(bytes);
-        let (Some(token), Some(meta), Some(base)) = (token, meta, base) else {
-            return Ok(None);
-        };
-        let token: u64 = std::str::from_utf8(&token)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| StoreError::Corrupt("fencing token is not a number".into()))?;
-        let meta: SessionMeta = serde_json::from_slice(&meta)
-            .map_err(|e| StoreError::Corrupt(format!("session metadata: {e}")))?;
-        let checkpoint = Checkpoint::decode(&base)?;
-        let entries = match journal {
-            Value::Array(items) => items,
-            _ => Vec::new(),
-        };
-        let journal = entries
-            .into_iter()
-            .map(|v| {
-                let raw = bytes(v).ok_or_else(|| StoreError::Corrupt("journal entry".into()))?;
-                serde_json::from_slice::<JournalEntry>(&raw)
-                    .map_err(|e| StoreError::Corrupt(format!("journal entry: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(SessionRecord {
-            session_id: session_id.to_string(),
-            token,
-            meta,
-            checkpoint,
-            journal,
-        }))
-    }
-
-    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.owned(lease, RELEASE, Vec::new()).await
-    }
-
-    async fn delete(&self, lease: &Lease) -> Result<(), StoreError> {
-        // The tombstone outlives any grace period a session could still be in.
-        let args = vec![text(ms(std::time::Duration::from_secs(24 * 3600)))];
-        self.owned(lease, DELETE, args).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(StoreError::Unavailable(format!(
-                "unexpected PING reply {pong}"
-            )))
-        }
+        })
     }
 }
