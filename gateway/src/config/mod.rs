@@ -551,9 +551,16 @@ impl Settings {
             builder
                 .build()
                 .and_then(|c| c.try_deserialize())
-                .map_err(|e| ConfigError {
-                    key: error_key(&e),
-                    message: e.to_string(),
+                .map_err(|e| {
+                    let key = error_key(&e);
+                    // The key is named once, by `ConfigError`'s own message.
+                    let text = e.to_string();
+                    let message = text
+                        .split(" for key `")
+                        .next()
+                        .unwrap_or(&text)
+                        .to_string();
+                    ConfigError { key, message }
                 })?;
         settings.validate()?;
         Ok(settings)
