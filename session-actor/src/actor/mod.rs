@@ -13,8 +13,17 @@
 //! (whichever comes first) at a tick the client is known to have, the lease is renewed
 //! in the background, and a session whose lease was taken over by another node stops.
 
+mod delivery;
+mod durable;
+mod link;
 mod messages;
 mod metrics;
+mod reporting;
+
+use delivery::Delivery;
+use durable::Durable;
+use link::Link;
+use reporting::Reporting;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -199,53 +208,6 @@ pub struct SessionActor {
     reporting: Reporting,
 }
 
-/// Where a session's outputs go: the attached connection's sink, what it has not
-/// taken yet, and what a resuming client may ask for again.
-struct Delivery {
-    sink: Option<mpsc::Sender<SessionOutput>>,
-    /// Outputs of the current step not yet accepted by the sink, in order.
-    backlog: VecDeque<SessionOutput>,
-    /// Recent outputs with the sequence id of the tick they belong to, for resume.
-    replay: VecDeque<(u64, SessionOutput)>,
-    replay_truncated: bool,
-    waiting_for_room: Option<SpawnHandle>,
-    pump_scheduled: bool,
-}
-
-/// The session's connections.
-struct Link {
-    detach_generation: u64,
-    /// Identifies the current attachment; a `Detach` for another one is stale.
-    attachment: Option<u64>,
-    /// Detached and counting down the grace period.
-    detached: bool,
-    /// Closes when the connection that created the session is gone (taken at start).
-    owner: Option<watch::Receiver<()>>,
-}
-
-/// The session's stake in the session store.
-struct Durable {
-    store: Arc<dyn SessionStore>,
-    epoch: u64,
-    lease: Option<Lease>,
-    journal_next: u64,
-    redo: VecDeque<JournalEntry>,
-    /// Tick and time of the last checkpoint taken.
-    checkpointed: (u64, Instant),
-    /// A checkpoint taken before the client was known to have its tick; written at
-    /// the next checkpoint (by then the client has moved past it).
-    candidate: Option<Checkpoint>,
-}
-
-/// What the session reports to its metrics.
-struct Reporting {
-    metrics: Option<Arc<dyn SessionMetrics>>,
-    /// Ticks and fills produced since they were last reported.
-    unreported: (u64, u64),
-    /// Emission time of unacknowledged lock-step ticks, oldest first (with metrics).
-    tick_sent: VecDeque<(u64, Instant)>,
-}
-
 /// Unacknowledged lock-step ticks whose emission time is kept for the round trip; a
 /// client with a huge window that never acknowledges cannot grow it further.
 const TICK_TIMES_KEPT: usize = 1024;
@@ -302,260 +264,6 @@ impl SessionActor {
         }
     }
 
-    /// Ties the session to the connection that created it: once every sender of
-    /// `owner` is dropped (that connection is gone) and no connection is attached, the
-    /// session is detached and its grace period runs. This covers a connection that
-    /// closed before it learnt of the session (or of its attachment) and so could not
-    /// detach it itself.
-    pub fn with_owner(mut self, owner: watch::Receiver<()>) -> Self {
-        self.link.owner = Some(owner);
-        self
-    }
-
-    /// Reports ticks, fills and lock-step round trips to `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<dyn SessionMetrics>) -> Self {
-        self.reporting.metrics = Some(metrics);
-        self
-    }
-
-    /// Hands the counts accumulated since the last call to the metrics.
-    fn report(&mut self) {
-        let (ticks, fills) = std::mem::take(&mut self.reporting.unreported);
-        if let Some(m) = &self.reporting.metrics {
-            if ticks > 0 {
-                m.ticks(ticks);
-            }
-            if fills > 0 {
-                m.fills(fills);
-            }
-        }
-    }
-
-    /// Records the round trip of the newest tick covered by an acknowledgement up to
-    /// `ack`; older ones are dropped (one acknowledgement, one observation).
-    fn acknowledged(&mut self, ack: u64) {
-        let mut newest = None;
-        while let Some(&(seq, at)) = self.reporting.tick_sent.front() {
-            if seq > ack {
-                break;
-            }
-            self.reporting.tick_sent.pop_front();
-            newest = Some((seq, at));
-        }
-        if let (Some(m), Some((seq, at))) = (&self.reporting.metrics, newest) {
-            if seq == ack {
-                m.tick_round_trip(at.elapsed());
-            }
-        }
-    }
-
-    /// Keeps the session's state in the store under `own`.
-    pub fn with_ownership(mut self, own: Ownership) -> Self {
-        self.durable.epoch = own.epoch;
-        self.durable.journal_next = own.journal_next;
-        self.durable.redo = own.redo;
-        self.durable.checkpointed = (own.checkpointed, Instant::now());
-        self.acked = own.acked;
-        if let Some(p) = own.pacing {
-            self.pacing = p;
-        }
-        self.state = match own.state {
-            StoredState::Ready => SessionState::Ready,
-            StoredState::Running => SessionState::Running,
-            StoredState::Paused => SessionState::Paused,
-            StoredState::Completed => SessionState::Completed,
-        };
-        self.durable.lease = Some(own.lease);
-        self
-    }
-
-    fn meta(&self) -> SessionMeta {
-        let (flow_control, window, interval_ms) = match self.pacing {
-            Pacing::LockStep { window } => (true, window, 0),
-            Pacing::Stream { interval_ms } => (false, 1, interval_ms),
-        };
-        SessionMeta {
-            user_id: self.config.user_id.clone(),
-            epoch: self.durable.epoch,
-            params: self.config.params.clone(),
-            state: match self.state {
-                SessionState::Ready => StoredState::Ready,
-                SessionState::Running => StoredState::Running,
-                SessionState::Paused => StoredState::Paused,
-                SessionState::Completed | SessionState::Error => StoredState::Completed,
-            },
-            pacing: StoredPacing {
-                flow_control,
-                window,
-                interval_ms,
-            },
-        }
-    }
-
-    /// A checkpoint of the engine now; journal entries not yet applied stay outside it.
-    fn checkpoint_now(&self) -> Checkpoint {
-        Checkpoint {
-            sequence_id: self.engine.sequence_id(),
-            journal_next: self
-                .durable
-                .redo
-                .front()
-                .map_or(self.durable.journal_next, |e| e.index),
-            snapshot: self.engine.snapshot(),
-        }
-    }
-
-    /// Writes to the store in the background; writes are issued in order.
-    fn store_write(&mut self, write: Write, ctx: &mut Context<Self>) {
-        if let Some(fut) = self.store_future(write) {
-            ctx.spawn(fut.map(|res, act, ctx| act.store_result(res, ctx)));
-        }
-    }
-
-    fn store_future(
-        &self,
-        write: Write,
-    ) -> Option<impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static> {
-        let lease = self.durable.lease.clone()?;
-        let store = Arc::clone(&self.durable.store);
-        let ttl = self.config.store_ttl;
-        Some(wrap_future::<_, Self>(async move {
-            store.write(&lease, write, ttl).await
-        }))
-    }
-
-    /// Journals an input before it is acknowledged; resolves when it is stored.
-    fn journal(
-        &mut self,
-        input: Command,
-    ) -> impl Future<Output = Result<(), StoreError>> + 'static {
-        let entry = JournalEntry {
-            index: self.durable.journal_next,
-            sequence_id: self.engine.sequence_id(),
-            input,
-        };
-        self.durable.journal_next += 1;
-        let lease = self.durable.lease.clone();
-        let store = Arc::clone(&self.durable.store);
-        let ttl = self.config.store_ttl;
-        async move {
-            match lease {
-                Some(lease) => store.write(&lease, Write::Append(entry), ttl).await,
-                None => Ok(()),
-            }
-        }
-    }
-
-    fn store_result(&mut self, res: Result<(), StoreError>, ctx: &mut Context<Self>) {
-        match res {
-            Ok(()) => {}
-            Err(StoreError::Fenced) => self.lost_ownership(ctx),
-            Err(StoreError::Lost) => self.reestablish(ctx),
-            Err(e) => {
-                // Degraded: the run goes on; resume on another node is not guaranteed
-                // until the store answers again (later writes carry the state).
-                warn!(session_id = %self.config.session_id, error = %e, "session state not stored");
-            }
-        }
-    }
-
-    /// Another node took the session over: stop here, leaving the state to it.
-    fn lost_ownership(&mut self, ctx: &mut Context<Self>) {
-        if self.durable.lease.take().is_none() {
-            return;
-        }
-        warn!(session_id = %self.config.session_id, "session taken over by another node; stopping here");
-        if matches!(self.state, SessionState::Completed | SessionState::Error) {
-            ctx.stop();
-            return;
-        }
-        self.state = SessionState::Error;
-        self.delivery.backlog.clear();
-        self.emit(SessionOutput::Failed {
-            code: ErrorCode::SessionMoved,
-            message: "the session continues on another node; resume it there".into(),
-        });
-        self.flush_backlog();
-        ctx.stop();
-    }
-
-    /// The store lost this session's state (expired or wiped): take it again under a
-    /// new epoch and write the current state, so clients learn that stored history
-    /// was lost.
-    fn reestablish(&mut self, ctx: &mut Context<Self>) {
-        let Some(old) = self.durable.lease.take() else {
-            return;
-        };
-        warn!(session_id = %self.config.session_id, "stored session state was lost; storing it again under a new epoch");
-        self.durable.epoch += 1;
-        self.durable.candidate = None;
-        let store = Arc::clone(&self.durable.store);
-        let ttl = self.config.store_ttl;
-        let (id, node) = (old.session_id.clone(), old.node_id.clone());
-        let fut = wrap_future::<_, Self>(async move { store.acquire(&id, &node, 0, ttl).await })
-        .map(|res, act, ctx| match res {
-            Ok(lease) => {
-                act.durable.lease = Some(lease);
-                let cp = act.checkpoint_now();
-                act.durable.checkpointed = (cp.sequence_id, Instant::now());
-                act.store_write(Write::Full(act.meta(), cp), ctx);
-            }
-            Err(StoreError::Conflict { .. }) => {
-                act.durable.lease = Some(old);
-                act.lost_ownership(ctx);
-            }
-            Err(e) => {
-                // Still unreachable: try again at the next renewal.
-                warn!(session_id = %act.config.session_id, error = %e, "could not store the session again");
-                act.durable.lease = Some(old);
-            }
-        });
-        ctx.spawn(fut);
-    }
-
-    /// Writes a checkpoint when one is due, at a tick the client has.
-    fn maybe_checkpoint(&mut self, ctx: &mut Context<Self>) {
-        if self.durable.lease.is_none() {
-            return;
-        }
-        let seq = self.engine.sequence_id();
-        let (last, at) = self.durable.checkpointed;
-        if seq == last
-            || (seq - last < self.config.checkpoint_ticks
-                && at.elapsed() < self.config.checkpoint_interval)
-        {
-            return;
-        }
-        let cp = self.checkpoint_now();
-        self.durable.checkpointed = (seq, Instant::now());
-        let client_has_it = matches!(self.pacing, Pacing::LockStep { .. }) && self.acked >= seq;
-        let publish = if client_has_it {
-            self.durable.candidate = None;
-            Some(cp)
-        } else {
-            self.durable.candidate.replace(cp)
-        };
-        if let Some(cp) = publish {
-            self.store_write(Write::Checkpoint(cp), ctx);
-        }
-    }
-
-    /// Renews the lease now and then; a fenced renewal stops the session.
-    fn keep_lease(&mut self, ctx: &mut Context<Self>) {
-        let every = self.config.store_ttl.lease / 3;
-        ctx.run_interval(every, |act, ctx| {
-            let Some(lease) = act.durable.lease.clone() else {
-                return;
-            };
-            let store = Arc::clone(&act.durable.store);
-            let ttl = act.config.store_ttl;
-            ctx.spawn(
-                wrap_future::<_, Self>(async move { store.renew(&lease, ttl).await })
-                    .map(|res, act, ctx| act.store_result(res, ctx)),
-            );
-        });
-    }
-
     fn view(&self) -> StateView {
         let total = self.slice.steps.len() as u64;
         let seq = self.engine.sequence_id();
@@ -572,76 +280,6 @@ impl SessionActor {
             ticks_total: total,
             epoch: self.durable.epoch,
         }
-    }
-
-    /// Queues an output: straight into the sink when it has room, else into the
-    /// backlog (which only ever holds the rest of one step).
-    fn emit(&mut self, output: SessionOutput) {
-        let seq = self.engine.sequence_id();
-        self.delivery.replay.push_back((seq, output.clone()));
-        while self.delivery.replay.len() > self.config.replay_outputs {
-            self.delivery.replay.pop_front();
-            self.delivery.replay_truncated = true;
-        }
-        self.queue(output);
-    }
-
-    /// Queues an output that is not kept for resume.
-    fn queue(&mut self, output: SessionOutput) {
-        if !self.delivery.backlog.is_empty() {
-            self.delivery.backlog.push_back(output);
-            return;
-        }
-        let Some(sink) = &self.delivery.sink else {
-            return;
-        };
-        match sink.try_send(output) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(o)) => self.delivery.backlog.push_back(o),
-            Err(mpsc::error::TrySendError::Closed(_)) => self.delivery.sink = None,
-        }
-    }
-
-    /// Moves backlog into the sink; false while the sink is full.
-    fn flush_backlog(&mut self) -> bool {
-        let Some(sink) = &self.delivery.sink else {
-            return self.delivery.backlog.is_empty();
-        };
-        while let Some(o) = self.delivery.backlog.pop_front() {
-            match sink.try_send(o) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(o)) => {
-                    self.delivery.backlog.push_front(o);
-                    return false;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    self.delivery.sink = None;
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Wakes the pump when the sink has room again.
-    fn wait_for_room(&mut self, ctx: &mut Context<Self>) {
-        if self.delivery.waiting_for_room.is_some() {
-            return;
-        }
-        let Some(sink) = self.delivery.sink.clone() else {
-            return;
-        };
-        let fut = wrap_future::<_, Self>(async move { sink.reserve_owned().await.ok() }).map(
-            |permit, act, ctx| {
-                act.delivery.waiting_for_room = None;
-                // Spend the reserved slot on the oldest backlog entry.
-                if let (Some(permit), Some(o)) = (permit, act.delivery.backlog.pop_front()) {
-                    permit.send(o);
-                }
-                act.pump(ctx);
-            },
-        );
-        self.delivery.waiting_for_room = Some(ctx.spawn(fut));
     }
 
     /// Processes steps while pacing, the sink and the state allow, then reports what
@@ -726,26 +364,6 @@ impl SessionActor {
         true
     }
 
-    /// Counts an event for [`SessionActor::report`], and notes when a lock-step tick
-    /// left.
-    fn count(&mut self, e: &Event) {
-        match e {
-            Event::Tick(t) => {
-                self.reporting.unreported.0 += 1;
-                if matches!(self.pacing, Pacing::LockStep { .. }) {
-                    if self.reporting.tick_sent.len() >= TICK_TIMES_KEPT {
-                        self.reporting.tick_sent.pop_front();
-                    }
-                    self.reporting
-                        .tick_sent
-                        .push_back((t.sequence_id, Instant::now()));
-                }
-            }
-            Event::Execution(_) => self.reporting.unreported.1 += 1,
-            _ => {}
-        }
-    }
-
     fn finish(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
         if matches!(self.state, SessionState::Completed | SessionState::Error) {
             return;
@@ -782,33 +400,6 @@ impl SessionActor {
                 kind,
             });
         }
-    }
-
-    /// Stores the run state and the newest checkpoint the client is known to have.
-    fn persist(&mut self, ctx: &mut Context<Self>) {
-        for write in self.final_writes() {
-            self.store_write(write, ctx);
-        }
-    }
-
-    /// What to write so the store holds this session as it is now: the run state, and
-    /// a checkpoint at the newest tick the client is known to have (the current one
-    /// when it acknowledged it, else the pending candidate).
-    fn final_writes(&mut self) -> Vec<Write> {
-        if self.durable.lease.is_none() {
-            return Vec::new();
-        }
-        let mut writes = vec![Write::Meta(self.meta())];
-        let seq = self.engine.sequence_id();
-        if self.acked >= seq && seq > self.durable.checkpointed.0 {
-            let cp = self.checkpoint_now();
-            self.durable.checkpointed = (seq, Instant::now());
-            self.durable.candidate = None;
-            writes.push(Write::Checkpoint(cp));
-        } else if let Some(cp) = self.durable.candidate.take() {
-            writes.push(Write::Checkpoint(cp));
-        }
-        writes
     }
 }
 
@@ -856,86 +447,7 @@ impl Actor for SessionActor {
     }
 }
 
-impl SessionActor {
-    fn attach(
-        &mut self,
-        sink: mpsc::Sender<SessionOutput>,
-        resume_from: Option<u64>,
-    ) -> Result<AttachInfo, SessionError> {
-        let mut missed = Vec::new();
-        if let Some(last) = resume_from {
-            let current = self.engine.sequence_id();
-            if last > current {
-                return Err(SessionError::ResumeFailed(format!(
-                    "last_sequence_id {last} is ahead of the session ({current})"
-                )));
-            }
-            // Everything a bar causes is tagged with its sequence id, so the client
-            // needs exactly the outputs tagged after its last tick.
-            if last < current
-                && (self.delivery.replay_truncated
-                    && self
-                        .delivery
-                        .replay
-                        .front()
-                        .is_none_or(|(seq, _)| *seq > last))
-            {
-                return Err(SessionError::ResumeFailed(format!(
-                    "ticks after {last} are no longer available"
-                )));
-            }
-            missed = self
-                .delivery
-                .replay
-                .iter()
-                .filter(|(seq, _)| *seq > last)
-                .map(|(_, o)| o.clone())
-                .collect();
-            // Credit restarts from what the client has seen.
-            self.acked = self.acked.max(last);
-        }
-        self.delivery.sink = Some(sink);
-        self.delivery.backlog = missed.into();
-        self.link.detach_generation += 1;
-        self.link.attachment = Some(self.link.detach_generation);
-        self.link.detached = false;
-        Ok(AttachInfo {
-            slice: Arc::clone(&self.slice),
-            view: self.view(),
-            attachment: self.link.detach_generation,
-        })
-    }
-
-    /// Whether a connection is attached and still reads.
-    fn reading(&self) -> bool {
-        self.delivery.sink.as_ref().is_some_and(|s| !s.is_closed())
-    }
-
-    /// Whether `attachment` is the current attachment and its connection still reads.
-    fn attached_as(&self, attachment: u64) -> bool {
-        self.link.attachment == Some(attachment) && self.reading()
-    }
-
-    fn detach(&mut self, ctx: &mut Context<Self>) {
-        self.link.detached = true;
-        self.delivery.sink = None;
-        self.delivery.backlog.clear();
-        // Acks after a reconnect would measure the outage, not a round trip.
-        self.reporting.tick_sent.clear();
-        if let Some(h) = self.delivery.waiting_for_room.take() {
-            ctx.cancel_future(h);
-        }
-        self.persist(ctx);
-        self.link.detach_generation += 1;
-        let generation = self.link.detach_generation;
-        ctx.run_later(self.config.grace, move |act, ctx| {
-            if act.delivery.sink.is_none() && act.link.detach_generation == generation {
-                debug!(session_id = %act.config.session_id, "grace period over without a connection");
-                ctx.stop();
-            }
-        });
-    }
-}
+impl SessionActor {}
 
 #[cfg(test)]
 mod tests;
