@@ -180,7 +180,7 @@ impl Application {
             if store_settings.redis_url.is_empty() {
                 (Arc::new(MemoryStore::new()), None)
             } else {
-                let url = &store_settings.redis_url;
+                let url = store_settings.redis_url.expose();
                 let store = RedisStore::connect(url, &store_settings.key_prefix)
                     .await
                     .map_err(StartError::SessionStore)?;
@@ -216,7 +216,7 @@ impl Application {
         if !settings.session_store.redis_url.is_empty() {
             actix_web::rt::spawn(revocation::subscribe_redis(
                 Arc::clone(&revocations),
-                settings.session_store.redis_url.clone(),
+                settings.session_store.redis_url.expose().to_string(),
                 settings.session_store.key_prefix.clone(),
             ));
         }
@@ -543,13 +543,12 @@ fn local_port(l: &TcpListener) -> Result<u16, StartError> {
 
 /// The request limits: counted in Redis when the session store is, else in memory.
 async fn rate_limiter(settings: &Settings) -> Result<Arc<RateLimiter>, StartError> {
-    let trusted = settings.rate_limits.trusted_proxies.to_vec();
     let limits = settings.rate_limits.clone();
     let store = &settings.session_store;
     if store.redis_url.is_empty() {
-        return Ok(RateLimiter::local(limits, trusted));
+        return Ok(RateLimiter::local(limits));
     }
-    RateLimiter::with_redis(limits, trusted, &store.redis_url, &store.key_prefix)
+    RateLimiter::with_redis(limits, store.redis_url.expose(), &store.key_prefix)
         .await
         .map_err(|e| StartError::SessionStore(StoreError::Unavailable(e)))
 }

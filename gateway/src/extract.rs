@@ -9,7 +9,8 @@
 //!
 //! Handlers call `check` themselves instead where the order matters: those that count
 //! an authentication's outcome in the metrics (so the refusal is counted too), and
-//! those with a JSON body (a bad body is answered 400 before a missing token's 401).
+//! those with a body (a bad or missing body is answered 400, 408 or 413 before a
+//! missing token's 401, as the handlers always did).
 
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;

@@ -2,8 +2,9 @@
 //!
 //! Layers, each using only those above it (docs/ARCHITECTURE.md draws the graph):
 //! `config`, `errors`, `secrets`, `logging`, `metrics`, `notify`, `translate`,
-//! `redis_link`; then `limits` and `cluster`; then `registry`; then `state`; then
-//! `extract`, `middleware`, `routes` and `ws`; `app` builds and runs it all.
+//! `redis_link`; then `limits`; then `registry`; then `cluster`; then `state`; then
+//! `extract`, `middleware`, `routes` and `ws`; `app` builds and runs it all
+//! (`tests/structure.rs` fails on any import circle between them).
 
 pub mod app;
 pub mod backup;

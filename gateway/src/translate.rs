@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use market_data::{Slice, Timeframe};
+use engine::{
+    AccountSnapshot, BatchResult, EndReason, Event, FillReason, FillStatus, OrderStatus,
+    SimulationResults,
+};
+use model::{Slice, Timeframe};
 use protocol::{
     AccountSnapshotData, BatchAckData, ExecutionReportData, HistorySnapshotData, OrderUpdateData,
     PositionData, ServerMessage, SessionErrorData, SimulationEndData, SimulationState,
     SimulationStateData, TickData, WireCandle,
 };
 use session_actor::actor::{SessionOutput, SessionState, StateView};
-use session_actor::engine::{
-    AccountSnapshot, BatchResult, EndReason, Event, FillReason, FillStatus, OrderStatus,
-    SimulationResults,
-};
 
 /// What a connection knows about a session it relays.
 #[derive(Clone)]
@@ -81,7 +81,7 @@ pub fn output(ctx: &SessionContext, out: &SessionOutput) -> ServerMessage {
                         .collect();
                     (candles, step.session)
                 }
-                None => (BTreeMap::new(), market_data::MarketSession::Regular),
+                None => (BTreeMap::new(), model::MarketSession::Regular),
             };
             ServerMessage::Tick(TickData {
                 session_id: sid(),
@@ -259,4 +259,10 @@ pub fn state_view(v: &StateView) -> ServerMessage {
         progress_pct: v.progress_pct,
         ticks_total: v.ticks_total,
     })
+}
+
+/// A time as REST answers and operators' listings give it: RFC 3339 in UTC, to the
+/// second.
+pub fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -1135,7 +1135,7 @@ both_backends!(
 async fn sessions_across_two_nodes_are_listed_and_stopped_wherever_they_run() {
     let prefix = support::redis_prefix("admin");
     let cluster = |s: &mut gateway::config::Settings| {
-        s.session_store.redis_url = support::redis_url();
+        s.session_store.redis_url = support::redis_url().into();
         s.session_store.key_prefix = prefix.clone();
         s.session_store.lease_ms = 1500;
         s.server.shutdown_timeout_sec = 3;

@@ -13,7 +13,7 @@ use support::{redis_prefix, redis_url, spawn_app_with, spawn_node, Backend, WsCl
 async fn graceful_shutdown_hands_sessions_to_another_node() {
     let prefix = redis_prefix("drain");
     let store = |s: &mut gateway::config::Settings| {
-        s.session_store.redis_url = redis_url();
+        s.session_store.redis_url = redis_url().into();
         s.session_store.key_prefix = prefix.clone();
         s.server.shutdown_timeout_sec = 5;
     };
@@ -91,7 +91,7 @@ async fn revocations_close_connections_on_every_node_within_a_second() {
     use gateway::cluster::revocation::{publish, Revoked};
     let prefix = redis_prefix("revoke");
     let store = |s: &mut gateway::config::Settings| {
-        s.session_store.redis_url = redis_url();
+        s.session_store.redis_url = redis_url().into();
         s.session_store.key_prefix = prefix.clone();
     };
     let a = spawn_app_with(Backend::Sqlite, store).await;
@@ -153,7 +153,7 @@ async fn plan_limits_hold_across_nodes() {
     use auth::{Plan, UserStore};
     let prefix = redis_prefix("limits");
     let setup = |s: &mut gateway::config::Settings| {
-        s.session_store.redis_url = redis_url();
+        s.session_store.redis_url = redis_url().into();
         s.session_store.key_prefix = prefix.clone();
         s.plans.professional.concurrent_connections = 2;
         s.plans.professional.concurrent_sessions = 1;

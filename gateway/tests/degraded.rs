@@ -85,7 +85,7 @@ async fn redis_outage_keeps_sessions_running_and_refuses_new_ones_until_it_retur
     let proxy = Proxy::start(host_port(&redis_url())).await;
     let prefix = redis_prefix("outage");
     let app = spawn_app_with(Backend::Sqlite, |s| {
-        s.session_store.redis_url = format!("redis://127.0.0.1:{}", proxy.port);
+        s.session_store.redis_url = format!("redis://127.0.0.1:{}", proxy.port).into();
         s.session_store.key_prefix = prefix.clone();
         s.session_store.lease_ms = 600;
         s.session_store.checkpoint_every_ticks = 100;

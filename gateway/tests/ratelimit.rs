@@ -307,7 +307,7 @@ async fn limits_hold_across_nodes_with_redis() {
     let prefix = redis_prefix("ratelimit");
     let cluster = |s: &mut Settings| {
         small_limits(s);
-        s.session_store.redis_url = redis_url();
+        s.session_store.redis_url = redis_url().into();
         s.session_store.key_prefix = prefix.clone();
     };
     let a = spawn_app_with(Backend::Sqlite, cluster).await;

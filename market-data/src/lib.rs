@@ -5,8 +5,6 @@
 //! The pure data types (prices, candles, timeframes, dates, calendars, indicators,
 //! slices) live in the `model` crate and are re-exported here under their old paths.
 
-#![warn(missing_docs)]
-
 pub mod actor;
 pub mod cache;
 pub mod catalog;

@@ -5,8 +5,6 @@
 //!
 //! No I/O, no async runtime, no file formats: serde, chrono and chrono-tz only.
 
-#![warn(missing_docs)]
-
 pub mod calendar;
 pub mod candle;
 pub mod datetime;

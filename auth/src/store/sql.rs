@@ -336,17 +336,25 @@ impl<DB: sqlx::Database, T> Column<DB> for T where T: for<'r> Decode<'r, DB> + T
 /// for as long as its arguments live, which generic code can never end). Run it as
 /// `let (sql, args) = statement.into_parts()?;` then `sqlx::query_with(&sql, args)` (or
 /// `query_scalar_with`).
+///
+/// Placeholders are `$N` on both backends, numbered in the order values are bound: the
+/// fixed fragments carry no placeholders of their own, every value goes through
+/// [`Statement::push_bind`]. (sqlx's own `?` on SQLite is numbered apart from any `$N`
+/// in the text, which could bind the wrong values.)
 pub(super) struct Statement<'q, DB: Dialect> {
     sql: String,
     args: DB::Arguments<'q>,
+    bound: usize,
     error: Option<BoxDynError>,
 }
 
 impl<'q, DB: Dialect> Statement<'q, DB> {
+    /// A statement starting with `sql` (no placeholders).
     pub(super) fn new(sql: impl Into<String>) -> Self {
         Self {
             sql: sql.into(),
             args: Default::default(),
+            bound: 0,
             error: None,
         }
     }
@@ -363,8 +371,11 @@ impl<'q, DB: Dialect> Statement<'q, DB> {
         T: 'q + Encode<'q, DB> + Type<DB>,
     {
         match self.args.add(value) {
-            // Writing to a String cannot fail.
-            Ok(()) => drop(self.args.format_placeholder(&mut self.sql)),
+            Ok(()) => {
+                self.bound += 1;
+                self.sql.push('$');
+                self.sql.push_str(&self.bound.to_string());
+            }
             Err(e) => self.error = self.error.take().or(Some(e)),
         }
         self

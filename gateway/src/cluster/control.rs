@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::Addr;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use session_actor::actor::GetState;
@@ -31,6 +31,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::config::Settings;
 use crate::registry::{AllLiveSessions, SessionRegistry, StopLiveSession};
+use crate::translate::rfc3339;
 
 /// How long a stop waits for the owning node's confirmation.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -290,10 +291,11 @@ impl Control {
         let redis = if store.redis_url.is_empty() {
             None
         } else {
-            let conn = crate::redis_link::connect(&store.redis_url, Duration::from_secs(2)).await?;
+            let conn = crate::redis_link::connect(store.redis_url.expose(), Duration::from_secs(2))
+                .await?;
             Some(RedisSide {
                 conn,
-                url: store.redis_url.clone(),
+                url: store.redis_url.expose().to_string(),
                 prefix: store.key_prefix.clone(),
                 ttl: Duration::from_millis(store.lease_ms.max(3)),
                 pending: Mutex::new(HashMap::new()),
@@ -592,10 +594,6 @@ impl Control {
 /// await, it would block the sender on this single-threaded runtime.
 async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]

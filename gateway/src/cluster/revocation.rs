@@ -235,7 +235,7 @@ pub async fn announce(
     if store.redis_url.is_empty() {
         return Ok(());
     }
-    publish(&store.redis_url, &store.key_prefix, revoked).await
+    publish(store.redis_url.expose(), &store.key_prefix, revoked).await
 }
 
 /// Publishes a revocation to every node (best effort: the database poll catches up).

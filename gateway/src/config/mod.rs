@@ -14,7 +14,7 @@ mod values;
 pub use sections::*;
 
 pub use values::{
-    AddressList, DatabaseUrl, EncryptionKeys, IpNet, LogFormat, LogFormatSetting, SmtpSecurity,
+    AddressList, EncryptionKeys, IpNet, LogFormat, LogFormatSetting, ServiceUrl, SmtpSecurity,
 };
 
 /// How the server runs; production refuses insecure defaults.
@@ -405,6 +405,62 @@ mod tests {
         ] {
             let e = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
             assert_eq!(e.key, key, "{var}={value}: {e}");
+        }
+    }
+
+    #[test]
+    fn debug_of_the_settings_shows_no_secret() {
+        let secret = "0f3a9c1d2e4b5a6978877665544332211aabbccddeeff00112233445566778899";
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SIMUTRADOR__JWT__SECRET", secret),
+                ("SIMUTRADOR__AUTH__API_KEY_PEPPER", &secret[1..]),
+                ("SIMUTRADOR__DATABASE__URL", "postgres://u:pa55word@db/x"),
+                (
+                    "SIMUTRADOR__ACCOUNTS__ENCRYPTION_KEYS",
+                    &format!("k1:{secret}"),
+                ),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        for hidden in [secret, &secret[1..], "pa55word"] {
+            assert!(!shown.contains(hidden), "Debug shows {hidden}: {shown}");
+        }
+        assert_eq!(s.jwt.secret.expose(), secret);
+        assert_eq!(s.database_url(), "postgres://u:pa55word@db/x");
+    }
+
+    #[test]
+    fn a_commission_is_read_once_as_a_decimal() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                (
+                    "SIMUTRADOR__SIMULATION__DEFAULT_COMMISSION_PER_SHARE",
+                    "0.005",
+                ),
+                ("SIMUTRADOR__SIMULATION__MIN_COMMISSION", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.simulation.default_commission_per_share.to_string(),
+            "0.005"
+        );
+        assert_eq!(s.simulation.min_commission.to_string(), "1.00");
+        for bad in ["abc", "-0.01"] {
+            let e = Settings::load_from(
+                None,
+                env(&[("SIMUTRADOR__SIMULATION__DEFAULT_COMMISSION_PER_SHARE", bad)]),
+            )
+            .unwrap_err();
+            assert_eq!(
+                e.key, "simulation.default_commission_per_share",
+                "{bad}: {e}"
+            );
+            assert!(!e.message.contains("for key"), "{e}");
         }
     }
 

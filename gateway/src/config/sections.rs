@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use auth::Secret;
-use market_data::{Amount, Price};
+use model::{Amount, Price};
 use serde::Deserialize;
 
 use super::values::{
-    self, AddressList, DatabaseUrl, EncryptionKeys, LogFormatSetting, SmtpSecurity,
+    self, AddressList, EncryptionKeys, LogFormatSetting, ServiceUrl, SmtpSecurity,
 };
 use super::{ConfigError, Mode};
 
@@ -189,7 +189,7 @@ pub struct ServerChoice {
 #[derive(Clone, Debug, Deserialize)]
 pub struct SessionStoreSettings {
     /// Empty for this process's memory (single node); `redis://` for Redis (clusters).
-    pub redis_url: String,
+    pub redis_url: ServiceUrl,
     /// Key prefix in Redis.
     pub key_prefix: String,
     /// A node that stops renewing its sessions' leases loses them after this long.
@@ -204,7 +204,7 @@ pub struct SessionStoreSettings {
 #[derive(Clone, Debug, Deserialize)]
 pub struct DatabaseSettings {
     /// `sqlite:` file URL or `postgres://` URL; empty for `<data_dir>/simutrador.db`.
-    pub url: DatabaseUrl,
+    pub url: ServiceUrl,
 }
 
 /// Token signing.
@@ -402,7 +402,7 @@ impl LogSettings {
 
 impl SessionStoreSettings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.redis_url.is_empty() || self.redis_url.starts_with("redis://")) {
+        if !(self.redis_url.is_empty() || self.redis_url.expose().starts_with("redis://")) {
             return bad("session_store.redis_url", "must be empty or a redis:// URL");
         }
         if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {

@@ -210,12 +210,21 @@ impl std::str::FromStr for EncryptionKeys {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let keys = crate::secrets::parse_encryption_keys(s)?;
+        let keys: Vec<(String, Secret<Vec<u8>>)> = keys
+            .into_iter()
+            .map(|(id, key)| (id, Secret::new(key)))
+            .collect();
+        // The key ring's own checks (ids, 32-byte keys, no id twice), now rather than
+        // when the server first seals a secret.
+        if let Some((last, _)) = keys.last() {
+            auth::Keyring::new(last.clone(), keys.clone()).map_err(|e| match e {
+                auth::AuthError::Config(message) => message,
+                _ => "encryption keys are unusable",
+            })?;
+        }
         Ok(Self {
             text: Secret::new(s.to_string()),
-            keys: keys
-                .into_iter()
-                .map(|(id, key)| (id, Secret::new(key)))
-                .collect(),
+            keys,
         })
     }
 }
@@ -226,40 +235,123 @@ impl<'de> Deserialize<'de> for EncryptionKeys {
     }
 }
 
-/// A database URL; `Debug` hides its password.
+/// The URL of a service that may carry a password (`database.url`,
+/// `session_store.redis_url`); `Debug` hides the password, in the user part or in a
+/// `password=` query parameter.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
-pub struct DatabaseUrl(String);
+pub struct ServiceUrl(String);
 
-impl DatabaseUrl {
+impl ServiceUrl {
     /// The URL as configured, password included.
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether the setting is empty (the service is not used).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
-impl From<String> for DatabaseUrl {
+impl From<String> for ServiceUrl {
     fn from(url: String) -> Self {
         Self(url)
     }
 }
 
-impl From<&str> for DatabaseUrl {
+impl From<&str> for ServiceUrl {
     fn from(url: &str) -> Self {
         Self(url.to_string())
     }
 }
 
-impl fmt::Debug for DatabaseUrl {
+impl fmt::Debug for ServiceUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // `scheme://user:password@host/...`: everything between the first `:` after
-        // `//` and the last `@` is the password.
         let url = &self.0;
-        let redacted = url.split_once("://").and_then(|(scheme, rest)| {
-            let (userinfo, host) = rest.rsplit_once('@')?;
-            let (user, _) = userinfo.split_once(':')?;
-            Some(format!("{scheme}://{user}:[redacted]@{host}"))
-        });
-        write!(f, "{:?}", redacted.as_deref().unwrap_or(url))
+        // `scheme://user:password@host/...`: between the first `:` of the user part and
+        // the last `@` before the path is the password.
+        let mut shown = match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?']).unwrap_or(rest.len());
+                let (authority, tail) = rest.split_at(end);
+                match authority.rsplit_once('@') {
+                    Some((userinfo, host)) => {
+                        let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                        let hidden = if userinfo.contains(':') {
+                            ":[redacted]"
+                        } else {
+                            ""
+                        };
+                        format!("{scheme}://{user}{hidden}@{host}{tail}")
+                    }
+                    None => url.clone(),
+                }
+            }
+            None => url.clone(),
+        };
+        if let Some((base, query)) = shown.split_once('?') {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=[redacted]"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            shown = format!("{base}?{}", query.join("&"));
+        }
+        write!(f, "{shown:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_database_password() {
+        let url = ServiceUrl::from("postgres://simutrador:s3cr3t@db:5432/simutrador");
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("simutrador:[redacted]@db:5432/simutrador"),
+            "{shown}"
+        );
+        assert_eq!(
+            url.expose(),
+            "postgres://simutrador:s3cr3t@db:5432/simutrador"
+        );
+        // Nothing to hide without a password.
+        let plain = ServiceUrl::from("sqlite://./data/simutrador.db?mode=rwc");
+        assert_eq!(
+            format!("{plain:?}"),
+            "\"sqlite://./data/simutrador.db?mode=rwc\""
+        );
+    }
+
+    #[test]
+    fn encryption_keys_show_their_ids_only() {
+        let hex = "ab".repeat(32);
+        let keys: EncryptionKeys = format!("k1:{hex},k2:{hex}").parse().unwrap();
+        assert_eq!(format!("{keys:?}"), r#"["k1", "k2"]"#);
+        assert_eq!(keys.keys().len(), 2);
+        assert!("k1:abcd".parse::<EncryptionKeys>().is_err());
+    }
+
+    #[test]
+    fn lists_and_formats_parse_once() {
+        let list: AddressList = " 10.0.0.0/8, ::1 ,".parse().unwrap();
+        assert_eq!(list.len(), 2);
+        assert!("10.0.0.0/8, nginx".parse::<AddressList>().is_err());
+        assert_eq!("".parse::<LogFormatSetting>(), Ok(LogFormatSetting(None)));
+        assert_eq!(
+            "json".parse::<LogFormatSetting>(),
+            Ok(LogFormatSetting(Some(LogFormat::Json)))
+        );
+        assert!("xml".parse::<LogFormatSetting>().is_err());
+        assert_eq!(
+            " STARTTLS ".parse::<SmtpSecurity>(),
+            Ok(SmtpSecurity::Starttls)
+        );
     }
 }

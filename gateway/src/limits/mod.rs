@@ -31,6 +31,11 @@ pub struct Concurrency {
 }
 
 impl Concurrency {
+    /// Counts on this node only.
+    pub fn local() -> Self {
+        Self::new(String::new(), None)
+    }
+
     /// Counts on this node, and across the cluster when `cluster` is given.
     pub fn new(node_id: String, cluster: Option<Arc<ClusterCounts>>) -> Self {
         Self {

@@ -23,7 +23,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
-use crate::config::{IpNet, RateLimitSettings, RateRule};
+use crate::config::{RateLimitSettings, RateRule};
 use crate::errors::{HttpError, LimitPeriod, RateLimited};
 use crate::metrics::RateLimit;
 
@@ -277,7 +277,6 @@ impl RedisWindows {
 /// Counts requests against the configured limits.
 pub struct RateLimiter {
     settings: RateLimitSettings,
-    trusted: Vec<IpNet>,
     local: LocalWindows,
     redis: Option<RedisWindows>,
     /// When the Redis fallback was last logged (ms), to log it once per 10 seconds.
@@ -290,10 +289,9 @@ pub(crate) fn now_ms() -> i64 {
 
 impl RateLimiter {
     /// Limits counted in this process only.
-    pub fn local(settings: RateLimitSettings, trusted: Vec<IpNet>) -> Arc<RateLimiter> {
+    pub fn local(settings: RateLimitSettings) -> Arc<RateLimiter> {
         Arc::new(RateLimiter {
             settings,
-            trusted,
             local: LocalWindows::new(),
             redis: None,
             fallback_logged: AtomicI64::new(i64::MIN),
@@ -304,14 +302,12 @@ impl RateLimiter {
     /// while Redis cannot answer.
     pub async fn with_redis(
         settings: RateLimitSettings,
-        trusted: Vec<IpNet>,
         url: &str,
         prefix: &str,
     ) -> Result<Arc<RateLimiter>, String> {
         let conn = crate::redis_link::connect(url, Duration::from_millis(500)).await?;
         Ok(Arc::new(RateLimiter {
             settings,
-            trusted,
             local: LocalWindows::new(),
             redis: Some(RedisWindows {
                 conn,
@@ -382,7 +378,12 @@ impl RateLimiter {
     /// address in `X-Forwarded-For` that is not a trusted proxy.
     pub fn client_ip(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
         let peer = peer?;
-        if !self.trusted.iter().any(|n| n.contains(peer)) {
+        if !self
+            .settings
+            .trusted_proxies
+            .iter()
+            .any(|n| n.contains(peer))
+        {
             return Some(peer);
         }
         let forwarded: Vec<&str> = headers
@@ -398,7 +399,7 @@ impl RateLimiter {
             match entry.trim().parse::<IpAddr>() {
                 Ok(ip) => {
                     client = ip;
-                    if !self.trusted.iter().any(|n| n.contains(ip)) {
+                    if !self.settings.trusted_proxies.iter().any(|n| n.contains(ip)) {
                         break;
                     }
                 }
@@ -592,7 +593,7 @@ mod tests {
 
     #[actix_web::test]
     async fn local_limiter_refuses_past_the_limit() {
-        let limiter = RateLimiter::local(settings(), vec![]);
+        let limiter = RateLimiter::local(settings());
         let key = |last| RateKey::client(Some(IpAddr::from([10, 0, 0, last])));
         for _ in 0..3 {
             assert!(limiter.hit(Bucket::Auth, key(1)).await.allowed);
@@ -604,8 +605,9 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted = vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
-        let limiter = RateLimiter::local(settings(), trusted);
+        let mut with_proxies = settings();
+        with_proxies.trusted_proxies = "10.0.0.0/8, ::1".parse().unwrap();
+        let limiter = RateLimiter::local(with_proxies);
         let mut headers = HeaderMap::new();
         headers.insert(
             HeaderName::from_static("x-forwarded-for"),

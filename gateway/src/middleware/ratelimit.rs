@@ -8,19 +8,8 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 
 use crate::extract::bearer;
-use crate::limits::requests::{add_headers, display_ip, now_ms, refusal, Bucket, Counted, RateKey};
+use crate::limits::requests::{add_headers, now_ms, refusal, Bucket, Counted, RateKey};
 use crate::state::AppState;
-
-/// The client address of a request, as the rate limits see it (see
-/// [`RateLimiter::client_ip`]): what audit events and login sessions record.
-pub fn client_ip(req: &actix_web::HttpRequest) -> Option<String> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    let ip = match req.app_data::<web::Data<AppState>>() {
-        Some(state) => state.limiter.client_ip(peer, req.headers()),
-        None => peer,
-    };
-    ip.map(|ip| display_ip(Some(ip)))
-}
 
 /// Middleware: counts every limited request before its handler runs.
 pub async fn middleware(

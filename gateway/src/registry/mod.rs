@@ -44,19 +44,16 @@ use actix::{
 };
 use auth::{AuthError, Database, ResultStore, SimulationRecord};
 use chrono::{DateTime, Utc};
-use market_data::{
-    filter_market_hours, Amount, GetSlice, MarketDataActor, MarketDataError, MarketHours, Price,
-    Slice, SliceRequest, Timeframe, Timestamp,
-};
+use engine::{periods_per_year, session_calendar, Engine, EngineConfig, SimulationResults};
+use market_data::{filter_market_hours, GetSlice, MarketDataActor, MarketDataError, SliceRequest};
+use model::{Amount, MarketHours, Price, Slice, Timeframe, Timestamp};
 use protocol::ErrorCode;
 use session_actor::actor::{
     Close, Lifecycle, LifecycleKind, Ownership, SessionActor, SessionConfig, Shutdown,
 };
-use session_actor::engine::{periods_per_year, session_calendar, SimulationResults};
 use session_actor::store::{
     recover, Lease, RecoverError, SessionStore, StoreError, StoreTtl, StoredState,
 };
-use session_actor::{Engine, EngineConfig};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -162,7 +159,7 @@ impl SessionRegistry {
         SessionRegistry {
             node_id: settings.node_id(),
             draining: false,
-            concurrency: Arc::new(Concurrency::new(settings.node_id(), None)),
+            concurrency: Arc::new(Concurrency::local()),
             settings,
             market,
             store,

@@ -7,10 +7,10 @@
 
 use auth::{SimulationRecord, SimulationSummary};
 use chrono::{DateTime, Utc};
-use market_data::{Amount, Timeframe, Timestamp};
+use engine::SimulationResults;
+use model::{Amount, Timeframe, Timestamp};
 use protocol::{EquityPoint, SessionDetail, SessionEntry, SimulationEndData, SimulationState};
 use session_actor::actor::StateView;
-use session_actor::engine::SimulationResults;
 use uuid::Uuid;
 
 use crate::errors::{log_chain, HttpError};

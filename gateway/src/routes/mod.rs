@@ -26,7 +26,6 @@ pub mod metrics;
 mod sessions;
 
 use actix_web::web;
-use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -60,7 +59,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     admin::configure(cfg);
 }
 
-/// A time as REST answers give it: RFC 3339 in UTC, to the second.
-pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub(crate) use crate::translate::rfc3339;

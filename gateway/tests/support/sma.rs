@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use engine::strategy::{run, SmaCrossover};
+use engine::{Engine, EngineConfig, SimulationResults};
 use market_data::{Amount, Catalog, SliceRequest, Timeframe};
 use serde_json::{json, Value};
-use session_actor::engine::strategy::{run, SmaCrossover};
-use session_actor::{Engine, EngineConfig};
 
 pub fn goog_start() -> Value {
     json!({
@@ -56,7 +56,7 @@ impl Sma {
     }
 }
 
-pub fn in_process() -> session_actor::engine::SimulationResults {
+pub fn in_process() -> SimulationResults {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample-data");
     let request = SliceRequest {
         provider: None,

@@ -34,8 +34,10 @@ pub async fn create_key(
     state: web::Data<AppState>,
     path: web::Path<String>,
     bytes: web::Bytes,
-    Operator(admin): Operator,
 ) -> Result<HttpResponse, HttpError> {
+    // Checked after the body is read, as before the extractor: a body that does not
+    // arrive is a 408 whoever sends it.
+    let admin = Operator::check(&req, &state).await?;
     let id = path_id(&path, "user")?;
     let b: NewKey = body(&bytes)?;
     account(&state, id).await?;

@@ -134,8 +134,10 @@ pub async fn create_user(
     req: HttpRequest,
     state: web::Data<AppState>,
     bytes: web::Bytes,
-    Operator(admin): Operator,
 ) -> Result<HttpResponse, HttpError> {
+    // Checked after the body is read, as before the extractor: a body that does not
+    // arrive is a 408 whoever sends it.
+    let admin = Operator::check(&req, &state).await?;
     let b: CreateUser = body(&bytes)?;
     let mut new = NewUser::new(b.email);
     if let Some(plan) = &b.plan {
@@ -249,8 +251,10 @@ pub async fn update_user(
     state: web::Data<AppState>,
     path: web::Path<String>,
     bytes: web::Bytes,
-    Operator(admin): Operator,
 ) -> Result<HttpResponse, HttpError> {
+    // Checked after the body is read, as before the extractor: a body that does not
+    // arrive is a 408 whoever sends it.
+    let admin = Operator::check(&req, &state).await?;
     let id = path_id(&path, "user")?;
     let b: UpdateUser = body(&bytes)?;
     let plan = b.plan.as_deref().map(parse_plan).transpose()?;
