@@ -111,3 +111,37 @@ fn sma_10_20_on_goog_matches_reference_engines() {
     assert_eq!(results.metrics.total_trades, reference.closed_trades);
     assert_eq!(results.metrics.ticks_processed, 2148);
 }
+
+/// FNV-1a, 64 bits: enough to tell bytes apart in a pin.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The snapshot bytes and the metrics of this run are those the engine produced before
+/// it became its own crate (commit 8d67f86): snapshots stored by running sessions
+/// restore, and results compare, across the change.
+#[test]
+fn snapshot_and_metrics_bytes_are_pinned() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candles = market_data::csv::load_csv(&root.join("sample-data/ohlcv/GOOG.csv")).unwrap();
+    let slice = daily_slice("GOOG", &candles);
+    let mut engine = Engine::new(EngineConfig::new(
+        vec!["GOOG".into()],
+        Amount::from_int(100_000),
+    ))
+    .unwrap();
+    let results = run(&mut engine, &slice, &mut SmaCrossover::new(10, 20, 100));
+    let snapshot = engine.snapshot();
+    assert_eq!(
+        (snapshot.len(), fnv(&snapshot)),
+        (15_010, 0x8ace_c517_b6ab_15c2)
+    );
+    let metrics = serde_json::to_string(&results.metrics).unwrap();
+    assert_eq!(
+        (results.trades.len(), fnv(metrics.as_bytes())),
+        (46, 0x3e52_dd1a_ebfd_2e70)
+    );
+    assert_eq!(Engine::restore(&snapshot).unwrap().snapshot(), snapshot);
+}
