@@ -49,6 +49,8 @@ const ROUTES: &[(&str, &[&str], Body)] = &[
     ("/api/keys/x", &["DELETE"], Body::None),
     ("/api/keys/x/rotate", &["POST"], Body::None),
     ("/api/limits", &["GET"], Body::None),
+    ("/api/market-data", &["GET"], Body::None),
+    ("/api/market-data/default/GOOG/bars", &["GET"], Body::None),
     ("/api/sessions", &["GET"], Body::None),
     ("/api/sessions/x", &["GET", "DELETE"], Body::None),
     ("/ws/simulate", &["GET"], Body::None),

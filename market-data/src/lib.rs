@@ -33,7 +33,7 @@ pub use model::{
     Timestamp, TimestampError, UnknownTimeframe,
 };
 pub use parquet::{load_parquet, write_layout, write_parquet, PriceEncoding};
-pub use resample::resample;
+pub use resample::{downsample, resample};
 pub use series::Series;
 pub use slice_builder::{build_slice, filter_market_hours, SliceRequest};
 pub use synthetic::{generate, SplitMix64, SyntheticSpec};

@@ -42,7 +42,10 @@ pub use envelope::Envelope;
 pub use errors::{
     ErrorCode, ErrorData, ErrorType, ProtocolError, SessionErrorData, Severity, UnknownErrorCode,
 };
-pub use market::{HistorySnapshotData, TickData, WireCandle};
+pub use market::{
+    BarsResponse, HistorySnapshotData, MarketDataResponse, ProviderEntry, StoredEntry, SymbolEntry,
+    TickData, WireCandle,
+};
 pub use model::MarketSession;
 pub use orders::{ExecutionMode, OrderRequest, OrderType, Side, TimeInForce};
 pub use parse::{parse_client_frame, parse_server_frame, ServerFrame};

@@ -93,3 +93,67 @@ pub struct TickData {
     /// Last bar of a trading day (where `day` orders expire).
     pub is_eod: bool,
 }
+
+/// `GET /api/market-data` 200 body: what every provider can serve.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketDataResponse {
+    /// Providers, the default first.
+    pub providers: Vec<ProviderEntry>,
+}
+
+/// One data provider (`data_provider` in `start_simulation`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderEntry {
+    /// Its name.
+    pub name: String,
+    /// Whether requests without `data_provider` use it.
+    pub default: bool,
+    /// Its symbols, in name order.
+    pub symbols: Vec<SymbolEntry>,
+}
+
+/// One symbol of a provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SymbolEntry {
+    /// The symbol.
+    pub symbol: String,
+    /// The series stored for it, finest first.
+    pub stored: Vec<StoredEntry>,
+    /// Every timeframe a session or a chart can ask for: the stored ones and those
+    /// built from them.
+    pub servable: Vec<Timeframe>,
+}
+
+/// One stored series.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEntry {
+    /// Bar duration.
+    pub timeframe: Timeframe,
+    /// Open time of the first bar, RFC 3339 UTC.
+    pub first: String,
+    /// Open time of the last bar, RFC 3339 UTC.
+    pub last: String,
+    /// Number of bars, where the files say so without being read (single Parquet
+    /// files); `null` otherwise.
+    pub bars: Option<u64>,
+}
+
+/// `GET /api/market-data/{provider}/{symbol}/bars` 200 body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BarsResponse {
+    /// The provider.
+    pub provider: String,
+    /// The symbol.
+    pub symbol: String,
+    /// Bar duration of the series read.
+    pub timeframe: Timeframe,
+    /// Bars of the series in the range asked for.
+    pub bars_in_range: u64,
+    /// How many of those each returned bar covers: 1 unless the range held more than
+    /// `max_points` bars, which are then merged in runs of this many (open of the
+    /// first, highest high, lowest low, close of the last, summed volume; stamped with
+    /// the first bar's time).
+    pub bucket_bars: u64,
+    /// The bars, oldest first.
+    pub bars: Vec<WireCandle>,
+}

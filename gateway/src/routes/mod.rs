@@ -22,6 +22,7 @@ mod auth;
 mod health;
 mod keys;
 mod limits;
+mod market_data;
 pub mod metrics;
 mod sessions;
 
@@ -53,6 +54,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource!(cfg, "/api/keys/{id}", delete => keys::revoke_key);
     resource!(cfg, "/api/keys/{id}/rotate", post => keys::rotate_key);
     resource!(cfg, "/api/limits", get => limits::limits);
+    resource!(cfg, "/api/market-data", get => market_data::catalog);
+    resource!(cfg, "/api/market-data/{provider}/{symbol}/bars", get => market_data::bars);
     resource!(cfg, "/api/sessions", get => sessions::list);
     resource!(cfg, "/api/sessions/{id}", get => sessions::get, delete => sessions::delete);
     resource!(cfg, "/ws/simulate", get => crate::ws::simulate);
