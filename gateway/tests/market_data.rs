@@ -12,6 +12,14 @@ async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Value) {
     app.call(Method::GET, path, token, None).await
 }
 
+/// A gateway on the bundled sample data, and a token of a user on the free plan.
+async fn app_with_user(email: &str) -> (TestApp, String) {
+    let app = spawn_app(Backend::Sqlite).await;
+    let key = app.user_with_key(email, protocol::Plan::Free).await;
+    let token = app.token(&key).await;
+    (app, token)
+}
+
 fn price(v: &Value) -> Price {
     v.as_str().unwrap().parse().unwrap()
 }
@@ -22,13 +30,7 @@ fn amount(v: &Value) -> Amount {
 
 #[actix_web::test]
 async fn the_catalog_lists_what_can_be_served() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app
-        .token(
-            &app.user_with_key("md@example.com", protocol::Plan::Free)
-                .await,
-        )
-        .await;
+    let (app, token) = app_with_user("md@example.com").await;
     let (status, body) = get(&app, "/api/market-data", None).await;
     assert_eq!((status, body["error"].as_str()), (401, Some("AUTH_FAILED")));
 
@@ -72,13 +74,7 @@ async fn the_catalog_lists_what_can_be_served() {
 
 #[actix_web::test]
 async fn bars_of_a_range_and_merged_for_a_chart() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app
-        .token(
-            &app.user_with_key("bars@example.com", protocol::Plan::Free)
-                .await,
-        )
-        .await;
+    let (app, token) = app_with_user("bars@example.com").await;
     let base = "/api/market-data/default/GOOG/bars?timeframe=daily";
 
     // The whole series, under the default cap: every bar, unmerged.
@@ -150,13 +146,7 @@ async fn bars_of_a_range_and_merged_for_a_chart() {
 
 #[actix_web::test]
 async fn bad_requests_say_what_is_wrong() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let token = app
-        .token(
-            &app.user_with_key("bad@example.com", protocol::Plan::Free)
-                .await,
-        )
-        .await;
+    let (app, token) = app_with_user("bad@example.com").await;
     for (path, status, says) in [
         (
             "/api/market-data/nope/GOOG/bars?timeframe=daily",
