@@ -133,14 +133,22 @@ async fn bars_of_a_range_and_merged_for_a_chart() {
     }
 
     // Coarser bars are built from the stored ones.
-    let (status, weekly) = get(
+    let (status, daily) = get(
         &app,
         "/api/market-data/default/EURUSD/bars?timeframe=daily&max_points=100000",
         Some(&token),
     )
     .await;
-    assert_eq!(status, 200, "{weekly}");
-    assert_eq!(weekly["timeframe"], "daily");
+    assert_eq!(status, 200, "{daily}");
+    assert_eq!(daily["timeframe"], "daily");
+    let days = daily["bars"].as_array().unwrap();
+    assert!(days.len() > 200, "{} days", days.len());
+    assert_eq!(days.len() as u64, daily["bars_in_range"].as_u64().unwrap());
+    assert!(
+        days.iter()
+            .all(|b| b["date"].as_str().unwrap().ends_with("T00:00:00Z")),
+        "daily bars start at midnight UTC"
+    );
     app.cleanup().await;
 }
 

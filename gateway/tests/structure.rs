@@ -111,3 +111,31 @@ fn references_are_read_from_paths_and_groups() {
     let names: Vec<String> = crate_references(text).into_iter().collect();
     assert_eq!(names, ["errors", "limits", "state"]);
 }
+
+#[test]
+fn a_planted_circle_is_found() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in edges {
+            g.entry(from.to_string())
+                .or_default()
+                .insert(to.to_string());
+        }
+        g
+    };
+    let layered = graph(&[
+        ("routes", "state"),
+        ("state", "registry"),
+        ("registry", "limits"),
+    ]);
+    assert!(layered.keys().all(|u| cycle(&layered, u).is_none()));
+    let circle = graph(&[
+        ("routes", "state"),
+        ("state", "registry"),
+        ("registry", "routes"),
+    ]);
+    assert_eq!(
+        cycle(&circle, "routes").unwrap(),
+        ["routes", "state", "registry", "routes"]
+    );
+}

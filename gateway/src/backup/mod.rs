@@ -252,7 +252,7 @@ pub async fn backup(settings: &Settings, to: &Path) -> Result<BackupReport, Back
     let mut manifest = Manifest {
         format: archive::FORMAT.into(),
         format_version: archive::FORMAT_VERSION,
-        created_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        created_at: crate::translate::rfc3339(Utc::now()),
         node: settings.node_id(),
         gateway_version: env!("CARGO_PKG_VERSION").into(),
         database: archive::DatabaseInfo {
