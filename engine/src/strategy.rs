@@ -47,7 +47,40 @@ pub fn run_with_events<S: Strategy>(
     engine: &mut Engine,
     slice: &Slice,
     strategy: &mut S,
+    sink: impl FnMut(&Event),
+) -> SimulationResults {
+    drive(engine, slice, strategy, sink, |_| None)
+}
+
+/// Runs `strategy` over `slice` and returns the results.
+pub fn run<S: Strategy>(engine: &mut Engine, slice: &Slice, strategy: &mut S) -> SimulationResults {
+    run_with_events(engine, slice, strategy, |_| {})
+}
+
+/// How many bars [`run_controlled`] processes between two questions to its control.
+pub const CONTROL_EVERY_BARS: u64 = 1024;
+
+/// Runs like [`run`] for a caller on another thread: before the first bar and every
+/// [`CONTROL_EVERY_BARS`] bars after it, `control` is told how many bars have been
+/// processed;
+/// `Some(reason)` ends the run there with that reason (a cancelled or over-long run
+/// keeps what it did so far), `None` goes on. The results equal [`run`]'s whenever
+/// `control` never stops it.
+pub fn run_controlled<S: Strategy>(
+    engine: &mut Engine,
+    slice: &Slice,
+    strategy: &mut S,
+    control: impl FnMut(u64) -> Option<EndReason>,
+) -> SimulationResults {
+    drive(engine, slice, strategy, |_| {}, control)
+}
+
+fn drive<S: Strategy>(
+    engine: &mut Engine,
+    slice: &Slice,
+    strategy: &mut S,
     mut sink: impl FnMut(&Event),
+    mut control: impl FnMut(u64) -> Option<EndReason>,
 ) -> SimulationResults {
     let start = engine.sequence_id() as usize;
     if start == 0 {
@@ -55,7 +88,12 @@ pub fn run_with_events<S: Strategy>(
     }
     let mut events = Vec::with_capacity(16);
     let mut orders = Vec::new();
-    for step in slice.steps.iter().skip(start) {
+    for (done, step) in slice.steps.iter().enumerate().skip(start) {
+        if done as u64 % CONTROL_EVERY_BARS == 0 {
+            if let Some(reason) = control(done as u64) {
+                return engine.finish(reason);
+            }
+        }
         let bars = slice.bars_of(step);
         events.clear();
         engine.on_step(step, bars, &mut events);
@@ -72,11 +110,6 @@ pub fn run_with_events<S: Strategy>(
         }
     }
     engine.finish(EndReason::Completed)
-}
-
-/// Runs `strategy` over `slice` and returns the results.
-pub fn run<S: Strategy>(engine: &mut Engine, slice: &Slice, strategy: &mut S) -> SimulationResults {
-    run_with_events(engine, slice, strategy, |_| {})
 }
 
 /// SMA crossover: buy `quantity` at market when the fast SMA crosses above the slow

@@ -145,3 +145,49 @@ fn snapshot_and_metrics_bytes_are_pinned() {
     );
     assert_eq!(Engine::restore(&snapshot).unwrap().snapshot(), snapshot);
 }
+
+/// `run_controlled` equals `run` when its control lets it finish, is asked every
+/// `CONTROL_EVERY_BARS` bars with the bars done so far, and a stop ends the run right
+/// there with the control's reason.
+#[test]
+fn a_controlled_run_reports_progress_and_stops_when_told() {
+    use engine::strategy::{run_controlled, CONTROL_EVERY_BARS};
+    use engine::EndReason;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candles = market_data::csv::load_csv(&root.join("sample-data/ohlcv/GOOG.csv")).unwrap();
+    let slice = daily_slice("GOOG", &candles);
+    let engine = || {
+        Engine::new(EngineConfig::new(
+            vec!["GOOG".into()],
+            Amount::from_int(100_000),
+        ))
+        .unwrap()
+    };
+    let want = run(&mut engine(), &slice, &mut SmaCrossover::new(10, 20, 100));
+
+    let mut asked = Vec::new();
+    let got = run_controlled(
+        &mut engine(),
+        &slice,
+        &mut SmaCrossover::new(10, 20, 100),
+        |done| {
+            asked.push(done);
+            None
+        },
+    );
+    assert_eq!(got.metrics, want.metrics);
+    assert_eq!(got.trades, want.trades);
+    assert_eq!(got.reason, EndReason::Completed);
+    assert_eq!(asked, vec![0, CONTROL_EVERY_BARS, 2 * CONTROL_EVERY_BARS]);
+
+    let stopped = run_controlled(
+        &mut engine(),
+        &slice,
+        &mut SmaCrossover::new(10, 20, 100),
+        |done| (done >= CONTROL_EVERY_BARS).then_some(EndReason::Stopped),
+    );
+    assert_eq!(stopped.reason, EndReason::Stopped);
+    assert_eq!(stopped.metrics.ticks_processed, CONTROL_EVERY_BARS);
+    assert!(stopped.metrics.total_trades < want.metrics.total_trades);
+}
