@@ -247,6 +247,10 @@ mod tests {
         }
     }
 
+    fn sums(gains: i128, losses: i128) -> RsiReading {
+        RsiReading { gains, losses }
+    }
+
     /// A small deterministic generator of positive raw prices, with runs of equal values.
     fn series(n: usize, seed: u64) -> Vec<i64> {
         let mut z = seed;
@@ -282,26 +286,20 @@ mod tests {
     #[test]
     fn rsi_at_the_threshold_is_neither_below_nor_above() {
         // gains 3, losses 1: RSI is exactly 75.
-        let reading = RsiReading {
-            gains: 3,
-            losses: 1,
-        };
-        assert!(!reading.is_below(75));
-        assert!(!reading.is_above(75));
-        assert!(reading.is_below(76));
-        assert!(reading.is_above(74));
+        let exact = sums(3, 1);
+        assert!(!exact.is_below(75));
+        assert!(!exact.is_above(75));
+        assert!(exact.is_below(76));
+        assert!(exact.is_above(74));
         // The same through the indicator: +3 then -1 over period 2 (raw units of 1e-8).
         let mut r = CutlerRsi::new(2);
         r.update(0, 1_000);
         r.update(0, 1_003);
         let reading = r.update(0, 1_002).unwrap();
-        assert_eq!(reading, RsiReading { gains: 3, losses: 1 });
+        assert_eq!(reading, exact);
         assert!(!reading.is_below(75) && !reading.is_above(75));
         // RSI 50 exactly: equal gains and losses.
-        let half = RsiReading {
-            gains: 7,
-            losses: 7,
-        };
+        let half = sums(7, 7);
         assert!(!half.is_below(50) && !half.is_above(50));
         assert!(half.is_below(51) && half.is_above(49));
     }
@@ -346,8 +344,8 @@ mod tests {
         let mut r = CutlerRsi::new(1);
         assert_eq!(r.update(0, 10), None);
         assert_eq!(r.update(1, 20), None);
-        assert_eq!(r.update(0, 11), Some(RsiReading { gains: 1, losses: 0 }));
-        assert_eq!(r.update(1, 18), Some(RsiReading { gains: 0, losses: 2 }));
+        assert_eq!(r.update(0, 11), Some(sums(1, 0)));
+        assert_eq!(r.update(1, 18), Some(sums(0, 2)));
     }
 
     #[test]
@@ -371,7 +369,7 @@ mod tests {
             ]
         );
         assert_eq!(d.update(0, 0), Some(0)); // 0 0 0
-        // Symbols are independent.
+                                             // Symbols are independent.
         assert_eq!(d.update(1, 100), None);
     }
 
