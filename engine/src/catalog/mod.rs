@@ -50,18 +50,18 @@
 //! ## `sma_crossover`
 //!
 //! The fast and slow simple moving averages of closes over `fast` and `slow` bars
-//! ([`SmaCrossover`](crate::strategy::SmaCrossover)). A cross up is fast < slow on the
-//! previous bar and fast > slow on this one; a cross down the mirror; equal averages
-//! are neither (compared exactly as `sum_fast x slow = sum_slow x fast`). The first
-//! cross can come once both averages have had `slow` bars and one more bar to compare
-//! with. On a cross up while flat: buy `quantity` at market. On a cross down while
-//! long: sell the whole position at market.
+//! ([`SmaCrossover`]). A cross up is fast < slow on the previous bar and fast > slow
+//! on this one; a cross down the mirror; equal averages are neither (compared exactly
+//! as `sum_fast x slow = sum_slow x fast`). The first cross can come once both
+//! averages have had `slow` bars and one more bar to compare with. On a cross up
+//! while flat: buy `quantity` at market. On a cross down while long: sell the whole
+//! position at market.
 //!
 //! ## `buy_and_hold`
 //!
 //! After the first bar of each symbol in the run, buy `quantity` at market, once
-//! ([`BuyAndHold`](crate::strategy::BuyAndHold)); never sell. An open position at the
-//! end is marked at the last close in the final equity.
+//! ([`BuyAndHold`]); never sell. An open position at the end is marked at the last
+//! close in the final equity.
 //!
 //! ## `breakout`
 //!
