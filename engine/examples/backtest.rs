@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use engine::strategy::{run, BuyAndHold, SmaCrossover, Strategy};
+use engine::catalog;
+use engine::strategy::run;
 use engine::{periods_per_year, session_calendar, SimulationResults};
 use engine::{Engine, EngineConfig};
 use market_data::{format_ts, parse_timestamp, Amount, Catalog, Price, SliceRequest, Timeframe};
@@ -21,9 +22,12 @@ Options (defaults in brackets):
   --start DATE         first bar, YYYY-MM-DD or RFC 3339 [2004-01-01]
   --end DATE           end, exclusive [2014-01-01]
   --warmup N           warm-up bars per symbol fed to the strategy [0]
-  --strategy NAME      sma | buy-and-hold [sma]
-  --fast N --slow N    SMA lengths [10, 20]
-  --quantity N         units per order [100]
+  --strategy NAME      sma | buy-and-hold, or a built-in strategy id: sma_crossover,
+                       buy_and_hold, breakout, rsi_mean_reversion [sma]
+  --param NAME=VALUE   a parameter of the strategy (repeatable), e.g. lookback=20,
+                       stop_loss_pct=2.5; the rest take their defaults
+  --fast N --slow N    SMA lengths, for `sma` [10, 20]
+  --quantity N         units per order, for `sma` and `buy-and-hold` [100]
   --capital X          initial cash [100000]
   --commission X       commission per share [0]
   --slippage BPS       slippage on market and stop fills [0]
@@ -38,6 +42,7 @@ struct Args {
     end: i64,
     warmup: usize,
     strategy: String,
+    params: serde_json::Map<String, serde_json::Value>,
     fast: usize,
     slow: usize,
     quantity: i64,
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         end: parse_timestamp("2014-01-01").map_err(|e| e.to_string())?,
         warmup: 0,
         strategy: "sma".into(),
+        params: serde_json::Map::new(),
         fast: 10,
         slow: 20,
         quantity: 100,
@@ -80,6 +86,15 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--end" => a.end = parse_timestamp(&value).map_err(|e| bad(&e))?,
             "--warmup" => a.warmup = value.parse().map_err(|e| bad(&e))?,
             "--strategy" => a.strategy = value,
+            "--param" => {
+                let (name, text) = value
+                    .split_once('=')
+                    .ok_or_else(|| format!("--param {value}: expected NAME=VALUE"))?;
+                // A number stays a number; anything else is passed as a string.
+                let v = serde_json::from_str(text)
+                    .unwrap_or_else(|_| serde_json::Value::String(text.to_string()));
+                a.params.insert(name.to_string(), v);
+            }
             "--fast" => a.fast = value.parse().map_err(|e| bad(&e))?,
             "--slow" => a.slow = value.parse().map_err(|e| bad(&e))?,
             "--quantity" => a.quantity = value.parse().map_err(|e| bad(&e))?,
@@ -126,11 +141,25 @@ fn backtest(a: Args) -> Result<(), String> {
     config.slippage_bps = a.slippage;
     config.periods_per_year = periods_per_year(a.timeframe, session_calendar(&a.symbols));
     let mut engine = Engine::new(config).map_err(|e| e.to_string())?;
-    let mut strategy: Box<dyn Strategy> = match a.strategy.as_str() {
-        "sma" => Box::new(SmaCrossover::new(a.fast, a.slow, a.quantity)),
-        "buy-and-hold" => Box::new(BuyAndHold::new(a.quantity)),
-        other => return Err(format!("unknown strategy {other} (sma, buy-and-hold)")),
+    // The short names of the flags above, then any built-in id with `--param`s.
+    let mut params = serde_json::Map::new();
+    let id = match a.strategy.as_str() {
+        "sma" => {
+            params.insert("fast".into(), a.fast.into());
+            params.insert("slow".into(), a.slow.into());
+            params.insert("quantity".into(), a.quantity.into());
+            "sma_crossover"
+        }
+        "buy-and-hold" => {
+            params.insert("quantity".into(), a.quantity.into());
+            "buy_and_hold"
+        }
+        other => other,
     };
+    params.extend(a.params.clone());
+    let built = catalog::build(id, &params).map_err(|e| e.to_string())?;
+    println!("{id} {}", serde_json::Value::Object(built.params.clone()));
+    let mut strategy = built.strategy;
     let running = Instant::now();
     let results = run(&mut engine, &slice, &mut strategy);
     let run_time = running.elapsed();

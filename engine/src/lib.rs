@@ -11,6 +11,7 @@
 //! session actor (`session-actor`) runs the engine, this crate knows nothing of it.
 
 mod book;
+pub mod catalog;
 pub mod command;
 pub mod config;
 pub mod events;
@@ -190,6 +191,11 @@ impl Engine {
     /// Number of working orders.
     pub fn open_order_count(&self) -> usize {
         self.orders.len()
+    }
+
+    /// Number of working orders of symbol index `symbol`: entries and bracket exits.
+    pub fn working_orders_on(&self, symbol: u32) -> usize {
+        self.orders.iter().filter(|o| o.symbol == symbol).count()
     }
 
     /// Closed round trips so far.

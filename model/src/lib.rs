@@ -17,6 +17,6 @@ pub use calendar::Calendar;
 pub use candle::{Candle, CandleError, Timestamp};
 pub use datetime::{format_ts, parse_timestamp, TimestampError};
 pub use fixed::{Amount, FixedError, Price};
-pub use indicators::{Cross, SmaCrossSignal};
+pub use indicators::{Cross, CutlerRsi, DonchianHigh, RsiReading, SmaCrossSignal};
 pub use slice::{MarketHours, MarketSession, Slice, Step, SymbolBar};
 pub use timeframe::{Timeframe, UnknownTimeframe};

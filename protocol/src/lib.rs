@@ -7,7 +7,8 @@
 //! - [`connection`], [`session`], [`market`], [`trading`]: server payloads by topic.
 //! - [`errors`]: error codes and the `error` / `session_error` payloads.
 //! - [`rest`], [`plan`]: the token endpoints' bodies and the plan names; [`results`]:
-//!   the `/api/sessions` bodies.
+//!   the `/api/sessions` bodies; [`strategies`]: the `/api/strategies` body (the
+//!   built-in strategies and their parameters).
 //! - [`time`]: RFC 3339 / bare-date handling; [`orders`]: the order vocabulary.
 //! - [`round_trips`]: the bookkeeping that turns fills into round-trip trades, shared
 //!   by the engine and clients.
@@ -25,6 +26,7 @@ pub mod results;
 pub mod round_trips;
 pub mod server;
 pub mod session;
+pub mod strategies;
 pub mod time;
 pub mod trading;
 pub mod validate;
@@ -57,6 +59,7 @@ pub use session::{
     EndReason, SessionCreatedData, SessionResumedData, SessionSummary, SessionsData,
     SimulationEndData, SimulationStartedData, SimulationState, SimulationStateData,
 };
+pub use strategies::{ParamDescription, ParamType, StrategiesResponse, StrategyDescription};
 pub use time::{format_wire_time, parse_wire_time, TimeError};
 pub use trading::{
     AccountSnapshotData, BatchAckData, ExecutionReportData, FillReason, FillStatus, OrderStatus,
