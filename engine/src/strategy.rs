@@ -89,7 +89,7 @@ fn drive<S: Strategy>(
     let mut events = Vec::with_capacity(16);
     let mut orders = Vec::new();
     for (done, step) in slice.steps.iter().enumerate().skip(start) {
-        if done as u64 % CONTROL_EVERY_BARS == 0 {
+        if (done as u64).is_multiple_of(CONTROL_EVERY_BARS) {
             if let Some(reason) = control(done as u64) {
                 return engine.finish(reason);
             }

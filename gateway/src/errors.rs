@@ -37,7 +37,8 @@ pub enum LimitPeriod {
 /// A refusal over a limit: everything a 429 says (PROTOCOL.md section 7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimited {
-    /// `X-RateLimit-Type`: `auth`, `health`, `ws_connect`, `ws_connections`, `api`.
+    /// `X-RateLimit-Type`: `auth`, `health`, `ws_connect`, `ws_connections`, `api`,
+    /// `sessions`.
     pub kind: &'static str,
     /// The limit.
     pub limit: u64,

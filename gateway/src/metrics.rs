@@ -118,6 +118,9 @@ pub enum RateLimit {
     Health,
     /// `/api/*` and `/admin/*` requests per user.
     Api,
+    /// The plan's concurrent sessions, at `POST /api/backtests` (on the WebSocket a
+    /// session over the cap is a `session_error`).
+    Sessions,
 }
 
 impl RateLimit {
@@ -130,6 +133,7 @@ impl RateLimit {
             RateLimit::WsConnect => "ws_connect",
             RateLimit::Health => "health",
             RateLimit::Api => "api",
+            RateLimit::Sessions => "sessions",
         }
     }
 }
@@ -267,6 +271,7 @@ impl Metrics {
             RateLimit::WsConnect,
             RateLimit::Health,
             RateLimit::Api,
+            RateLimit::Sessions,
         ] {
             let _ = m.rate_limited.get_or_create(&TypeLabel {
                 r#type: limit.as_str(),

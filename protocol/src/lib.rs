@@ -13,6 +13,7 @@
 //! - [`round_trips`]: the bookkeeping that turns fills into round-trip trades, shared
 //!   by the engine and clients.
 
+pub mod backtests;
 pub mod client;
 pub mod connection;
 pub mod envelope;
@@ -31,6 +32,7 @@ pub mod time;
 pub mod trading;
 pub mod validate;
 
+pub use backtests::{BacktestRequest, BacktestState, BacktestStatus};
 pub use client::{
     CancelOrdersData, ClientMessage, CreateSessionData, Empty, MarketHours, OrderBatchData,
     ProcessingStatus, ResumeSessionData, SessionParams, SessionRef, SimulationStartData,

@@ -170,7 +170,9 @@ fn window(max_pending_ticks: u32) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-fn validate_params(p: &SessionParams) -> Result<(), ProtocolError> {
+/// The semantic checks of a session's parameters (`start_simulation`, `create_session`,
+/// a backtest's session): `VALIDATION_ERROR` or `INVALID_PARAMS` naming the field.
+pub fn validate_params(p: &SessionParams) -> Result<(), ProtocolError> {
     if p.symbols.is_empty() {
         return Err(invalid("symbols", "at least one symbol is required"));
     }

@@ -157,6 +157,8 @@ default_slippage_bps = 0
 max_volume_participation_bps = 0
 max_warmup_bars = 10000
 max_bars = 5000000
+backtest_workers = 0
+backtest_queue = 64
 
 [rate_limits]
 enabled = true

@@ -259,6 +259,10 @@ pub struct SimulationSettings {
     pub max_warmup_bars: usize,
     /// Largest number of bars one session may run.
     pub max_bars: usize,
+    /// Server-side backtests running at once on a node; 0 for one per core.
+    pub backtest_workers: usize,
+    /// Backtests a node keeps waiting for a worker; more are refused as busy.
+    pub backtest_queue: usize,
 }
 
 /// Highest `plans.*.max_working_orders` accepted: each working order costs every bar

@@ -44,8 +44,10 @@ pub async fn middleware(
     }
     let mut response = next.call(req).await?.map_into_boxed_body();
     // Probes (load balancers, Kubernetes) read only the status: their answers stay
-    // small, and carry the headers only when refused.
-    if bucket != Bucket::Health {
+    // small, and carry the headers only when refused. A handler's own refusal by
+    // another limit (the plan's sessions) describes that limit, so it is left as is.
+    let refused_by_other_limit = response.headers().contains_key("x-ratelimit-type");
+    if bucket != Bucket::Health && !refused_by_other_limit {
         add_headers(response.headers_mut(), &decision);
     }
     Ok(response)

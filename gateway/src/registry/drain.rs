@@ -12,6 +12,9 @@ impl Handler<Drain> for SessionRegistry {
     type Result = actix::ResponseFuture<usize>;
     fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) -> Self::Result {
         self.draining = true;
+        // Backtests cannot move to another node: they stop, and their results so far
+        // are stored (counted by `PendingSaves` until then).
+        self.cancel_all_backtests();
         // `send` queues each message at once, so the sessions store concurrently.
         let pending: Vec<_> = self
             .sessions
@@ -31,7 +34,8 @@ impl Handler<Drain> for SessionRegistry {
     }
 }
 
-/// Results of finished sessions still being written to the database.
+/// Results of finished sessions still being written to the database, counting the
+/// backtests still running (they write theirs when they stop).
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct PendingSaves;
@@ -39,6 +43,6 @@ pub struct PendingSaves;
 impl Handler<PendingSaves> for SessionRegistry {
     type Result = usize;
     fn handle(&mut self, _: PendingSaves, _ctx: &mut Context<Self>) -> usize {
-        self.pending.len()
+        self.pending.len() + self.backtests.len()
     }
 }

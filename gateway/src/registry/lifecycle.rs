@@ -24,7 +24,9 @@ impl Handler<Lifecycle> for SessionRegistry {
                 self.release_count(&key.0, &key.1);
                 self.report_live();
                 if !closing {
-                    self.store_results(&key, &results, ctx);
+                    if let Some(facts) = self.finished_facts(&key) {
+                        self.store_results(facts, &results, ctx);
+                    }
                 }
             }
             LifecycleKind::Stopped => {
@@ -40,24 +42,17 @@ impl Handler<Lifecycle> for SessionRegistry {
 }
 
 impl SessionRegistry {
-    /// Starts writing the results of a finished run; they stay readable from memory
-    /// until the write has committed.
-    fn store_results(
-        &mut self,
-        key: &(String, String),
-        results: &SimulationResults,
-        ctx: &mut Context<Self>,
-    ) {
-        let (Some(db), Some(e)) = (self.results.clone(), self.sessions.get(key)) else {
-            return;
-        };
+    /// The record facts of the finished session `key`, or `None` when its results are
+    /// not to be stored.
+    fn finished_facts(&self, key: &(String, String)) -> Option<SessionFacts> {
+        let e = self.sessions.get(key)?;
         let session_id = key.1.as_str();
         let Ok(user_id) = e.user_id.parse::<Uuid>() else {
             tracing::warn!(session_id, user_id = %e.user_id, "results not stored: user id is not a UUID");
-            return;
+            return None;
         };
         let h = &e.handle;
-        let facts = SessionFacts {
+        Some(SessionFacts {
             session_id: session_id.to_string(),
             user_id,
             params_json: e.params_json.clone(),
@@ -67,7 +62,21 @@ impl SessionRegistry {
             end: h.end,
             initial_capital: h.config.initial_capital,
             created_at: e.created,
+        })
+    }
+
+    /// Starts writing the results of a finished run (a session or a backtest); they
+    /// stay readable from memory until the write has committed.
+    pub(super) fn store_results(
+        &mut self,
+        facts: SessionFacts,
+        results: &SimulationResults,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(db) = self.results.clone() else {
+            return;
         };
+        let (session_id, user_id) = (facts.session_id.as_str(), facts.user_id);
         let record = match finished_record(&facts, results, Utc::now()) {
             Ok(r) => Arc::new(r),
             Err(err) => {
@@ -75,7 +84,7 @@ impl SessionRegistry {
                 return;
             }
         };
-        let key = (e.user_id.clone(), session_id.to_string());
+        let key = (user_id.to_string(), session_id.to_string());
         self.saves += 1;
         let generation = self.saves;
         self.pending.insert(

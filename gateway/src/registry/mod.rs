@@ -17,6 +17,7 @@
 //! the write has committed, the results are served from memory ([`FindSession`]), so a
 //! client that asks over REST right after `simulation_end` always finds them.
 
+mod backtest;
 mod create;
 mod drain;
 mod lifecycle;
@@ -25,6 +26,9 @@ pub mod results;
 mod resume;
 mod spec;
 
+pub use backtest::{
+    progress_pct, BacktestPool, BacktestRefusal, BacktestView, CancelBacktest, StartBacktest,
+};
 pub use create::CreateSession;
 pub use drain::{Drain, PendingSaves};
 pub use queries::*;
@@ -146,6 +150,9 @@ pub struct SessionRegistry {
     pending: HashMap<(String, String), PendingSave>,
     saves: u64,
     metrics: Option<Arc<Metrics>>,
+    /// Queued and running backtests, keyed by (user id, session id).
+    backtests: HashMap<(String, String), backtest::BacktestEntry>,
+    backtest_pool: BacktestPool,
 }
 
 impl SessionRegistry {
@@ -156,6 +163,10 @@ impl SessionRegistry {
         store: Arc<dyn SessionStore>,
         workers: usize,
     ) -> Self {
+        let backtest_pool = BacktestPool::new(
+            settings.simulation.backtest_workers,
+            settings.simulation.backtest_queue,
+        );
         SessionRegistry {
             node_id: settings.node_id(),
             draining: false,
@@ -171,6 +182,8 @@ impl SessionRegistry {
             pending: HashMap::new(),
             saves: 0,
             metrics: None,
+            backtests: HashMap::new(),
+            backtest_pool,
         }
     }
 
@@ -183,7 +196,8 @@ impl SessionRegistry {
     /// Publishes the number of live sessions (after a session started or ended).
     fn report_live(&self) {
         if let Some(m) = &self.metrics {
-            m.set_sessions_active(self.sessions.values().filter(|e| e.live).count());
+            let sessions = self.sessions.values().filter(|e| e.live).count();
+            m.set_sessions_active(sessions + self.backtests.len());
         }
     }
 
@@ -200,11 +214,14 @@ impl SessionRegistry {
         self
     }
 
+    /// Live sessions and backtests of `user_id` on this node.
     fn live_sessions_of(&self, user_id: &str) -> usize {
-        self.sessions
+        let sessions = self
+            .sessions
             .values()
             .filter(|e| e.live && e.user_id == user_id)
-            .count()
+            .count();
+        sessions + self.backtests.keys().filter(|(u, _)| u == user_id).count()
     }
 
     /// The engine parameters of `spec`, with the plan's cap on working orders.

@@ -35,6 +35,8 @@ pub enum LocalSession {
         /// The start request as JSON.
         params_json: String,
     },
+    /// A backtest queued or running on this node.
+    Backtest(Box<BacktestView>),
     /// Finished; its results are still being written to the database.
     Finished(Arc<SimulationRecord>),
 }
@@ -64,6 +66,9 @@ impl Handler<FindSession> for SessionRegistry {
             }
             _ => {}
         }
+        if let Some(view) = self.backtest_view(&key) {
+            return Some(LocalSession::Backtest(Box::new(view)));
+        }
         self.pending
             .get(&key)
             .filter(|p| !p.deleted)
@@ -90,12 +95,15 @@ impl Handler<LocalSessions> for SessionRegistry {
                 handle: Box::new(e.handle.clone()),
                 params_json: e.params_json.clone(),
             });
+        let backtests = self
+            .backtests_of(&msg.user_id)
+            .map(|v| LocalSession::Backtest(Box::new(v)));
         let finished = self
             .pending
             .iter()
             .filter(|((user, _), p)| *user == msg.user_id && !p.deleted)
             .map(|(_, p)| LocalSession::Finished(Arc::clone(&p.record)));
-        actix::MessageResult(live.chain(finished).collect())
+        actix::MessageResult(live.chain(backtests).chain(finished).collect())
     }
 }
 
@@ -123,6 +131,7 @@ impl Handler<DeleteSession> for SessionRegistry {
                 found = true;
             }
         }
+        found |= self.cancel_backtest(&key, true);
         if let Some(p) = self.pending.get_mut(&key) {
             found |= !p.deleted;
             p.deleted = true;
@@ -186,18 +195,35 @@ pub struct StopLiveSession {
 impl Handler<StopLiveSession> for SessionRegistry {
     type Result = Option<String>;
     fn handle(&mut self, msg: StopLiveSession, _ctx: &mut Context<Self>) -> Option<String> {
-        let mut matching = self.sessions.iter().filter(|((user, id), e)| {
-            *id == msg.session_id
-                && msg.user_id.as_ref().is_none_or(|u| u == user)
-                && e.live
-                && !e.closing
-        });
-        let (_, e) = matching.next()?;
-        if matching.next().is_some() {
-            return None;
+        let wanted = |user: &String, id: &String| {
+            *id == msg.session_id && msg.user_id.as_ref().is_none_or(|u| u == user)
+        };
+        let sessions: Vec<&Entry> = self
+            .sessions
+            .iter()
+            .filter(|((user, id), e)| wanted(user, id) && e.live && !e.closing)
+            .map(|(_, e)| e)
+            .collect();
+        let backtests: Vec<(String, String)> = self
+            .backtests
+            .keys()
+            .filter(|(user, id)| wanted(user, id))
+            .cloned()
+            .collect();
+        match (sessions.as_slice(), backtests.as_slice()) {
+            ([e], []) => {
+                tracing::info!(session_id = %msg.session_id, user_id = %e.user_id, "session stopped by an operator");
+                e.handle.addr.do_send(session_actor::actor::Stop);
+                Some(e.user_id.clone())
+            }
+            ([], [key]) => {
+                let key = key.clone();
+                self.cancel_backtest(&key, false).then(|| {
+                    tracing::info!(session_id = %key.1, user_id = %key.0, "backtest stopped by an operator");
+                    key.0
+                })
+            }
+            _ => None,
         }
-        tracing::info!(session_id = %msg.session_id, user_id = %e.user_id, "session stopped by an operator");
-        e.handle.addr.do_send(session_actor::actor::Stop);
-        Some(e.user_id.clone())
     }
 }

@@ -111,7 +111,7 @@ async fn in_use(state: &AppState, user: &str) -> (u32, u32) {
             .await
             .map(|l| {
                 l.iter()
-                    .filter(|s| matches!(s, LocalSession::Live { .. }))
+                    .filter(|s| matches!(s, LocalSession::Live { .. } | LocalSession::Backtest(_)))
                     .count() as u32
             })
             .unwrap_or(0)

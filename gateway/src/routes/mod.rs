@@ -19,6 +19,7 @@ macro_rules! resource {
 mod accounts;
 pub mod admin;
 mod auth;
+mod backtests;
 mod health;
 mod keys;
 mod limits;
@@ -56,6 +57,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource!(cfg, "/api/limits", get => limits::limits);
     resource!(cfg, "/api/market-data", get => market_data::catalog);
     resource!(cfg, "/api/market-data/{provider}/{symbol}/bars", get => market_data::bars);
+    resource!(cfg, "/api/strategies", get => backtests::strategies);
+    resource!(cfg, "/api/backtests", post => backtests::create);
+    resource!(cfg, "/api/backtests/{id}", get => backtests::get);
+    resource!(cfg, "/api/backtests/{id}/cancel", post => backtests::cancel);
     resource!(cfg, "/api/sessions", get => sessions::list);
     resource!(cfg, "/api/sessions/{id}", get => sessions::get, delete => sessions::delete);
     resource!(cfg, "/ws/simulate", get => crate::ws::simulate);

@@ -68,6 +68,7 @@ pub async fn list(
                     here.push(live_entry(&handle, &view));
                 }
             }
+            LocalSession::Backtest(view) => here.push(view.entry()),
             LocalSession::Finished(record) => here.push(stored_entry(&record.summary)?),
         }
     }
@@ -127,6 +128,9 @@ pub async fn get(
                 return Ok(HttpResponse::Ok().json(live_detail(&handle, &view, &params_json)));
             }
             // Stopped meanwhile: whatever it left is in the database.
+        }
+        Some(LocalSession::Backtest(view)) => {
+            return Ok(HttpResponse::Ok().json(view.detail()));
         }
         Some(LocalSession::Finished(record)) => {
             return Ok(HttpResponse::Ok().json(stored_detail(&record)?));
