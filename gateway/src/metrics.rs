@@ -152,6 +152,8 @@ pub struct Metrics {
     auth_requests: Family<AuthLabels, Counter>,
     rate_limited: Family<TypeLabel, Counter>,
     http_requests: HistogramFamily<HttpLabels>,
+    backtests: Family<ResultLabel, Counter>,
+    backtest_bars: Counter,
 }
 
 impl Default for Metrics {
@@ -178,6 +180,8 @@ impl Metrics {
             auth_requests: Family::default(),
             rate_limited: Family::default(),
             http_requests: Family::new_with_constructor(|| Histogram::new(HTTP_BUCKETS)),
+            backtests: Family::default(),
+            backtest_bars: Counter::default(),
         };
         let build_info = Family::<VersionLabel, Gauge>::default();
         build_info
@@ -244,8 +248,21 @@ impl Metrics {
             Unit::Seconds,
             m.http_requests.clone(),
         );
+        registry.register(
+            "backtests",
+            "Server-side backtests ended on this node, by result (completed, stopped, max_duration, error)",
+            m.backtests.clone(),
+        );
+        registry.register(
+            "backtest_bars",
+            "Bars run by this node's server-side backtests",
+            m.backtest_bars.clone(),
+        );
         for result in ["accepted", "rejected"] {
             let _ = m.orders.get_or_create(&ResultLabel { result });
+        }
+        for result in ["completed", "stopped", "max_duration", "error"] {
+            let _ = m.backtests.get_or_create(&ResultLabel { result });
         }
         for operation in ["write", "renew", "load", "acquire"] {
             let _ = m
@@ -309,6 +326,13 @@ impl Metrics {
                     .inc_by(n as u64);
             }
         }
+    }
+
+    /// Counts a server-side backtest that ended with `result` (`completed`, `stopped`,
+    /// `max_duration` or `error`) after `bars` bars.
+    pub fn backtest_ended(&self, result: &'static str, bars: u64) {
+        self.backtests.get_or_create(&ResultLabel { result }).inc();
+        self.backtest_bars.inc_by(bars);
     }
 
     /// Counts an authentication attempt at `endpoint`.
@@ -499,6 +523,8 @@ mod tests {
             "simutrador_session_store_operation_seconds_count{operation=\"acquire\"} 0",
             "simutrador_http_request_duration_seconds_count{route=\"/api/sessions/{id}\",status=\"404\"} 1",
             "simutrador_rate_limited_total{type=\"ws_connections\"} 0",
+            "simutrador_backtests_total{result=\"completed\"} 0",
+            "simutrador_backtest_bars_total 0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing `{line}` in\n{text}");

@@ -154,6 +154,22 @@ async fn sma_on_goog(backend: Backend) {
         )
         .await;
     assert_eq!((status, body["error"].as_str()), (409, Some("CONFLICT")));
+
+    let metrics = awc::Client::new()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .body()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    for line in [
+        "simutrador_backtests_total{result=\"completed\"} 1",
+        "simutrador_backtest_bars_total 2148",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}`");
+    }
     app.cleanup().await;
 }
 both_backends!(sma_backtest_equals_the_in_process_engine, sma_on_goog);

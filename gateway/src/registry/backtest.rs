@@ -165,6 +165,16 @@ impl BacktestEntry {
     }
 }
 
+/// The metrics label of an end reason (its wire spelling).
+fn reason_label(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::Completed => "completed",
+        EndReason::Stopped => "stopped",
+        EndReason::MaxDuration => "max_duration",
+        EndReason::Error => "error",
+    }
+}
+
 /// Why a backtest was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BacktestRefusal {
@@ -404,6 +414,12 @@ impl SessionRegistry {
                 };
                 act.release_count(&key.0, &key.1);
                 act.report_live();
+                if let Some(m) = &act.metrics {
+                    match &outcome {
+                        Ok(r) => m.backtest_ended(reason_label(r.reason), r.metrics.ticks_processed),
+                        Err(_) => m.backtest_ended("error", 0),
+                    }
+                }
                 match outcome {
                     Ok(results) if !entry.closing => {
                         tracing::info!(session_id = %key.1, user_id = %key.0, strategy = %entry.strategy, reason = ?results.reason, ticks = results.metrics.ticks_processed, "backtest finished");

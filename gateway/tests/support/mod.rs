@@ -179,7 +179,11 @@ pub async fn call_at(
     bearer: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let mut req = awc::Client::new().request(method, format!("{base}{path}"));
+    // awc's default of 5 s is too short for a loaded CI machine loading a large series.
+    let client = awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .finish();
+    let mut req = client.request(method, format!("{base}{path}"));
     if let Some(token) = bearer {
         req = req.insert_header(("Authorization", format!("Bearer {token}")));
     }
