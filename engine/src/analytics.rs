@@ -145,6 +145,10 @@ impl Drawdown {
         if self.equity >= self.peak {
             return false;
         }
+        // Bars between two new highs share their peak: the lower equity is deeper.
+        if self.peak == other.peak {
+            return self.equity < other.equity;
+        }
         cmp_products(
             self.equity.raw(),
             other.peak.raw(),
@@ -212,9 +216,8 @@ pub struct PeriodAccumulator {
     last_equity: Amount,
     /// The month of the latest bar (`year x 12 + month - 1`), if any bar.
     month: Option<i64>,
-    /// Bar times in `[month_start, month_end)` belong to `month`; an empty range before
-    /// the first bar.
-    month_start: Timestamp,
+    /// Start of the month after `month`: bars before it belong to `month` (bars come in
+    /// increasing time); the smallest time before the first bar.
     month_end: Timestamp,
     /// Months that have ended, in time order.
     closed: Vec<MonthEnd>,
@@ -227,7 +230,6 @@ impl PeriodAccumulator {
             peak: initial,
             last_equity: initial,
             month: None,
-            month_start: Timestamp::MAX,
             month_end: Timestamp::MIN,
             closed: Vec::new(),
         }
@@ -236,7 +238,7 @@ impl PeriodAccumulator {
     /// Records equity after the bar at `ts` and returns that bar's drawdown.
     #[inline]
     pub fn observe(&mut self, ts: Timestamp, equity: Amount) -> Drawdown {
-        if ts >= self.month_end || ts < self.month_start {
+        if ts >= self.month_end {
             self.enter_month(ts);
         }
         self.last_equity = equity;
@@ -246,6 +248,14 @@ impl PeriodAccumulator {
         Drawdown {
             peak: self.peak,
             equity,
+        }
+    }
+
+    /// The latest bar's drawdown (none before the first bar).
+    pub fn drawdown(&self) -> Drawdown {
+        Drawdown {
+            peak: self.peak,
+            equity: self.last_equity,
         }
     }
 
@@ -261,7 +271,6 @@ impl PeriodAccumulator {
         let (y, m, _) = civil_from_days(ts.div_euclid(86_400));
         let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
         self.month = Some(y * 12 + m - 1);
-        self.month_start = days_from_civil(y, m, 1).saturating_mul(86_400);
         self.month_end = days_from_civil(ny, nm, 1).saturating_mul(86_400);
     }
 
@@ -270,10 +279,7 @@ impl PeriodAccumulator {
         self.peak.is_positive()
             && self.closed.windows(2).all(|w| w[0].month < w[1].month)
             && match self.month {
-                Some(m) => {
-                    self.month_start < self.month_end
-                        && self.closed.last().is_none_or(|c| c.month < m)
-                }
+                Some(m) => self.closed.last().is_none_or(|c| c.month < m),
                 None => self.closed.is_empty(),
             }
     }

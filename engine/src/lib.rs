@@ -313,6 +313,7 @@ impl Engine {
         let points = self.curve.points(
             self.last_ts.map(|ts| (ts, equity)),
             self.metrics.buy_and_hold_value(initial),
+            self.periods.drawdown(),
         );
         let curve = points
             .iter()

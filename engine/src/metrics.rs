@@ -357,10 +357,21 @@ pub struct EquityCurve {
     stride: u64,
     seen: u64,
     points: Vec<CurvePoint>,
-    /// The latest bar's drawdown when that bar was not sampled; it joins the last
-    /// point's bars when the next bar comes, so that a final unsampled bar can end the
-    /// curve as a point of its own.
-    pending: Option<Drawdown>,
+    /// What the latest bar did, so that a final unsampled bar can end the curve as a
+    /// point of its own without counting among the bars of the point before.
+    tail: Tail,
+}
+
+/// How the latest bar entered the [`EquityCurve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Tail {
+    /// No bar yet, or the latest bar is the last point's own.
+    Sampled,
+    /// The latest bar joined the last point's bars without deepening its drawdown.
+    Joined,
+    /// The latest bar joined the last point's bars and deepened its drawdown, which
+    /// was this before.
+    Deepened(Drawdown),
 }
 
 impl EquityCurve {
@@ -371,7 +382,7 @@ impl EquityCurve {
             stride: 1,
             seen: 0,
             points: Vec::new(),
-            pending: None,
+            tail: Tail::Sampled,
         }
     }
 
@@ -385,7 +396,6 @@ impl EquityCurve {
         drawdown: Drawdown,
         buy_and_hold: impl FnOnce() -> Amount,
     ) {
-        self.settle();
         // The stride is a power of two, so a mask replaces a division on every bar.
         if self.seen & (self.stride - 1) == 0 {
             if self.points.len() == self.capacity {
@@ -398,22 +408,20 @@ impl EquityCurve {
                     buy_and_hold: buy_and_hold(),
                     deepest: drawdown,
                 });
+                self.tail = Tail::Sampled;
                 self.seen += 1;
                 return;
             }
         }
-        self.pending = Some(drawdown);
-        self.seen += 1;
-    }
-
-    /// Joins the pending bar to the last point's bars.
-    #[inline]
-    fn settle(&mut self) {
-        if let Some(d) = self.pending.take() {
-            if let Some(last) = self.points.last_mut() {
-                last.deepest = last.deepest.deepest(d);
+        self.tail = match self.points.last_mut() {
+            Some(last) if drawdown.is_deeper_than(&last.deepest) => {
+                let before = last.deepest;
+                last.deepest = drawdown;
+                Tail::Deepened(before)
             }
-        }
+            _ => Tail::Joined,
+        };
+        self.seen += 1;
     }
 
     /// Keeps every other point, each with the deeper drawdown of its pair.
@@ -438,25 +446,36 @@ impl EquityCurve {
         self.capacity >= 2
             && self.stride.is_power_of_two()
             && self.points.len() <= self.capacity
-            && (self.pending.is_none() || !self.points.is_empty())
+            && (self.tail == Tail::Sampled || !self.points.is_empty())
     }
 
     /// The sampled points, plus the latest bar as a point of its own if it was not
-    /// sampled: `last` is its time and equity, `buy_and_hold` its buy-and-hold value.
+    /// sampled: `last` is its time and equity, `buy_and_hold` and `drawdown` its
+    /// buy-and-hold value and drawdown.
     pub fn points(
         &self,
         last: Option<(Timestamp, Amount)>,
         buy_and_hold: Amount,
+        drawdown: Drawdown,
     ) -> Vec<CurvePoint> {
         let mut v = self.points.clone();
-        if let (Some(deepest), Some((ts, equity))) = (self.pending, last) {
-            v.push(CurvePoint {
-                ts,
-                equity,
-                buy_and_hold,
-                deepest,
-            });
+        let Some((ts, equity)) = last else {
+            return v;
+        };
+        let before = match self.tail {
+            Tail::Sampled => return v,
+            Tail::Joined => None,
+            Tail::Deepened(before) => Some(before),
+        };
+        if let (Some(before), Some(p)) = (before, v.last_mut()) {
+            p.deepest = before;
         }
+        v.push(CurvePoint {
+            ts,
+            equity,
+            buy_and_hold,
+            deepest: drawdown,
+        });
         v
     }
 }
@@ -514,7 +533,11 @@ mod tests {
                 Amount::from_int(2 * i)
             });
         }
-        let pts = c.points(Some((999, Amount::from_int(999))), Amount::from_int(1998));
+        let pts = c.points(
+            Some((999, Amount::from_int(999))),
+            Amount::from_int(1998),
+            flat(Amount::from_int(999)),
+        );
         assert!(pts.len() <= 9);
         assert_eq!(pts.first().unwrap().ts, 0);
         assert_eq!(pts.last().unwrap().ts, 999);
@@ -526,24 +549,20 @@ mod tests {
                 && p.ts * 100_000_000 == p.equity.raw() as i64));
     }
 
-    #[test]
-    fn thinning_keeps_the_deepest_drawdown_of_the_bars_a_point_stands_for() {
+    /// The curve of `equities` (one bar a day, from 100) kept in 4 points, as (day,
+    /// equity, drawdown).
+    fn four_point_curve(equities: &[i64]) -> Vec<(i64, i64, String)> {
         let mut c = EquityCurve::new(4);
         let mut periods = crate::analytics::PeriodAccumulator::new(Amount::from_int(100));
-        let equities = [100, 90, 100, 80, 110, 99, 120, 60, 120, 130];
         for (i, e) in equities.iter().enumerate() {
             let e = Amount::from_int(*e);
             let ts = i as i64 * 86_400;
             let dd = periods.observe(ts, e);
             c.push(ts, e, dd, || e);
         }
-        let last = Some((9 * 86_400, Amount::from_int(130)));
-        let pts = c.points(last, Amount::from_int(130));
-        // Capacity 4: bars 0-3 sampled, thinned at bar 4 to [0, 2] (stride 2), then
-        // [0, 2, 4, 6], thinned at bar 8 to [0, 4] (stride 4), then 8; bar 9 ends it.
-        // The point of bar 4 stands for bars 4-7: 60 after a peak of 120 at bar 6 is
-        // the run's worst (50%), on a bar that was never sampled.
-        let got: Vec<(i64, i64, String)> = pts
+        let n = equities.len() - 1;
+        let last = Some((n as i64 * 86_400, Amount::from_int(equities[n])));
+        c.points(last, Amount::ZERO, periods.drawdown())
             .iter()
             .map(|p| {
                 (
@@ -552,18 +571,44 @@ mod tests {
                     p.deepest.pct().to_string(),
                 )
             })
-            .collect();
-        let want = [
-            (0, 100, "20.0000"),
-            (4, 110, "50.0000"),
-            (8, 120, "0.0000"),
-            (9, 130, "0.0000"),
-        ];
-        let want: Vec<(i64, i64, String)> = want
-            .iter()
+            .collect()
+    }
+
+    fn rows(want: &[(i64, i64, &str)]) -> Vec<(i64, i64, String)> {
+        want.iter()
             .map(|&(t, e, d)| (t, e, d.to_string()))
-            .collect();
-        assert_eq!(got, want);
+            .collect()
+    }
+
+    #[test]
+    fn thinning_keeps_the_deepest_drawdown_of_the_bars_a_point_stands_for() {
+        let equities = [100, 90, 100, 80, 110, 99, 120, 60, 120, 130];
+        // Capacity 4: bars 0-3 sampled, thinned at bar 4 to [0, 2] (stride 2), then
+        // [0, 2, 4, 6], thinned at bar 8 to [0, 4] (stride 4), then 8; bar 9 ends it.
+        // The point of bar 4 stands for bars 4-7: 60 after a peak of 120 at bar 6 is
+        // the run's worst (50%), on a bar that was never sampled.
+        assert_eq!(
+            four_point_curve(&equities),
+            rows(&[
+                (0, 100, "20.0000"),
+                (4, 110, "50.0000"),
+                (8, 120, "0.0000"),
+                (9, 130, "0.0000"),
+            ])
+        );
+        // A last bar that is not sampled is a point of its own, not one of the bars of
+        // the point before, even when it is the deeper: 100 after 120 is 16.6667%.
+        let mut falling = equities;
+        falling[9] = 100;
+        assert_eq!(
+            four_point_curve(&falling),
+            rows(&[
+                (0, 100, "20.0000"),
+                (4, 110, "50.0000"),
+                (8, 120, "0.0000"),
+                (9, 100, "16.6667"),
+            ])
+        );
         // The same run as the float metrics see it.
         let mut m = MetricsAccumulator::new(Amount::from_int(100), 1);
         for e in equities {

@@ -137,7 +137,7 @@ fn snapshot_and_metrics_bytes_are_pinned() {
     let snapshot = engine.snapshot();
     assert_eq!(
         (snapshot.len(), fnv(&snapshot)),
-        (38_956, 0x7fac_3735_6266_93a8)
+        (38_937, 0xc258_236f_d536_c0b1)
     );
     let metrics = serde_json::to_string(&results.metrics).unwrap();
     assert_eq!(
