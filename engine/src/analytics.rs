@@ -10,8 +10,8 @@
 //!   (in raw units of 10^-8; the first `E_0 mod n` symbols get one unit more, so the
 //!   parts add up exactly). A symbol's part stays cash until its first bar of the run
 //!   and is then worth `part x last close / first close` (rounded per symbol); the
-//!   value is the sum of the parts at the latest closes. When every symbol has had a
-//!   bar, its return at the last bar is `buy_and_hold_return_pct`, to rounding.
+//!   value is the sum of the parts at the latest closes. Its return at the last bar is
+//!   `buy_and_hold_return_pct`, to rounding (a symbol without a bar counts 0% there).
 //! - Drawdown of bar t: `(peak_t - E_t) / peak_t x 100`, where `peak_t` is the largest
 //!   of `E_0` and every `E_s`, `s <= t`: every bar, not only the sampled ones. A curve
 //!   point stands for the bars from its own bar up to, not including, the next point's

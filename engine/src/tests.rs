@@ -805,3 +805,15 @@ fn checkpoints_of_the_previous_format_are_refused() {
         })
     );
 }
+
+#[test]
+fn a_symbol_without_bars_is_held_as_cash_by_both_buy_and_hold_measures() {
+    let mut s = Sim::new(100_000);
+    s.bar_full(0, ["100", "100", "100", "100"], 1_000_000, false);
+    s.bar_full(0, ["110", "110", "110", "110"], 1_000_000, false);
+    let r = s.engine.finish(EndReason::Stopped);
+    // AAA's half gained 10%, BBB's half never left cash.
+    let last = r.analytics.curve.last().unwrap();
+    assert_eq!(last.buy_and_hold, a("105000"));
+    assert!((r.metrics.buy_and_hold_return_pct - 5.0).abs() < 1e-12);
+}
