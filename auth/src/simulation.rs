@@ -55,6 +55,9 @@ pub struct SimulationRecord {
     pub trades: String,
     /// Sampled equity curve.
     pub equity_curve: String,
+    /// Results analytics (`SessionDetail.analytics`); `None` for rows stored before
+    /// analytics existed.
+    pub analytics: Option<String>,
 }
 
 /// The database spelling of an end reason.

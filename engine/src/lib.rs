@@ -10,6 +10,7 @@
 //! Dependencies are the pure `model` and `protocol` crates, serde and postcard: the
 //! session actor (`session-actor`) runs the engine, this crate knows nothing of it.
 
+pub mod analytics;
 mod book;
 pub mod catalog;
 pub mod command;
@@ -40,9 +41,12 @@ pub use order::{OrderRequest, OrderType, Side, TimeInForce};
 pub use portfolio::ClosedTrade;
 /// A closed round trip with its symbol name, as results carry it (the wire type).
 pub use protocol::TradeData;
+/// Results analytics in exact decimals (the wire types; computed by [`analytics`]).
+pub use protocol::{Analytics, AnalyticsPoint, Percent, PeriodReturn};
 pub use snapshot::SnapshotError;
 pub use submit::{BatchResult, CancelResult, ExecutionMode, RejectReason};
 
+use analytics::PeriodAccumulator;
 use book::OrderBook;
 use metrics::{EquityCurve, MetricsAccumulator};
 use portfolio::Portfolio;
@@ -74,6 +78,9 @@ pub struct SimulationResults {
     pub equity_curve: Vec<(Timestamp, Amount)>,
     /// The account at the end.
     pub account: AccountSnapshot,
+    /// Exact-decimal analytics: the curve (the points of `equity_curve`) with buy and
+    /// hold and drawdown, monthly and yearly returns, per-trade returns ([`analytics`]).
+    pub analytics: Analytics,
 }
 
 /// Per-step working memory, rebuilt from the config on restore; never serialized.
@@ -106,6 +113,8 @@ pub struct Engine {
     last_ts: Option<Timestamp>,
     day_start_equity: Amount,
     metrics: MetricsAccumulator,
+    /// Running peak and calendar-month ends, for the analytics.
+    periods: PeriodAccumulator,
     curve: EquityCurve,
     trades: Vec<ClosedTrade>,
     finished: bool,
@@ -133,6 +142,7 @@ impl Engine {
             last_ts: None,
             day_start_equity: config.initial_capital,
             metrics: MetricsAccumulator::new(config.initial_capital, n),
+            periods: PeriodAccumulator::new(config.initial_capital),
             curve: EquityCurve::new(config.equity_curve_points),
             trades: Vec::new(),
             finished: false,
@@ -236,7 +246,11 @@ impl Engine {
         let equity = self.portfolio.equity();
         self.metrics
             .observe_equity(equity, self.portfolio.has_exposure());
-        self.curve.push(step.ts, equity);
+        let drawdown = self.periods.observe(step.ts, equity);
+        let (metrics, initial) = (&self.metrics, self.config.initial_capital);
+        self.curve.push(step.ts, equity, drawdown, || {
+            metrics.buy_and_hold_value(initial)
+        });
         let every = self.config.account_snapshot_every as u64;
         if changed || (every > 0 && self.steps.is_multiple_of(every)) {
             out.push(Event::Account(Box::new(self.account_snapshot())));
@@ -301,12 +315,34 @@ impl Engine {
                     .to_trade_data(self.config.symbols[t.symbol as usize].clone())
             })
             .collect();
+        let initial = self.config.initial_capital;
+        let points = self.curve.points(
+            self.last_ts.map(|ts| (ts, equity)),
+            self.metrics.buy_and_hold_value(initial),
+            self.periods.drawdown(),
+        );
+        let curve = points
+            .iter()
+            .map(|p| AnalyticsPoint {
+                time: p.ts,
+                equity: p.equity,
+                buy_and_hold: p.buy_and_hold,
+                drawdown_pct: p.deepest.pct(),
+            })
+            .collect();
+        let analytics = analytics::build(
+            curve,
+            &self.periods,
+            initial,
+            self.trades.iter().map(|t| (t.trade.pnl, t.entry_notional)),
+        );
         SimulationResults {
             reason,
             metrics,
             trades,
-            equity_curve: self.curve.points(self.last_ts.map(|ts| (ts, equity))),
+            equity_curve: points.iter().map(|p| (p.ts, p.equity)).collect(),
             account: self.account_snapshot(),
+            analytics,
         }
     }
 

@@ -15,8 +15,10 @@
 //!   `max_drawdown_duration_bars`: longest run of bars spent below a previous peak.
 //! - `calmar_ratio = cagr_pct / max_drawdown_pct` (0 without drawdown).
 //! - `exposure_pct`: share of bars that ended with any open position, in percent.
-//! - `buy_and_hold_return_pct`: equal-weighted mean over symbols of
-//!   `(last close / first close - 1) * 100` within the run.
+//! - `buy_and_hold_return_pct`: equal-weighted mean over the session's symbols of
+//!   `(last close / first close - 1) * 100` within the run, 0 for a symbol without a
+//!   bar yet (its share is held as cash): the return of the exact buy-and-hold value
+//!   of [`analytics`](crate::analytics), to rounding.
 //! - A trade is a round trip from flat back to flat on one symbol; `total_trades`
 //!   counts closed round trips; `win_rate` is the fraction (0..1) of them with PnL > 0
 //!   net of commissions; `profit_factor` is gross profit / gross loss (`None` when there
@@ -26,6 +28,7 @@
 use model::{Amount, Calendar, Price, Timeframe, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::analytics::Drawdown;
 use super::portfolio::ClosedTrade;
 
 /// Bars per year for annualising Sharpe, Sortino, volatility and CAGR: 252 trading
@@ -175,6 +178,12 @@ impl MetricsAccumulator {
         self.sum_trade_pct += t.return_pct;
     }
 
+    /// Buy-and-hold value of `initial` at the latest closes
+    /// ([`analytics::buy_and_hold`](crate::analytics::buy_and_hold)).
+    pub fn buy_and_hold_value(&self, initial: Amount) -> Amount {
+        super::analytics::buy_and_hold(initial, &self.first_close, &self.last_close)
+    }
+
     /// Number of symbols tracked.
     pub fn symbol_count(&self) -> usize {
         self.first_close.len().min(self.last_close.len())
@@ -221,13 +230,14 @@ impl MetricsAccumulator {
             0.0
         };
         let max_dd_pct = self.max_dd * 100.0;
+        // A symbol without a bar yet is held as cash: 0%.
         let returns: Vec<f64> = self
             .first_close
             .iter()
             .zip(&self.last_close)
-            .filter_map(|(f, l)| match (f, l) {
-                (Some(f), Some(l)) if f.raw() > 0 => Some((l.to_f64() / f.to_f64() - 1.0) * 100.0),
-                _ => None,
+            .map(|(f, l)| match (f, l) {
+                (Some(f), Some(l)) if f.raw() > 0 => (l.to_f64() / f.to_f64() - 1.0) * 100.0,
+                _ => 0.0,
             })
             .collect();
         let bh = if returns.is_empty() {
@@ -323,15 +333,45 @@ pub struct Metrics {
     pub ticks_processed: u64,
 }
 
+/// One sampled point of the [`EquityCurve`]. It stands for the bars from its own bar
+/// up to, not including, the next point's bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurvePoint {
+    /// Time of the point's own bar.
+    pub ts: Timestamp,
+    /// Equity after the point's own bar.
+    pub equity: Amount,
+    /// Buy-and-hold value after the point's own bar.
+    pub buy_and_hold: Amount,
+    /// The deepest drawdown among the bars the point stands for.
+    pub deepest: Drawdown,
+}
+
 /// Equity curve kept within a fixed number of points: when full, every other point is
 /// dropped and the sampling stride doubles, so memory and snapshot size stay bounded
-/// while the curve still spans the whole run.
+/// while the curve still spans the whole run. A dropped point's bars join the point
+/// before it, which keeps the deeper of the two drawdowns.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EquityCurve {
     capacity: usize,
     stride: u64,
     seen: u64,
-    points: Vec<(Timestamp, Amount)>,
+    points: Vec<CurvePoint>,
+    /// What the latest bar did, so that a final unsampled bar can end the curve as a
+    /// point of its own without counting among the bars of the point before.
+    tail: Tail,
+}
+
+/// How the latest bar entered the [`EquityCurve`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Tail {
+    /// No bar yet, or the latest bar is the last point's own.
+    Sampled,
+    /// The latest bar joined the last point's bars without deepening its drawdown.
+    Joined,
+    /// The latest bar joined the last point's bars and deepened its drawdown, which
+    /// was this before.
+    Deepened(Drawdown),
 }
 
 impl EquityCurve {
@@ -342,39 +382,100 @@ impl EquityCurve {
             stride: 1,
             seen: 0,
             points: Vec::new(),
+            tail: Tail::Sampled,
         }
     }
 
-    /// Records equity after a bar.
+    /// Records a bar: its time, the equity after it and its drawdown.
+    /// `buy_and_hold` is called only when the bar is sampled.
     #[inline]
-    pub fn push(&mut self, ts: Timestamp, equity: Amount) {
+    pub fn push(
+        &mut self,
+        ts: Timestamp,
+        equity: Amount,
+        drawdown: Drawdown,
+        buy_and_hold: impl FnOnce() -> Amount,
+    ) {
         // The stride is a power of two, so a mask replaces a division on every bar.
         if self.seen & (self.stride - 1) == 0 {
             if self.points.len() == self.capacity {
-                let kept: Vec<_> = self.points.iter().step_by(2).copied().collect();
-                self.points = kept;
-                self.stride *= 2;
+                self.thin();
             }
             if self.seen & (self.stride - 1) == 0 {
-                self.points.push((ts, equity));
+                self.points.push(CurvePoint {
+                    ts,
+                    equity,
+                    buy_and_hold: buy_and_hold(),
+                    deepest: drawdown,
+                });
+                self.tail = Tail::Sampled;
+                self.seen += 1;
+                return;
             }
         }
+        self.tail = match self.points.last_mut() {
+            Some(last) if drawdown.is_deeper_than(&last.deepest) => {
+                let before = last.deepest;
+                last.deepest = drawdown;
+                Tail::Deepened(before)
+            }
+            _ => Tail::Joined,
+        };
         self.seen += 1;
+    }
+
+    /// Keeps every other point, each with the deeper drawdown of its pair.
+    #[cold]
+    fn thin(&mut self) {
+        self.points = self
+            .points
+            .chunks(2)
+            .map(|pair| {
+                let mut p = pair[0];
+                if let Some(q) = pair.get(1) {
+                    p.deepest = p.deepest.deepest(q.deepest);
+                }
+                p
+            })
+            .collect();
+        self.stride *= 2;
     }
 
     /// False for a deserialized curve that would misbehave.
     pub fn is_valid(&self) -> bool {
-        self.capacity >= 2 && self.stride.is_power_of_two() && self.points.len() <= self.capacity
+        self.capacity >= 2
+            && self.stride.is_power_of_two()
+            && self.points.len() <= self.capacity
+            && (self.tail == Tail::Sampled || !self.points.is_empty())
     }
 
-    /// The sampled points, plus the latest one if it was not sampled.
-    pub fn points(&self, last: Option<(Timestamp, Amount)>) -> Vec<(Timestamp, Amount)> {
+    /// The sampled points, plus the latest bar as a point of its own if it was not
+    /// sampled: `last` is its time and equity, `buy_and_hold` and `drawdown` its
+    /// buy-and-hold value and drawdown.
+    pub fn points(
+        &self,
+        last: Option<(Timestamp, Amount)>,
+        buy_and_hold: Amount,
+        drawdown: Drawdown,
+    ) -> Vec<CurvePoint> {
         let mut v = self.points.clone();
-        if let Some(l) = last {
-            if v.last() != Some(&l) {
-                v.push(l);
-            }
+        let Some((ts, equity)) = last else {
+            return v;
+        };
+        let before = match self.tail {
+            Tail::Sampled => return v,
+            Tail::Joined => None,
+            Tail::Deepened(before) => Some(before),
+        };
+        if let (Some(before), Some(p)) = (before, v.last_mut()) {
+            p.deepest = before;
         }
+        v.push(CurvePoint {
+            ts,
+            equity,
+            buy_and_hold,
+            deepest: drawdown,
+        });
         v
     }
 }
@@ -426,13 +527,94 @@ mod tests {
     #[test]
     fn equity_curve_stays_bounded_and_spans_the_run() {
         let mut c = EquityCurve::new(8);
+        let flat = |e: Amount| Drawdown { peak: e, equity: e };
         for i in 0..1000 {
-            c.push(i, Amount::from_int(i));
+            c.push(i, Amount::from_int(i), flat(Amount::from_int(i)), || {
+                Amount::from_int(2 * i)
+            });
         }
-        let pts = c.points(Some((999, Amount::from_int(999))));
+        let pts = c.points(
+            Some((999, Amount::from_int(999))),
+            Amount::from_int(1998),
+            flat(Amount::from_int(999)),
+        );
         assert!(pts.len() <= 9);
-        assert_eq!(pts.first().unwrap().0, 0);
-        assert_eq!(pts.last().unwrap().0, 999);
-        assert!(pts.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(pts.first().unwrap().ts, 0);
+        assert_eq!(pts.last().unwrap().ts, 999);
+        assert!(pts.windows(2).all(|w| w[0].ts < w[1].ts));
+        // Each point keeps its own bar's values.
+        assert!(pts
+            .iter()
+            .all(|p| p.equity.raw() * 2 == p.buy_and_hold.raw()
+                && p.ts * 100_000_000 == p.equity.raw() as i64));
+    }
+
+    /// The curve of `equities` (one bar a day, from 100) kept in 4 points, as (day,
+    /// equity, drawdown).
+    fn four_point_curve(equities: &[i64]) -> Vec<(i64, i64, String)> {
+        let mut c = EquityCurve::new(4);
+        let mut periods = crate::analytics::PeriodAccumulator::new(Amount::from_int(100));
+        for (i, e) in equities.iter().enumerate() {
+            let e = Amount::from_int(*e);
+            let ts = i as i64 * 86_400;
+            let dd = periods.observe(ts, e);
+            c.push(ts, e, dd, || e);
+        }
+        let n = equities.len() - 1;
+        let last = Some((n as i64 * 86_400, Amount::from_int(equities[n])));
+        c.points(last, Amount::ZERO, periods.drawdown())
+            .iter()
+            .map(|p| {
+                (
+                    p.ts / 86_400,
+                    (p.equity.raw() / 100_000_000) as i64,
+                    p.deepest.pct().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn rows(want: &[(i64, i64, &str)]) -> Vec<(i64, i64, String)> {
+        want.iter()
+            .map(|&(t, e, d)| (t, e, d.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn thinning_keeps_the_deepest_drawdown_of_the_bars_a_point_stands_for() {
+        let equities = [100, 90, 100, 80, 110, 99, 120, 60, 120, 130];
+        // Capacity 4: bars 0-3 sampled, thinned at bar 4 to [0, 2] (stride 2), then
+        // [0, 2, 4, 6], thinned at bar 8 to [0, 4] (stride 4), then 8; bar 9 ends it.
+        // The point of bar 4 stands for bars 4-7: 60 after a peak of 120 at bar 6 is
+        // the run's worst (50%), on a bar that was never sampled.
+        assert_eq!(
+            four_point_curve(&equities),
+            rows(&[
+                (0, 100, "20.0000"),
+                (4, 110, "50.0000"),
+                (8, 120, "0.0000"),
+                (9, 130, "0.0000"),
+            ])
+        );
+        // A last bar that is not sampled is a point of its own, not one of the bars of
+        // the point before, even when it is the deeper: 100 after 120 is 16.6667%.
+        let mut falling = equities;
+        falling[9] = 100;
+        assert_eq!(
+            four_point_curve(&falling),
+            rows(&[
+                (0, 100, "20.0000"),
+                (4, 110, "50.0000"),
+                (8, 120, "0.0000"),
+                (9, 100, "16.6667"),
+            ])
+        );
+        // The same run as the float metrics see it.
+        let mut m = MetricsAccumulator::new(Amount::from_int(100), 1);
+        for e in equities {
+            m.observe_equity(Amount::from_int(e), true);
+        }
+        let r = m.finish(Amount::from_int(130), Amount::ZERO, 252.0);
+        assert!((r.max_drawdown_pct - 50.0).abs() < 1e-12);
     }
 }

@@ -43,6 +43,8 @@ pub struct ClosedTrade {
     pub symbol: u32,
     /// The round trip.
     pub trade: RoundTrip,
+    /// Sum of the entry fills' |quantity x price|: the base of the trade's exact return.
+    pub entry_notional: Amount,
 }
 
 /// Result of applying one fill to a position.
@@ -115,6 +117,11 @@ impl Portfolio {
         self.cash -= price.times(signed_qty) + commission;
         self.commission += commission;
         let pos = &mut self.positions[symbol as usize];
+        // A fill that closes the trade is an exit: it leaves the entry notional as is.
+        let entry_notional = pos
+            .trade
+            .as_ref()
+            .map_or(Amount::ZERO, |t| t.entry_notional);
         let fill = Fill {
             quantity: signed_qty,
             price,
@@ -126,7 +133,11 @@ impl Portfolio {
         self.realized += effect.realized - commission;
         FillEffect {
             opening: effect.opening,
-            closed: effect.closed.map(|trade| ClosedTrade { symbol, trade }),
+            closed: effect.closed.map(|trade| ClosedTrade {
+                symbol,
+                trade,
+                entry_notional,
+            }),
         }
     }
 }

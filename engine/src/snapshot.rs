@@ -8,7 +8,7 @@ use super::{Engine, Scratch};
 
 const MAGIC: &[u8; 4] = b"STEN";
 /// Bumped whenever the serialized state changes shape.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 
 /// A snapshot that cannot be restored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +67,7 @@ impl Engine {
             && engine.orders.iter().all(|o| (o.symbol as usize) < n)
             && engine.trades.iter().all(|t| (t.symbol as usize) < n)
             && engine.metrics.symbol_count() == n
+            && engine.periods.is_valid()
             && engine.curve.is_valid();
         if !consistent {
             return Err(SnapshotError::Corrupt("inconsistent state".into()));

@@ -701,3 +701,119 @@ fn the_cap_is_part_of_the_snapshot() {
     cfg.max_working_orders = Some(0);
     assert_eq!(Engine::new(cfg).unwrap_err().field, "max_working_orders");
 }
+
+#[test]
+fn analytics_buy_and_hold_over_symbols_with_different_first_bars_and_exact_trade_returns() {
+    let mut s = Sim::new(100_000);
+    fn flat(c: &str) -> [&str; 4] {
+        [c, c, c, c]
+    }
+    // AAA's first bar; BBB has none yet, so its half stays cash.
+    s.bar_full(0, flat("100"), 1_000_000, false);
+    s.submit(vec![OrderRequest::market("b", "AAA", Side::Buy, 3)]);
+    // BBB's first bar at 30; AAA has no bar, its order waits.
+    s.bar_full(1, flat("30"), 1_000_000, false);
+    // Bought 3 AAA at 110 (notional 330).
+    s.bar_full(0, flat("110"), 1_000_000, false);
+    s.submit(vec![OrderRequest::market("s", "AAA", Side::Sell, 3)]);
+    // Sold at 108: PnL -6.
+    s.bar_full(0, flat("108"), 1_000_000, false);
+    let half_way = s.engine.snapshot();
+    s.bar_full(1, flat("40"), 1_000_000, false);
+    let r = s.engine.finish(EndReason::Completed);
+    let a = &r.analytics;
+
+    let points: Vec<(String, String, String)> = a
+        .curve
+        .iter()
+        .map(|p| {
+            (
+                p.equity.to_string(),
+                p.buy_and_hold.to_string(),
+                p.drawdown_pct.to_string(),
+            )
+        })
+        .collect();
+    let row = |e: &str, b: &str, d: &str| (e.to_string(), b.to_string(), d.to_string());
+    assert_eq!(
+        points,
+        [
+            row("100000.00", "100000.00", "0.0000"),
+            row("100000.00", "100000.00", "0.0000"),
+            row("100000.00", "105000.00", "0.0000"),
+            // 50000 x 108 / 100 + BBB's 50000 at 30, still 30.
+            row("99994.00", "104000.00", "0.0060"),
+            // 50000 x 40 / 30 = 66666.666666666... rounds to 66666.66666667.
+            row("99994.00", "120666.66666667", "0.0060"),
+        ]
+    );
+    // The same points as the plain curve.
+    let plain: Vec<_> = a.curve.iter().map(|p| (p.time, p.equity)).collect();
+    assert_eq!(plain, r.equity_curve);
+    // Mean of +8% and +33.33...%, and the exact value's return, agree.
+    let bh = a.curve.last().unwrap().buy_and_hold.to_f64() / 100_000.0 * 100.0 - 100.0;
+    assert!((r.metrics.buy_and_hold_return_pct - 20.666_666_666_666_67).abs() < 1e-9);
+    assert!((bh - r.metrics.buy_and_hold_return_pct).abs() < 1e-8);
+
+    // -6 / 330 = -1.81818...%: half away from zero to -1.8182 (not truncated to -1.8181).
+    assert_eq!(
+        a.trade_returns_pct
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>(),
+        ["-1.8182"]
+    );
+    assert_eq!(r.trades.len(), 1);
+    assert!((r.trades[0].return_pct - -6.0 / 330.0 * 100.0).abs() < 1e-12);
+    // All bars in January 1970 (hourly from the epoch).
+    let periods = |v: &[PeriodReturn]| {
+        v.iter()
+            .map(|p| {
+                (
+                    p.period.clone(),
+                    p.return_pct.to_string(),
+                    p.end_equity.to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = |p: &str| vec![(p.to_string(), "-0.0060".to_string(), "99994.00".to_string())];
+    assert_eq!(periods(&a.monthly_returns), one("1970-01"));
+    assert_eq!(periods(&a.yearly_returns), one("1970"));
+
+    // A checkpoint taken mid-run continues to the same analytics.
+    let mut restored = Sim {
+        engine: Engine::restore(&half_way).unwrap(),
+        events: Vec::new(),
+        ts: 4 * 3600,
+    };
+    restored.bar_full(1, flat("40"), 1_000_000, false);
+    assert_eq!(restored.engine.finish(EndReason::Completed), r);
+}
+
+#[test]
+fn checkpoints_of_the_previous_format_are_refused() {
+    let mut s = Sim::new(1_000);
+    s.bar(["1", "1", "1", "1"]);
+    let mut old = s.engine.snapshot();
+    let previous = (snapshot::FORMAT_VERSION - 1).to_le_bytes();
+    old[4..6].copy_from_slice(&previous);
+    assert_eq!(
+        Engine::restore(&old).err(),
+        Some(SnapshotError::UnsupportedVersion {
+            found: snapshot::FORMAT_VERSION - 1
+        })
+    );
+}
+
+#[test]
+fn a_symbol_without_bars_is_held_as_cash_by_both_buy_and_hold_measures() {
+    let mut s = Sim::new(100_000);
+    s.bar_full(0, ["100", "100", "100", "100"], 1_000_000, false);
+    s.bar_full(0, ["110", "110", "110", "110"], 1_000_000, false);
+    let r = s.engine.finish(EndReason::Stopped);
+    // AAA's half gained 10%, BBB's half never left cash.
+    let last = r.analytics.curve.last().unwrap();
+    assert_eq!(last.buy_and_hold, a("105000"));
+    assert!((r.metrics.buy_and_hold_return_pct - 5.0).abs() < 1e-12);
+}

@@ -119,9 +119,10 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The snapshot bytes and the metrics of this run are those the engine produced before
-/// it became its own crate (commit 8d67f86): snapshots stored by running sessions
-/// restore, and results compare, across the change.
+/// The metrics of this run are those the engine produced before it became its own
+/// crate (commit 8d67f86), so results compare across changes; the snapshot bytes are
+/// pinned for format version 3 (the analytics' curve, peak and months), so a change of
+/// the serialized state cannot pass unnoticed without a new `FORMAT_VERSION`.
 #[test]
 fn snapshot_and_metrics_bytes_are_pinned() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -136,7 +137,7 @@ fn snapshot_and_metrics_bytes_are_pinned() {
     let snapshot = engine.snapshot();
     assert_eq!(
         (snapshot.len(), fnv(&snapshot)),
-        (15_010, 0x8ace_c517_b6ab_15c2)
+        (38_937, 0xc258_236f_d536_c0b1)
     );
     let metrics = serde_json::to_string(&results.metrics).unwrap();
     assert_eq!(
@@ -190,4 +191,117 @@ fn a_controlled_run_reports_progress_and_stops_when_told() {
     assert_eq!(stopped.reason, EndReason::Stopped);
     assert_eq!(stopped.metrics.ticks_processed, CONTROL_EVERY_BARS);
     assert!(stopped.metrics.total_trades < want.metrics.total_trades);
+}
+
+/// The analytics of the golden run agree with the float metrics and with themselves:
+/// monthly and yearly returns compound to the total return, the last buy-and-hold point
+/// is `buy_and_hold_return_pct`, the deepest drawdown point is `max_drawdown_pct`, also
+/// when the curve has been thinned hard.
+#[test]
+fn analytics_of_sma_10_20_on_goog_agree_with_the_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let candles = market_data::csv::load_csv(&root.join("sample-data/ohlcv/GOOG.csv")).unwrap();
+    let slice = daily_slice("GOOG", &candles);
+    for points in [2048, 64, 2] {
+        let mut config = EngineConfig::new(vec!["GOOG".into()], Amount::from_int(100_000));
+        config.equity_curve_points = points;
+        let mut engine = Engine::new(config).unwrap();
+        let r = run(&mut engine, &slice, &mut SmaCrossover::new(10, 20, 100));
+        let a = &r.analytics;
+        let m = &r.metrics;
+        let pct = |p: &engine::Percent| p.to_f64();
+        // Four decimals, half away from zero: within 0.00005 of the exact value.
+        let close = |x: f64, y: f64| (x - y).abs() <= 0.000_05 + 1e-9;
+
+        // The curve: the plain curve's points with buy and hold and drawdown.
+        assert!(a.curve.len() <= points + 1);
+        let plain: Vec<_> = a.curve.iter().map(|p| (p.time, p.equity)).collect();
+        assert_eq!(plain, r.equity_curve);
+        let deepest = a
+            .curve
+            .iter()
+            .map(|p| pct(&p.drawdown_pct))
+            .fold(0.0, f64::max);
+        assert!(
+            close(deepest, m.max_drawdown_pct),
+            "{points} points: deepest {deepest} vs max drawdown {}",
+            m.max_drawdown_pct
+        );
+        let last = a.curve.last().unwrap();
+        assert_eq!(last.time, candles.last().unwrap().ts);
+        let bh = (last.buy_and_hold.to_f64() / 100_000.0 - 1.0) * 100.0;
+        assert!((bh - m.buy_and_hold_return_pct).abs() < 1e-6, "{bh}");
+        let first_close = candles[0].close.to_f64();
+        for p in &a.curve {
+            let c = candles
+                .iter()
+                .find(|c| c.ts == p.time)
+                .unwrap()
+                .close
+                .to_f64();
+            let want = 100_000.0 * c / first_close;
+            assert!((p.buy_and_hold.to_f64() - want).abs() < 1e-6, "{}", p.time);
+        }
+
+        // Months: every calendar month of the data (GOOG listed in August 2004), each
+        // return over the previous month's end, compounding to the total return.
+        let months: Vec<&str> = a
+            .monthly_returns
+            .iter()
+            .map(|p| p.period.as_str())
+            .collect();
+        assert_eq!(months.first(), Some(&"2004-08"));
+        assert_eq!(months.last(), Some(&"2013-03"));
+        assert_eq!(months.len(), 5 + 12 * 8 + 3);
+        assert!(months.windows(2).all(|w| w[0] < w[1]));
+        let growth = m.final_equity.to_f64() / 100_000.0;
+        for periods in [&a.monthly_returns, &a.yearly_returns] {
+            let mut prev = 100_000.0;
+            let mut product = 1.0;
+            // Each factor is off by at most 0.00005% of the base: relatively by
+            // 0.0000005 / (1 + r).
+            let mut relative = 0.0;
+            for p in periods.iter() {
+                let e = p.end_equity.to_f64();
+                assert!(
+                    close(pct(&p.return_pct), (e / prev - 1.0) * 100.0),
+                    "{}",
+                    p.period
+                );
+                let factor = 1.0 + pct(&p.return_pct) / 100.0;
+                product *= factor;
+                relative += 0.000_000_5 / factor;
+                prev = e;
+            }
+            assert_eq!(periods.last().unwrap().end_equity, m.final_equity);
+            assert!(
+                (product - growth).abs() <= growth * relative * 1.01 + 1e-12,
+                "{product} vs {growth}"
+            );
+        }
+        let years: Vec<&str> = a.yearly_returns.iter().map(|p| p.period.as_str()).collect();
+        assert_eq!(
+            years,
+            ["2004", "2005", "2006", "2007", "2008", "2009", "2010", "2011", "2012", "2013"]
+        );
+        // A year ends where its last month does.
+        for y in &a.yearly_returns {
+            let last_month = a
+                .monthly_returns
+                .iter()
+                .rfind(|p| p.period.starts_with(&y.period))
+                .unwrap();
+            assert_eq!(y.end_equity, last_month.end_equity);
+        }
+
+        // One exact return per trade, in trade order, matching the float one.
+        assert_eq!(a.trade_returns_pct.len(), r.trades.len());
+        for (exact, t) in a.trade_returns_pct.iter().zip(&r.trades) {
+            assert!(
+                close(pct(exact), t.return_pct),
+                "{exact} vs {}",
+                t.return_pct
+            );
+        }
+    }
 }

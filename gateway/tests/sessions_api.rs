@@ -231,11 +231,15 @@ async fn finished_results(backend: Backend) {
     assert!(curve.len() >= 2 && curve.len() <= 2048);
     assert_eq!(curve.last().unwrap()["equity"], end["final_equity"]);
     assert!(curve[0]["time"].as_str().unwrap().starts_with("2010-01-04"));
+    assert_analytics(&detail, end);
 
     // Once written, the database answers the same thing.
     let record = stored(&app, owner.id, &run.session_id).await;
     assert_eq!(record.summary.total_trades, 2);
     assert_eq!(record.summary.user_id, owner.id);
+    let stored_analytics: Value =
+        serde_json::from_str(record.analytics.as_deref().unwrap()).unwrap();
+    assert_eq!(stored_analytics, detail["analytics"]);
     let (status, again) = call(&app, "GET", &path, Some(&owner.token)).await;
     assert_eq!(status, 200);
     assert_eq!(again, detail);
@@ -289,6 +293,72 @@ async fn finished_results(backend: Backend) {
 }
 both_backends!(finished_results_reach_their_owner_only, finished_results);
 
+/// A percentage string of the analytics: exactly four decimals.
+fn pct(v: &Value) -> f64 {
+    let text = v.as_str().unwrap();
+    let (_, decimals) = text.split_once('.').unwrap();
+    assert_eq!(decimals.len(), 4, "{text}");
+    text.parse().unwrap()
+}
+
+/// The analytics of the short run: the curve's points with buy and hold and drawdown,
+/// January and February 2010, one exact return per trade, all agreeing with the
+/// `simulation_end` numbers.
+fn assert_analytics(detail: &Value, end: &Value) {
+    let a = &detail["analytics"];
+    let money = |v: &Value| v.as_str().unwrap().parse::<market_data::Amount>().unwrap();
+    let close = |x: f64, y: f64| (x - y).abs() <= 0.000_05 + 1e-9;
+    let curve = a["curve"].as_array().unwrap();
+    let plain = detail["equity_curve"].as_array().unwrap();
+    assert_eq!(curve.len(), plain.len());
+    for (p, q) in curve.iter().zip(plain) {
+        assert_eq!((&p["time"], &p["equity"]), (&q["time"], &q["equity"]));
+    }
+    let deepest = curve
+        .iter()
+        .map(|p| pct(&p["drawdown_pct"]))
+        .fold(0.0, f64::max);
+    let max_dd = end["max_drawdown_pct"].as_f64().unwrap();
+    assert!(close(deepest, max_dd), "{deepest} vs {max_dd}");
+    // GOOG alone: buy and hold is the whole capital bought at the first close.
+    let last = curve.last().unwrap();
+    let bh = (money(&last["buy_and_hold"]).to_f64() / 100_000.0 - 1.0) * 100.0;
+    let bh_metric = end["buy_and_hold_return_pct"].as_f64().unwrap();
+    assert!((bh - bh_metric).abs() < 1e-6, "{bh} vs {bh_metric}");
+    assert_eq!(curve[0]["buy_and_hold"], "100000.00");
+
+    let months = a["monthly_returns"].as_array().unwrap();
+    let periods: Vec<&str> = months
+        .iter()
+        .map(|m| m["period"].as_str().unwrap())
+        .collect();
+    assert_eq!(periods, ["2010-01", "2010-02"]);
+    let mut prev = 100_000.0;
+    for m in months {
+        let e = money(&m["end_equity"]).to_f64();
+        assert!(
+            close(pct(&m["return_pct"]), (e / prev - 1.0) * 100.0),
+            "{m}"
+        );
+        prev = e;
+    }
+    assert_eq!(months[1]["end_equity"], end["final_equity"]);
+    let years = a["yearly_returns"].as_array().unwrap();
+    assert_eq!(years.len(), 1);
+    assert_eq!(years[0]["period"], "2010");
+    assert_eq!(years[0]["end_equity"], end["final_equity"]);
+    let total = end["total_return_pct"].as_f64().unwrap();
+    assert!(close(pct(&years[0]["return_pct"]), total), "{total}");
+
+    let trades = detail["trades"].as_array().unwrap();
+    let returns = a["trade_returns_pct"].as_array().unwrap();
+    assert_eq!(returns.len(), trades.len());
+    for (exact, t) in returns.iter().zip(trades) {
+        let float = t["return_pct"].as_f64().unwrap();
+        assert!(close(pct(exact), float), "{exact} vs {float}");
+    }
+}
+
 fn stored_record(user: Uuid, session_id: &str, minute: u32) -> SimulationRecord {
     let created = Utc.with_ymd_and_hms(2024, 3, 1, 12, minute, 0).unwrap();
     SimulationRecord {
@@ -321,6 +391,7 @@ fn stored_record(user: Uuid, session_id: &str, minute: u32) -> SimulationRecord 
         .to_string(),
         trades: "[]".into(),
         equity_curve: "[]".into(),
+        analytics: None,
     }
 }
 
@@ -456,6 +527,9 @@ async fn live_sessions_and_paging(backend: Backend) {
         (Some("completed"), Some("stopped"))
     );
     assert_eq!(old["final_equity"], "5100.50");
+    // Stored before analytics existed: read without them.
+    assert!(old.get("analytics").is_none(), "{old}");
+    assert_eq!(old["equity_curve"], json!([]));
     assert_eq!(old["created_at"], "2024-03-01T12:03:00Z");
     app.cleanup().await;
 }
@@ -497,6 +571,19 @@ async fn stopped_runs_are_stored(backend: Backend) {
     assert_eq!(detail["reason"], "stopped");
     assert_eq!(detail["metrics"]["ticks_processed"], 1);
     assert_eq!(detail["trades"], json!([]));
+    // One bar, flat: one point at the capital, one month without a return.
+    assert_eq!(
+        detail["analytics"],
+        json!({
+            "curve": [{"time": "2004-08-19T00:00:00Z", "equity": "100000.00",
+                       "buy_and_hold": "100000.00", "drawdown_pct": "0.0000"}],
+            "monthly_returns": [{"period": "2004-08", "return_pct": "0.0000",
+                                 "end_equity": "100000.00"}],
+            "yearly_returns": [{"period": "2004", "return_pct": "0.0000",
+                                "end_equity": "100000.00"}],
+            "trade_returns_pct": []
+        })
+    );
     app.cleanup().await;
 }
 both_backends!(

@@ -55,7 +55,10 @@ pub use orders::{ExecutionMode, OrderRequest, OrderType, Side, TimeInForce};
 pub use parse::{parse_client_frame, parse_server_frame, ServerFrame};
 pub use plan::{Plan, UnknownPlan};
 pub use rest::{ApiError, TokenResponse, ValidateResponse};
-pub use results::{EquityPoint, SessionDetail, SessionEntry, SessionListResponse, TradeData};
+pub use results::{
+    Analytics, AnalyticsPoint, EquityPoint, Percent, PercentError, PeriodReturn, SessionDetail,
+    SessionEntry, SessionListResponse, TradeData,
+};
 pub use server::ServerMessage;
 pub use session::{
     EndReason, SessionCreatedData, SessionResumedData, SessionSummary, SessionsData,

@@ -127,6 +127,7 @@ fn detail_of_a_live_session() {
         metrics: None,
         trades: None,
         equity_curve: None,
+        analytics: None,
     };
     let value = serde_json::to_value(&detail).unwrap();
     assert_eq!(

@@ -152,9 +152,9 @@ where
             "INSERT INTO simulation_results (session_id, user_id, symbols, timeframe, \
                  start_date, end_date, initial_capital, final_equity, total_return_pct, \
                  total_trades, reason, created_at, finished_at, params, metrics, trades, \
-                 equity_curve) \
+                 equity_curve, analytics) \
              VALUES ($1, $2, $3{json}, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                 $14{json}, $15{json}, $16{json}, $17{json}) \
+                 $14{json}, $15{json}, $16{json}, $17{json}, $18{json}) \
              ON CONFLICT (user_id, session_id) DO UPDATE SET \
              symbols = excluded.symbols, timeframe = excluded.timeframe, \
              start_date = excluded.start_date, end_date = excluded.end_date, \
@@ -163,7 +163,7 @@ where
              reason = excluded.reason, created_at = excluded.created_at, \
              finished_at = excluded.finished_at, params = excluded.params, \
              metrics = excluded.metrics, trades = excluded.trades, \
-             equity_curve = excluded.equity_curve"
+             equity_curve = excluded.equity_curve, analytics = excluded.analytics"
         ))
         .bind(&s.session_id)
         .bind(Id(s.user_id))
@@ -182,6 +182,7 @@ where
         .bind(&record.metrics)
         .bind(&record.trades)
         .bind(&record.equity_curve)
+        .bind(&record.analytics)
         .execute(self.pool())
         .await
         .map_err(not_found_on_fk)?;
@@ -199,7 +200,8 @@ where
         let text = DB::JSON_TEXT;
         let row = sqlx::query(&format!(
             "SELECT {}, params{text} AS params, metrics{text} AS metrics, \
-             trades{text} AS trades, equity_curve{text} AS equity_curve \
+             trades{text} AS trades, equity_curve{text} AS equity_curve, \
+             analytics{text} AS analytics \
              FROM simulation_results WHERE user_id = $1 AND session_id = $2",
             summary_columns::<DB>()
         ))
@@ -214,6 +216,7 @@ where
             metrics: row.try_get("metrics")?,
             trades: row.try_get("trades")?,
             equity_curve: row.try_get("equity_curve")?,
+            analytics: row.try_get("analytics")?,
         })
     }
 
@@ -298,11 +301,13 @@ pub(super) fn check_record(mut record: SimulationRecord) -> Result<SimulationRec
         *at = at.trunc_subsecs(6);
     }
     for (field, json) in [
-        ("params", &record.params),
-        ("metrics", &record.metrics),
-        ("trades", &record.trades),
-        ("equity_curve", &record.equity_curve),
+        ("params", Some(&record.params)),
+        ("metrics", Some(&record.metrics)),
+        ("trades", Some(&record.trades)),
+        ("equity_curve", Some(&record.equity_curve)),
+        ("analytics", record.analytics.as_ref()),
     ] {
+        let Some(json) = json else { continue };
         if !storable_json(json) {
             return Err(invalid(field, "must be JSON without NUL characters"));
         }

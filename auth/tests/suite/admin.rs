@@ -331,6 +331,7 @@ fn run(
         metrics: metrics.to_string(),
         trades: "[]".into(),
         equity_curve: "[]".into(),
+        analytics: None,
     }
 }
 

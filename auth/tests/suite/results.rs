@@ -45,6 +45,16 @@ fn record(user_id: Uuid, session_id: &str, created_at: DateTime<Utc>) -> Simulat
                         "return_pct": -0.1}])
         .to_string(),
         equity_curve: json!([{"time": "2004-08-19T00:00:00Z", "equity": "100000.00"}]).to_string(),
+        analytics: Some(
+            json!({"curve": [{"time": "2004-08-19T00:00:00Z", "equity": "100000.00",
+                              "buy_and_hold": "100000.00", "drawdown_pct": "0.0000"}],
+                   "monthly_returns": [{"period": "2004-08", "return_pct": "-1.2345",
+                                        "end_equity": "98765.50"}],
+                   "yearly_returns": [{"period": "2004", "return_pct": "-1.2345",
+                                       "end_equity": "98765.50"}],
+                   "trade_returns_pct": ["-0.1000"]})
+            .to_string(),
+        ),
     }
 }
 
@@ -72,6 +82,10 @@ fn assert_same(read: &SimulationRecord, written: &SimulationRecord) {
     ] {
         assert_eq!(parsed(got), parsed(want));
     }
+    assert_eq!(
+        read.analytics.as_deref().map(parsed),
+        written.analytics.as_deref().map(parsed)
+    );
 }
 
 async fn user(store: &Database, email: &str) -> Uuid {
@@ -147,11 +161,11 @@ pub async fn results_round_trip_and_stay_with_their_owner(ctx: Ctx) {
     again.summary.reason = EndReason::Stopped;
     again.summary.total_return_pct = None;
     again.trades = "[]".into();
+    again.analytics = None;
     store.save_result(again.clone()).await.unwrap();
-    assert_same(
-        &store.result_for_user(alice, "sess_1").await.unwrap(),
-        &again,
-    );
+    let read = store.result_for_user(alice, "sess_1").await.unwrap();
+    assert_same(&read, &again);
+    assert_eq!(read.analytics, None, "no analytics reads back as none");
     assert_eq!(ids(store, alice, Page::default()).await, ["sess_1"]);
 
     // A user that does not exist has nowhere to keep results.
@@ -307,6 +321,12 @@ pub async fn results_that_no_backend_can_hold_are_refused_alike(ctx: Ctx) {
     let mut r = base.clone();
     r.equity_curve = String::new();
     invalid(store.save_result(r).await, "equity_curve");
+    let mut r = base.clone();
+    r.analytics = Some("[1,".into());
+    invalid(store.save_result(r).await, "analytics");
+    let mut r = base.clone();
+    r.analytics = Some(json!({"curve": "nul \u{0}"}).to_string());
+    invalid(store.save_result(r).await, "analytics");
     for money in ["1e5", "12,50", "", "NaN"] {
         let mut r = base.clone();
         r.summary.final_equity = money.into();

@@ -116,6 +116,7 @@ impl BacktestView {
             metrics: None,
             trades: None,
             equity_curve: None,
+            analytics: None,
         }
     }
 

@@ -9,7 +9,9 @@ use auth::{SimulationRecord, SimulationSummary};
 use chrono::{DateTime, Utc};
 use engine::SimulationResults;
 use model::{Amount, Timeframe, Timestamp};
-use protocol::{EquityPoint, SessionDetail, SessionEntry, SimulationEndData, SimulationState};
+use protocol::{
+    Analytics, EquityPoint, SessionDetail, SessionEntry, SimulationEndData, SimulationState,
+};
 use session_actor::actor::StateView;
 use uuid::Uuid;
 
@@ -92,6 +94,7 @@ pub fn finished_record(
         metrics: serde_json::to_string(&metrics)?,
         trades: serde_json::to_string(&results.trades)?,
         equity_curve: serde_json::to_string(&curve)?,
+        analytics: Some(serde_json::to_string(&results.analytics)?),
     })
 }
 
@@ -173,6 +176,12 @@ pub fn stored_detail(r: &SimulationRecord) -> Result<SessionDetail, StoredDataEr
         metrics: Some(parse::<SimulationEndData>("metrics", &r.metrics)?),
         trades: Some(parse("trades", &r.trades)?),
         equity_curve: Some(parse("equity_curve", &r.equity_curve)?),
+        // Rows stored before analytics existed have none.
+        analytics: r
+            .analytics
+            .as_deref()
+            .map(|text| parse::<Analytics>("analytics", text))
+            .transpose()?,
     })
 }
 
@@ -207,6 +216,7 @@ pub fn live_detail(h: &SessionHandle, v: &StateView, params_json: &str) -> Sessi
         metrics: None,
         trades: None,
         equity_curve: None,
+        analytics: None,
     }
 }
 
