@@ -128,6 +128,28 @@ async fn sma_on_goog(backend: Backend) {
     assert_eq!(detail["trades"].as_array().unwrap().len(), 46);
     assert_eq!(detail["metrics"]["reason"], "completed");
     assert_eq!(detail["params"]["strategy"], "sma_crossover");
+    // The results panels' data, as for a WebSocket session.
+    assert_eq!(
+        detail["analytics"]["monthly_returns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        104
+    );
+    assert_eq!(
+        detail["analytics"]["yearly_returns"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(
+        detail["analytics"]["trade_returns_pct"]
+            .as_array()
+            .unwrap()
+            .len(),
+        46
+    );
     assert_eq!(detail["params"]["params"]["quantity"], 100);
     let sharpe = detail["metrics"]["sharpe_ratio"].as_f64().unwrap();
     assert!(
