@@ -39,7 +39,12 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                out.push(path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/"));
+                out.push(
+                    path.strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
@@ -184,9 +189,17 @@ fn assert_security_headers(what: &str, headers: &header::HeaderMap) {
         Some(CSP),
         "{what}"
     );
-    assert_eq!(value("x-content-type-options").as_deref(), Some("nosniff"), "{what}");
+    assert_eq!(
+        value("x-content-type-options").as_deref(),
+        Some("nosniff"),
+        "{what}"
+    );
     assert_eq!(value("x-frame-options").as_deref(), Some("DENY"), "{what}");
-    assert_eq!(value("referrer-policy").as_deref(), Some("same-origin"), "{what}");
+    assert_eq!(
+        value("referrer-policy").as_deref(),
+        Some("same-origin"),
+        "{what}"
+    );
     assert_eq!(
         value("cross-origin-opener-policy").as_deref(),
         Some("same-origin"),
@@ -235,7 +248,10 @@ fn inline_code(html: &str) -> Option<String> {
 
 #[test]
 fn the_inline_code_scan_finds_what_it_looks_for() {
-    assert_eq!(inline_code("<script src=\"/assets/x.js\"></script><p>onward</p>"), None);
+    assert_eq!(
+        inline_code("<script src=\"/assets/x.js\"></script><p>onward</p>"),
+        None
+    );
     for bad in [
         "<script>alert(1)</script>",
         "<button onclick=\"go()\">",
@@ -256,22 +272,29 @@ fn vendored_files_match_their_manifest() {
     let notes = std::fs::read_to_string(vendor.join("VENDOR.md")).unwrap();
     let mut listed = Vec::new();
     let packages = manifest["packages"].as_array().unwrap();
-    let names: Vec<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["lightweight-charts", "qrcode-generator"]);
     for package in packages {
         let name = package["name"].as_str().unwrap();
         let version = package["version"].as_str().unwrap();
         assert!(
-            package["integrity"].as_str().unwrap().starts_with("sha512-"),
+            package["integrity"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha512-"),
             "{name}"
         );
         assert!(!package["license"].as_str().unwrap().is_empty(), "{name}");
-        assert!(notes.contains(&format!("| `{name}` | {version} |")), "{name} in VENDOR.md");
+        assert!(
+            notes.contains(&format!("| `{name}` | {version} |")),
+            "{name} in VENDOR.md"
+        );
         let files = package["files"].as_array().unwrap();
         assert!(
-            files
-                .iter()
-                .any(|f| f["path"] == format!("{name}/LICENSE")),
+            files.iter().any(|f| f["path"] == format!("{name}/LICENSE")),
             "{name} ships its licence"
         );
         for file in files {
@@ -316,7 +339,12 @@ async fn pages_and_assets_carry_the_security_headers_and_no_inline_script() {
         // Signed out: public pages render, the others send to the sign-in page.
         let (status, headers, html) = fetch(&app.url(page.path), None).await;
         assert_security_headers(page.path, &headers);
-        assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-store", "{}", page.path);
+        assert_eq!(
+            headers.get(header::CACHE_CONTROL).unwrap(),
+            "no-store",
+            "{}",
+            page.path
+        );
         match page.access {
             Access::SignedIn => {
                 assert_eq!(status, 303, "{}", page.path);
@@ -368,13 +396,35 @@ async fn pages_and_assets_carry_the_security_headers_and_no_inline_script() {
             gateway::console::content_type(&path),
             "{path}"
         );
-        assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-cache", "{path}");
-        let etag = headers.get(header::ETAG).unwrap().to_str().unwrap().to_string();
-        assert_eq!(body.len(), std::fs::read(dir.join(&path)).unwrap().len(), "{path}");
+        assert_eq!(
+            headers.get(header::CACHE_CONTROL).unwrap(),
+            "no-cache",
+            "{path}"
+        );
+        let etag = headers
+            .get(header::ETAG)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            body.len(),
+            std::fs::read(dir.join(&path)).unwrap().len(),
+            "{path}"
+        );
         // Our own scripts build pages with DOM calls only.
         if path.starts_with("js/") {
-            for banned in ["innerhtml", "insertadjacenthtml", "eval(", "new function", "document.write"] {
-                assert!(!body.to_ascii_lowercase().contains(banned), "{path} uses {banned}");
+            for banned in [
+                "innerhtml",
+                "insertadjacenthtml",
+                "eval(",
+                "new function",
+                "document.write",
+            ] {
+                assert!(
+                    !body.to_ascii_lowercase().contains(banned),
+                    "{path} uses {banned}"
+                );
             }
         }
         if path.ends_with(".svg") {
@@ -389,7 +439,11 @@ async fn pages_and_assets_carry_the_security_headers_and_no_inline_script() {
         assert_eq!(res.status(), 304, "{path}");
     }
     assert!(served > 15, "{served} assets");
-    for missing in ["/assets/css/nothing.css", "/assets/../Cargo.toml", "/assets/"] {
+    for missing in [
+        "/assets/css/nothing.css",
+        "/assets/../Cargo.toml",
+        "/assets/",
+    ] {
         assert_eq!(fetch(&app.url(missing), None).await.0, 404, "{missing}");
     }
     // API answers carry them too.
@@ -415,7 +469,10 @@ async fn pages_send_signed_out_people_to_the_sign_in_page_and_back() {
             .to_string()
     };
     let (status, headers, _) = fetch(&app.url("/"), None).await;
-    assert_eq!((status, location(&headers).as_str()), (303, "/login?next=%2F"));
+    assert_eq!(
+        (status, location(&headers).as_str()),
+        (303, "/login?next=%2F")
+    );
     let (_, headers, _) = fetch(&app.url("/account?tab=keys"), None).await;
     assert_eq!(location(&headers), "/login?next=%2Faccount%3Ftab%3Dkeys");
     // A token that is not a login cookie does not open a page.
@@ -458,7 +515,9 @@ async fn a_console_login_answers_with_strict_http_only_cookies() {
         }
         async move {
             let mut res = req
-                .send_json(&json!({"email": "cal@example.com", "password": PASSWORD, "server": "default"}))
+                .send_json(
+                    &json!({"email": "cal@example.com", "password": PASSWORD, "server": "default"}),
+                )
                 .await
                 .unwrap();
             let cookies = set_cookies(&res);
@@ -469,21 +528,39 @@ async fn a_console_login_answers_with_strict_http_only_cookies() {
     let (status, cookies, body) = login(Some("cookie"), None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "cookie");
-    assert!(body.get("access_token").is_none() && body.get("refresh_token").is_none(), "{body}");
-    for field in ["session_id", "user_id", "plan", "expires_in", "refresh_expires_at"] {
+    assert!(
+        body.get("access_token").is_none() && body.get("refresh_token").is_none(),
+        "{body}"
+    );
+    for field in [
+        "session_id",
+        "user_id",
+        "plan",
+        "expires_in",
+        "refresh_expires_at",
+    ] {
         assert!(body.get(field).is_some(), "{field} in {body}");
     }
     let strict = Some(actix_web::cookie::SameSite::Strict);
     let flag = |f: Option<bool>| f.unwrap_or(false);
     let access = &cookies["st_access"];
     assert_eq!(
-        (flag(access.http_only()), access.same_site(), access.path(), flag(access.secure())),
+        (
+            flag(access.http_only()),
+            access.same_site(),
+            access.path(),
+            flag(access.secure())
+        ),
         (true, strict, Some("/"), false)
     );
     assert_eq!(access.max_age().unwrap().whole_seconds(), 2700);
     let refresh = &cookies["st_refresh"];
     assert_eq!(
-        (flag(refresh.http_only()), refresh.same_site(), refresh.path()),
+        (
+            flag(refresh.http_only()),
+            refresh.same_site(),
+            refresh.path()
+        ),
         (true, strict, Some("/auth/refresh"))
     );
     let csrf = &cookies["st_csrf"];
@@ -508,8 +585,13 @@ async fn a_console_login_answers_with_strict_http_only_cookies() {
     assert!(cookies.is_empty());
     assert!(body["access_token"].is_string() && body["refresh_token"].is_string());
     // Another site's page cannot sign anyone in.
-    let (status, cookies, body) = login(Some("cookie"), Some(("Origin", "http://evil.example"))).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("FORBIDDEN")), "{body}");
+    let (status, cookies, body) =
+        login(Some("cookie"), Some(("Origin", "http://evil.example"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
     assert!(cookies.is_empty());
     app.cleanup().await;
 
@@ -527,7 +609,10 @@ async fn a_console_login_answers_with_strict_http_only_cookies() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let cookies = set_cookies(&res);
-    assert!(cookies.values().all(|c| c.secure() == Some(true)), "console.secure_cookies");
+    assert!(
+        cookies.values().all(|c| c.secure() == Some(true)),
+        "console.secure_cookies"
+    );
     let _ = res.body().await;
     // Untrusted X-Forwarded-Proto: plain.
     let plain = support::spawn_app(Backend::Sqlite).await;
@@ -552,16 +637,40 @@ async fn cookie_requests_that_change_something_need_the_csrf_token() {
     let own = app.url("");
     let create = || Some(json!({"name": "from the console"}));
     // Reading needs no token.
-    let (status, _, _) = with_cookies(&app, Method::GET, "/api/keys", &session, None, None, None).await;
+    let (status, _, _) =
+        with_cookies(&app, Method::GET, "/api/keys", &session, None, None, None).await;
     assert_eq!(status, 200);
     // Changing does.
-    let (status, _, body) =
-        with_cookies(&app, Method::POST, "/api/keys", &session, None, None, create()).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("FORBIDDEN")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("X-CSRF-Token"), "{body}");
+    let (status, _, body) = with_cookies(
+        &app,
+        Method::POST,
+        "/api/keys",
+        &session,
+        None,
+        None,
+        create(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("X-CSRF-Token"),
+        "{body}"
+    );
     let wrong = "0".repeat(64);
-    let (status, _, body) =
-        with_cookies(&app, Method::POST, "/api/keys", &session, Some(&wrong), None, create()).await;
+    let (status, _, body) = with_cookies(
+        &app,
+        Method::POST,
+        "/api/keys",
+        &session,
+        Some(&wrong),
+        None,
+        create(),
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
     // The right token from another origin.
     let (status, _, body) = with_cookies(
@@ -575,7 +684,10 @@ async fn cookie_requests_that_change_something_need_the_csrf_token() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("cross-origin"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("cross-origin"),
+        "{body}"
+    );
     // The right token from this origin.
     let (status, _, created) = with_cookies(
         &app,
@@ -591,7 +703,8 @@ async fn cookie_requests_that_change_something_need_the_csrf_token() {
     let id = created["id"].as_str().unwrap().to_string();
     // DELETE too.
     let path = format!("/api/keys/{id}");
-    let (status, _, _) = with_cookies(&app, Method::DELETE, &path, &session, None, None, None).await;
+    let (status, _, _) =
+        with_cookies(&app, Method::DELETE, &path, &session, None, None, None).await;
     assert_eq!(status, 403);
     // Another login session's token (cookie and header alike) is refused.
     let other = cookie_login(&app, "dan@example.com").await;
@@ -599,12 +712,34 @@ async fn cookie_requests_that_change_something_need_the_csrf_token() {
         csrf: other.csrf.clone(),
         ..session.clone()
     };
-    let (status, _, body) =
-        with_cookies(&app, Method::DELETE, &path, &mixed, Some(&other.csrf), None, None).await;
+    let (status, _, body) = with_cookies(
+        &app,
+        Method::DELETE,
+        &path,
+        &mixed,
+        Some(&other.csrf),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("another login session"), "{body}");
-    let (status, _, _) =
-        with_cookies(&app, Method::DELETE, &path, &session, Some(&session.csrf), None, None).await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("another login session"),
+        "{body}"
+    );
+    let (status, _, _) = with_cookies(
+        &app,
+        Method::DELETE,
+        &path,
+        &session,
+        Some(&session.csrf),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(status, 204);
     // Bearer requests need no token: nothing sends that header on its own.
     let (status, _) = app
@@ -655,7 +790,10 @@ async fn refresh_logout_and_a_disabled_user_end_the_cookie_session() {
         session_id: session.session_id.clone(),
     };
     assert_ne!(renewed.refresh, session.refresh);
-    assert_eq!(renewed.csrf, session.csrf, "one CSRF token per login session");
+    assert_eq!(
+        renewed.csrf, session.csrf,
+        "one CSRF token per login session"
+    );
 
     // Logging out ends it and clears the cookies.
     let (status, cookies, _) = with_cookies(
@@ -671,7 +809,11 @@ async fn refresh_logout_and_a_disabled_user_end_the_cookie_session() {
     assert_eq!(status, 204);
     for name in ["st_access", "st_refresh", "st_csrf"] {
         let c = &cookies[name];
-        assert_eq!((c.value(), c.max_age().map(|a| a.whole_seconds())), ("", Some(0)), "{name}");
+        assert_eq!(
+            (c.value(), c.max_age().map(|a| a.whole_seconds())),
+            ("", Some(0)),
+            "{name}"
+        );
     }
     assert_eq!(cookies["st_refresh"].path(), Some("/auth/refresh"));
     assert!(cookie_refused_within_a_second(&app, &renewed).await);
@@ -695,7 +837,10 @@ async fn refresh_logout_and_a_disabled_user_end_the_cookie_session() {
         .await;
     assert_eq!(status, 200);
     assert!(cookie_refused_within_a_second(&app, &session).await);
-    assert_eq!(fetch(&app.url("/account"), Some(&session.header())).await.0, 303);
+    assert_eq!(
+        fetch(&app.url("/account"), Some(&session.header())).await.0,
+        303
+    );
     app.cleanup().await;
 }
 
@@ -704,7 +849,8 @@ async fn the_signed_in_user_as_the_console_shows_them() {
     let app = spawn().await;
     app.register_verified("fay@example.com", PASSWORD).await;
     let session = cookie_login(&app, "fay@example.com").await;
-    let (status, _, me) = with_cookies(&app, Method::GET, "/auth/me", &session, None, None, None).await;
+    let (status, _, me) =
+        with_cookies(&app, Method::GET, "/auth/me", &session, None, None, None).await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["email"], "fay@example.com");
     assert_eq!(me["plan"], "free");
@@ -715,7 +861,12 @@ async fn the_signed_in_user_as_the_console_shows_them() {
     // Not for API-key tokens, like the rest of the account.
     let key = app.user_with_key("gus@example.com", Plan::Free).await;
     let token = app.token(&key).await;
-    assert_eq!(app.call(Method::GET, "/auth/me", Some(&token), None).await.0, 403);
+    assert_eq!(
+        app.call(Method::GET, "/auth/me", Some(&token), None)
+            .await
+            .0,
+        403
+    );
     app.cleanup().await;
 }
 
@@ -741,15 +892,27 @@ async fn signing_in_through_the_form_and_logging_out() {
     );
     // A wrong password: the message everybody gets.
     browser.fill("input[name=email]", "hal@example.com").await;
-    browser.fill("input[name=password]", "not the password").await;
+    browser
+        .fill("input[name=password]", "not the password")
+        .await;
     browser.click("#login-submit").await;
-    let said = browser.wait_text("#login-message", "Invalid email or password").await;
+    let said = browser
+        .wait_text("#login-message", "Invalid email or password")
+        .await;
     assert_eq!(
-        browser.find("#login-message").await.attr("role").await.unwrap().as_deref(),
+        browser
+            .find("#login-message")
+            .await
+            .attr("role")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("alert")
     );
     // An unknown address says exactly the same.
-    browser.fill("input[name=email]", "nobody@example.com").await;
+    browser
+        .fill("input[name=email]", "nobody@example.com")
+        .await;
     browser.fill("input[name=password]", PASSWORD).await;
     browser.click("#login-submit").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -764,14 +927,25 @@ async fn signing_in_through_the_form_and_logging_out() {
     browser.wait_text("#profile-email", "hal@example.com").await;
 
     // The tokens are in HttpOnly cookies: WebDriver sees them, the page does not.
-    let access = browser.cookie("st_access").await.expect("the access cookie");
+    let access = browser
+        .cookie("st_access")
+        .await
+        .expect("the access cookie");
     let refresh = browser.cookie("st_refresh").await;
-    assert!(refresh.is_none(), "the refresh cookie belongs to /auth/refresh only");
+    assert!(
+        refresh.is_none(),
+        "the refresh cookie belongs to /auth/refresh only"
+    );
     let visible = browser.run("return document.cookie;").await;
     let visible = visible.as_str().unwrap();
-    assert!(visible.contains("st_csrf=") && !visible.contains("st_access"), "{visible}");
+    assert!(
+        visible.contains("st_csrf=") && !visible.contains("st_access"),
+        "{visible}"
+    );
     assert!(!visible.contains(&access));
-    let (status, _) = app.call(Method::GET, "/api/keys", Some(&access), None).await;
+    let (status, _) = app
+        .call(Method::GET, "/api/keys", Some(&access), None)
+        .await;
     assert_eq!(status, 200);
 
     // Log out: the page goes to /login, and the cookie it held is refused.
@@ -808,12 +982,22 @@ async fn with_totp(app: &TestApp, email: &str) -> (Vec<u8>, Vec<String>) {
         .await;
     let access = login["access_token"].as_str().unwrap().to_string();
     let (_, enrolment) = app
-        .call(Method::POST, "/auth/totp/enrol", Some(&access), Some(json!({})))
+        .call(
+            Method::POST,
+            "/auth/totp/enrol",
+            Some(&access),
+            Some(json!({})),
+        )
         .await;
     let secret = auth::totp::base32_decode(enrolment["secret"].as_str().unwrap()).unwrap();
     let code = auth::totp::code_at(&secret, chrono::Utc::now().timestamp() - 30);
     let (status, confirmed) = app
-        .call(Method::POST, "/auth/totp/confirm", Some(&access), Some(json!({"code": code})))
+        .call(
+            Method::POST,
+            "/auth/totp/confirm",
+            Some(&access),
+            Some(json!({"code": code})),
+        )
         .await;
     assert_eq!(status, 200, "{confirmed}");
     let codes = confirmed["recovery_codes"]
@@ -835,11 +1019,18 @@ async fn the_totp_step_of_signing_in() {
     browser.fill("input[name=email]", "ida@example.com").await;
     browser.fill("input[name=password]", PASSWORD).await;
     browser.wait_server_choices().await;
-    assert!(!browser.find("input[name=totp_code]").await.is_displayed().await.unwrap());
+    assert!(!browser
+        .find("input[name=totp_code]")
+        .await
+        .is_displayed()
+        .await
+        .unwrap());
     browser.click("#login-submit").await;
     // The second step.
     browser.visible("input[name=totp_code]").await;
-    browser.wait_text("#page-title", "Two-step verification").await;
+    browser
+        .wait_text("#page-title", "Two-step verification")
+        .await;
     browser.fill("input[name=totp_code]", "000000").await;
     browser.click("#login-submit").await;
     browser.wait_text("#login-message", "not valid").await;
@@ -856,7 +1047,9 @@ async fn the_totp_step_of_signing_in() {
     browser.wait_server_choices().await;
     browser.click("#login-submit").await;
     browser.click("#use-recovery").await;
-    browser.fill("input[name=recovery_code]", &recovery[0]).await;
+    browser
+        .fill("input[name=recovery_code]", &recovery[0])
+        .await;
     browser.click("#login-submit").await;
     browser.wait_path("/").await;
     browser.close().await;
@@ -865,7 +1058,9 @@ async fn the_totp_step_of_signing_in() {
 
 /// The id of `email`'s login session that `bearer`'s is not.
 async fn other_session(app: &TestApp, bearer: &str) -> String {
-    let (status, body) = app.call(Method::GET, "/auth/sessions", Some(bearer), None).await;
+    let (status, body) = app
+        .call(Method::GET, "/auth/sessions", Some(bearer), None)
+        .await;
     assert_eq!(status, 200);
     let others: Vec<&Value> = body["sessions"]
         .as_array()
@@ -897,7 +1092,12 @@ async fn revocation_and_refresh_token_theft_end_the_browser_session() {
     let other = other["access_token"].as_str().unwrap().to_string();
     let browser_session = other_session(&app, &other).await;
     let (status, _) = app
-        .call(Method::DELETE, &format!("/auth/sessions/{browser_session}"), Some(&other), None)
+        .call(
+            Method::DELETE,
+            &format!("/auth/sessions/{browser_session}"),
+            Some(&other),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -913,11 +1113,19 @@ async fn revocation_and_refresh_token_theft_end_the_browser_session() {
     // The WebDriver cookie API lists cookies of the current page's path: read it where
     // it is sent.
     browser.goto(&format!("{base}/auth/refresh")).await;
-    let stolen = browser.cookie("st_refresh").await.expect("the refresh cookie");
+    let stolen = browser
+        .cookie("st_refresh")
+        .await
+        .expect("the refresh cookie");
     browser.goto(&format!("{base}/")).await;
     browser.wait_text("#user-email", "jo@example.com").await;
     let (status, thief) = app
-        .call(Method::POST, "/auth/refresh", None, Some(json!({"refresh_token": stolen})))
+        .call(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            Some(json!({"refresh_token": stolen})),
+        )
         .await;
     assert_eq!(status, 200, "{thief}");
     let thief = thief["access_token"].as_str().unwrap().to_string();
@@ -946,7 +1154,12 @@ async fn api_keys_and_two_step_sign_in_on_the_account_page() {
     browser.click("#key-submit").await;
     let secret = browser.wait_text("#new-key-secret", "stk_").await;
     let token = app.token(&secret).await;
-    assert_eq!(app.call(Method::GET, "/api/limits", Some(&token), None).await.0, 200);
+    assert_eq!(
+        app.call(Method::GET, "/api/limits", Some(&token), None)
+            .await
+            .0,
+        200
+    );
     browser
         .wait_text("#keys-body tr[data-key-name='research laptop']", "active")
         .await;
@@ -980,7 +1193,10 @@ async fn api_keys_and_two_step_sign_in_on_the_account_page() {
         )
         .await;
     let (width, dark) = (dark[0].as_u64().unwrap(), dark[1].as_u64().unwrap());
-    assert!(width >= 200 && dark > width * width / 8, "a QR code is drawn: {width} {dark}");
+    assert!(
+        width >= 200 && dark > width * width / 8,
+        "a QR code is drawn: {width} {dark}"
+    );
     let secret = auth::totp::base32_decode(&key.replace(' ', "")).expect("the key is base32");
     let code = auth::totp::code_at(&secret, chrono::Utc::now().timestamp());
     browser.fill("#totp-code", &code).await;
@@ -1069,7 +1285,12 @@ async fn a_cross_origin_form_post_is_refused() {
         .await;
     let bearer = login["access_token"].as_str().unwrap().to_string();
     let (status, key) = app
-        .call(Method::POST, "/api/keys", Some(&bearer), Some(json!({"name": "ci"})))
+        .call(
+            Method::POST,
+            "/api/keys",
+            Some(&bearer),
+            Some(json!({"name": "ci"})),
+        )
         .await;
     assert_eq!(status, 201);
     let key_id = key["id"].as_str().unwrap().to_string();
@@ -1092,24 +1313,39 @@ async fn a_cross_origin_form_post_is_refused() {
             if url.port() == Some(app.port) {
                 break browser.client.source().await.unwrap();
             }
-            assert!(Instant::now() < deadline, "the form was never posted: {url}");
+            assert!(
+                Instant::now() < deadline,
+                "the form was never posted: {url}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert!(
-            page.contains("FORBIDDEN") || page.contains("AUTH_FAILED") || page.contains("UNSUPPORTED_MEDIA_TYPE"),
+            page.contains("FORBIDDEN")
+                || page.contains("AUTH_FAILED")
+                || page.contains("UNSUPPORTED_MEDIA_TYPE"),
             "{target}: {page}"
         );
         assert!(!page.contains("\"key\""), "{target}: {page}");
     }
     // Nothing changed: one key, not rotated, and the browser is still signed in.
-    let (_, keys) = app.call(Method::GET, "/api/keys", Some(&bearer), None).await;
+    let (_, keys) = app
+        .call(Method::GET, "/api/keys", Some(&bearer), None)
+        .await;
     assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
-    assert!(keys["keys"][0]["expires_at"].is_null(), "not rotated: {keys}");
+    assert!(
+        keys["keys"][0]["expires_at"].is_null(),
+        "not rotated: {keys}"
+    );
     browser.goto(&format!("{base}/")).await;
     browser.wait_path("/").await;
     browser.wait_text("#user-email", "lou@example.com").await;
     let access = browser.cookie("st_access").await.unwrap();
-    assert_eq!(app.call(Method::GET, "/api/keys", Some(&access), None).await.0, 200);
+    assert_eq!(
+        app.call(Method::GET, "/api/keys", Some(&access), None)
+            .await
+            .0,
+        200
+    );
     browser.close().await;
     app.cleanup().await;
 }
@@ -1132,14 +1368,20 @@ async fn registering_verifying_and_resetting_a_password_in_the_browser() {
     let user = app.db.user_by_email("max@example.com").await.unwrap();
     let token = app.db.create_email_verification(user.id).await.unwrap();
     browser
-        .goto(&format!("{base}/verify-email?token={}", token.token.expose()))
+        .goto(&format!(
+            "{base}/verify-email?token={}",
+            token.token.expose()
+        ))
         .await;
     browser.wait_text("#verify-message", "is verified").await;
     let url = browser.url().await;
     assert_eq!(url.query(), None, "the token leaves the address bar");
     // Used up now.
     browser
-        .goto(&format!("{base}/verify-email?token={}", token.token.expose()))
+        .goto(&format!(
+            "{base}/verify-email?token={}",
+            token.token.expose()
+        ))
         .await;
     browser.wait_text("#verify-message", "invalid").await;
     browser.visible("#resend-form").await;
@@ -1158,18 +1400,24 @@ async fn registering_verifying_and_resetting_a_password_in_the_browser() {
     browser.goto(&format!("{base}/forgot-password")).await;
     browser.fill("#email", "max@example.com").await;
     browser.click("#forgot-submit").await;
-    browser.wait_text("#forgot-message", "If max@example.com has an account").await;
+    browser
+        .wait_text("#forgot-message", "If max@example.com has an account")
+        .await;
     browser
         .goto(&format!("{base}/reset-password?token={reset}"))
         .await;
     browser.fill("#password", "a brand new passphrase").await;
     browser.fill("#confirm", "a brand new passphrase").await;
     browser.click("#reset-submit").await;
-    browser.wait_text("#reset-message", "max@example.com is set").await;
+    browser
+        .wait_text("#reset-message", "max@example.com is set")
+        .await;
     browser.click("#reset-continue").await;
     browser.wait_path("/login").await;
     browser.fill("input[name=email]", "max@example.com").await;
-    browser.fill("input[name=password]", "a brand new passphrase").await;
+    browser
+        .fill("input[name=password]", "a brand new passphrase")
+        .await;
     browser.wait_server_choices().await;
     browser.click("#login-submit").await;
     browser.wait_path("/").await;
@@ -1190,13 +1438,26 @@ async fn screenshots() {
     std::fs::create_dir_all(&out).unwrap();
     let app = spawn().await;
     app.register_verified("ann.lee@example.com", PASSWORD).await;
+    let user = app.db.user_by_email("ann.lee@example.com").await.unwrap();
+    let admin = app.token(&app.admin_key).await;
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/admin/users/{}", user.id),
+            Some(&admin),
+            Some(json!({"plan": "professional"})),
+        )
+        .await;
+    assert_eq!(status, 200);
     // A few keys and finished sessions, so the pages show what they are for.
     let (_, login) = app
         .call(
             Method::POST,
             "/auth/login",
             None,
-            Some(json!({"email": "ann.lee@example.com", "password": PASSWORD, "server": "default"})),
+            Some(
+                json!({"email": "ann.lee@example.com", "password": PASSWORD, "server": "default"}),
+            ),
         )
         .await;
     let bearer = login["access_token"].as_str().unwrap().to_string();
@@ -1205,24 +1466,33 @@ async fn screenshots() {
         if let Some(d) = days {
             body["expires_in_days"] = json!(d);
         }
-        let (status, _) = app.call(Method::POST, "/api/keys", Some(&bearer), Some(body)).await;
+        let (status, _) = app
+            .call(Method::POST, "/api/keys", Some(&bearer), Some(body))
+            .await;
         assert_eq!(status, 201);
     }
+    // Two finished runs (one trading SMA(10,20), one holding cash) and one live.
     let mut ws = support::WsClient::connect(&app, &bearer).await;
     ws.until("connection_ready").await;
-    for (symbols, start, end, timeframe) in [
-        (json!(["GOOG"]), "2005-01-01", "2013-01-01", "daily"),
-        (json!(["EURUSD"]), "2017-01-02", "2017-06-30", "1h"),
-    ] {
-        ws.send(
-            "start_simulation",
-            json!({"symbols": symbols, "start_date": start, "end_date": end,
-                   "initial_capital": "100000", "timeframe": timeframe, "flow_control": false}),
-            None,
-        )
-        .await;
-        ws.until("simulation_end").await;
-    }
+    ws.send(
+        "start_simulation",
+        json!({"symbols": ["EURUSD"], "start_date": "2017-01-02", "end_date": "2017-06-30",
+               "initial_capital": "50000", "timeframe": "1h", "flow_control": false}),
+        None,
+    )
+    .await;
+    ws.until("simulation_end").await;
+    let mut sma = support::sma::Sma::default();
+    let sid = ws.start_session(support::sma::goog_start()).await;
+    sma.drive(&mut ws, &sid, |_| false)
+        .await
+        .expect("the run ends");
+    let mut live = support::sma::Sma::default();
+    let live_id = ws.start_session(support::sma::goog_start()).await;
+    assert!(live
+        .drive(&mut ws, &live_id, |seq| seq == 820)
+        .await
+        .is_none());
     let base = app.url("");
     for (width, height) in [(1280, 800), (390, 844)] {
         let browser = Browser::sized(width, height).await;
@@ -1231,14 +1501,17 @@ async fn screenshots() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let shot = |name: &str| out.join(format!("{name}-{width}x{height}.png"));
         std::fs::write(shot("login"), browser.screenshot().await).unwrap();
-        browser.sign_in(&base, "ann.lee@example.com", PASSWORD).await;
-        browser.wait_text("#sessions-body", "completed").await;
-        browser.wait_text("#stat-plan", "Free").await;
+        browser
+            .sign_in(&base, "ann.lee@example.com", PASSWORD)
+            .await;
+        browser.wait_content("#sessions-body", "completed").await;
+        browser.wait_content("#sessions-body", "running").await;
+        browser.wait_content("#stat-plan", "Professional").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::write(shot("dashboard"), browser.screenshot().await).unwrap();
         browser.goto(&format!("{base}/account")).await;
-        browser.wait_text("#keys-body", "nightly CI").await;
-        browser.wait_text("#logins-body", "This browser").await;
+        browser.wait_content("#keys-body", "nightly CI").await;
+        browser.wait_content("#logins-body", "This browser").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::write(shot("account"), browser.screenshot().await).unwrap();
         browser.close().await;

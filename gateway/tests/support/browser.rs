@@ -58,9 +58,11 @@ fn start_driver() -> Driver {
     // The shell starts chromedriver, then waits for its standard input to close: the
     // test binary holds the other end, so chromedriver (and the browsers it started)
     // stops with the binary even when a test panics.
+    // chromedriver runs in a process group of its own, which its browsers join, so
+    // the whole group goes.
     let script = format!(
-        "\"$0\" --port={port} --allowed-ips=127.0.0.1 --log-level=OFF >/dev/null 2>&1 & \
-         pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid"
+        "setsid \"$0\" --port={port} --allowed-ips=127.0.0.1 --log-level=OFF >/dev/null 2>&1 & \
+         pid=$!; cat >/dev/null; kill -TERM -- -$pid 2>/dev/null || kill $pid 2>/dev/null; wait $pid"
     );
     let mut child = Command::new("sh")
         .arg("-c")
@@ -105,10 +107,36 @@ fn slots() -> &'static tokio::sync::Semaphore {
     SLOTS.get_or_init(|| tokio::sync::Semaphore::new(2))
 }
 
-/// One headless browser session.
+/// One headless browser session; closed on drop too (a test that panics leaves no
+/// browser behind).
 pub struct Browser {
     pub client: Client,
+    session: Option<String>,
     _slot: tokio::sync::SemaphorePermit<'static>,
+}
+
+/// Ends a WebDriver session with a plain blocking request (usable from `Drop`).
+fn delete_session(port: u16, session: &str) {
+    use std::io::Write;
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_end(&mut Vec::new());
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            let port = driver().port;
+            let _ = std::thread::spawn(move || delete_session(port, &session)).join();
+        }
+    }
 }
 
 impl Browser {
@@ -121,7 +149,10 @@ impl Browser {
     /// below 600 pixels wide a phone (Chromium's mobile emulation, so the page gets
     /// exactly that viewport).
     pub async fn sized(width: u32, height: u32) -> Browser {
-        let slot = slots().acquire().await.expect("the semaphore is never closed");
+        let slot = slots()
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let driver = driver();
         let mut options = json!({
             "binary": path_of("CHROMIUM", CHROMIUM),
@@ -151,12 +182,24 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("chromedriver opened no browser session: {e}"));
         if width >= 600 {
-            // The window's outer size includes nothing in headless mode, but set the
-            // viewport exactly anyway.
+            // The window's size includes its frame: size it so the page gets exactly
+            // width x height.
             let _ = client.set_window_size(width, height).await;
+            let inner = client
+                .execute("return [window.innerWidth, window.innerHeight];", vec![])
+                .await
+                .ok()
+                .and_then(|v| Some((v[0].as_u64()? as u32, v[1].as_u64()? as u32)));
+            if let Some((w, h)) = inner {
+                let _ = client
+                    .set_window_size(2 * width - w.min(2 * width), 2 * height - h.min(2 * height))
+                    .await;
+            }
         }
+        let session = client.session_id().await.ok().flatten();
         Browser {
             client,
+            session,
             _slot: slot,
         }
     }
@@ -295,7 +338,29 @@ impl Browser {
         self.wait_server_choices().await;
         self.click("#login-submit").await;
         self.wait_path("/").await;
-        self.wait_text("#user-email", email).await;
+        self.wait_content("#user-email", email).await;
+    }
+
+    /// Waits until the `textContent` of `css` contains `part`, whether or not it is
+    /// displayed now (the sidebar of a phone-width page is off screen).
+    pub async fn wait_content(&self, css: &str, part: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        let script = format!(
+            "const e = document.querySelector({}); return e ? e.textContent : '';",
+            serde_json::to_string(css).unwrap()
+        );
+        loop {
+            let text = self.run(&script).await;
+            let text = text.as_str().unwrap_or("");
+            if text.contains(part) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{css}` never held `{part}`; it holds `{text}`"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until the server dropdown is filled from `GET /auth/servers`.
@@ -319,7 +384,8 @@ impl Browser {
     }
 
     /// Ends the browser session.
-    pub async fn close(self) {
-        let _ = self.client.close().await;
+    pub async fn close(mut self) {
+        self.session = None;
+        let _ = self.client.clone().close().await;
     }
 }

@@ -74,12 +74,12 @@ function keyRow(key) {
   return h(
     "tr",
     { dataset: { keyId: key.id, keyName: key.name } },
-    h("td", {}, h("strong", {}, key.name)),
-    h("td", {}, h("code", {}, key.prefix)),
-    h("td", { class: "hide-narrow nowrap" }, day(key.created_at)),
-    h("td", { class: "hide-narrow nowrap" }, key.last_used_at ? ago(key.last_used_at) : "Never"),
-    h("td", { class: "nowrap" }, key.expires_at ? day(key.expires_at) : "Never"),
-    h("td", {}, keyStatus(key)),
+    h("td", { class: "cell-wide" }, h("strong", {}, key.name)),
+    h("td", { "data-label": "Key" }, h("code", {}, key.prefix)),
+    h("td", { class: "hide-narrow nowrap", "data-label": "Created" }, day(key.created_at)),
+    h("td", { class: "hide-narrow nowrap", "data-label": "Last used" }, key.last_used_at ? ago(key.last_used_at) : "Never"),
+    h("td", { class: "nowrap", "data-label": "Expires" }, key.expires_at ? day(key.expires_at) : "Never"),
+    h("td", { "data-label": "Status" }, keyStatus(key)),
     actions,
   );
 }
@@ -317,10 +317,10 @@ function loginRow(session) {
   return h(
     "tr",
     { dataset: { sessionId: session.id } },
-    h("td", {}, h("div", {}, device(session.user_agent)), h("div", { class: "small muted" }, `Expires ${when(session.expires_at)}`)),
-    h("td", { class: "hide-narrow" }, session.ip || "—"),
-    h("td", { class: "hide-narrow nowrap" }, when(session.created_at)),
-    h("td", { class: "nowrap" }, ago(session.last_used_at)),
+    h("td", { class: "cell-wide" }, h("div", {}, device(session.user_agent)), h("div", { class: "small muted" }, `Expires ${when(session.expires_at)}`)),
+    h("td", { class: "hide-narrow", "data-label": "Address" }, session.ip || "—"),
+    h("td", { class: "hide-narrow nowrap", "data-label": "Signed in" }, when(session.created_at)),
+    h("td", { class: "nowrap", "data-label": "Last active" }, ago(session.last_used_at)),
     action,
   );
 }

@@ -18,7 +18,7 @@ const STATE_BADGE = {
 };
 
 function stateCell(session) {
-  const cell = h("td", {}, h("span", { class: `badge ${STATE_BADGE[session.state] || ""}` }, session.state));
+  const cell = h("td", { "data-label": "State" }, h("span", { class: `badge ${STATE_BADGE[session.state] || ""}` }, session.state));
   if (LIVE.has(session.state) && session.ticks_total) {
     const done = session.sequence_id || 0;
     const pct = Math.min(100, (100 * done) / session.ticks_total);
@@ -36,13 +36,12 @@ function row(session) {
   return h(
     "tr",
     { dataset: { session: session.session_id } },
-    h("td", {}, h("a", { href: `/results/${encodeURIComponent(session.session_id)}`, class: "mono" }, session.session_id)),
+    h("td", { class: "cell-wide" }, h("a", { href: `/results/${encodeURIComponent(session.session_id)}`, class: "mono session-id" }, session.session_id)),
     stateCell(session),
-    h("td", {}, (session.symbols || []).join(", ")),
-    h("td", { class: "hide-narrow" }, session.timeframe),
-    h("td", { class: "hide-narrow nowrap" }, when(session.created_at)),
-    h("td", { class: "num" }, money(session.final_equity)),
-    h("td", { class: retClass }, percent(ret)),
+    h("td", { "data-label": "Market" }, h("div", {}, (session.symbols || []).join(", ")), h("div", { class: "small muted" }, session.timeframe)),
+    h("td", { class: "hide-narrow nowrap", "data-label": "Created" }, when(session.created_at)),
+    h("td", { class: "num", "data-label": "Final equity" }, money(session.final_equity)),
+    h("td", { class: retClass, "data-label": "Return" }, percent(ret)),
   );
 }
 
