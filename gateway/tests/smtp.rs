@@ -785,7 +785,10 @@ fn smtp_settings_are_validated_naming_the_key() {
     // console.public_url).
     let dev = load(&with("SIMUTRADOR__SMTP__VERIFY_URL", "")).unwrap();
     assert_eq!(dev.smtp.verify_url, "http://127.0.0.1:8003/verify-email");
-    assert_eq!(dev.smtp.password_url, "http://127.0.0.1:8003/reset-password");
+    assert_eq!(
+        dev.smtp.password_url,
+        "http://127.0.0.1:8003/reset-password"
+    );
     production.retain(|(k, _)| *k != "SIMUTRADOR__SMTP__VERIFY_URL");
     let e = load(&production).unwrap_err();
     assert_eq!(e.key, "smtp.verify_url", "{e}");
