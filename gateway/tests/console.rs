@@ -968,6 +968,126 @@ async fn signing_in_through_the_form_and_logging_out() {
     app.cleanup().await;
 }
 
+#[actix_web::test]
+async fn the_sign_in_page_explains_unverified_addresses_rate_limits_and_a_server_down() {
+    let app = support::spawn_app_with(Backend::Sqlite, |s| {
+        s.rate_limits.auth = gateway::config::RateRule {
+            requests: 6,
+            period_sec: 60,
+        };
+    })
+    .await;
+    // Registered, not verified (one `/auth/*` request).
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(json!({"email": "ned@example.com", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let base = app.url("");
+    let browser = Browser::open().await;
+    browser.goto(&format!("{base}/login")).await;
+    browser.wait_server_choices().await;
+    browser.fill("input[name=email]", "ned@example.com").await;
+    browser.fill("input[name=password]", PASSWORD).await;
+    browser.click("#login-submit").await;
+    browser
+        .wait_text("#login-message", "Verify your email address first")
+        .await;
+    browser.click("#login-message button").await;
+    browser
+        .wait_text("#login-message", "a new link is on its way")
+        .await;
+    // Then the auth limit: the wait comes from Retry-After, and the button waits too.
+    browser.fill("input[name=password]", "wrong password").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        browser.click("#login-submit").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let said = browser.text("#login-message").await;
+        if said.contains("Too many sign-in attempts") {
+            assert!(said.contains("Try again in"), "{said}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never rate limited: {said}");
+    }
+    assert!(!browser
+        .find("#login-submit")
+        .await
+        .is_enabled()
+        .await
+        .unwrap());
+    app.cleanup().await;
+
+    // A server that went away.
+    let app = spawn().await;
+    let base = app.url("");
+    browser.goto(&format!("{base}/login")).await;
+    browser.wait_server_choices().await;
+    browser.fill("input[name=email]", "ned@example.com").await;
+    browser.fill("input[name=password]", PASSWORD).await;
+    app.shutdown.shutdown();
+    let mut app = app;
+    if let Some(stopped) = app.stopped.take() {
+        let _ = stopped.await;
+    }
+    browser.click("#login-submit").await;
+    browser
+        .wait_text("#login-message", "cannot be reached")
+        .await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn the_dashboard_follows_a_live_session_without_a_reload() {
+    let app = spawn().await;
+    app.register_verified("ola@example.com", PASSWORD).await;
+    let (_, login) = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "ola@example.com", "password": PASSWORD, "server": "default"})),
+        )
+        .await;
+    let bearer = login["access_token"].as_str().unwrap().to_string();
+    let mut ws = support::WsClient::connect(&app, &bearer).await;
+    ws.until("connection_ready").await;
+    let mut sma = support::sma::Sma::default();
+    let sid = ws.start_session(support::sma::goog_start()).await;
+    assert!(sma.drive(&mut ws, &sid, |seq| seq == 50).await.is_none());
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "ola@example.com", PASSWORD)
+        .await;
+    let row = format!("#sessions-body tr[data-session='{sid}']");
+    browser.wait_text(&row, "running").await;
+    browser.wait_text(&row, "50 of").await;
+    let marker = browser.run("window.notReloaded = true; return true;").await;
+    assert_eq!(marker, json!(true));
+    // The run goes on; the page follows within its polling period.
+    sma.answer_pending(&mut ws, &sid).await;
+    assert!(sma.drive(&mut ws, &sid, |seq| seq == 400).await.is_none());
+    browser.wait_text(&row, "400 of").await;
+    assert_eq!(
+        browser.run("return window.notReloaded === true;").await,
+        json!(true)
+    );
+    // And shows the result when it ends.
+    sma.answer_pending(&mut ws, &sid).await;
+    sma.drive(&mut ws, &sid, |_| false)
+        .await
+        .expect("the run ends");
+    browser.wait_text(&row, "completed").await;
+    browser.wait_text(&row, "%").await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
 /// Registers `email` and turns on TOTP for it over the API; its secret and recovery
 /// codes.
 async fn with_totp(app: &TestApp, email: &str) -> (Vec<u8>, Vec<String>) {

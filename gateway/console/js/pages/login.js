@@ -104,6 +104,7 @@ function resendButton(email) {
   return button;
 }
 
+/** Shows what went wrong; the seconds to wait before trying again, if the answer said. */
 function explain(error) {
   if (!(error instanceof ApiError)) {
     say(message, "error", "Something went wrong. Try again.");
@@ -132,8 +133,8 @@ function explain(error) {
     return;
   }
   if (error.status === 429) {
-    holdFor(error.retryAfter || 60);
-    return;
+    // Held once the button is no longer busy (which would enable it again).
+    return error.retryAfter || 60;
   }
   if (error.unreachable) {
     say(message, "error", "The server cannot be reached right now. Check your connection, or try again in a moment.");
@@ -165,14 +166,17 @@ form.addEventListener("submit", (event) => {
     }
     body[recovery ? "recovery_code" : "totp_code"] = code;
   }
+  let wait = 0;
   busy(submit, async () => {
     try {
       await post("/auth/login", body, { signedIn: false, headers: { "X-Auth-Mode": "cookie" } });
       say(message, "success", "Signed in. Opening the console…");
       location.assign(nextPath());
     } catch (error) {
-      explain(error);
+      wait = explain(error) || 0;
     }
+  }).then(() => {
+    if (wait) holdFor(wait);
   });
 });
 
