@@ -178,13 +178,13 @@ fn signed_in(req: &HttpRequest, state: &AppState) -> bool {
         .is_ok_and(|claims| claims.sid.is_some() && !state.revocations.refuses_token(&claims))
 }
 
-/// `next` if it is a path on this site (`/...`, not `//host` or `/\host`, no control
-/// characters), for sending people on after signing in.
+/// `next` if it is a path on this site (`/...`, not `//host` or `/\host`; printable
+/// ASCII only, as the console's paths are), for sending people on after signing in.
 pub fn safe_next(next: &str) -> Option<&str> {
     let on_site = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
-        && !next.chars().any(char::is_control);
+        && next.bytes().all(|b| b.is_ascii_graphic());
     on_site.then_some(next)
 }
 
@@ -306,6 +306,8 @@ mod tests {
             "javascript:alert(1)",
             "account",
             "/a\nb",
+            "/a b",
+            "/caf\u{e9}",
             "",
         ] {
             assert_eq!(safe_next(bad), None, "{bad}");

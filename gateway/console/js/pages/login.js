@@ -13,10 +13,13 @@ const params = new URLSearchParams(location.search);
 let step = "password";
 let recovery = false;
 
-/** Where to go once signed in: `next` when it is a path on this site, else `/`. */
+/**
+ * Where to go once signed in: `next` when it is a path on this site (not `//host` or
+ * `/\host`, printable ASCII only, as the server checks it too), else `/`.
+ */
 function nextPath() {
   const next = params.get("next") || "";
-  const onSite = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") && !/[\u0000-\u001f\u007f]/.test(next);
+  const onSite = next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") && /^[\x21-\x7e]+$/.test(next);
   return onSite ? next : "/";
 }
 
