@@ -1055,15 +1055,18 @@ async fn the_dashboard_follows_a_live_session_without_a_reload() {
         )
         .await;
     let bearer = login["access_token"].as_str().unwrap().to_string();
+    // The browser first (it may wait for a free slot), then the run.
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "ola@example.com", PASSWORD)
+        .await;
+    browser.visible("#sessions-empty").await;
     let mut ws = support::WsClient::connect(&app, &bearer).await;
     ws.until("connection_ready").await;
     let mut sma = support::sma::Sma::default();
     let sid = ws.start_session(support::sma::goog_start()).await;
     assert!(sma.drive(&mut ws, &sid, |seq| seq == 50).await.is_none());
-    let browser = Browser::open().await;
-    browser
-        .sign_in(&app.url(""), "ola@example.com", PASSWORD)
-        .await;
+    browser.click("#refresh-sessions").await;
     let row = format!("#sessions-body tr[data-session='{sid}']");
     browser.wait_text(&row, "running").await;
     browser.wait_text(&row, "50 of").await;
@@ -1305,7 +1308,9 @@ async fn api_keys_and_two_step_sign_in_on_the_account_page() {
     // Two-step sign-in: a QR code on the canvas, the key as text, a code confirms it,
     // and the recovery codes are shown once.
     browser.click("#totp-start").await;
-    let key = browser.wait_text("#totp-secret", "").await;
+    browser.visible("#totp-enrol").await;
+    let key = browser.text("#totp-secret").await;
+    assert!(!key.is_empty(), "the key is shown as text");
     let dark = browser
         .run(
             "const c = document.getElementById('totp-qr'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
