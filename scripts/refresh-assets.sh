@@ -137,8 +137,10 @@ const md = [
   "|---|---|",
   ...packages.flatMap((p) => p.files.map((f) => `| \`${f.path}\` | \`${f.sha256}\` |`)),
   "",
-  "Lightweight Charts™ by TradingView (https://www.tradingview.com/): its charts keep",
-  "the library's default TradingView attribution logo, as its licence notice asks.",
+  "Lightweight Charts™ by TradingView (https://www.tradingview.com/): the console's",
+  "charts (`js/charts.js`) turn the library's attribution logo off (it injects an inline",
+  "`<style>` the Content-Security-Policy refuses) and link to https://www.tradingview.com/",
+  "under each chart instead, as the library's licence notice asks.",
   "",
 ];
 fs.writeFileSync(`${vendor}/VENDOR.md`, md.join("\n"));
