@@ -492,7 +492,15 @@ async fn pages_send_signed_out_people_to_the_sign_in_page_and_back() {
         let (status, headers, _) = fetch(&app.url(&format!("/login{next}")), Some(&cookie)).await;
         assert_eq!((status, location(&headers).as_str()), (303, to), "{next}");
     }
-    // Pages take GET only.
+    // HEAD as GET, without the body.
+    let res = client()
+        .head(app.url("/assets/css/console.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key(header::ETAG));
+    // Pages take GET and HEAD only.
     let res = client().post(app.url("/account")).send().await.unwrap();
     assert_eq!(res.status(), 405);
     app.cleanup().await;

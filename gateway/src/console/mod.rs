@@ -147,23 +147,27 @@ pub const PAGES: &[Page] = &[
     },
 ];
 
-/// Registers every page and `/assets/{path}`.
+/// Registers every page and `/assets/{path}`, for GET and HEAD.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    let refuse = || {
+        web::to(|| async {
+            Err::<HttpResponse, _>(HttpError::method_not_allowed(&["get", "head"]))
+        })
+    };
     for page in PAGES {
+        let handler = move |req: HttpRequest| serve(req, page);
         cfg.service(
             web::resource(page.path)
-                .route(web::get().to(move |req: HttpRequest| serve(req, page)))
-                .default_service(web::to(|| async {
-                    Err::<HttpResponse, _>(HttpError::method_not_allowed(&["get"]))
-                })),
+                .route(web::get().to(handler))
+                .route(web::head().to(handler))
+                .default_service(refuse()),
         );
     }
     cfg.service(
         web::resource("/assets/{path:.*}")
             .route(web::get().to(assets::serve))
-            .default_service(web::to(|| async {
-                Err::<HttpResponse, _>(HttpError::method_not_allowed(&["get"]))
-            })),
+            .route(web::head().to(assets::serve))
+            .default_service(refuse()),
     );
 }
 
