@@ -16,19 +16,24 @@ export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
 fail() { echo "test.sh: $*" >&2; exit 1; }
 
 # The cluster failover test (gateway/tests/failover.rs) runs real nginx (Debian's
-# nginx-light) in front of two gateway processes.
+# nginx-light) in front of two gateway processes; the console's browser tests
+# (gateway/tests/console.rs) drive Debian's headless Chromium through chromedriver.
 apt_install() {
-  local package=$1
   [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || return 1
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q "$package" >/dev/null 2>&1 && return 0
+  apt-get install -y -q "$@" >/dev/null 2>&1 && return 0
   # A fresh machine often has no package lists yet.
-  apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$package" >/dev/null 2>&1
+  apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$@" >/dev/null 2>&1
 }
 if [ ! -x /usr/sbin/nginx ]; then
   echo "test.sh: installing nginx-light for the failover test"
   apt_install nginx-light \
     || fail "nginx is required by gateway/tests/failover.rs and could not be installed; run as root: apt-get update && apt-get install -y nginx-light"
+fi
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "test.sh: installing chromium and chromium-driver for the console's browser tests"
+  apt_install chromium chromium-driver \
+    || fail "chromium and chromedriver are required by gateway/tests/console.rs and could not be installed; run as root: apt-get update && apt-get install -y chromium chromium-driver"
 fi
 
 # Postgres and Redis must be up: the tests that need them run, never skip.

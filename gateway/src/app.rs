@@ -163,6 +163,7 @@ impl Application {
         let bootstrap = first_start(&db, &settings.auth.admin_email)
             .await
             .map_err(StartError::Database)?;
+        let csrf = crate::browser::CsrfKey::derive(jwt_secret.as_bytes());
         let mut jwt_config = JwtConfig::new(
             Secret::new(jwt_secret),
             &settings.jwt.issuer,
@@ -252,6 +253,7 @@ impl Application {
             control,
             clock,
             background: background.clone(),
+            csrf,
         });
         let bind = |port: u16| {
             let address = format!("{}:{}", settings.server.host, port);
@@ -280,10 +282,15 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(
                     crate::middleware::observe::observe,
                 ))
+                // Outermost, so every answer has them, refusals of the others too.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::middleware::security::security_headers,
+                ))
                 .app_data(state.clone())
                 .app_data(main_metrics.clone())
                 .configure(crate::errors::extractor_configs)
                 .configure(routes::configure)
+                .configure(crate::console::configure)
                 .configure(|cfg| {
                     if !separate_metrics {
                         routes::metrics::configure(cfg);

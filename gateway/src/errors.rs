@@ -348,8 +348,9 @@ impl ResponseError for HttpError {
     fn error_response(&self) -> HttpResponse<BoxBody> {
         let mut response =
             HttpResponse::build(self.status).json(ApiError::new(self.code, self.message.clone()));
+        // Appended: an answer may carry several of one header (`Set-Cookie`).
         for (name, value) in &self.headers {
-            response.headers_mut().insert(name.clone(), value.clone());
+            response.headers_mut().append(name.clone(), value.clone());
         }
         response
     }

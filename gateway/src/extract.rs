@@ -1,7 +1,10 @@
-//! Who is asking: the Bearer token and the client address of a request, and the
-//! extractors that check them before a handler runs.
+//! Who is asking: the Bearer token (or the console's access cookie) and the client
+//! address of a request, and the extractors that check them before a handler runs.
 //!
-//! - [`Authenticated`]: a verified, unrevoked token (401 otherwise);
+//! - [`Authenticated`]: a verified, unrevoked token (401 otherwise), from the
+//!   `Authorization: Bearer` header or, without one, the console's access cookie; an
+//!   unsafe request authenticated by the cookie must also pass the CSRF and origin
+//!   checks of [`crate::browser::check_unsafe`] (403 otherwise);
 //! - [`LoginSession`]: the same, from a human login (403 for a token exchanged for an
 //!   API key: a leaked key cannot manage its owner's account);
 //! - [`Operator`]: an active user with the role `admin`, read from the database now,
@@ -21,6 +24,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use auth::{AuthError, Claims, Role, User, UserStatus, UserStore};
 use uuid::Uuid;
 
+use crate::browser::{self, ACCESS_COOKIE};
 use crate::errors::HttpError;
 use crate::limits::requests::display_ip;
 use crate::state::AppState;
@@ -33,6 +37,14 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+/// The access token a request presents: its Bearer token, or else the console's
+/// access cookie.
+pub fn presented_token(req: &HttpRequest) -> Option<String> {
+    bearer(req)
+        .map(str::to_string)
+        .or_else(|| browser::cookie(req, ACCESS_COOKIE))
 }
 
 /// The client address of a request, as the rate limits see it (see
@@ -58,15 +70,35 @@ fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, HttpError> {
         .ok_or_else(HttpError::internal)
 }
 
-/// The verified claims of the request's Bearer token.
+/// The verified claims of the request's Bearer token (or console cookie).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub Claims);
 
 impl Authenticated {
-    /// The verified claims of the request's Bearer token, unless its key, login
-    /// session or user has been revoked.
+    /// The verified claims of the request's Bearer token, or without one of the
+    /// console's access cookie, unless its key, login session or user has been
+    /// revoked. An unsafe request authenticated by the cookie must carry the CSRF
+    /// token of its login session and come from this server's origin (403 otherwise).
     pub fn check(req: &HttpRequest, state: &AppState) -> Result<Claims, HttpError> {
-        let token = bearer(req).ok_or_else(|| HttpError::auth_failed("missing bearer token"))?;
+        if let Some(token) = bearer(req) {
+            return Self::verified(token, state);
+        }
+        let Some(token) = browser::cookie(req, ACCESS_COOKIE) else {
+            return Err(HttpError::auth_failed("missing bearer token"));
+        };
+        let claims = Self::verified(&token, state)?;
+        // Cookies are set only for login sessions.
+        let Some(session) = claims.sid else {
+            return Err(HttpError::auth_failed(
+                "invalid, revoked or expired credentials",
+            ));
+        };
+        browser::check_unsafe(req, &state.settings, &state.csrf, Some(session))?;
+        Ok(claims)
+    }
+
+    /// The claims of `token`, unless it is invalid, expired or revoked.
+    fn verified(token: &str, state: &AppState) -> Result<Claims, HttpError> {
         let claims = state.jwt.verify(token)?;
         if state.revocations.refuses_token(&claims) {
             return Err(HttpError::auth_failed(

@@ -2,15 +2,17 @@
 //!
 //! Layers, each using only those above it (docs/ARCHITECTURE.md draws the graph):
 //! `config`, `errors`, `secrets`, `logging`, `metrics`, `notify`, `translate`,
-//! `redis_link`; then `limits`; then `registry`; then `cluster`; then `state`; then
-//! `extract`, `middleware`, `routes` and `ws`; `app` builds and runs it all
-//! (`tests/structure.rs` fails on any import circle between them).
+//! `redis_link`, `browser`; then `limits`; then `registry`; then `cluster`; then
+//! `state`; then `extract`, `middleware`, `routes`, `ws` and `console`; `app` builds
+//! and runs it all (`tests/structure.rs` fails on any import circle between them).
 
 pub mod app;
 pub mod backup;
 pub mod bootstrap;
+pub mod browser;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod errors;
 pub mod extract;
 pub mod limits;

@@ -106,6 +106,7 @@ async fn main() -> ExitCode {
 async fn serve(settings: Settings) -> ExitCode {
     let host = settings.server.host.clone();
     let app_metrics_host = settings.server.metrics_host.clone();
+    let public_console = settings.console.public_url.origin().map(str::to_string);
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => return fail(&e),
@@ -114,6 +115,8 @@ async fn serve(settings: Settings) -> ExitCode {
     // Written in one go and any failure ignored: a server whose stdout was closed (a
     // supervisor that stopped reading) keeps serving instead of dying on `println!`.
     let mut banner = format!("SimuTrador gateway listening on {base}\n");
+    let console = public_console.unwrap_or_else(|| base.clone());
+    banner += &format!("Web console: {console}/ (sign in at {console}/login)\n");
     if let Some(p) = app.compat_port() {
         banner += &format!("Python SDK compatibility port: http://{host}:{p}\n");
     }

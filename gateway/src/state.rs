@@ -7,6 +7,7 @@ use auth::{Clock, Database, Jwt};
 use market_data::MarketDataActor;
 use session_actor::store::SessionStore;
 
+use crate::browser::CsrfKey;
 use crate::cluster::control::Control;
 use crate::cluster::revocation::{announce, Revocations, Revoked};
 use crate::config::Settings;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Account work still running after its answer (waited for when draining).
     pub background: Background,
+    /// The key of the console's CSRF tokens (derived from the JWT secret).
+    pub csrf: CsrfKey,
 }
 
 impl AppState {

@@ -748,7 +748,6 @@ fn smtp_settings_are_validated_naming_the_key() {
         ("SIMUTRADOR__SMTP__SECURITY", "ssl", "smtp.security"),
         ("SIMUTRADOR__SMTP__FROM", "", "smtp.from"),
         ("SIMUTRADOR__SMTP__FROM", "no address here", "smtp.from"),
-        ("SIMUTRADOR__SMTP__VERIFY_URL", "", "smtp.verify_url"),
         (
             "SIMUTRADOR__SMTP__PASSWORD_URL",
             "ftp://example.com/p",
@@ -780,6 +779,22 @@ fn smtp_settings_are_validated_naming_the_key() {
     assert_eq!(e.key, "smtp.security", "{e}");
     production.retain(|(k, _)| *k != "SIMUTRADOR__SMTP__SECURITY");
     assert!(load(&production).is_ok(), "starttls in production");
+
+    // Without a verification page: in development the console's own, on this
+    // server's address; production guesses no address, so it needs the page (or
+    // console.public_url).
+    let dev = load(&with("SIMUTRADOR__SMTP__VERIFY_URL", "")).unwrap();
+    assert_eq!(dev.smtp.verify_url, "http://127.0.0.1:8003/verify-email");
+    assert_eq!(
+        dev.smtp.password_url,
+        "http://127.0.0.1:8003/reset-password"
+    );
+    production.retain(|(k, _)| *k != "SIMUTRADOR__SMTP__VERIFY_URL");
+    let e = load(&production).unwrap_err();
+    assert_eq!(e.key, "smtp.verify_url", "{e}");
+    production.push(("SIMUTRADOR__CONSOLE__PUBLIC_URL", "https://app.example.com"));
+    let prod = load(&production).unwrap();
+    assert_eq!(prod.smtp.verify_url, "https://app.example.com/verify-email");
 }
 
 #[actix_web::test]

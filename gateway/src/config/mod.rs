@@ -14,7 +14,8 @@ mod values;
 pub use sections::*;
 
 pub use values::{
-    AddressList, EncryptionKeys, IpNet, LogFormat, LogFormatSetting, ServiceUrl, SmtpSecurity,
+    AddressList, EncryptionKeys, IpNet, LogFormat, LogFormatSetting, PublicUrl, ServiceUrl,
+    SmtpSecurity,
 };
 
 /// How the server runs; production refuses insecure defaults.
@@ -52,6 +53,8 @@ pub struct Settings {
     pub accounts: AccountSettings,
     /// Account mail.
     pub smtp: SmtpSettings,
+    /// The web console.
+    pub console: ConsoleSettings,
     /// Servers selectable at login, by id.
     pub servers: BTreeMap<String, ServerChoice>,
     /// Plans.
@@ -119,6 +122,10 @@ password = ""
 from = ""
 verify_url = ""
 password_url = ""
+
+[console]
+public_url = ""
+secure_cookies = false
 
 [servers.default]
 name = "SimuTrador"
@@ -242,8 +249,46 @@ impl Settings {
                     let message = text.split(" for key `").next().unwrap_or(&text).to_string();
                     ConfigError { key, message }
                 })?;
+        let mut settings = settings;
+        settings.default_mail_links();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Where people open the console: `console.public_url`, or in development this
+    /// server's own address (`http://<server.host>:<server.port>`, a wildcard host
+    /// shown as the loopback address); none in production without `console.public_url`.
+    pub fn console_origin(&self) -> Option<String> {
+        if let Some(origin) = self.console.public_url.origin() {
+            return Some(origin.to_string());
+        }
+        if self.mode == Mode::Production {
+            return None;
+        }
+        let host = match self.server.host.trim() {
+            "" | "0.0.0.0" => "127.0.0.1".to_string(),
+            "::" | "[::]" => "[::1]".to_string(),
+            h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+            h => h.to_string(),
+        };
+        Some(format!("http://{host}:{}", self.server.port))
+    }
+
+    /// `smtp.verify_url` and `smtp.password_url` left empty point at the console's
+    /// `/verify-email` and `/reset-password` pages on [`Settings::console_origin`].
+    /// Production without `console.public_url` keeps them as given (a verification
+    /// page is then required with `smtp.host`, and password mail carries the token
+    /// only), since a guessed address would send people elsewhere.
+    fn default_mail_links(&mut self) {
+        let Some(origin) = self.console_origin() else {
+            return;
+        };
+        if self.smtp.verify_url.trim().is_empty() {
+            self.smtp.verify_url = format!("{origin}/verify-email");
+        }
+        if self.smtp.password_url.trim().is_empty() {
+            self.smtp.password_url = format!("{origin}/reset-password");
+        }
     }
 
     /// Each section checks itself; a few rules span sections.
@@ -568,6 +613,68 @@ mod tests {
         assert!(inside("fd12:3456::1"));
         assert!(!inside("11.0.0.1"));
         assert!(!inside("fe80::1"));
+    }
+
+    #[test]
+    fn mail_links_default_to_the_console_pages() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.console_origin().as_deref(), Some("http://127.0.0.1:8003"));
+        assert_eq!(s.smtp.verify_url, "http://127.0.0.1:8003/verify-email");
+        assert_eq!(s.smtp.password_url, "http://127.0.0.1:8003/reset-password");
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("SIMUTRADOR__SERVER__HOST", "0.0.0.0"),
+                ("SIMUTRADOR__SERVER__PORT", "9000"),
+                ("SIMUTRADOR__SMTP__VERIFY_URL", "https://mail.example.com/v"),
+            ]),
+        )
+        .unwrap();
+        // An explicit setting is kept; the other one follows the server's address.
+        assert_eq!(s.smtp.verify_url, "https://mail.example.com/v");
+        assert_eq!(s.smtp.password_url, "http://127.0.0.1:9000/reset-password");
+        let s = Settings::load_from(
+            None,
+            env(&[(
+                "SIMUTRADOR__CONSOLE__PUBLIC_URL",
+                "https://app.example.com/",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(s.smtp.verify_url, "https://app.example.com/verify-email");
+        assert_eq!(
+            s.smtp.password_url,
+            "https://app.example.com/reset-password"
+        );
+        // Production guesses no address.
+        let secret = "x".repeat(32);
+        let prod = [
+            ("SIMUTRADOR__MODE", "production"),
+            ("SIMUTRADOR__JWT__SECRET", secret.as_str()),
+            ("SIMUTRADOR__AUTH__API_KEY_PEPPER", secret.as_str()),
+        ];
+        let s = Settings::load_from(None, env(&prod)).unwrap();
+        assert_eq!(s.console_origin(), None);
+        assert_eq!(
+            (s.smtp.verify_url.as_str(), s.smtp.password_url.as_str()),
+            ("", "")
+        );
+        let mut with_url = prod.to_vec();
+        with_url.push(("SIMUTRADOR__CONSOLE__PUBLIC_URL", "https://app.example.com"));
+        let s = Settings::load_from(None, env(&with_url)).unwrap();
+        assert_eq!(
+            s.smtp.password_url,
+            "https://app.example.com/reset-password"
+        );
+        let e = Settings::load_from(
+            None,
+            env(&[(
+                "SIMUTRADOR__CONSOLE__PUBLIC_URL",
+                "https://app.example.com/console",
+            )]),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "console.public_url", "{e}");
     }
 
     #[test]

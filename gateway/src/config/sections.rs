@@ -8,7 +8,7 @@ use model::{Amount, Price};
 use serde::Deserialize;
 
 use super::values::{
-    self, AddressList, EncryptionKeys, LogFormatSetting, ServiceUrl, SmtpSecurity,
+    self, AddressList, EncryptionKeys, LogFormatSetting, PublicUrl, ServiceUrl, SmtpSecurity,
 };
 use super::{ConfigError, Mode};
 
@@ -108,11 +108,14 @@ pub struct SmtpSettings {
     /// Sender, e.g. `SimuTrador <no-reply@example.com>`.
     pub from: String,
     /// Page of the verification link: the mail links to `<verify_url>?token=<token>`,
-    /// and that page posts the token to `/auth/verify-email`.
+    /// and that page posts the token to `/auth/verify-email`. Empty: the console's
+    /// `/verify-email` page (see [`super::Settings::console_origin`]).
     pub verify_url: String,
     /// Page of password links (a reset, or an invitation): the mail links to
     /// `<password_url>?token=<token>`, and that page posts the token with the new
-    /// password to `/auth/password/reset`. Empty: the mail carries the token only.
+    /// password to `/auth/password/reset`. Empty: the console's `/reset-password`
+    /// page, or in production without `console.public_url` no link (the mail carries
+    /// the token only).
     pub password_url: String,
 }
 
@@ -176,6 +179,20 @@ impl SmtpSettings {
         }
         Ok(())
     }
+}
+
+/// The web console: where people open it and how its login cookies are marked.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ConsoleSettings {
+    /// The origin people open the console at (`https://app.example.com`): account
+    /// mail links to its pages, and cookie-authenticated requests may come from it
+    /// besides the request's own `Host`. Empty: this server's own address in
+    /// development, none in production.
+    pub public_url: PublicUrl,
+    /// Marks the login cookies `Secure` on every answer. Without it they are
+    /// `Secure` when the request came over HTTPS: TLS on the listener, or
+    /// `X-Forwarded-Proto: https` from a peer in `rate_limits.trusted_proxies`.
+    pub secure_cookies: bool,
 }
 
 /// A server users can choose at login (`GET /auth/servers`).

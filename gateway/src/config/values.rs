@@ -235,6 +235,54 @@ impl<'de> Deserialize<'de> for EncryptionKeys {
     }
 }
 
+/// `console.public_url`: the origin people open the console at
+/// (`https://app.example.com`), or none. Only an origin: an `http` or `https` scheme, a
+/// host and an optional port, without user, path, query or fragment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublicUrl(Option<String>);
+
+impl PublicUrl {
+    /// The origin (`scheme://host[:port]`, no trailing slash), if one is configured.
+    pub fn origin(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(Self(None));
+        }
+        let url = url::Url::parse(s)
+            .map_err(|e| format!("`{s}` is not a URL ({e}); e.g. https://app.example.com"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "`{s}` must be an http or https address, e.g. https://app.example.com"
+            ));
+        }
+        if !url.username().is_empty()
+            || url.password().is_some()
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(format!(
+                "`{s}` must be an origin only (scheme, host and port), without user, path or query"
+            ));
+        }
+        Ok(Self(Some(url.origin().ascii_serialization())))
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_text(d)
+    }
+}
+
 /// The URL of a service that may carry a password (`database.url`,
 /// `session_store.redis_url`); `Debug` hides the password, in the user part or in a
 /// `password=` query parameter.
@@ -336,6 +384,24 @@ mod tests {
         assert_eq!(format!("{keys:?}"), r#"["k1", "k2"]"#);
         assert_eq!(keys.keys().len(), 2);
         assert!("k1:abcd".parse::<EncryptionKeys>().is_err());
+    }
+
+    #[test]
+    fn a_public_url_is_an_origin() {
+        let url: PublicUrl = " https://App.Example.com/ ".parse().unwrap();
+        assert_eq!(url.origin(), Some("https://app.example.com"));
+        let url: PublicUrl = "http://127.0.0.1:8003".parse().unwrap();
+        assert_eq!(url.origin(), Some("http://127.0.0.1:8003"));
+        assert_eq!("".parse::<PublicUrl>().unwrap().origin(), None);
+        for bad in [
+            "app.example.com",
+            "ftp://example.com",
+            "https://example.com/console",
+            "https://user:pw@example.com",
+            "https://example.com/?a=1",
+        ] {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, ResponseError};
 
-use crate::extract::bearer;
+use crate::extract::presented_token;
 use crate::limits::requests::{add_headers, now_ms, refusal, Bucket, Counted, RateKey};
 use crate::state::AppState;
 
@@ -27,8 +27,8 @@ pub async fn middleware(
     };
     let ip = limiter.client_ip(req.peer_addr().map(|a| a.ip()), req.headers());
     let key = match bucket {
-        Bucket::Api => bearer(req.request())
-            .and_then(|t| state.jwt.verify(t).ok())
+        Bucket::Api => presented_token(req.request())
+            .and_then(|t| state.jwt.verify(&t).ok())
             .map_or(RateKey::client(ip), |claims| RateKey::User(claims.sub)),
         _ => RateKey::client(ip),
     };

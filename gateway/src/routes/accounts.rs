@@ -2,6 +2,10 @@
 //! server choice (and a TOTP second factor when enrolled), rotating refresh tokens,
 //! logout, and the user's own login sessions.
 //!
+//! The web console logs in with `X-Auth-Mode: cookie` and refreshes with its refresh
+//! cookie: those answers carry the tokens in `HttpOnly` cookies instead of the body
+//! (see [`crate::browser`]), and logout clears them.
+//!
 //! Every refusal of a login is the same 401 (`AUTH_FAILED`, "invalid email or
 //! password") whether the email exists, the password is wrong or logins are locked,
 //! and takes the same time (the store always runs one argon2 verification).
@@ -15,6 +19,7 @@ use auth::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::browser::{self, SessionCookies, REFRESH_COOKIE};
 use crate::errors::HttpError;
 use crate::extract::record_user;
 use crate::extract::{client_ip, LoginSession};
@@ -305,7 +310,36 @@ pub struct LoginResponse {
     pub plan: auth::Plan,
 }
 
-/// `POST /auth/login`.
+/// A login or refresh answer of the console: the tokens went into cookies.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CookieLoginResponse {
+    /// Always `cookie`: the tokens are in the `st_access` and `st_refresh` cookies.
+    pub token_type: String,
+    /// Seconds until the access token (and its cookie) expires.
+    pub expires_in: u64,
+    /// When the refresh token (and the login session) ends.
+    pub refresh_expires_at: String,
+    /// The login session.
+    pub session_id: String,
+    /// The user.
+    pub user_id: String,
+    /// The user's plan.
+    pub plan: auth::Plan,
+}
+
+/// How a login or refresh hands its tokens over.
+#[derive(Clone, Copy, Debug)]
+enum Delivery {
+    /// In the JSON body (programs).
+    Body,
+    /// In cookies (the console), `Secure` or not.
+    Cookies {
+        /// Whether the cookies are `Secure`.
+        secure: bool,
+    },
+}
+
+/// `POST /auth/login`; with `X-Auth-Mode: cookie` the tokens go into cookies.
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -325,6 +359,20 @@ async fn do_login(
             "`server` must be one of GET /auth/servers",
         ));
     }
+    let delivery = if browser::wants_cookies(req) {
+        // Before the password is looked at: another site's page cannot sign its
+        // visitor in (to the attacker's account) either.
+        if !browser::origin_allowed(req, &state.settings) {
+            return Err(HttpError::forbidden(
+                "cross-origin login refused: the console signs in from this server's own pages",
+            ));
+        }
+        Delivery::Cookies {
+            secure: browser::secure_cookies(req, &state.settings),
+        }
+    } else {
+        Delivery::Body
+    };
     let ip = client_ip(req);
     // A TOTP code is preferred when both are given; the store ignores either for
     // accounts without a second factor.
@@ -360,29 +408,72 @@ async fn do_login(
             },
         )
         .await?;
-    granted(state, grant)
+    granted(state, grant, delivery)
 }
 
 /// `POST /auth/refresh` body.
-#[derive(Debug, Deserialize)]
+// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct RefreshRequest {
-    refresh_token: String,
+    /// Without it, the console's refresh cookie.
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 /// `POST /auth/refresh`: a new access token and refresh token; the presented refresh
-/// token is used up. Presenting a used one ends the whole login session.
+/// token is used up. Presenting a used one ends the whole login session. A body
+/// without `refresh_token` uses the console's refresh cookie (with the CSRF token in
+/// `X-CSRF-Token`) and is answered with new cookies; a refused one clears them.
 pub async fn refresh(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, HttpError> {
-    let result = match state.db.rotate_refresh_token(&body.refresh_token).await {
-        Ok(grant) => granted(&state, grant),
-        Err(e) => Err(e.into()),
+    let result = match body.into_inner().refresh_token {
+        Some(token) => match state.db.rotate_refresh_token(&token).await {
+            Ok(grant) => granted(&state, grant, Delivery::Body),
+            Err(e) => Err(e.into()),
+        },
+        None => refresh_cookie(&req, &state).await,
     };
     counted(&state, "/auth/refresh", result)
 }
 
-fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpError> {
+/// The console's refresh: the refresh cookie for new cookies.
+async fn refresh_cookie(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, HttpError> {
+    let Some(token) = browser::cookie(req, REFRESH_COOKIE) else {
+        return Err(HttpError::invalid_params(
+            "`refresh_token` is required (no console refresh cookie came with the request)",
+        ));
+    };
+    browser::check_unsafe(req, &state.settings, &state.csrf, None)?;
+    let secure = browser::secure_cookies(req, &state.settings);
+    let rotated = state.db.rotate_refresh_token(&token).await;
+    match rotated {
+        Ok(grant) => granted(state, grant, Delivery::Cookies { secure }),
+        // Stale cookies would only be tried again.
+        Err(e) => Err(with_cookies(
+            HttpError::from(e),
+            browser::cleared_cookies(secure),
+        )),
+    }
+}
+
+/// `error` with `Set-Cookie` headers for `cookies`.
+fn with_cookies(error: HttpError, cookies: [actix_web::cookie::Cookie<'static>; 3]) -> HttpError {
+    cookies.iter().fold(error, |error, cookie| {
+        match header::HeaderValue::from_str(&cookie.to_string()) {
+            Ok(value) => error.with_header(header::SET_COOKIE, value),
+            Err(_) => error,
+        }
+    })
+}
+
+fn granted(
+    state: &AppState,
+    grant: LoginGrant,
+    delivery: Delivery,
+) -> Result<HttpResponse, HttpError> {
     // No access token outlives its login session: the session's absolute end refuses
     // the refresh token, and without this a token issued just before would go on for
     // its full lifetime. `last_used_at` is the store's "now" of this login or refresh.
@@ -392,6 +483,30 @@ fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpErro
         state
             .jwt
             .issue_for_session(grant.user.id, grant.user.plan, grant.session.id, lifetime)?;
+    if let Delivery::Cookies { secure } = delivery {
+        let csrf = state.csrf.token(grant.session.id);
+        let cookies = SessionCookies {
+            access_token: issued.access_token.expose(),
+            access_max_age: issued.expires_in as i64,
+            refresh_token: grant.refresh_token.expose(),
+            refresh_max_age: (grant.refresh_expires_at - grant.session.last_used_at).num_seconds(),
+            csrf_token: &csrf,
+            secure,
+        };
+        let mut answer = HttpResponse::Ok();
+        answer.insert_header((header::CACHE_CONTROL, "no-store"));
+        for cookie in cookies.cookies() {
+            answer.cookie(cookie);
+        }
+        return Ok(answer.json(CookieLoginResponse {
+            token_type: "cookie".into(),
+            expires_in: issued.expires_in,
+            refresh_expires_at: rfc3339(grant.refresh_expires_at),
+            session_id: grant.session.id.to_string(),
+            user_id: grant.user.id.to_string(),
+            plan: grant.user.plan,
+        }));
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(LoginResponse {
@@ -406,12 +521,43 @@ fn granted(state: &AppState, grant: LoginGrant) -> Result<HttpResponse, HttpErro
         }))
 }
 
-/// `POST /auth/logout`: ends the login session of the Bearer token (204).
+/// `POST /auth/logout`: ends the login session of the Bearer token or console cookie
+/// (204), and clears the console's cookies when the request came with any.
 pub async fn logout(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: LoginSession,
 ) -> Result<HttpResponse, HttpError> {
-    end_session(&state, session.claims.sub, session.id).await
+    let mut answer = end_session(&state, session.claims.sub, session.id).await?;
+    if browser::has_session_cookie(&req) {
+        let secure = browser::secure_cookies(&req, &state.settings);
+        for cookie in browser::cleared_cookies(secure) {
+            answer
+                .add_cookie(&cookie)
+                .map_err(|_| HttpError::internal())?;
+        }
+    }
+    Ok(answer)
+}
+
+/// `GET /auth/me`: the signed-in user as the console shows them.
+pub async fn me(
+    state: web::Data<AppState>,
+    LoginSession { claims, id }: LoginSession,
+) -> Result<HttpResponse, HttpError> {
+    let account = state.db.account(claims.sub).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "user_id": account.user.id.to_string(),
+            "email": account.user.email,
+            "plan": account.user.plan,
+            "role": account.user.role.as_str(),
+            "email_verified": account.email_verified_at.is_some(),
+            "totp_enabled": account.totp_enabled,
+            "created_at": rfc3339(account.user.created_at),
+            "session_id": id.to_string(),
+        })))
 }
 
 /// One entry of `GET /auth/sessions`.

@@ -46,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource!(cfg, "/auth/login", post => accounts::login);
     resource!(cfg, "/auth/refresh", post => accounts::refresh);
     resource!(cfg, "/auth/logout", post => accounts::logout);
+    resource!(cfg, "/auth/me", get => accounts::me);
     resource!(cfg, "/auth/sessions", get => accounts::sessions);
     resource!(cfg, "/auth/sessions/{id}", delete => accounts::end);
     resource!(cfg, "/auth/totp/enrol", post => accounts::totp_enrol);

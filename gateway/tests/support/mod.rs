@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod logs;
 pub mod proxy;
 pub mod sma;
