@@ -52,6 +52,26 @@ export function say(region, kind, text, ...extra) {
   region.append(icon(ids[kind] || "i-alert"), body);
 }
 
+/**
+ * Checks a new password typed twice (inputs `passwordId` and `confirmId`) as the
+ * server will: at least 8 characters, and the two the same. The password, or null
+ * after telling what is wrong in `region` and putting the cursor there.
+ */
+export function newPassword(region, passwordId, confirmId) {
+  const password = $(passwordId).value;
+  if (password.length < 8) {
+    say(region, "error", "Choose a password of at least 8 characters.");
+    $(passwordId).focus();
+    return null;
+  }
+  if (password !== $(confirmId).value) {
+    say(region, "error", "The passwords do not match.");
+    $(confirmId).select();
+    return null;
+  }
+  return password;
+}
+
 /** Clears a message region. */
 export function clear(region) {
   region.replaceChildren();

@@ -139,7 +139,7 @@ impl BacktestView {
 }
 
 /// `done` of `total` bars in percent, 0 for an empty run.
-pub fn progress_pct(done: u64, total: u64) -> f64 {
+fn progress_pct(done: u64, total: u64) -> f64 {
     if total == 0 {
         0.0
     } else {

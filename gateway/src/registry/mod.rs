@@ -26,9 +26,7 @@ pub mod results;
 mod resume;
 mod spec;
 
-pub use backtest::{
-    progress_pct, BacktestPool, BacktestRefusal, BacktestView, CancelBacktest, StartBacktest,
-};
+pub use backtest::{BacktestPool, BacktestRefusal, BacktestView, CancelBacktest, StartBacktest};
 pub use create::CreateSession;
 pub use drain::{Drain, PendingSaves};
 pub use queries::*;

@@ -128,10 +128,10 @@ pub async fn get(
     let status = match local {
         Some(LocalSession::Backtest(view)) => view.status(),
         Some(LocalSession::Finished(record)) => finished_status(&record)?,
-        Some(LocalSession::Live { .. }) => return Err(not_a_backtest()),
+        Some(LocalSession::Live { .. }) => return Err(HttpError::session_not_found()),
         None => match state.db.result_for_user(claims.sub, &session_id).await {
             Ok(record) => finished_status(&record)?,
-            Err(AuthError::NotFound) => return Err(not_a_backtest()),
+            Err(AuthError::NotFound) => return Err(HttpError::session_not_found()),
             Err(e) => return Err(e.into()),
         },
     };
@@ -176,19 +176,15 @@ pub async fn cancel(
     };
     match finished {
         Some(_) => Err(HttpError::conflict("the backtest has already finished")),
-        None => Err(not_a_backtest()),
+        None => Err(HttpError::session_not_found()),
     }
-}
-
-fn not_a_backtest() -> HttpError {
-    HttpError::session_not_found()
 }
 
 /// The status of a finished run, if it was a backtest (its stored request names a
 /// strategy).
 fn finished_status(record: &SimulationRecord) -> Result<BacktestStatus, HttpError> {
     let request: BacktestRequest =
-        serde_json::from_str(&record.params).map_err(|_| not_a_backtest())?;
+        serde_json::from_str(&record.params).map_err(|_| HttpError::session_not_found())?;
     let s = &record.summary;
     let end: Map<String, Value> = serde_json::from_str(&record.metrics).unwrap_or_default();
     let ticks = end

@@ -5,7 +5,7 @@
 import qrcode from "../../vendor/qrcode-generator/qrcode.mjs";
 import { del, get, post } from "../api.js";
 import { logOut, shell } from "../shell.js";
-import { $, ago, busy, clear, confirmAction, copyButton, day, describe, h, say, when } from "../ui.js";
+import { $, ago, busy, clear, confirmAction, copyButton, day, describe, h, newPassword, say, when } from "../ui.js";
 
 let me = null;
 
@@ -25,22 +25,13 @@ $("password-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const message = $("password-message");
   const current = $("current-password").value;
-  const next = $("new-password").value;
   if (!current) {
     say(message, "error", "Enter your current password.");
     $("current-password").focus();
     return;
   }
-  if (next.length < 8) {
-    say(message, "error", "Choose a new password of at least 8 characters.");
-    $("new-password").focus();
-    return;
-  }
-  if (next !== $("confirm-password").value) {
-    say(message, "error", "The new passwords do not match.");
-    $("confirm-password").select();
-    return;
-  }
+  const next = newPassword(message, "new-password", "confirm-password");
+  if (next === null) return;
   busy($("password-submit"), async () => {
     try {
       await post("/auth/password/change", { current_password: current, new_password: next });

@@ -2,7 +2,7 @@
 // address already has an account (its owner is told by mail instead).
 
 import { post } from "../api.js";
-import { $, busy, describe, say } from "../ui.js";
+import { $, busy, describe, newPassword, say } from "../ui.js";
 
 const form = $("register-form");
 const message = $("register-message");
@@ -10,22 +10,13 @@ const message = $("register-message");
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const email = $("email").value.trim();
-  const password = $("password").value;
   if (!email) {
     say(message, "error", "Enter your email address.");
     $("email").focus();
     return;
   }
-  if (password.length < 8) {
-    say(message, "error", "Choose a password of at least 8 characters.");
-    $("password").focus();
-    return;
-  }
-  if (password !== $("confirm").value) {
-    say(message, "error", "The passwords do not match.");
-    $("confirm").select();
-    return;
-  }
+  const password = newPassword(message, "password", "confirm");
+  if (password === null) return;
   busy($("register-submit"), async () => {
     try {
       await post("/auth/register", { email, password }, { signedIn: false });

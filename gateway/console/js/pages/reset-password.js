@@ -2,7 +2,7 @@
 // a new password go to POST /auth/password/reset.
 
 import { post } from "../api.js";
-import { $, busy, describe, say } from "../ui.js";
+import { $, busy, describe, newPassword, say } from "../ui.js";
 
 const form = $("reset-form");
 const message = $("reset-message");
@@ -18,22 +18,13 @@ if (token) {
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const given = token || $("token").value.trim();
-  const password = $("password").value;
   if (!given) {
     say(message, "error", "Paste the token from the password mail.");
     $("token").focus();
     return;
   }
-  if (password.length < 8) {
-    say(message, "error", "Choose a password of at least 8 characters.");
-    $("password").focus();
-    return;
-  }
-  if (password !== $("confirm").value) {
-    say(message, "error", "The passwords do not match.");
-    $("confirm").select();
-    return;
-  }
+  const password = newPassword(message, "password", "confirm");
+  if (password === null) return;
   busy($("reset-submit"), async () => {
     try {
       const answer = await post("/auth/password/reset", { token: given, password }, { signedIn: false });
