@@ -5,6 +5,9 @@
 //! WebDriver) signing in, the TOTP step, the account page, the session ending with
 //! logout, revocation and refresh-token theft, and a cross-origin form refused.
 //!
+//! The results page of a server-side backtest and of a WebSocket session: every key
+//! figure, the trades, the charts drawn, the CSV download.
+//!
 //! `screenshots` (ignored; `scripts/screenshots.sh` runs it) writes the PNGs of
 //! docs/screenshots/.
 
@@ -1679,7 +1682,372 @@ async fn screenshots() {
         browser.wait_content("#logins-body", "This browser").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::write(shot("account"), browser.screenshot().await).unwrap();
+        browser.goto(&format!("{base}/results/{sid}")).await;
+        browser.find("#results[data-rendered='true']").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(shot("results"), browser.screenshot().await).unwrap();
+        browser
+            .run("document.getElementById('panel-candles').scrollIntoView(); return true;")
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(shot("results-charts"), browser.screenshot().await).unwrap();
+        browser
+            .run("document.getElementById('panel-periods').scrollIntoView(); return true;")
+            .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(shot("results-returns"), browser.screenshot().await).unwrap();
         browser.close().await;
     }
+    app.cleanup().await;
+}
+
+// ---------------------------------------------------------------------------
+// The results page.
+
+/// SMA(10,20) with 100 shares on GOOG daily over the whole sample, run on the server.
+async fn goog_backtest(app: &TestApp, bearer: &str) -> String {
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/backtests",
+            Some(bearer),
+            Some(json!({
+                "strategy": "sma_crossover", "params": {"fast": 10, "slow": 20},
+                "symbols": ["GOOG"], "start_date": "2004-01-01", "end_date": "2014-01-01",
+                "initial_capital": "100000", "timeframe": "daily"
+            })),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["session_id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, status) = app
+            .call(
+                Method::GET,
+                &format!("/api/backtests/{id}"),
+                Some(bearer),
+                None,
+            )
+            .await;
+        if status["state"] == "completed" {
+            return id;
+        }
+        assert!(
+            matches!(status["state"].as_str(), Some("queued" | "running")),
+            "{status}"
+        );
+        assert!(Instant::now() < deadline, "the backtest did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A bearer token of `email`'s login (registered and verified here).
+async fn login_bearer(app: &TestApp, email: &str) -> String {
+    app.register_verified(email, PASSWORD).await;
+    let (status, login) = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": PASSWORD, "server": "default"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    login["access_token"].as_str().unwrap().to_string()
+}
+
+/// Whether some canvas inside `css` has a pixel of roughly `rgb` (within `tolerance`
+/// on each channel): the chart drew its series, not only an empty frame.
+async fn canvas_has_colour(browser: &Browser, css: &str, rgb: [u8; 3], tolerance: u8) -> bool {
+    let script = format!(
+        "const [r, g, b] = {rgb:?}; const t = {tolerance};
+         for (const c of document.querySelectorAll({css} + ' canvas')) {{
+           if (!c.width || !c.height) continue;
+           const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+           for (let i = 0; i < d.length; i += 4) {{
+             if (d[i + 3] > 200 && Math.abs(d[i] - r) <= t && Math.abs(d[i + 1] - g) <= t && Math.abs(d[i + 2] - b) <= t) return true;
+           }}
+         }}
+         return false;",
+        css = serde_json::to_string(css).unwrap()
+    );
+    browser.run(&script).await == json!(true)
+}
+
+/// The trades CSV as the page's own download link fetches it (with the login cookie).
+async fn csv_from_page(browser: &Browser) -> Vec<BTreeMap<String, String>> {
+    let text = browser
+        .run(
+            "const a = document.getElementById('trades-csv');
+             return fetch(a.href, {credentials: 'same-origin'})
+               .then(r => r.text().then(t => [r.status, r.headers.get('content-type'), t]));",
+        )
+        .await;
+    assert_eq!(text[0], 200, "{text}");
+    assert_eq!(text[1], "text/csv; charset=utf-8");
+    let mut reader = csv::Reader::from_reader(text[2].as_str().unwrap().as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The results page of the finished session `id` shows what `GET /api/sessions/{id}`
+/// holds: every key figure with its exact wire text, one row per trade (sortable),
+/// the equity, drawdown, candle and trade-return charts drawn, the monthly heatmap
+/// and the yearly returns, the parameters, and a CSV download of the same trades.
+async fn assert_results_page(browser: &Browser, app: &TestApp, bearer: &str, id: &str) {
+    let (status, detail) = app
+        .call(
+            Method::GET,
+            &format!("/api/sessions/{id}"),
+            Some(bearer),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    if browser.url().await.path() != format!("/results/{id}") {
+        browser.goto(&app.url(&format!("/results/{id}"))).await;
+    }
+    browser.find("#results[data-rendered='true']").await;
+
+    // Key figures: each simulation_end field shown with the server's exact text.
+    let metrics = detail["metrics"].as_object().expect("metrics");
+    let shown = browser
+        .run(
+            "const out = {}; for (const e of document.querySelectorAll('[data-metric]')) out[e.dataset.metric] = e.textContent; return out;",
+        )
+        .await;
+    for field in [
+        "final_equity",
+        "total_return_pct",
+        "cagr_pct",
+        "volatility_ann_pct",
+        "sharpe_ratio",
+        "sortino_ratio",
+        "calmar_ratio",
+        "max_drawdown_pct",
+        "max_drawdown_duration_bars",
+        "win_rate",
+        "profit_factor",
+        "avg_trade_pct",
+        "total_trades",
+        "exposure_pct",
+        "total_commission",
+        "buy_and_hold_return_pct",
+    ] {
+        let want = match &metrics[field] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(shown[field], json!(want), "data-metric={field}");
+    }
+
+    // Trades: one row each (the page shows 100 at a time), sortable.
+    let trades = detail["trades"].as_array().expect("trades");
+    let rows = browser
+        .run("return document.querySelectorAll('#trades-body tr[data-trade]').length;")
+        .await;
+    assert_eq!(rows, json!(trades.len().min(100)));
+    let first_pnl =
+        "return document.querySelector('#trades-body tr[data-trade] td:nth-child(9)').textContent;";
+    let max_pnl = trades
+        .iter()
+        .map(|t| t["pnl"].as_str().unwrap())
+        .max_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()))
+        .unwrap();
+    let min_pnl = trades
+        .iter()
+        .map(|t| t["pnl"].as_str().unwrap())
+        .min_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()))
+        .unwrap();
+    browser.click("th[data-key='pnl'] button").await;
+    assert_eq!(
+        browser
+            .run("return document.querySelector(\"th[data-key='pnl']\").getAttribute('aria-sort');")
+            .await,
+        json!("descending")
+    );
+    assert_eq!(browser.run(first_pnl).await, json!(max_pnl));
+    browser.click("th[data-key='pnl'] button").await;
+    assert_eq!(browser.run(first_pnl).await, json!(min_pnl));
+    browser.click("th[data-key='index'] button").await;
+
+    // The charts drew their series: the equity line's blue, candles' green and red,
+    // the drawdown's red, the histogram's bars.
+    for (css, rgb) in [
+        ("[data-chart='equity']", [0x29, 0x47, 0xd6]),
+        ("[data-chart='candles']", [0x12, 0xb7, 0x6a]),
+        ("[data-chart='candles']", [0xf0, 0x44, 0x38]),
+        ("[data-chart='drawdown']", [0xf0, 0x44, 0x38]),
+        ("[data-chart='trade-returns']", [0x12, 0xb7, 0x6a]),
+    ] {
+        assert!(
+            canvas_has_colour(browser, css, rgb, 12).await,
+            "{css} has no pixel of {rgb:?}"
+        );
+    }
+    let symbols = detail["params"]["symbols"].as_array().unwrap().len();
+    let charts = browser
+        .run("return document.querySelectorAll(\"[data-chart='candles']\").length;")
+        .await;
+    assert_eq!(charts, json!(symbols));
+    // The log-scale toggle redraws without losing the line.
+    browser.click("#equity-log").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(canvas_has_colour(browser, "[data-chart='equity']", [0x29, 0x47, 0xd6], 12).await);
+
+    // The monthly heatmap and the yearly returns, coloured by sign.
+    let analytics = &detail["analytics"];
+    let months = analytics["monthly_returns"].as_array().unwrap();
+    let cells = browser
+        .run(
+            "return [...document.querySelectorAll(\"[data-chart='monthly'] td[data-period]\")].map(td => [td.dataset.period, td.className]);",
+        )
+        .await;
+    let cells: BTreeMap<String, String> = cells
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c[0].as_str().unwrap().into(), c[1].as_str().unwrap().into()))
+        .collect();
+    let years = analytics["yearly_returns"].as_array().unwrap();
+    assert_eq!(cells.len(), months.len() + years.len());
+    for m in months.iter().chain(years) {
+        let class = &cells[m["period"].as_str().unwrap()];
+        let r: f64 = m["return_pct"].as_str().unwrap().parse().unwrap();
+        let want = if r > 0.0 {
+            "heat-p"
+        } else if r < 0.0 {
+            "heat-n"
+        } else {
+            "heat-0"
+        };
+        assert!(class.contains(want), "{m} is shown as {class}");
+    }
+    let yearly = browser
+        .run("return document.querySelectorAll(\"[data-chart='yearly'] [data-period]\").length;")
+        .await;
+    assert_eq!(yearly, json!(years.len()));
+
+    // The parameters, and the trades as CSV: the same as the API's.
+    browser
+        .wait_content("#params", detail["params"]["start_date"].as_str().unwrap())
+        .await;
+    let csv = csv_from_page(browser).await;
+    assert_eq!(csv.len(), trades.len());
+    for (row, trade) in csv.iter().zip(trades) {
+        let trade = trade.as_object().unwrap();
+        assert_eq!(
+            row.keys().collect::<std::collections::BTreeSet<_>>(),
+            trade.keys().collect(),
+            "the CSV has every field"
+        );
+        for (k, v) in trade {
+            let want = match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            assert_eq!(row[k], want, "{k}");
+        }
+    }
+}
+
+#[actix_web::test]
+async fn the_results_page_of_a_server_side_backtest() {
+    let app = spawn().await;
+    let bearer = login_bearer(&app, "rui@example.com").await;
+    let id = goog_backtest(&app, &bearer).await;
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "rui@example.com", PASSWORD)
+        .await;
+    // From the dashboard's list to the results.
+    let link = format!("#sessions-body tr[data-session='{id}'] a");
+    browser.click(&link).await;
+    browser.wait_path(&format!("/results/{id}")).await;
+    assert_results_page(&browser, &app, &bearer, &id).await;
+    assert_eq!(
+        browser.text("[data-metric='final_equity']").await,
+        "194777.00"
+    );
+    assert_eq!(browser.text("[data-metric='total_trades']").await, "46");
+    assert_eq!(
+        browser
+            .run("return document.querySelectorAll('tr[data-trade]').length;")
+            .await,
+        json!(46)
+    );
+    browser.wait_content("#params", "sma_crossover").await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_websocket_session_is_followed_then_shown_on_the_results_page() {
+    let app = spawn().await;
+    let bearer = login_bearer(&app, "mia@example.com").await;
+    let mut ws = support::WsClient::connect(&app, &bearer).await;
+    ws.until("connection_ready").await;
+    let mut sma = support::sma::Sma::default();
+    let sid = ws.start_session(support::sma::goog_start()).await;
+    assert!(sma.drive(&mut ws, &sid, |seq| seq == 50).await.is_none());
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "mia@example.com", PASSWORD)
+        .await;
+    browser.goto(&app.url(&format!("/results/{sid}"))).await;
+    // Live: the page shows the progress and waits.
+    browser.wait_text("[data-progress]", "50 of").await;
+    sma.answer_pending(&mut ws, &sid).await;
+    let end = sma
+        .drive(&mut ws, &sid, |_| false)
+        .await
+        .expect("the run ends");
+    // Then shows the results by itself, as the WebSocket client got them.
+    browser.find("#results[data-rendered='true']").await;
+    assert_eq!(
+        browser.text("[data-metric='final_equity']").await,
+        end["data"]["final_equity"].as_str().unwrap()
+    );
+    assert_results_page(&browser, &app, &bearer, &sid).await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn the_results_page_of_an_unknown_or_someone_elses_session() {
+    let app = spawn().await;
+    let theirs = login_bearer(&app, "kai@example.com").await;
+    let id = goog_backtest(&app, &theirs).await;
+    login_bearer(&app, "lee@example.com").await;
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "lee@example.com", PASSWORD)
+        .await;
+    for unknown in [id.as_str(), "no-such-session"] {
+        browser.goto(&app.url(&format!("/results/{unknown}"))).await;
+        browser.find("#results[data-failed='true']").await;
+        browser
+            .wait_text("#results-message", "no such session")
+            .await;
+        assert_eq!(
+            browser
+                .run("return document.querySelectorAll('[data-metric], tr[data-trade]').length;")
+                .await,
+            json!(0)
+        );
+    }
+    browser.close().await;
     app.cleanup().await;
 }

@@ -243,6 +243,7 @@ async fn finished_results(backend: Backend) {
     let (status, again) = call(&app, "GET", &path, Some(&owner.token)).await;
     assert_eq!(status, 200);
     assert_eq!(again, detail);
+    assert_trades_csv(&app, &path, &owner.token, trades).await;
 
     let (status, list) = call(&app, "GET", "/api/sessions", Some(&owner.token)).await;
     assert_eq!(status, 200);
@@ -259,6 +260,19 @@ async fn finished_results(backend: Backend) {
     // Somebody else: the same 404 as for an id that does not exist, and an empty list.
     assert_not_found(call(&app, "GET", &path, Some(&other.token)).await);
     assert_not_found(call(&app, "GET", "/api/sessions/sess_nope", Some(&other.token)).await);
+    let csv_path = format!("{path}/trades.csv");
+    assert_not_found(call(&app, "GET", &csv_path, Some(&other.token)).await);
+    assert_not_found(
+        call(
+            &app,
+            "GET",
+            "/api/sessions/sess_nope/trades.csv",
+            Some(&owner.token),
+        )
+        .await,
+    );
+    let (status, body) = call(&app, "GET", &csv_path, None).await;
+    assert_eq!((status, &body["error"]), (401, &json!("AUTH_FAILED")));
     assert_not_found(call(&app, "DELETE", &path, Some(&other.token)).await);
     let (status, list) = call(&app, "GET", "/api/sessions", Some(&other.token)).await;
     assert_eq!((status, ids(&list).len()), (200, 0));
@@ -292,6 +306,67 @@ async fn finished_results(backend: Backend) {
     app.cleanup().await;
 }
 both_backends!(finished_results_reach_their_owner_only, finished_results);
+
+/// `GET {path}/trades.csv` is an attachment holding `trades` (the JSON's) row for
+/// row, every field with the JSON's text.
+async fn assert_trades_csv(app: &TestApp, path: &str, token: &str, trades: &[Value]) {
+    let mut res = awc::Client::new()
+        .get(app.url(&format!("{path}/trades.csv")))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let header = |name: &str| {
+        res.headers()
+            .get(name)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(header("content-type"), "text/csv; charset=utf-8");
+    let session_id = path.rsplit('/').next().unwrap();
+    assert_eq!(
+        header("content-disposition"),
+        format!("attachment; filename=\"trades-{session_id}.csv\"")
+    );
+    let body = res.body().await.unwrap();
+    let mut reader = csv::Reader::from_reader(&body[..]);
+    let columns: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        columns,
+        [
+            "symbol",
+            "side",
+            "quantity",
+            "entry_time",
+            "exit_time",
+            "entry_price",
+            "exit_price",
+            "pnl",
+            "commission",
+            "return_pct"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), trades.len());
+    for (row, trade) in rows.iter().zip(trades) {
+        assert_eq!(
+            trade.as_object().unwrap().len(),
+            columns.len(),
+            "every field is a column"
+        );
+        for (column, cell) in columns.iter().zip(row.iter()) {
+            let want = match &trade[column] {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            assert_eq!(cell, want, "{column}");
+        }
+    }
+}
 
 /// A percentage string of the analytics: exactly four decimals.
 fn pct(v: &Value) -> f64 {
@@ -438,6 +513,15 @@ async fn live_sessions_and_paging(backend: Backend) {
     assert_eq!(live["initial_capital"], "2500.00");
     assert_eq!(live["params"]["initial_capital"], "2500.00");
     assert!(live.get("metrics").is_none() && live.get("finished_at").is_none());
+    let (status, body) = call(
+        &app,
+        "GET",
+        "/api/sessions/live-1/trades.csv",
+        Some(&owner.token),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], "CONFLICT");
 
     let page = |offset: u32, limit: u32| {
         let app = &app;

@@ -83,13 +83,13 @@ async function send(method, path, body, extra = {}) {
   }
 }
 
-async function decode(res) {
+async function decode(res, reviver) {
   if (res.status === 204) return null;
   const text = await res.text();
   let data = null;
   if (text) {
     try {
-      data = JSON.parse(text);
+      data = JSON.parse(text, res.ok ? reviver : undefined);
     } catch {
       data = null;
     }
@@ -104,9 +104,10 @@ async function decode(res) {
 /**
  * One API call as the signed-in user: the JSON answer (null for 204), or an ApiError.
  * `signedIn: false` is for the sign-in pages, where a 401 is an answer, not an
- * expired session; `headers` are added to the request.
+ * expired session; `headers` are added to the request; `reviver` goes to
+ * `JSON.parse` for a successful answer.
  */
-export async function api(method, path, body, { signedIn = true, headers = {} } = {}) {
+export async function api(method, path, body, { signedIn = true, headers = {}, reviver } = {}) {
   let res = await send(method, path, body, headers);
   if (res.status === 401 && signedIn) {
     if (await refreshSession()) {
@@ -117,7 +118,7 @@ export async function api(method, path, body, { signedIn = true, headers = {} } 
       throw new ApiError(401, "AUTH_FAILED", "Your session has ended. Sign in again.");
     }
   }
-  return decode(res);
+  return decode(res, reviver);
 }
 
 export const get = (path, options) => api("GET", path, undefined, options);

@@ -106,6 +106,14 @@ pub const PAGES: &[Page] = &[
         nav_icon: Some("i-account"),
     },
     Page {
+        path: "/results/{id}",
+        name: "results",
+        title: "Results",
+        layout: Layout::App,
+        access: Access::SignedIn,
+        nav_icon: None,
+    },
+    Page {
         path: "/login",
         name: "login",
         title: "Sign in",

@@ -64,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource!(cfg, "/api/backtests/{id}/cancel", post => backtests::cancel);
     resource!(cfg, "/api/sessions", get => sessions::list);
     resource!(cfg, "/api/sessions/{id}", get => sessions::get, delete => sessions::delete);
+    resource!(cfg, "/api/sessions/{id}/trades.csv", get => sessions::trades_csv);
     resource!(cfg, "/ws/simulate", get => crate::ws::simulate);
     admin::configure(cfg);
 }

@@ -1,5 +1,6 @@
 //! A user's sessions over REST (PROTOCOL.md section 6): `GET /api/sessions`,
-//! `GET /api/sessions/{id}` and `DELETE /api/sessions/{id}`, with
+//! `GET /api/sessions/{id}`, `GET /api/sessions/{id}/trades.csv` and
+//! `DELETE /api/sessions/{id}`, with
 //! `Authorization: Bearer <jwt>`.
 //!
 //! Live sessions come from this node's registry, finished ones from the database.
@@ -8,10 +9,12 @@
 
 use std::collections::HashSet;
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use auth::{AuthError, Page, ResultStore};
-use protocol::{SessionEntry, SessionListResponse};
+use protocol::{format_wire_time, SessionDetail, SessionEntry, SessionListResponse, TradeData};
 use session_actor::actor::GetState;
+use uuid::Uuid;
 
 use crate::errors::HttpError;
 use crate::extract::Authenticated;
@@ -110,8 +113,98 @@ pub async fn get(
     state: web::Data<AppState>,
     Authenticated(claims): Authenticated,
 ) -> Result<HttpResponse, HttpError> {
-    let user = claims.sub;
+    let detail = detail(&state, claims.sub, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(detail))
+}
+
+/// `GET /api/sessions/{id}/trades.csv`: a finished session's closed round trips as
+/// CSV (a header row, then one row per trade in closing order, every field of the
+/// `trades` entries), for a spreadsheet. 409 while the session is still running.
+pub async fn trades_csv(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    Authenticated(claims): Authenticated,
+) -> Result<HttpResponse, HttpError> {
     let session_id = path.into_inner();
+    let detail = detail(&state, claims.sub, session_id.clone()).await?;
+    let Some(trades) = detail.trades else {
+        return Err(HttpError::conflict(
+            "the session is still running; its trades can be downloaded when it ends",
+        ));
+    };
+    let body = trades_to_csv(&trades).map_err(|e| {
+        tracing::error!(error = %e, "writing trades as CSV");
+        HttpError::internal()
+    })?;
+    // The id is any text a client chose; only a plain name goes in the header.
+    let name: String = session_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"trades-{name}.csv\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+/// The columns of `trades.csv`: the fields of [`TradeData`], in its order.
+pub const TRADE_CSV_COLUMNS: [&str; 10] = [
+    "symbol",
+    "side",
+    "quantity",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "commission",
+    "return_pct",
+];
+
+/// The trades as CSV, amounts and prices exactly as the JSON has them.
+fn trades_to_csv(trades: &[TradeData]) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::with_capacity(64 + trades.len() * 128));
+    out.write_record(TRADE_CSV_COLUMNS)?;
+    for t in trades {
+        // As the JSON writes it (`null` there, empty here, when undefined).
+        let return_pct = serde_json::Number::from_f64(t.return_pct)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        out.write_record([
+            t.symbol.clone(),
+            t.side.clone(),
+            t.quantity.to_string(),
+            format_wire_time(t.entry_time),
+            format_wire_time(t.exit_time),
+            t.entry_price.to_string(),
+            t.exit_price.to_string(),
+            t.pnl.to_string(),
+            t.commission.to_string(),
+            return_pct,
+        ])?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// The user's session `session_id` as `GET /api/sessions/{id}` answers it: this
+/// node's live or finished session, else the stored results; another user's id is
+/// not found.
+async fn detail(
+    state: &AppState,
+    user: Uuid,
+    session_id: String,
+) -> Result<SessionDetail, HttpError> {
     let local = state
         .registry
         .send(FindSession {
@@ -125,20 +218,16 @@ pub async fn get(
             params_json,
         }) => {
             if let Ok(view) = handle.addr.send(GetState).await {
-                return Ok(HttpResponse::Ok().json(live_detail(&handle, &view, &params_json)));
+                return Ok(live_detail(&handle, &view, &params_json));
             }
             // Stopped meanwhile: whatever it left is in the database.
         }
-        Some(LocalSession::Backtest(view)) => {
-            return Ok(HttpResponse::Ok().json(view.detail()));
-        }
-        Some(LocalSession::Finished(record)) => {
-            return Ok(HttpResponse::Ok().json(stored_detail(&record)?));
-        }
+        Some(LocalSession::Backtest(view)) => return Ok(view.detail()),
+        Some(LocalSession::Finished(record)) => return Ok(stored_detail(&record)?),
         None => {}
     }
     match state.db.result_for_user(user, &session_id).await {
-        Ok(record) => Ok(HttpResponse::Ok().json(stored_detail(&record)?)),
+        Ok(record) => Ok(stored_detail(&record)?),
         Err(AuthError::NotFound) => Err(HttpError::session_not_found()),
         Err(e) => Err(e.into()),
     }

@@ -267,11 +267,19 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot type into `{css}`: {e}"));
     }
 
-    /// Clicks `css` once it is displayed.
+    /// Clicks `css` once it is displayed, scrolled to the middle of the window first
+    /// (WebDriver scrolls it only to an edge, where the sticky top bar may cover it).
     pub async fn click(&self, css: &str) {
-        self.visible(css)
+        let el = self.visible(css).await;
+        let arg = serde_json::to_value(&el).expect("an element reference");
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center', inline: 'nearest'});",
+                vec![arg],
+            )
             .await
-            .click()
+            .unwrap_or_else(|e| panic!("cannot scroll to `{css}`: {e}"));
+        el.click()
             .await
             .unwrap_or_else(|e| panic!("cannot click `{css}`: {e}"));
     }
