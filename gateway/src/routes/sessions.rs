@@ -159,7 +159,7 @@ pub async fn trades_csv(
 }
 
 /// The columns of `trades.csv`: the fields of [`TradeData`], in its order.
-pub const TRADE_CSV_COLUMNS: [&str; 10] = [
+const TRADE_CSV_COLUMNS: [&str; 10] = [
     "symbol",
     "side",
     "quantity",

@@ -7,7 +7,8 @@
 // field>" with the field's exact wire text; each trades-table row carries data-trade;
 // the charts' containers carry data-chart ("equity", "drawdown", "candles" once per
 // symbol with data-symbol, "trade-returns", "monthly", "yearly"); the root (#results)
-// gets data-rendered="true" when everything is drawn.
+// gets data-rendered="true" when everything is drawn (and the performance timeline
+// a "results-rendered" mark).
 
 import { api, get } from "../api.js";
 import { chart, lc } from "../charts.js";
@@ -526,6 +527,8 @@ async function main() {
     clear(message);
     await render(detail, raw);
     root.dataset.rendered = "true";
+    // For measurements: milliseconds from navigation start to everything drawn.
+    performance.mark("results-rendered");
   } catch (error) {
     $("run-head").hidden = true;
     if (error && error.status === 404) {
