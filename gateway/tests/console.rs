@@ -1857,12 +1857,12 @@ async fn a_backtest_run_from_the_form_opens_its_results() {
         .sign_in(&app.url(""), "oto@example.com", PASSWORD)
         .await;
     new_backtest_page(&browser, &app.url("")).await;
-    browser.select("#bt-strategy", "sma_crossover").await;
-    browser.fill("input[name='param.fast']", "10").await;
-    browser.fill("input[name='param.slow']", "20").await;
     browser.click("label[for=bt-symbol-GOOG]").await;
     browser.select("#bt-timeframe", "daily").await;
     browser.fill("#bt-capital", "100000").await;
+    browser.select("#bt-strategy", "sma_crossover").await;
+    browser.fill("input[name='param.fast']", "10").await;
+    browser.fill("input[name='param.slow']", "20").await;
     browser.click("#backtest-submit").await;
     let id = wait_results_path(&browser).await;
     // ==== RESULTS PAGE ==== assert_results_page(&browser, &app, &id) goes here
