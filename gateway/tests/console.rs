@@ -3,7 +3,8 @@
 //! session (HttpOnly, SameSite=Strict, CSRF, origin checks, refresh, logout,
 //! revocation, a disabled user), and in a real browser (headless Chromium over
 //! WebDriver) signing in, the TOTP step, the account page, the session ending with
-//! logout, revocation and refresh-token theft, and a cross-origin form refused.
+//! logout, revocation and refresh-token theft, a cross-origin form refused, and the
+//! New backtest page (its form from the API, a run to its results, bad input, cancel).
 //!
 //! `screenshots` (ignored; `scripts/screenshots.sh` runs it) writes the PNGs of
 //! docs/screenshots/.
