@@ -3,7 +3,8 @@
 //! session (HttpOnly, SameSite=Strict, CSRF, origin checks, refresh, logout,
 //! revocation, a disabled user), and in a real browser (headless Chromium over
 //! WebDriver) signing in, the TOTP step, the account page, the session ending with
-//! logout, revocation and refresh-token theft, and a cross-origin form refused.
+//! logout, revocation and refresh-token theft, a cross-origin form refused, and the
+//! New backtest page (its form from the API, a run to its results, bad input, cancel).
 //!
 //! The results page of a server-side backtest and of a WebSocket session: every key
 //! figure, the trades, the charts drawn, the CSV download.
@@ -1742,21 +1743,6 @@ async fn goog_backtest(app: &TestApp, bearer: &str) -> String {
     }
 }
 
-/// A bearer token of `email`'s login (registered and verified here).
-async fn login_bearer(app: &TestApp, email: &str) -> String {
-    app.register_verified(email, PASSWORD).await;
-    let (status, login) = app
-        .call(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"email": email, "password": PASSWORD, "server": "default"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{login}");
-    login["access_token"].as_str().unwrap().to_string()
-}
-
 /// Whether some canvas inside `css` has a pixel of roughly `rgb` (within `tolerance`
 /// on each channel): the chart drew its series, not only an empty frame.
 async fn canvas_has_colour(browser: &Browser, css: &str, rgb: [u8; 3], tolerance: u8) -> bool {
@@ -1966,7 +1952,8 @@ async fn assert_results_page(browser: &Browser, app: &TestApp, bearer: &str, id:
 #[actix_web::test]
 async fn the_results_page_of_a_server_side_backtest() {
     let app = spawn().await;
-    let bearer = login_bearer(&app, "rui@example.com").await;
+    app.register_verified("rui@example.com", PASSWORD).await;
+    let bearer = bearer_of(&app, "rui@example.com").await;
     let id = goog_backtest(&app, &bearer).await;
     let browser = Browser::open().await;
     browser
@@ -1996,7 +1983,8 @@ async fn the_results_page_of_a_server_side_backtest() {
 #[actix_web::test]
 async fn a_websocket_session_is_followed_then_shown_on_the_results_page() {
     let app = spawn().await;
-    let bearer = login_bearer(&app, "mia@example.com").await;
+    app.register_verified("mia@example.com", PASSWORD).await;
+    let bearer = bearer_of(&app, "mia@example.com").await;
     let mut ws = support::WsClient::connect(&app, &bearer).await;
     ws.until("connection_ready").await;
     let mut sma = support::sma::Sma::default();
@@ -2028,9 +2016,10 @@ async fn a_websocket_session_is_followed_then_shown_on_the_results_page() {
 #[actix_web::test]
 async fn the_results_page_of_an_unknown_or_someone_elses_session() {
     let app = spawn().await;
-    let theirs = login_bearer(&app, "kai@example.com").await;
+    app.register_verified("kai@example.com", PASSWORD).await;
+    let theirs = bearer_of(&app, "kai@example.com").await;
     let id = goog_backtest(&app, &theirs).await;
-    login_bearer(&app, "lee@example.com").await;
+    app.register_verified("lee@example.com", PASSWORD).await;
     let browser = Browser::open().await;
     browser
         .sign_in(&app.url(""), "lee@example.com", PASSWORD)
@@ -2048,6 +2037,340 @@ async fn the_results_page_of_an_unknown_or_someone_elses_session() {
             json!(0)
         );
     }
+    browser.close().await;
+    app.cleanup().await;
+}
+
+/// Opens the New backtest page and waits for its form to be filled from the API.
+async fn new_backtest_page(browser: &Browser, base: &str) {
+    browser.goto(&format!("{base}/backtests/new")).await;
+    browser.find("#backtest-form[data-ready]").await;
+}
+
+/// A login's bearer token for `email`, to check over the API what the browser did.
+async fn bearer_of(app: &TestApp, email: &str) -> String {
+    let (status, login) = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": PASSWORD, "server": "default"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{login}");
+    login["access_token"].as_str().unwrap().to_string()
+}
+
+/// Waits until the browser is at `/results/<id>`; the id.
+async fn wait_results_path(browser: &Browser) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let url = browser.url().await;
+        if let Some(id) = url.path().strip_prefix("/results/") {
+            return id.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser stayed at {url}: {}",
+            browser.text("#backtest-message").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_web::test]
+async fn the_new_backtest_form_offers_what_the_catalog_and_the_strategies_hold() {
+    let app = spawn().await;
+    app.register_verified("nia@example.com", PASSWORD).await;
+    let bearer = bearer_of(&app, "nia@example.com").await;
+    let (_, strategies) = app
+        .call(Method::GET, "/api/strategies", Some(&bearer), None)
+        .await;
+    let (_, catalog) = app
+        .call(Method::GET, "/api/market-data", Some(&bearer), None)
+        .await;
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "nia@example.com", PASSWORD)
+        .await;
+    // The dashboard leads there.
+    browser.click("#new-backtest").await;
+    browser.wait_path("/backtests/new").await;
+    browser.find("#backtest-form[data-ready]").await;
+
+    let ids: Vec<Value> = strategies["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].clone())
+        .collect();
+    let offered = browser
+        .run("return [...document.querySelectorAll('#bt-strategy option')].map(o => o.value);")
+        .await;
+    assert_eq!(offered, Value::Array(ids));
+    assert_eq!(
+        browser
+            .run("return document.getElementById('bt-strategy').value;")
+            .await,
+        "sma_crossover"
+    );
+    // Each parameter of the strategy is an input with its default and bounds.
+    let sma = strategies["strategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "sma_crossover")
+        .unwrap();
+    for p in sma["params"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        let input = browser
+            .run(&format!(
+                "const i = document.querySelector('input[name=\"param.{name}\"]');
+                 return i && [i.value, i.min, i.max, i.step, !!document.querySelector('label[for=\"' + i.id + '\"]')];"
+            ))
+            .await;
+        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        assert_eq!(
+            input,
+            json!([
+                text(&p["default"]),
+                text(&p["min"]),
+                text(&p["max"]),
+                "1",
+                true
+            ]),
+            "{name}"
+        );
+    }
+
+    // The default provider's symbols, and the timeframes they can be served at.
+    let provider = &catalog["providers"][0];
+    let symbols: Vec<Value> = provider["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["symbol"].clone())
+        .collect();
+    let boxes = browser
+        .run("return [...document.querySelectorAll('input[name=symbols]')].map(b => b.value);")
+        .await;
+    assert_eq!(boxes, Value::Array(symbols));
+    let timeframes = browser
+        .run("return [...document.querySelectorAll('#bt-timeframe option')].map(o => o.value);")
+        .await;
+    let timeframes: Vec<&str> = timeframes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        timeframes.contains(&"daily") && timeframes.contains(&"1h"),
+        "{timeframes:?}"
+    );
+    assert!(
+        !timeframes.contains(&"1min"),
+        "nothing is stored by the minute: {timeframes:?}"
+    );
+    assert_eq!(
+        browser
+            .run("return document.getElementById('bt-timeframe').value;")
+            .await,
+        "daily"
+    );
+    // GOOG daily: the dates are bounded by its first and last bar.
+    browser.click("label[for=bt-symbol-GOOG]").await;
+    let dates =
+        "const s = document.getElementById('bt-start'), e = document.getElementById('bt-end');
+                 return [s.min, s.max, s.value, e.min, e.max, e.value];";
+    assert_eq!(
+        browser.run(dates).await,
+        json!([
+            "2004-08-19",
+            "2013-03-01",
+            "2004-08-19",
+            "2004-08-19",
+            "2013-03-01",
+            "2013-03-01"
+        ])
+    );
+    // GOOG is stored daily only: at 1h it cannot be picked, EURUSD can.
+    browser.select("#bt-timeframe", "1h").await;
+    let state = browser
+        .run("return ['GOOG', 'EURUSD'].map(s => { const b = document.getElementById('bt-symbol-' + s); return [b.disabled, b.checked]; });")
+        .await;
+    assert_eq!(state, json!([[true, false], [false, false]]));
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_backtest_run_from_the_form_opens_its_results() {
+    let app = spawn().await;
+    app.register_verified("oto@example.com", PASSWORD).await;
+    let bearer = bearer_of(&app, "oto@example.com").await;
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "oto@example.com", PASSWORD)
+        .await;
+    new_backtest_page(&browser, &app.url("")).await;
+    browser.click("label[for=bt-symbol-GOOG]").await;
+    browser.select("#bt-timeframe", "daily").await;
+    browser.fill("#bt-capital", "100000").await;
+    browser.select("#bt-strategy", "sma_crossover").await;
+    browser.fill("input[name='param.fast']", "10").await;
+    browser.fill("input[name='param.slow']", "20").await;
+    browser.click("#backtest-submit").await;
+    let id = wait_results_path(&browser).await;
+    assert_results_page(&browser, &app, &bearer, &id).await;
+    assert_eq!(browser.text("[data-metric='final_equity']").await, "194777.00");
+    assert_eq!(
+        browser
+            .run("return document.querySelectorAll('tr[data-trade]').length;")
+            .await,
+        json!(46)
+    );
+    browser.wait_content("#params", "sma_crossover").await;
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn the_new_backtest_form_explains_bad_input_and_creates_nothing() {
+    let app = spawn().await;
+    app.register_verified("pia@example.com", PASSWORD).await;
+    let bearer = bearer_of(&app, "pia@example.com").await;
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "pia@example.com", PASSWORD)
+        .await;
+    new_backtest_page(&browser, &app.url("")).await;
+    // No symbol.
+    browser.click("#backtest-submit").await;
+    browser
+        .wait_text("#backtest-message", "Choose at least one symbol")
+        .await;
+    assert_eq!(
+        browser
+            .find("#backtest-message")
+            .await
+            .attr("role")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("alert")
+    );
+    browser.click("label[for=bt-symbol-GOOG]").await;
+    // The start after the end.
+    browser
+        .run("document.getElementById('bt-start').value = '2012-01-03'; document.getElementById('bt-end').value = '2011-01-03'; return true;")
+        .await;
+    browser.click("#backtest-submit").await;
+    browser
+        .wait_text(
+            "#backtest-message",
+            "start date must be on or before the end date",
+        )
+        .await;
+    // The server's own rule: fast below slow.
+    browser
+        .run("document.getElementById('bt-start').value = '2005-01-03'; document.getElementById('bt-end').value = '2010-12-31'; return true;")
+        .await;
+    browser.fill("input[name='param.fast']", "20").await;
+    browser.fill("input[name='param.slow']", "20").await;
+    browser.click("#backtest-submit").await;
+    browser
+        .wait_text(
+            "#backtest-message",
+            "parameter `fast` (20) must be less than `slow` (20)",
+        )
+        .await;
+    assert_eq!(browser.url().await.path(), "/backtests/new");
+    assert_eq!(browser.url().await.query(), None);
+    let (_, list) = app
+        .call(Method::GET, "/api/sessions", Some(&bearer), None)
+        .await;
+    assert_eq!(list["sessions"], json!([]), "{list}");
+    browser.close().await;
+    app.cleanup().await;
+}
+
+#[actix_web::test]
+async fn a_running_backtest_is_followed_across_a_reload_and_cancelled() {
+    use market_data::{generate, parse_timestamp, write_layout, PriceEncoding, SyntheticSpec};
+    // 400 days of 1-minute bars: long enough to be caught running.
+    let synth = tempfile::tempdir().unwrap();
+    let spec = SyntheticSpec::new(
+        "SYNTH",
+        market_data::Timeframe::Min1,
+        parse_timestamp("2020-01-01").unwrap(),
+        400 * 1440,
+    );
+    write_layout(
+        synth.path(),
+        "SYNTH",
+        market_data::Timeframe::Min1,
+        &generate(&spec).candles,
+        PriceEncoding::Float64,
+    )
+    .unwrap();
+    let app = support::spawn_app_with(Backend::Sqlite, |s| {
+        s.market_data
+            .roots
+            .insert("synth".into(), synth.path().to_path_buf());
+    })
+    .await;
+    app.register_verified("quy@example.com", PASSWORD).await;
+    let bearer = bearer_of(&app, "quy@example.com").await;
+    let browser = Browser::open().await;
+    browser
+        .sign_in(&app.url(""), "quy@example.com", PASSWORD)
+        .await;
+    new_backtest_page(&browser, &app.url("")).await;
+    browser.select("#bt-provider", "synth").await;
+    browser.select("#bt-timeframe", "1min").await;
+    browser.click("label[for=bt-symbol-SYNTH]").await;
+    browser.fill("input[name='param.fast']", "5").await;
+    browser.fill("input[name='param.slow']", "50").await;
+    browser.click("#backtest-submit").await;
+    browser.wait_text("[data-progress]", "running").await;
+    let id = browser.text("#run-id").await;
+    assert!(!id.is_empty());
+    let url = browser.url().await;
+    assert_eq!(url.query(), Some(format!("run={id}").as_str()));
+    assert_eq!(
+        browser
+            .run("return document.querySelectorAll('[data-progress] progress').length;")
+            .await,
+        json!(1)
+    );
+    // A reload follows the same run.
+    browser.goto(url.as_str()).await;
+    browser.wait_text("[data-progress]", "running").await;
+    assert_eq!(browser.text("#run-id").await, id);
+    browser.click("#backtest-cancel").await;
+    browser.wait_text("#backtest-message", "cancelled").await;
+    assert_eq!(browser.url().await.path(), "/backtests/new");
+    assert_eq!(browser.url().await.query(), None);
+    assert!(browser
+        .visible("#backtest-submit")
+        .await
+        .is_enabled()
+        .await
+        .unwrap());
+    let (status, run) = app
+        .call(
+            Method::GET,
+            &format!("/api/backtests/{id}"),
+            Some(&bearer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, run["state"].as_str()),
+        (200, Some("stopped")),
+        "{run}"
+    );
     browser.close().await;
     app.cleanup().await;
 }

@@ -6,12 +6,14 @@
 
 /** An error answer of the API: `{error, message}` with its status. */
 export class ApiError extends Error {
-  constructor(status, code, message, retryAfter = null) {
+  constructor(status, code, message, retryAfter = null, limitType = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    // Which limit refused a 429 (`X-RateLimit-Type`: sessions, api_requests, ...).
+    this.limitType = limitType;
   }
 
   /** True when the server could not be reached at all, or said it is unavailable. */
@@ -98,7 +100,8 @@ async function decode(res, reviver) {
   const retry = Number.parseInt(res.headers.get("Retry-After") || "", 10);
   const code = data && data.error ? data.error : "HTTP_" + res.status;
   const message = data && data.message ? data.message : res.statusText || "The request failed.";
-  throw new ApiError(res.status, code, message, Number.isFinite(retry) ? retry : null);
+  const limitType = res.headers.get("X-RateLimit-Type");
+  throw new ApiError(res.status, code, message, Number.isFinite(retry) ? retry : null, limitType);
 }
 
 /**

@@ -98,6 +98,14 @@ pub const PAGES: &[Page] = &[
         nav_icon: Some("i-dashboard"),
     },
     Page {
+        path: "/backtests/new",
+        name: "new-backtest",
+        title: "New backtest",
+        layout: Layout::App,
+        access: Access::SignedIn,
+        nav_icon: Some("i-play"),
+    },
+    Page {
         path: "/account",
         name: "account",
         title: "Account",
