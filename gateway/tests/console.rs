@@ -2223,7 +2223,10 @@ async fn a_backtest_run_from_the_form_opens_its_results() {
     browser.click("#backtest-submit").await;
     let id = wait_results_path(&browser).await;
     assert_results_page(&browser, &app, &bearer, &id).await;
-    assert_eq!(browser.text("[data-metric='final_equity']").await, "194777.00");
+    assert_eq!(
+        browser.text("[data-metric='final_equity']").await,
+        "194777.00"
+    );
     assert_eq!(
         browser
             .run("return document.querySelectorAll('tr[data-trade]').length;")
