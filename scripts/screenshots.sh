@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates the console's screenshots in docs/screenshots/ (login, dashboard,
-# account and results pages at 1280x800 and 390x844) through the browser tests' WebDriver
-# harness: a gateway on a free port with sample sessions and keys, Debian's headless
+# Regenerates the console's screenshots in docs/screenshots/ (login, dashboard, new
+# backtest, account and results pages at 1280x800 and 390x844) through the browser
+# tests' WebDriver harness: a gateway on a free port with sample sessions and keys, Debian's headless
 # Chromium. Needs `chromium` and `chromium-driver` (scripts/test.sh installs them);
 # installs Debian's `fonts-inter` when it can, the face the console's stylesheet asks
 # for first (without it Chromium falls back to the system's sans-serif).

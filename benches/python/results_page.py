@@ -99,6 +99,7 @@ def main():
     p.add_argument("--end", default="2014-01-01")
     p.add_argument("--provider")
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--detail", action="store_true", help="print the last load's requests")
     args = p.parse_args()
 
     admin = token(URL, KEY)
@@ -143,6 +144,11 @@ def main():
         times = [rendered_ms(driver, page) for _ in range(args.runs)]
         charts = driver.run("return document.querySelector(\"[data-chart='candles']\")"
                             ".parentElement.querySelector('p').textContent;")
+        if args.detail:
+            for name, start, took, size in driver.run(
+                    "return performance.getEntriesByType('resource').map(e => "
+                    "[e.name.replace(location.origin, ''), e.startTime, e.duration, e.transferSize]);"):
+                print(f"  {start:7.0f} ms +{took:5.0f} ms {size:>9} B  {name[:90]}")
         driver.quit()
     finally:
         driver_proc.terminate()

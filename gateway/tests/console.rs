@@ -1683,6 +1683,10 @@ async fn screenshots() {
         browser.wait_content("#logins-body", "This browser").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         std::fs::write(shot("account"), browser.screenshot().await).unwrap();
+        browser.goto(&format!("{base}/backtests/new")).await;
+        browser.find("#backtest-form[data-ready]").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        std::fs::write(shot("new-backtest"), browser.screenshot().await).unwrap();
         browser.goto(&format!("{base}/results/{sid}")).await;
         browser.find("#results[data-rendered='true']").await;
         tokio::time::sleep(Duration::from_millis(300)).await;

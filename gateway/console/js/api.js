@@ -85,13 +85,13 @@ async function send(method, path, body, extra = {}) {
   }
 }
 
-async function decode(res, reviver) {
+async function decode(res, parse = JSON.parse) {
   if (res.status === 204) return null;
   const text = await res.text();
   let data = null;
   if (text) {
     try {
-      data = JSON.parse(text, res.ok ? reviver : undefined);
+      data = res.ok ? parse(text) : JSON.parse(text);
     } catch {
       data = null;
     }
@@ -107,10 +107,10 @@ async function decode(res, reviver) {
 /**
  * One API call as the signed-in user: the JSON answer (null for 204), or an ApiError.
  * `signedIn: false` is for the sign-in pages, where a 401 is an answer, not an
- * expired session; `headers` are added to the request; `reviver` goes to
- * `JSON.parse` for a successful answer.
+ * expired session; `headers` are added to the request; `parse` reads a successful
+ * answer's text instead of `JSON.parse`.
  */
-export async function api(method, path, body, { signedIn = true, headers = {}, reviver } = {}) {
+export async function api(method, path, body, { signedIn = true, headers = {}, parse } = {}) {
   let res = await send(method, path, body, headers);
   if (res.status === 401 && signedIn) {
     if (await refreshSession()) {
@@ -121,7 +121,7 @@ export async function api(method, path, body, { signedIn = true, headers = {}, r
       throw new ApiError(401, "AUTH_FAILED", "Your session has ended. Sign in again.");
     }
   }
-  return decode(res, reviver);
+  return decode(res, parse);
 }
 
 export const get = (path, options) => api("GET", path, undefined, options);

@@ -90,12 +90,16 @@ export async function busy(button, work) {
   }
 }
 
+// Made once: `toLocaleString` with options builds a new formatter on every call,
+// which shows on pages that format hundreds of times.
+const WHEN = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+
 /** A date and time in the reader's locale, or "—". */
 export function when(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return "—";
-  return d.toLocaleString(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return WHEN.format(d);
 }
 
 /** A date in the reader's locale, or "—". */

@@ -42,26 +42,40 @@ const message = $("results-message");
 // Reading the session, numbers kept as the server wrote them.
 
 /**
- * GET /api/sessions/{id}, with the source text of every number kept beside the
- * parsed value (`raw(object, key)`), so a key figure shows exactly what the server
- * sent (`100.0`, not `100`). Browsers without JSON.parse source access fall back to
- * the number's own text.
+ * GET /api/sessions/{id}, with the source text of each key figure kept beside its
+ * parsed value (`raw(metrics, field)`), so it shows exactly what the server sent
+ * (`100.0`, not `100`). Only the `metrics` object (flat, one per answer) is parsed a
+ * second time for that: a reviver over the whole answer (tens of thousands of trades)
+ * would cost more than everything else on the page. Browsers without JSON.parse
+ * source access fall back to the number's own text.
  */
 async function loadSession() {
-  const sources = new WeakMap();
-  const reviver = function (key, value, context) {
-    if (typeof value === "number" && context && typeof context.source === "string") {
-      let map = sources.get(this);
-      if (!map) sources.set(this, (map = new Map()));
-      map.set(key, context.source);
+  const sources = new Map();
+  const parse = (text) => {
+    const data = JSON.parse(text);
+    const metrics = data && data.metrics;
+    if (!metrics) return data;
+    // The first flat "metrics" object whose numbers are those parsed (a run's own
+    // metadata might hold one too).
+    for (const match of text.matchAll(/"metrics":(\{[^{}]*\})/g)) {
+      const found = new Map();
+      const object = JSON.parse(match[1], (key, value, context) => {
+        if (typeof value === "number" && context && typeof context.source === "string") found.set(key, context.source);
+        return value;
+      });
+      const same = Object.keys(metrics).every((key) => Object.is(object[key], metrics[key]));
+      if (same && Object.keys(object).length === Object.keys(metrics).length) {
+        found.forEach((source, key) => sources.set(key, source));
+        break;
+      }
     }
-    return value;
+    return data;
   };
-  const detail = await api("GET", `/api/sessions/${encodeURIComponent(sessionId)}`, undefined, { reviver });
-  const raw = (object, key) => {
-    const value = object[key];
+  const detail = await api("GET", `/api/sessions/${encodeURIComponent(sessionId)}`, undefined, { parse });
+  const raw = (metrics, key) => {
+    const value = metrics[key];
     if (value === null || value === undefined) return null;
-    if (typeof value === "number") return sources.get(object)?.get(key) ?? String(value);
+    if (typeof value === "number") return sources.get(key) ?? String(value);
     return String(value);
   };
   return { detail, raw };
@@ -181,16 +195,21 @@ function snap(times, t) {
   return times[lo];
 }
 
-async function candleChart(symbol, params, trades, width) {
-  const box = h("div", { class: "chart-box chart-tall", dataset: { chart: "candles", symbol } });
-  const title = h("h3", { class: "panel-sub" }, symbol);
-  const note = h("p", { class: "small muted" });
-  $("candles").append(h("div", { class: "symbol-chart" }, title, note, box));
+/** The bars of `symbol` for its chart: about 1.5 per pixel of `width`, merged on the server. */
+async function loadBars(symbol, params, width) {
   const query = new URLSearchParams({ timeframe: params.timeframe, max_points: String(Math.max(200, Math.min(4000, Math.round(width * 1.5)))) });
   if (params.start_date) query.set("start", params.start_date);
   if (params.end_date) query.set("end", params.end_date);
   const provider = params.data_provider || (await defaultProvider());
-  const data = await get(`/api/market-data/${encodeURIComponent(provider)}/${encodeURIComponent(symbol)}/bars?${query}`);
+  return get(`/api/market-data/${encodeURIComponent(provider)}/${encodeURIComponent(symbol)}/bars?${query}`);
+}
+
+async function candleChart(symbol, params, trades, bars) {
+  const box = h("div", { class: "chart-box chart-tall", dataset: { chart: "candles", symbol } });
+  const title = h("h3", { class: "panel-sub" }, symbol);
+  const note = h("p", { class: "small muted" });
+  $("candles").append(h("div", { class: "symbol-chart" }, title, note, box));
+  const data = await bars;
   note.textContent =
     data.bucket_bars > 1
       ? `${data.bars_in_range.toLocaleString()} ${params.timeframe} bars, drawn as ${data.bars.length.toLocaleString()} (${data.bucket_bars} bars each).`
@@ -218,12 +237,31 @@ async function candleChart(symbol, params, trades, width) {
     if (entry !== null) markers.push({ time: entry, position: long ? "belowBar" : "aboveBar", shape: long ? "arrowUp" : "arrowDown", color: COLORS.equity, text: long ? "Buy" : "Sell" });
     if (exit !== null) markers.push({ time: exit, position: long ? "aboveBar" : "belowBar", shape: long ? "arrowDown" : "arrowUp", color: Number(t.pnl) >= 0 ? COLORS.up : COLORS.down, text: long ? "Sell" : "Cover" });
   }
-  // Labels only while they fit; arrows and colours tell entries from exits anyway.
-  if (markers.length > 40) for (const m of markers) delete m.text;
-  markers.sort((a, b) => a.time - b.time);
-  lc.createSeriesMarkers(candles, markers);
+  lc.createSeriesMarkers(candles, fitMarkers(markers, times.length));
   c.timeScale().fitContent();
   drawn.push(c);
+}
+
+/**
+ * The markers to draw, in time order: all of them while there are fewer than bars
+ * drawn, else one of each kind per bar (many trades fall in one merged bar of a long
+ * run, and tens of thousands of markers would take longer to lay out than the rest
+ * of the page). Labels only while they fit; arrows and colours tell entries from
+ * exits anyway.
+ */
+function fitMarkers(markers, bars) {
+  let out = markers;
+  if (markers.length > bars) {
+    const seen = new Set();
+    out = markers.filter((m) => {
+      const key = `${m.time}|${m.shape}|${m.color}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+  if (out.length > 40) out = out.map(({ text, ...m }) => m);
+  return out.sort((a, b) => a.time - b.time);
 }
 
 let catalogProvider = null;
@@ -251,13 +289,17 @@ function histogram(box, values) {
     g.fillStyle = "#ffffff";
     g.fillRect(0, 0, width, height);
     if (!values.length) return;
-    const lo = Math.min(0, ...values);
-    const hi = Math.max(0, ...values);
+    let lo = 0;
+    let hi = 0;
+    for (const v of values) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
     const bins = Math.max(5, Math.min(40, Math.ceil(Math.sqrt(values.length)) * 2));
     const step = (hi - lo) / bins || 1;
     const counts = new Array(bins).fill(0);
     for (const v of values) counts[Math.min(bins - 1, Math.floor((v - lo) / step))] += 1;
-    const top = Math.max(...counts);
+    const top = counts.reduce((a, b) => Math.max(a, b), 0);
     const pad = { left: 36, right: 8, top: 8, bottom: 24 };
     const w = width - pad.left - pad.right;
     const ht = height - pad.top - pad.bottom;
@@ -332,7 +374,8 @@ function tradesTable(trades) {
   );
   const render = () => {
     const col = COLUMNS.find((c) => c.key === sort.key);
-    const sorted = rows.slice().sort((a, b) => {
+    // Rows come in closing order, the default; any other order is sorted for.
+    const sorted = sort.key === "index" && sort.dir > 0 ? rows : rows.slice().sort((a, b) => {
       const x = col.value(a);
       const y = col.value(b);
       return (x < y ? -1 : x > y ? 1 : a.index - b.index) * sort.dir || a.index - b.index;
@@ -482,6 +525,13 @@ function progress(detail) {
 }
 
 async function render(detail, raw) {
+  // The candles are fetched while the other panels draw.
+  const params = { ...(detail.params || {}), timeframe: (detail.params || {}).timeframe || detail.timeframe };
+  const symbols = params.timeframe ? detail.symbols || params.symbols || [] : [];
+  $("panel-candles").hidden = symbols.length === 0;
+  const width = $("candles").clientWidth || 800;
+  const bars = symbols.map((s) => loadBars(s, params, width));
+  for (const b of bars) b.catch(() => {});
   head(detail);
   $("run-progress").hidden = true;
   if (detail.metrics) figures(detail.metrics, raw);
@@ -500,12 +550,8 @@ async function render(detail, raw) {
   }
   if (analytics) periods(analytics.monthly_returns, analytics.yearly_returns);
   parameters(detail.params);
-  const params = { ...(detail.params || {}), timeframe: (detail.params || {}).timeframe || detail.timeframe };
-  const symbols = detail.symbols || params.symbols || [];
-  if (symbols.length && params.timeframe) {
-    $("panel-candles").hidden = false;
-    const width = $("candles").clientWidth || 800;
-    const results = await Promise.allSettled(symbols.map((s) => candleChart(s, params, trades, width)));
+  if (symbols.length) {
+    const results = await Promise.allSettled(symbols.map((s, i) => candleChart(s, params, trades, bars[i])));
     const failed = results.filter((r) => r.status === "rejected");
     if (failed.length) {
       say(message, "warning", `The prices of ${failed.length === symbols.length ? "the symbols" : "some symbols"} could not be loaded. ${describe(failed[0].reason)}`);
