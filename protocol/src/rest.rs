@@ -57,10 +57,12 @@ pub struct ValidateResponse {
 /// Every REST error body (and the 401/429 bodies of the WebSocket handshake):
 /// `{"error": CODE, "message"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// Machine-readable code, e.g. `AUTH_FAILED`, `RATE_LIMITED`: one of [`ErrorCode`]'s
     /// names. Kept as text when read, so a client still understands the message of a
     /// newer server's code.
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorCode))]
     pub error: String,
     /// Human-readable text, safe to show.
     pub message: String,
