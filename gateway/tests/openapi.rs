@@ -275,6 +275,29 @@ async fn real_answers_match_their_documented_schemas() {
     assert!(cases.len() >= 25);
     assert!(errors >= 15, "only {errors} error answers");
 
+    // Typed success bodies: the token exchange and its validation.
+    let mut res = awc::Client::new()
+        .post(app.url("/auth/token"))
+        .insert_header(("X-API-Key", key.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.unwrap();
+    let schema = response_schema(&doc, &Method::POST, "/auth/token", 200);
+    assert_eq!(schema["$ref"], "#/components/schemas/TokenResponse");
+    valid(&doc, schema, &answer).unwrap();
+    assert!(valid(&doc, schema, &json!({"access_token": "x"})).is_err());
+    let mut wrong_plan = answer.clone();
+    wrong_plan["plan"] = json!("platinum");
+    assert!(valid(&doc, schema, &wrong_plan).is_err());
+    let (status, answer) = app
+        .call(Method::POST, "/auth/validate", Some(user.as_str()), None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let schema = response_schema(&doc, &Method::POST, "/auth/validate", 200);
+    valid(&doc, schema, &answer).unwrap();
+
     // The check can fail: wrong shapes are refused by the error schema.
     let error = response_schema(&doc, &Method::GET, "/api/keys", 401);
     assert!(valid(

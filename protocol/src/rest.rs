@@ -9,6 +9,7 @@ use crate::plan::Plan;
 
 /// `POST /auth/token` 200 body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The JWT.
     pub access_token: String,
@@ -42,6 +43,7 @@ impl TokenResponse {
 
 /// `POST /auth/validate` 200 body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidateResponse {
     /// Always true in a 200 answer.
     pub valid: bool,
@@ -51,6 +53,7 @@ pub struct ValidateResponse {
     pub plan: Plan,
     /// When the token expires (RFC 3339 on the wire).
     #[serde(with = "crate::time::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 

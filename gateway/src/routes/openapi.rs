@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use actix_web::http::{header, Method};
 use actix_web::{HttpRequest, HttpResponse};
-use protocol::{ApiError, ErrorCode};
+use protocol::{ApiError, ErrorCode, Plan, TokenResponse, ValidateResponse};
 use sha2::{Digest, Sha256};
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
@@ -44,6 +44,13 @@ const PUBLIC: &[&str] = &[
     "/auth/validate",
 ];
 
+/// The routes whose success body has a schema of its own (the others are described as
+/// JSON objects).
+const SUCCESS: &[(&str, &str)] = &[
+    ("/auth/token", "TokenResponse"),
+    ("/auth/validate", "ValidateResponse"),
+];
+
 /// The document.
 pub fn doc() -> OpenApi {
     let mut paths = PathsBuilder::new();
@@ -56,6 +63,9 @@ pub fn doc() -> OpenApi {
     let components = ComponentsBuilder::new()
         .schema_from::<ErrorCode>()
         .schema_from::<ApiError>()
+        .schema_from::<Plan>()
+        .schema_from::<TokenResponse>()
+        .schema_from::<ValidateResponse>()
         .security_scheme(
             BEARER,
             SecurityScheme::Http(
@@ -197,13 +207,16 @@ fn operation(method: &Method, path: &'static str) -> utoipa::openapi::path::Oper
         );
         None
     } else {
+        let content = match SUCCESS.iter().find(|(p, _)| *p == path) {
+            Some((_, name)) => ContentBuilder::new().schema(Some(Ref::from_schema_name(*name))),
+            None => {
+                ContentBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+            }
+        };
         Some(
-            ResponseBuilder::new().description("Success").content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
-                    .build(),
-            ),
+            ResponseBuilder::new()
+                .description("Success")
+                .content("application/json", content.build()),
         )
     };
     if let Some(ok) = success {
