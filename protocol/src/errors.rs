@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 /// Every `error_code` the server sends (`error`, `session_error`, REST bodies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     /// A field is missing or has the wrong type.

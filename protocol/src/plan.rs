@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user's plan; per-plan limits come from configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Plan {
     /// Free tier.

@@ -9,6 +9,7 @@ use crate::plan::Plan;
 
 /// `POST /auth/token` 200 body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     /// The JWT.
     pub access_token: String,
@@ -42,6 +43,7 @@ impl TokenResponse {
 
 /// `POST /auth/validate` 200 body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ValidateResponse {
     /// Always true in a 200 answer.
     pub valid: bool,
@@ -51,16 +53,19 @@ pub struct ValidateResponse {
     pub plan: Plan,
     /// When the token expires (RFC 3339 on the wire).
     #[serde(with = "crate::time::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 
 /// Every REST error body (and the 401/429 bodies of the WebSocket handshake):
 /// `{"error": CODE, "message"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     /// Machine-readable code, e.g. `AUTH_FAILED`, `RATE_LIMITED`: one of [`ErrorCode`]'s
     /// names. Kept as text when read, so a client still understands the message of a
     /// newer server's code.
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorCode))]
     pub error: String,
     /// Human-readable text, safe to show.
     pub message: String,

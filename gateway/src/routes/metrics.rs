@@ -16,6 +16,6 @@ pub async fn metrics(metrics: web::Data<Arc<Metrics>>) -> HttpResponse {
 }
 
 /// Registers `/metrics` (needs `web::Data<Arc<Metrics>>`).
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut impl super::Registrar) {
     resource!(cfg, "/metrics", get => metrics);
 }

@@ -1,19 +1,72 @@
 //! HTTP routes.
 
 /// Registers `path` with one handler per method; any other method gets 405
-/// `METHOD_NOT_ALLOWED` with an `Allow` header listing these.
+/// `METHOD_NOT_ALLOWED` with an `Allow` header listing these. The same line records
+/// `(method, path)` in the route [`table`], which the OpenAPI document is checked against.
 macro_rules! resource {
     ($cfg:expr, $path:expr, $($method:ident => $handler:expr),+ $(,)?) => {
-        $cfg.service(
+        crate::routes::Registrar::resource($cfg, $path, &[$(stringify!($method)),+], || {
             actix_web::web::resource($path)
                 $(.route(actix_web::web::$method().to($handler)))+
                 .default_service(actix_web::web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(
                         crate::errors::HttpError::method_not_allowed(&[$(stringify!($method)),+]),
                     )
-                })),
-        )
+                }))
+        })
     };
+}
+
+/// Where [`resource!`] puts a route: an actix service config, or the route [`Table`].
+pub trait Registrar {
+    /// Adds `path` answering `methods` (lower-case names); `build` makes the resource.
+    fn resource(
+        &mut self,
+        path: &'static str,
+        methods: &[&'static str],
+        build: impl FnOnce() -> actix_web::Resource,
+    );
+}
+
+impl Registrar for web::ServiceConfig {
+    fn resource(
+        &mut self,
+        _path: &'static str,
+        _methods: &[&'static str],
+        build: impl FnOnce() -> actix_web::Resource,
+    ) {
+        self.service(build());
+    }
+}
+
+/// Every `(method, path)` registered, in registration order (paths as actix writes
+/// them, `{id}` segments included, which is also how OpenAPI writes them).
+#[derive(Debug, Default)]
+pub struct Table(pub Vec<(Method, &'static str)>);
+
+impl Registrar for Table {
+    fn resource(
+        &mut self,
+        path: &'static str,
+        methods: &[&'static str],
+        _build: impl FnOnce() -> actix_web::Resource,
+    ) {
+        for m in methods {
+            let method = Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .expect("resource! takes actix's method helpers, all valid methods");
+            self.0.push((method, path));
+        }
+    }
+}
+
+/// The route table: every REST and WebSocket route of the main port (with `/metrics`,
+/// which may live on a port of its own), built by the same [`resource!`] lines that
+/// register them.
+pub fn table() -> Vec<(Method, &'static str)> {
+    let mut t = Table::default();
+    configure(&mut t);
+    metrics::configure(&mut t);
+    t.0
 }
 
 mod accounts;
@@ -25,12 +78,14 @@ mod keys;
 mod limits;
 mod market_data;
 pub mod metrics;
+pub mod openapi;
 mod sessions;
 
+use actix_web::http::Method;
 use actix_web::web;
 
 /// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut impl Registrar) {
     resource!(cfg, "/health", get => health::health);
     resource!(cfg, "/ready", get => health::ready);
     resource!(cfg, "/ws/health", get => health::ws_health);
@@ -66,6 +121,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     resource!(cfg, "/api/sessions/{id}", get => sessions::get, delete => sessions::delete);
     resource!(cfg, "/api/sessions/{id}/trades.csv", get => sessions::trades_csv);
     resource!(cfg, "/ws/simulate", get => crate::ws::simulate);
+    resource!(cfg, "/api/openapi.json", get => openapi::document);
     admin::configure(cfg);
 }
 

@@ -46,7 +46,7 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
 /// Registers the `/admin` routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut impl super::Registrar) {
     resource!(cfg, "/admin/users", get => users::list_users, post => users::create_user);
     resource!(cfg, "/admin/users/{id}", get => users::get_user, patch => users::update_user);
     resource!(cfg, "/admin/users/{id}/unlock", post => users::unlock);
