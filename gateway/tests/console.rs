@@ -2305,7 +2305,9 @@ async fn the_new_backtest_form_explains_bad_input_and_creates_nothing() {
 #[actix_web::test]
 async fn a_running_backtest_is_followed_across_a_reload_and_cancelled() {
     use market_data::{generate, parse_timestamp, write_layout, PriceEncoding, SyntheticSpec};
-    // 400 days of 1-minute bars: long enough to be caught running.
+    // Four symbols of 400 days of 1-minute bars (2.3 million bar steps): long enough
+    // to be caught running, reloaded and cancelled however fast the machine is.
+    const SYMBOLS: [&str; 4] = ["SYNTH", "SYNTHB", "SYNTHC", "SYNTHD"];
     let synth = tempfile::tempdir().unwrap();
     let spec = SyntheticSpec::new(
         "SYNTH",
@@ -2313,14 +2315,17 @@ async fn a_running_backtest_is_followed_across_a_reload_and_cancelled() {
         parse_timestamp("2020-01-01").unwrap(),
         400 * 1440,
     );
-    write_layout(
-        synth.path(),
-        "SYNTH",
-        market_data::Timeframe::Min1,
-        &generate(&spec).candles,
-        PriceEncoding::Float64,
-    )
-    .unwrap();
+    let candles = generate(&spec).candles;
+    for symbol in SYMBOLS {
+        write_layout(
+            synth.path(),
+            symbol,
+            market_data::Timeframe::Min1,
+            &candles,
+            PriceEncoding::Float64,
+        )
+        .unwrap();
+    }
     let app = support::spawn_app_with(Backend::Sqlite, |s| {
         s.market_data
             .roots
@@ -2336,7 +2341,11 @@ async fn a_running_backtest_is_followed_across_a_reload_and_cancelled() {
     new_backtest_page(&browser, &app.url("")).await;
     browser.select("#bt-provider", "synth").await;
     browser.select("#bt-timeframe", "1min").await;
-    browser.click("label[for=bt-symbol-SYNTH]").await;
+    for symbol in SYMBOLS {
+        browser
+            .click(&format!("label[for=bt-symbol-{symbol}]"))
+            .await;
+    }
     browser.fill("input[name='param.fast']", "5").await;
     browser.fill("input[name='param.slow']", "50").await;
     browser.click("#backtest-submit").await;

@@ -198,6 +198,14 @@ fn operation(method: &Method, path: &'static str) -> utoipa::openapi::path::Oper
                 ResponseBuilder::new().description("Switching to the WebSocket protocol"),
             );
         None
+    } else if path == "/api/sessions/{id}/trades.csv" {
+        op = op.response(
+            "200",
+            ResponseBuilder::new()
+                .description("The session's trades as CSV, one row per round trip")
+                .content("text/csv", ContentBuilder::new().build()),
+        );
+        None
     } else if path == "/metrics" {
         op = op.response(
             "200",
