@@ -40,6 +40,7 @@ const ROUTES: &[(&str, &[&str], Body)] = &[
     ("/auth/login", &["POST"], Body::Json),
     ("/auth/refresh", &["POST"], Body::Json),
     ("/auth/logout", &["POST"], Body::None),
+    ("/auth/me", &["GET"], Body::None),
     ("/auth/sessions", &["GET"], Body::None),
     ("/auth/sessions/x", &["DELETE"], Body::None),
     ("/auth/totp/enrol", &["POST"], Body::None),
@@ -51,8 +52,14 @@ const ROUTES: &[(&str, &[&str], Body)] = &[
     ("/api/limits", &["GET"], Body::None),
     ("/api/market-data", &["GET"], Body::None),
     ("/api/market-data/default/GOOG/bars", &["GET"], Body::None),
+    ("/api/strategies", &["GET"], Body::None),
+    ("/api/backtests", &["POST"], Body::Json),
+    ("/api/backtests/x", &["GET"], Body::None),
+    ("/api/backtests/x/cancel", &["POST"], Body::None),
     ("/api/sessions", &["GET"], Body::None),
     ("/api/sessions/x", &["GET", "DELETE"], Body::None),
+    ("/api/sessions/x/trades.csv", &["GET"], Body::None),
+    ("/api/openapi.json", &["GET"], Body::None),
     ("/ws/simulate", &["GET"], Body::None),
     ("/admin/users", &["GET", "POST"], Body::Raw),
     (
@@ -73,6 +80,40 @@ const ROUTES: &[(&str, &[&str], Body)] = &[
     ("/admin/audit", &["GET"], Body::None),
     ("/admin/usage", &["GET"], Body::None),
 ];
+
+/// Whether the concrete `path` is an instance of the route pattern `pattern`
+/// (`{name}` stands for any one segment).
+fn instance_of(path: &str, pattern: &str) -> bool {
+    let (p, q): (Vec<_>, Vec<_>) = (path.split('/').collect(), pattern.split('/').collect());
+    p.len() == q.len()
+        && p.iter()
+            .zip(&q)
+            .all(|(a, b)| a == b || (b.starts_with('{') && b.ends_with('}')))
+}
+
+#[test]
+fn the_list_covers_every_route_of_the_server() {
+    let table = gateway::routes::table();
+    for (method, pattern) in &table {
+        assert!(
+            ROUTES
+                .iter()
+                .any(|(path, methods, _)| instance_of(path, pattern)
+                    && methods.contains(&method.as_str())),
+            "{method} {pattern} is not in ROUTES"
+        );
+    }
+    for (path, methods, _) in ROUTES {
+        for method in *methods {
+            assert!(
+                table
+                    .iter()
+                    .any(|(m, pattern)| m.as_str() == *method && instance_of(path, pattern)),
+                "{method} {path} is in ROUTES but not a route"
+            );
+        }
+    }
+}
 
 /// The method of a body-taking route that takes the body.
 fn body_method(methods: &[&str]) -> Method {

@@ -147,9 +147,6 @@ function figures(metrics, raw) {
 // ---------------------------------------------------------------------------
 // Charts.
 
-/** Charts that follow the log toggle, and resize with their boxes. */
-const drawn = [];
-
 function equityChart(curve, withHold) {
   const box = $("chart-equity");
   const c = chart(box, { rightPriceScale: { mode: lc.PriceScaleMode.Normal } });
@@ -162,7 +159,6 @@ function equityChart(curve, withHold) {
   toggle.addEventListener("change", () => {
     c.priceScale("right").applyOptions({ mode: toggle.checked ? lc.PriceScaleMode.Logarithmic : lc.PriceScaleMode.Normal });
   });
-  drawn.push(c);
   $("panel-equity").hidden = false;
 }
 
@@ -178,7 +174,6 @@ function drawdownChart(curve) {
   });
   area.setData(curve.map((p) => ({ time: seconds(p.time), value: -Number(p.drawdown_pct) })));
   c.timeScale().fitContent();
-  drawn.push(c);
   $("panel-drawdown").hidden = false;
 }
 
@@ -239,7 +234,6 @@ async function candleChart(symbol, params, trades, bars) {
   }
   lc.createSeriesMarkers(candles, fitMarkers(markers, times.length));
   c.timeScale().fitContent();
-  drawn.push(c);
 }
 
 /**
