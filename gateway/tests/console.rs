@@ -1957,7 +1957,7 @@ async fn assert_results_page(browser: &Browser, app: &TestApp, bearer: &str, id:
 async fn the_results_page_of_a_server_side_backtest() {
     let app = spawn().await;
     app.register_verified("rui@example.com", PASSWORD).await;
-    let bearer = bearer_of(&app, "rui@example.com").await;
+    let bearer = app.login_token("rui@example.com", PASSWORD).await;
     let id = goog_backtest(&app, &bearer).await;
     let browser = Browser::open().await;
     browser
@@ -1988,7 +1988,7 @@ async fn the_results_page_of_a_server_side_backtest() {
 async fn a_websocket_session_is_followed_then_shown_on_the_results_page() {
     let app = spawn().await;
     app.register_verified("mia@example.com", PASSWORD).await;
-    let bearer = bearer_of(&app, "mia@example.com").await;
+    let bearer = app.login_token("mia@example.com", PASSWORD).await;
     let mut ws = support::WsClient::connect(&app, &bearer).await;
     ws.until("connection_ready").await;
     let mut sma = support::sma::Sma::default();
@@ -2021,7 +2021,7 @@ async fn a_websocket_session_is_followed_then_shown_on_the_results_page() {
 async fn the_results_page_of_an_unknown_or_someone_elses_session() {
     let app = spawn().await;
     app.register_verified("kai@example.com", PASSWORD).await;
-    let theirs = bearer_of(&app, "kai@example.com").await;
+    let theirs = app.login_token("kai@example.com", PASSWORD).await;
     let id = goog_backtest(&app, &theirs).await;
     app.register_verified("lee@example.com", PASSWORD).await;
     let browser = Browser::open().await;
@@ -2051,18 +2051,14 @@ async fn new_backtest_page(browser: &Browser, base: &str) {
     browser.find("#backtest-form[data-ready]").await;
 }
 
-/// A login's bearer token for `email`, to check over the API what the browser did.
-async fn bearer_of(app: &TestApp, email: &str) -> String {
-    let (status, login) = app
-        .call(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"email": email, "password": PASSWORD, "server": "default"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{login}");
-    login["access_token"].as_str().unwrap().to_string()
+/// Registers `email`, signs in through the login form in a new browser, and keeps a
+/// login's bearer token to check over the API what the browser did.
+async fn signed_in_browser(app: &TestApp, email: &str) -> (String, Browser) {
+    app.register_verified(email, PASSWORD).await;
+    let bearer = app.login_token(email, PASSWORD).await;
+    let browser = Browser::open().await;
+    browser.sign_in(&app.url(""), email, PASSWORD).await;
+    (bearer, browser)
 }
 
 /// Waits until the browser is at `/results/<id>`; the id.
@@ -2086,7 +2082,7 @@ async fn wait_results_path(browser: &Browser) -> String {
 async fn the_new_backtest_form_offers_what_the_catalog_and_the_strategies_hold() {
     let app = spawn().await;
     app.register_verified("nia@example.com", PASSWORD).await;
-    let bearer = bearer_of(&app, "nia@example.com").await;
+    let bearer = app.login_token("nia@example.com", PASSWORD).await;
     let (_, strategies) = app
         .call(Method::GET, "/api/strategies", Some(&bearer), None)
         .await;
@@ -2211,12 +2207,7 @@ async fn the_new_backtest_form_offers_what_the_catalog_and_the_strategies_hold()
 #[actix_web::test]
 async fn a_backtest_run_from_the_form_opens_its_results() {
     let app = spawn().await;
-    app.register_verified("oto@example.com", PASSWORD).await;
-    let bearer = bearer_of(&app, "oto@example.com").await;
-    let browser = Browser::open().await;
-    browser
-        .sign_in(&app.url(""), "oto@example.com", PASSWORD)
-        .await;
+    let (bearer, browser) = signed_in_browser(&app, "oto@example.com").await;
     new_backtest_page(&browser, &app.url("")).await;
     browser.click("label[for=bt-symbol-GOOG]").await;
     browser.select("#bt-timeframe", "daily").await;
@@ -2245,12 +2236,7 @@ async fn a_backtest_run_from_the_form_opens_its_results() {
 #[actix_web::test]
 async fn the_new_backtest_form_explains_bad_input_and_creates_nothing() {
     let app = spawn().await;
-    app.register_verified("pia@example.com", PASSWORD).await;
-    let bearer = bearer_of(&app, "pia@example.com").await;
-    let browser = Browser::open().await;
-    browser
-        .sign_in(&app.url(""), "pia@example.com", PASSWORD)
-        .await;
+    let (bearer, browser) = signed_in_browser(&app, "pia@example.com").await;
     new_backtest_page(&browser, &app.url("")).await;
     // No symbol.
     browser.click("#backtest-submit").await;
@@ -2332,12 +2318,7 @@ async fn a_running_backtest_is_followed_across_a_reload_and_cancelled() {
             .insert("synth".into(), synth.path().to_path_buf());
     })
     .await;
-    app.register_verified("quy@example.com", PASSWORD).await;
-    let bearer = bearer_of(&app, "quy@example.com").await;
-    let browser = Browser::open().await;
-    browser
-        .sign_in(&app.url(""), "quy@example.com", PASSWORD)
-        .await;
+    let (bearer, browser) = signed_in_browser(&app, "quy@example.com").await;
     new_backtest_page(&browser, &app.url("")).await;
     browser.select("#bt-provider", "synth").await;
     browser.select("#bt-timeframe", "1min").await;

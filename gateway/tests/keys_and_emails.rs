@@ -12,16 +12,7 @@ const PASSWORD: &str = "correct horse battery staple";
 
 async fn access_token(app: &TestApp, email: &str) -> String {
     app.register_verified(email, PASSWORD).await;
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"email": email, "password": PASSWORD, "server": "default"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
+    app.login_token(email, PASSWORD).await
 }
 
 async fn rotating_a_rotated_key_is_a_conflict(backend: Backend) {

@@ -219,3 +219,12 @@ export function waitText(seconds) {
   const minutes = Math.ceil(seconds / 60);
   return `${minutes} minute${minutes === 1 ? "" : "s"}`;
 }
+
+/** Session states in which a session is still running (or can run). */
+export const LIVE_STATES = new Set(["ready", "running", "paused"]);
+
+/** A session state as a badge. */
+export function stateBadge(state) {
+  const kind = { running: "badge-info", ready: "badge-info", paused: "badge-warning", completed: "badge-success", error: "badge-danger" }[state];
+  return h("span", { class: `badge ${kind || ""}` }, state);
+}

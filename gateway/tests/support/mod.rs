@@ -282,6 +282,22 @@ impl TestApp {
         token
     }
 
+    /// The access token of a login (`POST /auth/login` on the default server) of an
+    /// account that can log in.
+    pub async fn login_token(&self, email: &str, password: &str) -> String {
+        let body = serde_json::json!({"email": email, "password": password, "server": "default"});
+        let (status, login) = self
+            .call(
+                actix_web::http::Method::POST,
+                "/auth/login",
+                None,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "{login}");
+        login["access_token"].as_str().unwrap().to_string()
+    }
+
     /// [`call_at`] this gateway.
     pub async fn call(
         &self,

@@ -3,23 +3,14 @@
 
 import { get } from "../api.js";
 import { shell } from "../shell.js";
-import { $, clear, describe, h, money, percent, say, when } from "../ui.js";
+import { $, LIVE_STATES, clear, describe, h, money, percent, say, stateBadge, when } from "../ui.js";
 
-const LIVE = new Set(["ready", "running", "paused"]);
 const POLL_MS = 3000;
 let timer = null;
 
-const STATE_BADGE = {
-  running: "badge-info",
-  ready: "badge-info",
-  paused: "badge-warning",
-  completed: "badge-success",
-  error: "badge-danger",
-};
-
 function stateCell(session) {
-  const cell = h("td", { "data-label": "State" }, h("span", { class: `badge ${STATE_BADGE[session.state] || ""}` }, session.state));
-  if (LIVE.has(session.state) && session.ticks_total) {
+  const cell = h("td", { "data-label": "State" }, stateBadge(session.state));
+  if (LIVE_STATES.has(session.state) && session.ticks_total) {
     const done = session.sequence_id || 0;
     const pct = Math.min(100, (100 * done) / session.ticks_total);
     cell.append(
@@ -53,7 +44,7 @@ async function loadSessions() {
     $("sessions-body").replaceChildren(...sessions.map(row));
     $("sessions-table").hidden = sessions.length === 0;
     $("sessions-empty").hidden = sessions.length !== 0;
-    const live = sessions.filter((s) => LIVE.has(s.state)).length;
+    const live = sessions.filter((s) => LIVE_STATES.has(s.state)).length;
     $("sessions-sub").textContent = live
       ? `${live} live, updating every few seconds. Newest first.`
       : "Your live and finished simulations, newest first.";

@@ -13,18 +13,10 @@
 import { api, get } from "../api.js";
 import { chart, lc } from "../charts.js";
 import { shell } from "../shell.js";
-import { $, clear, copyButton, describe, h, money, say, when } from "../ui.js";
+import { $, LIVE_STATES, clear, copyButton, describe, h, money, say, stateBadge, when } from "../ui.js";
 
-const LIVE = new Set(["ready", "running", "paused"]);
 const POLL_MS = 2000;
 const TRADES_PER_PAGE = 100;
-const STATE_BADGE = {
-  running: "badge-info",
-  ready: "badge-info",
-  paused: "badge-warning",
-  completed: "badge-success",
-  error: "badge-danger",
-};
 const COLORS = {
   equity: "#2947d6",
   hold: "#98a2b3",
@@ -497,9 +489,7 @@ function head(detail) {
   const symbols = (detail.symbols || params.symbols || []).join(", ");
   const range = [params.start_date, params.end_date].filter(Boolean).map(dateText).join(" to ");
   $("run-sub").textContent = [symbols, detail.timeframe || params.timeframe, range, `created ${when(detail.created_at)}`].filter(Boolean).join(" · ");
-  const badge = $("run-state");
-  badge.textContent = detail.state;
-  badge.className = `badge ${STATE_BADGE[detail.state] || ""}`;
+  $("run-state").replaceChildren(stateBadge(detail.state));
   const csv = $("trades-csv");
   csv.href = `/api/sessions/${encodeURIComponent(detail.session_id)}/trades.csv`;
   csv.hidden = !detail.trades;
@@ -558,7 +548,7 @@ async function main() {
   try {
     let { detail, raw } = await loadSession();
     await signedIn;
-    while (LIVE.has(detail.state)) {
+    while (LIVE_STATES.has(detail.state)) {
       head(detail);
       progress(detail);
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
